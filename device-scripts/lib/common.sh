@@ -1,0 +1,254 @@
+# shellcheck shell=sh
+# shellcheck disable=SC2034 # MODEM_* variables are read by the sourcing scripts
+# Helpers shared by modem-info.sh and modem-upgrade.sh. POSIX sh, BusyBox ash.
+# Sourced, never executed. Every external command sits behind a variable so
+# that an emulator (or another vendor's tooling) can stand in for it.
+
+MMCLI=${MMCLI:-mmcli}
+UCI=${UCI:-uci}
+CURL=${CURL:-curl}
+WGET=${WGET:-wget}
+SYSFS_ROOT=${SYSFS_ROOT:-/sys}
+DEV_DIR=${DEV_DIR:-/dev}
+AT_HELPER=${AT_HELPER:-$SCRIPT_DIR/at-command.sh}
+# USB interface numbers of the DIAG (flashing) and primary AT ports in the
+# FN990A's usual compositions; ttyUSB numbers are never hard-coded.
+DIAG_INTERFACE=${DIAG_INTERFACE:-0}
+AT_INTERFACE=${AT_INTERFACE:-2}
+AT_TIMEOUT=${AT_TIMEOUT:-5}
+
+# vendor:product ids of a modem that sits in a flashing mode after an
+# interrupted upgrade: Telit bootloader, Qualcomm EDL, fastboot.
+FLASHING_USB_IDS="1bc7:9010 05c6:9008 18d1:d00d"
+MODEM_USB_VENDOR=${MODEM_USB_VENDOR:-1bc7}
+
+have_command() {
+	command -v "$1" >/dev/null 2>&1
+}
+
+# --- bounded waits ---------------------------------------------------------
+# BusyBox on OpenWrt has no `timeout`: a background watchdog kills the
+# command when its time is up. SCRATCH must name a writable directory.
+
+watchdog_start() { # seconds pid
+	rm -f "$SCRATCH/timed-out"
+	(
+		trap 'kill "$wd_sleep" 2>/dev/null; exit 0' TERM
+		sleep "$1" &
+		wd_sleep=$!
+		wait "$wd_sleep"
+		: >"$SCRATCH/timed-out"
+		kill -TERM "$2" 2>/dev/null
+		sleep 2
+		kill -KILL "$2" 2>/dev/null
+	) >/dev/null 2>&1 &
+	WATCHDOG_PID=$!
+}
+
+watchdog_stop() {
+	if [ -n "$WATCHDOG_PID" ]; then
+		kill -TERM "$WATCHDOG_PID" 2>/dev/null
+		wait "$WATCHDOG_PID" 2>/dev/null
+		WATCHDOG_PID=
+	fi
+}
+
+watchdog_fired() {
+	[ -f "$SCRATCH/timed-out" ]
+}
+
+# run_bounded SECONDS COMMAND [ARGS...]: returns the command's status, or
+# 124 when it had to be killed.
+run_bounded() {
+	rb_limit=$1
+	shift
+	"$@" &
+	rb_pid=$!
+	watchdog_start "$rb_limit" "$rb_pid"
+	wait "$rb_pid"
+	rb_rc=$?
+	watchdog_stop
+	if watchdog_fired; then
+		return 124
+	fi
+	return "$rb_rc"
+}
+
+# --- JSON ------------------------------------------------------------------
+
+# Reads text on stdin, prints it as the inside of a JSON string: lines joined
+# with \n, backslash, quote and tab escaped, other control characters dropped.
+json_escape() {
+	tr -d '\000-\010\013-\037' | awk '
+		{
+			gsub(/\\/, "\\\\")
+			gsub(/"/, "\\\"")
+			gsub(/\t/, "\\t")
+			printf "%s%s", (NR > 1 ? "\\n" : ""), $0
+		}'
+}
+
+json_string() {
+	printf '"%s"' "$(printf '%s' "$1" | json_escape)"
+}
+
+# json_get KEY: value of the last "KEY":"value" pair in the JSON on stdin.
+# Enough for mmcli's flat output; not a general parser.
+json_get() {
+	tr -d '\n' | sed -n "s/.*\"$1\"[ ]*:[ ]*\"\([^\"]*\)\".*/\1/p"
+}
+
+# --- USB / sysfs -----------------------------------------------------------
+
+# Sets MODEM_USB (usb path such as 2-1), MODEM_USB_ID (vid:pid) and
+# MODEM_MODE (normal, flashing or absent) from sysfs.
+find_modem_usb() {
+	MODEM_USB=
+	MODEM_USB_ID=
+	MODEM_MODE=absent
+	for fmu_dev in "$SYSFS_ROOT"/bus/usb/devices/*; do
+		if [ ! -r "$fmu_dev/idVendor" ] || [ ! -r "$fmu_dev/idProduct" ]; then
+			continue
+		fi
+		fmu_id="$(cat "$fmu_dev/idVendor"):$(cat "$fmu_dev/idProduct")"
+		for fmu_flash in $FLASHING_USB_IDS; do
+			if [ "$fmu_id" = "$fmu_flash" ]; then
+				MODEM_USB=${fmu_dev##*/}
+				MODEM_USB_ID=$fmu_id
+				MODEM_MODE=flashing
+				return 0
+			fi
+		done
+		case $fmu_id in
+		"$MODEM_USB_VENDOR":*)
+			MODEM_USB=${fmu_dev##*/}
+			MODEM_USB_ID=$fmu_id
+			MODEM_MODE=normal
+			return 0
+			;;
+		esac
+	done
+	return 1
+}
+
+# tty_of_interface USB_PATH INTERFACE: prints /dev/ttyUSBn or nothing.
+tty_of_interface() {
+	for toi_tty in "$SYSFS_ROOT/bus/usb/devices/$1:1.$2"/ttyUSB*; do
+		[ -e "$toi_tty" ] || continue
+		printf '%s/%s\n' "$DEV_DIR" "${toi_tty##*/}"
+		return 0
+	done
+	return 1
+}
+
+# --- AT commands -----------------------------------------------------------
+
+# at_query PORT COMMAND: prints the answer lines (no echo, no blank lines, no
+# final OK); fails on ERROR, silence or timeout.
+at_query() {
+	atq_out=$(run_bounded "$AT_TIMEOUT" "$AT_HELPER" "$1" "$2" 2>/dev/null) || return 1
+	atq_out=$(printf '%s\n' "$atq_out" | tr -d '\r' | grep -v -e '^[[:space:]]*$' -e "^$2\$")
+	case $atq_out in
+	*ERROR*) return 1 ;;
+	esac
+	printf '%s\n' "$atq_out" | grep -q '^OK$' || return 1
+	printf '%s\n' "$atq_out" | sed '/^OK$/,$d'
+}
+
+# --- modem identification --------------------------------------------------
+
+# Fills MODEM_* variables: MODE, USB, USB_ID, AT_PORT, DIAG_PORT,
+# MANUFACTURER, MODEL, REVISION (package version, #SWPKGV line 1),
+# FIRMWARE (modem firmware, #SWPKGV line 2), IMEI, UID (ModemManager device
+# uid) and SOURCE (mmcli or at). Values a modem does not give stay empty.
+identify_modem_state() {
+	MODEM_AT_PORT=
+	MODEM_DIAG_PORT=
+	MODEM_MANUFACTURER=
+	MODEM_MODEL=
+	MODEM_REVISION=
+	MODEM_FIRMWARE=
+	MODEM_IMEI=
+	MODEM_UID=
+	MODEM_SOURCE=
+	find_modem_usb || return 0
+	MODEM_DIAG_PORT=$(tty_of_interface "$MODEM_USB" "$DIAG_INTERFACE")
+	[ "$MODEM_MODE" = normal ] || return 0
+	MODEM_AT_PORT=$(tty_of_interface "$MODEM_USB" "$AT_INTERFACE")
+	identify_with_mmcli || identify_with_at
+	# ModemManager does not show #SWPKGV line 2 (and `mmcli --command`
+	# needs debug mode), so the firmware string always comes from AT.
+	if [ -z "$MODEM_FIRMWARE" ] && [ -n "$MODEM_AT_PORT" ]; then
+		read_swpkgv
+	fi
+	return 0
+}
+
+mm_value() {
+	mmv=$(printf '%s' "$MM_JSON" | json_get "$1")
+	[ "$mmv" = "--" ] && mmv=
+	printf '%s' "$mmv"
+}
+
+identify_with_mmcli() {
+	have_command "$MMCLI" || return 1
+	mm_index=$(run_bounded "$AT_TIMEOUT" "$MMCLI" -L 2>/dev/null |
+		sed -n 's|.*/Modem/\([0-9][0-9]*\).*|\1|p' | head -n 1)
+	[ -n "$mm_index" ] || return 1
+	MM_JSON=$(run_bounded "$AT_TIMEOUT" "$MMCLI" -m "$mm_index" -J 2>/dev/null) || return 1
+	MODEM_MODEL=$(mm_value model)
+	[ -n "$MODEM_MODEL" ] || return 1
+	MODEM_MANUFACTURER=$(mm_value manufacturer)
+	MODEM_REVISION=$(mm_value revision)
+	MODEM_IMEI=$(mm_value equipment-identifier)
+	MODEM_UID=$(mm_value device)
+	MODEM_SOURCE=mmcli
+}
+
+read_swpkgv() {
+	rs_lines=$(at_query "$MODEM_AT_PORT" 'AT#SWPKGV') || return 1
+	MODEM_REVISION=$(printf '%s\n' "$rs_lines" | sed -n 1p)
+	MODEM_FIRMWARE=$(printf '%s\n' "$rs_lines" | sed -n 2p)
+}
+
+# at_first_line PORT COMMAND: first answer line; fails when there is none.
+at_first_line() {
+	afl=$(at_query "$1" "$2") || return 1
+	afl=$(printf '%s\n' "$afl" | head -n 1)
+	[ -n "$afl" ] || return 1
+	printf '%s' "$afl"
+}
+
+identify_with_at() {
+	[ -n "$MODEM_AT_PORT" ] || return 1
+	MODEM_MODEL=$(at_first_line "$MODEM_AT_PORT" 'AT+CGMM') || return 1
+	MODEM_SOURCE="at"
+	MODEM_MANUFACTURER=$(at_first_line "$MODEM_AT_PORT" 'AT+CGMI')
+	MODEM_IMEI=$(at_first_line "$MODEM_AT_PORT" 'AT+CGSN')
+	read_swpkgv ||
+		MODEM_REVISION=$(at_first_line "$MODEM_AT_PORT" 'AT+CGMR') ||
+		MODEM_REVISION=$(at_first_line "$MODEM_AT_PORT" 'AT+GMR')
+	return 0
+}
+
+# The version that --expected-version is compared with: the modem firmware
+# (#SWPKGV line 2, e.g. M0R.010000-B022) when the modem gives it, otherwise
+# the revision (package version, e.g. 45.00.010-B022-P0R.001600).
+modem_version() {
+	if [ -n "$MODEM_FIRMWARE" ]; then
+		printf '%s' "$MODEM_FIRMWARE"
+	else
+		printf '%s' "$MODEM_REVISION"
+	fi
+}
+
+modem_json() {
+	printf '{"manufacturer":%s,"model":%s,"revision":%s,"firmware":%s,"imei":%s,' \
+		"$(json_string "$MODEM_MANUFACTURER")" "$(json_string "$MODEM_MODEL")" \
+		"$(json_string "$MODEM_REVISION")" "$(json_string "$MODEM_FIRMWARE")" \
+		"$(json_string "$MODEM_IMEI")"
+	printf '"ports":{"at":%s,"diag":%s},"mode":%s,"source":%s,"usb_id":%s}\n' \
+		"$(json_string "$MODEM_AT_PORT")" "$(json_string "$MODEM_DIAG_PORT")" \
+		"$(json_string "$MODEM_MODE")" "$(json_string "$MODEM_SOURCE")" \
+		"$(json_string "$MODEM_USB_ID")"
+}

@@ -1,0 +1,427 @@
+#!/bin/sh
+# modem-upgrade.sh: flashes a cellular modem's firmware with the vendor tool
+# (Telit uxfp for the FN990A), journaling every step on the device and
+# reporting progress to OpenWISP while the uplink allows.
+# POSIX sh for BusyBox ash. Contract: docs/user/device-contract.rst.
+
+EXIT_SUCCESS=0
+EXIT_RECOVERABLE=1   # nothing was written to the modem, the server may retry
+EXIT_IRRECOVERABLE=2 # bad image, wrong model, tool error, wrong version after flash
+EXIT_ABORTED=3       # flash interrupted (modem left in flashing mode or lost) or killed
+EXIT_BUSY=4          # another instance holds this operation's lock
+EXIT_USAGE=64        # bad or hostile arguments
+
+SCRIPT_DIR=$(cd "${0%/*}" && pwd) || exit 1
+SELF="$SCRIPT_DIR/${0##*/}"
+# shellcheck source=lib/common.sh
+. "$SCRIPT_DIR/lib/common.sh"
+# shellcheck source=lib/journal.sh
+. "$SCRIPT_DIR/lib/journal.sh"
+# shellcheck source=lib/report.sh
+. "$SCRIPT_DIR/lib/report.sh"
+
+MIN_FREE_KB=${MIN_FREE_KB:-64}
+POLL_INTERVAL=${POLL_INTERVAL:-2}
+INHIBIT_SETTLE=${INHIBIT_SETTLE:-1}
+
+main() {
+	parse_arguments "$@"
+	[ -n "$DETACH" ] && detach "$@"
+	take_lock
+	start_operation
+	verify_firmware_file
+	identify_modem
+	release_modem_ports
+	flash_modem
+	wait_for_modem_reboot
+	verify_modem_version
+	finish "$EXIT_SUCCESS" "firmware $EXPECTED_VERSION verified"
+}
+
+usage() {
+	printf 'modem-upgrade.sh: %s\n' "$1" >&2
+	printf 'see docs/user/device-contract.rst for the arguments\n' >&2
+	exit "$EXIT_USAGE"
+}
+
+# check_value NAME VALUE CHARSET-PATTERN: exits 64 unless VALUE is non-empty
+# and made only of the characters of the bracket pattern CHARSET-PATTERN.
+check_value() {
+	[ -n "$2" ] || usage "$1 needs a value"
+	case $2 in
+	*[!$3]*) usage "$1 has characters outside [$3]" ;;
+	esac
+	[ "${#2}" -le 512 ] || usage "$1 is too long"
+}
+
+check_number() {
+	check_value "$1" "$2" '0-9.'
+	case $2 in
+	.* | *.*.* | *.) usage "$1 is not a number" ;;
+	esac
+}
+
+parse_arguments() {
+	OPERATION_ID='' FIRMWARE='' SHA256='' EXPECTED_VERSION='' EXPECTED_MODEL=''
+	WORKDIR='' TOOL=${UXFP:-uxfp} TOOL_ARGS='' REPORT_URL='' DEVICE_UUID='' DEVICE_KEY=''
+	NO_CHECKSUM='' DETACH='' MODEM_SERVICE='' LOSSRECOVERY=''
+	FLASH_TIMEOUT=1800 REBOOT_TIMEOUT=300 REPORT_INTERVAL=10
+	FINAL_REPORT_TIMEOUT=600 HTTP_TIMEOUT=10
+	while [ $# -gt 0 ]; do
+		pa_option=$1
+		case $pa_option in
+		--no-checksum) NO_CHECKSUM=1; shift; continue ;;
+		--detach)
+			# the detached copy gets the same arguments and must not detach again
+			[ -z "$MODEM_UPGRADE_DETACHED" ] && DETACH=1
+			shift
+			continue
+			;;
+		--lossrecovery) LOSSRECOVERY=1; shift; continue ;;
+		--*=*) usage "use '--option value', not '$pa_option'" ;;
+		--*) [ $# -ge 2 ] || usage "$pa_option needs a value" ;;
+		*) usage "unexpected argument" ;;
+		esac
+		pa_value=$2
+		shift 2
+		case $pa_option in
+		--operation-id) check_value "$pa_option" "$pa_value" '0-9a-f-'; OPERATION_ID=$pa_value ;;
+		--firmware) check_value "$pa_option" "$pa_value" 'A-Za-z0-9._/+-'; FIRMWARE=$pa_value ;;
+		--sha256) check_value "$pa_option" "$pa_value" '0-9a-fA-F'; SHA256=$pa_value ;;
+		--expected-version) check_value "$pa_option" "$pa_value" 'A-Za-z0-9._+-'; EXPECTED_VERSION=$pa_value ;;
+		--expected-model) check_value "$pa_option" "$pa_value" 'A-Za-z0-9._+-'; EXPECTED_MODEL=$pa_value ;;
+		--workdir) check_value "$pa_option" "$pa_value" 'A-Za-z0-9._/+-'; WORKDIR=$pa_value ;;
+		--tool) check_value "$pa_option" "$pa_value" 'A-Za-z0-9._/+-'; TOOL=$pa_value ;;
+		--tool-args) check_value "$pa_option" "$pa_value" 'A-Za-z0-9._=:/,+ -'; TOOL_ARGS=$pa_value ;;
+		--report-url) check_value "$pa_option" "$pa_value" 'A-Za-z0-9._~:/%@+[]-'; REPORT_URL=$pa_value ;;
+		--device-uuid) check_value "$pa_option" "$pa_value" '0-9a-fA-F-'; DEVICE_UUID=$pa_value ;;
+		--device-key) check_value "$pa_option" "$pa_value" 'A-Za-z0-9'; DEVICE_KEY=$pa_value ;;
+		--modem-service) check_value "$pa_option" "$pa_value" 'A-Za-z0-9._/+-'; MODEM_SERVICE=$pa_value ;;
+		--flash-timeout) check_number "$pa_option" "$pa_value"; FLASH_TIMEOUT=$pa_value ;;
+		--reboot-timeout) check_number "$pa_option" "$pa_value"; REBOOT_TIMEOUT=$pa_value ;;
+		--report-interval) check_number "$pa_option" "$pa_value"; REPORT_INTERVAL=$pa_value ;;
+		--final-report-timeout) check_number "$pa_option" "$pa_value"; FINAL_REPORT_TIMEOUT=$pa_value ;;
+		--http-timeout) check_number "$pa_option" "$pa_value"; HTTP_TIMEOUT=$pa_value ;;
+		*) usage "unknown option $pa_option" ;;
+		esac
+	done
+	[ -n "$OPERATION_ID" ] || usage "--operation-id is required"
+	[ -n "$FIRMWARE" ] || usage "--firmware is required"
+	[ -n "$EXPECTED_VERSION" ] || usage "--expected-version is required"
+	[ -n "$EXPECTED_MODEL" ] || usage "--expected-model is required"
+	[ -n "$WORKDIR" ] || usage "--workdir is required"
+	[ "${#OPERATION_ID}" -le 64 ] || usage "--operation-id is too long"
+	if [ -z "$NO_CHECKSUM" ]; then
+		[ "${#SHA256}" -eq 64 ] || usage "--sha256 needs 64 hex digits (or --no-checksum)"
+		SHA256=$(printf '%s' "$SHA256" | tr 'A-F' 'a-f')
+	fi
+	for pa_number in "$FLASH_TIMEOUT" "$REBOOT_TIMEOUT" "$FINAL_REPORT_TIMEOUT" "$HTTP_TIMEOUT"; do
+		case $pa_number in *.*) usage "timeouts are whole seconds" ;; esac
+	done
+	unset MODEM_UPGRADE_DETACHED
+	OPDIR="$WORKDIR/$OPERATION_ID"
+	SCRATCH=$OPDIR
+	JOURNAL="$OPDIR/journal"
+}
+
+lock_holder_alive() {
+	lh_pid=$(cat "$OPDIR/lock/pid" 2>/dev/null)
+	[ -n "$lh_pid" ] && kill -0 "$lh_pid" 2>/dev/null
+}
+
+# Re-executes this script in its own session (start-stop-daemon -b, since
+# OpenWrt has neither nohup nor setsid) and prints the journal path.
+detach() {
+	mkdir -p "$OPDIR" || exit "$EXIT_RECOVERABLE"
+	if [ -d "$OPDIR/lock" ] && lock_holder_alive; then
+		printf '%s\n' "$JOURNAL"
+		exit "$EXIT_BUSY"
+	fi
+	rm -f "$OPDIR/detach.pid"
+	MODEM_UPGRADE_DETACHED=1 start-stop-daemon -S -b -m -p "$OPDIR/detach.pid" \
+		-x "$(command -v sh)" -- "$SELF" "$@" || exit "$EXIT_RECOVERABLE"
+	printf '%s\n' "$JOURNAL"
+	exit "$EXIT_SUCCESS"
+}
+
+# mkdir is atomic; the holder's pid tells a live lock from a stale one left
+# by a process that was killed with SIGKILL or lost power.
+take_lock() {
+	mkdir -p "$OPDIR" || exit "$EXIT_RECOVERABLE"
+	if ! mkdir "$OPDIR/lock" 2>/dev/null; then
+		lock_holder_alive && exit "$EXIT_BUSY"
+		sleep 1 # the holder may be between mkdir and writing its pid
+		lock_holder_alive && exit "$EXIT_BUSY"
+		rm -rf "$OPDIR/lock"
+		mkdir "$OPDIR/lock" 2>/dev/null || exit "$EXIT_BUSY"
+	fi
+	printf '%s\n' "$$" >"$OPDIR/lock/pid"
+	if [ -f "$OPDIR/exit_code" ]; then
+		# already finished: starting it again changes nothing
+		tl_code=$(cat "$OPDIR/exit_code")
+		rm -rf "$OPDIR/lock"
+		printf '%s\n' "$JOURNAL"
+		exit "$tl_code"
+	fi
+}
+
+start_operation() {
+	printf '%s\n' "$$" >"$OPDIR/pid"
+	journal_open "$JOURNAL"
+	trap on_exit EXIT
+	trap 'on_signal TERM' TERM
+	trap 'on_signal INT' INT
+	# the SSH session that started us may vanish with the uplink: carry on
+	trap '' HUP PIPE
+	resolve_report_endpoint
+	progress 10 "operation $OPERATION_ID started (pid $$) for $EXPECTED_MODEL $EXPECTED_VERSION"
+	reporter_start
+}
+
+resolve_report_endpoint() {
+	REPORT_ENDPOINT=
+	if have_command "$UCI"; then
+		[ -n "$REPORT_URL" ] || REPORT_URL=$("$UCI" -q get openwisp.http.url 2>/dev/null)
+		[ -n "$DEVICE_UUID" ] || DEVICE_UUID=$("$UCI" -q get openwisp.http.uuid 2>/dev/null)
+		[ -n "$DEVICE_KEY" ] || DEVICE_KEY=$("$UCI" -q get openwisp.http.key 2>/dev/null)
+	fi
+	# values read from UCI pass the same checks as arguments
+	case $REPORT_URL in
+	'' | *[!A-Za-z0-9._~:/%@+[\]-]*) REPORT_URL= ;;
+	esac
+	case $DEVICE_KEY in
+	'' | *[!A-Za-z0-9]*) DEVICE_KEY= ;;
+	esac
+	[ -n "$REPORT_URL" ] && [ -n "$DEVICE_KEY" ] || return 0
+	REPORT_ENDPOINT="${REPORT_URL%/}/api/v1/modem-upgrader/upgrade-operation/$OPERATION_ID/?key=$DEVICE_KEY"
+}
+
+# --- stages ----------------------------------------------------------------
+
+verify_firmware_file() {
+	if [ ! -f "$FIRMWARE" ] || [ ! -r "$FIRMWARE" ] || [ ! -s "$FIRMWARE" ]; then
+		finish "$EXIT_RECOVERABLE" "firmware file $FIRMWARE is missing or empty"
+	fi
+	vf_free=$(df -Pk "$OPDIR" 2>/dev/null | awk 'NR == 2 { print $4 }')
+	case $vf_free in '' | *[!0-9]*) vf_free=$MIN_FREE_KB ;; esac
+	[ "$vf_free" -ge "$MIN_FREE_KB" ] ||
+		finish "$EXIT_RECOVERABLE" "only ${vf_free} KB free in $WORKDIR"
+	if [ -n "$NO_CHECKSUM" ]; then
+		progress 20 "checksum verification skipped (--no-checksum)"
+		return 0
+	fi
+	progress 10 "verifying sha256 of $FIRMWARE"
+	vf_sum=$(sha256sum "$FIRMWARE" | cut -d ' ' -f 1)
+	[ "$vf_sum" = "$SHA256" ] ||
+		finish "$EXIT_IRRECOVERABLE" "sha256 mismatch: expected $SHA256, file has $vf_sum (incomplete or corrupted upload)"
+	progress 20 "sha256 verified"
+}
+
+identify_modem() {
+	identify_modem_state
+	case $MODEM_MODE in
+	absent) finish "$EXIT_RECOVERABLE" "no modem found on USB" ;;
+	flashing)
+		LOSSRECOVERY=1
+		progress 20 "modem found in flashing mode (USB $MODEM_USB_ID): recovering with --lossrecovery; its model cannot be read, the tool checks the image"
+		return 0
+		;;
+	esac
+	[ -n "$MODEM_MODEL" ] ||
+		finish "$EXIT_RECOVERABLE" "modem (USB $MODEM_USB_ID) does not answer"
+	[ "$MODEM_MODEL" = "$EXPECTED_MODEL" ] ||
+		finish "$EXIT_IRRECOVERABLE" "image is for $EXPECTED_MODEL but the modem is $MODEM_MODEL: refused"
+	progress 20 "modem $MODEM_MANUFACTURER $MODEM_MODEL, firmware $(modem_version), revision $MODEM_REVISION, IMEI $MODEM_IMEI (via $MODEM_SOURCE)"
+	if [ "$(modem_version)" = "$EXPECTED_VERSION" ]; then
+		progress 20 "modem already runs $EXPECTED_VERSION: flashing it again"
+	fi
+}
+
+release_modem_ports() {
+	have_command "$TOOL" || finish "$EXIT_RECOVERABLE" "flashing tool $TOOL not found"
+	if [ -n "$MODEM_UID" ] && have_command "$MMCLI"; then
+		# the inhibition lasts as long as this mmcli process lives
+		"$MMCLI" --inhibit-device="$MODEM_UID" >/dev/null 2>&1 &
+		INHIBIT_PID=$!
+		sleep "$INHIBIT_SETTLE"
+		kill -0 "$INHIBIT_PID" 2>/dev/null || {
+			INHIBIT_PID=
+			finish "$EXIT_RECOVERABLE" "ModemManager refused to inhibit $MODEM_UID"
+		}
+		progress 20 "ModemManager inhibited on $MODEM_UID"
+	elif [ -n "$MODEM_SERVICE" ]; then
+		run_bounded 60 "$MODEM_SERVICE" stop >/dev/null 2>&1 ||
+			finish "$EXIT_RECOVERABLE" "could not stop $MODEM_SERVICE"
+		SERVICE_STOPPED=1
+		progress 20 "$MODEM_SERVICE stopped"
+	fi
+	if [ "$MODEM_MODE" = normal ]; then
+		if at_query "$MODEM_AT_PORT" 'AT+CFUN=0' >/dev/null; then
+			RADIO_OFF=1
+			progress 20 "radio off (AT+CFUN=0)"
+		else
+			progress 20 "AT+CFUN=0 not acknowledged, flashing anyway"
+		fi
+	fi
+	find_modem_usb
+	FLASH_PORT=$(tty_of_interface "$MODEM_USB" "$DIAG_INTERFACE") ||
+		finish "$EXIT_RECOVERABLE" "no DIAG port under $SYSFS_ROOT/bus/usb/devices/$MODEM_USB:1.$DIAG_INTERFACE"
+}
+
+flash_modem() {
+	set -- --file "$FIRMWARE" --port "$FLASH_PORT"
+	[ -n "$LOSSRECOVERY" ] && set -- "$@" --lossrecovery
+	set -f
+	for fm_arg in $TOOL_ARGS; do
+		set -- "$@" "$fm_arg"
+	done
+	set +f
+	progress 20 "running $TOOL $*"
+	rm -f "$OPDIR/tool.raw" "$OPDIR/tool.lines"
+	mkfifo "$OPDIR/tool.raw" "$OPDIR/tool.lines" ||
+		finish "$EXIT_RECOVERABLE" "cannot create fifos in $OPDIR"
+	FLASH_STARTED=1
+	"$TOOL" "$@" >"$OPDIR/tool.raw" 2>&1 &
+	TOOL_PID=$!
+	# progress lines may end in \r only
+	tr '\r' '\n' <"$OPDIR/tool.raw" >"$OPDIR/tool.lines" &
+	watchdog_start "$FLASH_TIMEOUT" "$TOOL_PID"
+	while IFS= read -r fm_line; do
+		handle_tool_line "$fm_line"
+	done <"$OPDIR/tool.lines"
+	wait "$TOOL_PID"
+	fm_rc=$?
+	TOOL_PID=
+	watchdog_stop
+	rm -f "$OPDIR/tool.raw" "$OPDIR/tool.lines"
+	if watchdog_fired; then
+		flash_failed "$TOOL did not finish within ${FLASH_TIMEOUT}s: killed"
+	elif [ "$fm_rc" -ne 0 ]; then
+		flash_failed "$TOOL failed with exit status $fm_rc"
+	fi
+	progress 90 "$TOOL finished"
+	restore_modem_ports
+}
+
+# Maps "[+] flashing [<name>] <pct>%, transferred <n>/<total> B" to 20-90%;
+# other non-empty lines go to the journal as they are.
+handle_tool_line() {
+	printf '%s\n' "$1" >>"$OPDIR/tool.log"
+	case $1 in
+	'') return 0 ;;
+	*'flashing ['*'] '*'%'*)
+		htl_pct=${1##*\] }
+		htl_pct=${htl_pct%%%*}
+		case $htl_pct in '' | *[!0-9]*) progress "$JOURNAL_PERCENT" "$1"; return 0 ;; esac
+		[ "$htl_pct" -gt 100 ] && htl_pct=100
+		htl_pct=$((20 + htl_pct * 70 / 100))
+		[ "$htl_pct" -gt "$JOURNAL_PERCENT" ] && progress "$htl_pct" "$1"
+		;;
+	*) progress "$JOURNAL_PERCENT" "$1" ;;
+	esac
+	return 0
+}
+
+# After a failed flash the modem tells which outcome is true: back in normal
+# mode (the old firmware still runs: irrecoverable error of the tool), or
+# left in flashing mode / gone (interrupted: needs --lossrecovery).
+flash_failed() {
+	restore_modem_ports
+	progress "$JOURNAL_PERCENT" "$1; waiting up to ${REBOOT_TIMEOUT}s to see the modem's state"
+	ff_deadline=$(($(date +%s) + REBOOT_TIMEOUT))
+	while :; do
+		find_modem_usb
+		[ "$MODEM_MODE" != absent ] && break
+		[ "$(date +%s)" -lt "$ff_deadline" ] || break
+		sleep "$POLL_INTERVAL"
+	done
+	case $MODEM_MODE in
+	normal) finish "$EXIT_IRRECOVERABLE" "$1; modem is back in normal mode" ;;
+	flashing) finish "$EXIT_ABORTED" "$1; modem left in flashing mode (USB $MODEM_USB_ID): run again to recover with --lossrecovery" ;;
+	*) finish "$EXIT_ABORTED" "$1; modem lost (not on USB after ${REBOOT_TIMEOUT}s)" ;;
+	esac
+}
+
+wait_for_modem_reboot() {
+	progress 90 "waiting up to ${REBOOT_TIMEOUT}s for the modem to answer"
+	wr_deadline=$(($(date +%s) + REBOOT_TIMEOUT))
+	while :; do
+		find_modem_usb
+		if [ "$MODEM_MODE" = normal ]; then
+			wr_port=$(tty_of_interface "$MODEM_USB" "$AT_INTERFACE") &&
+				at_query "$wr_port" AT >/dev/null && break
+		fi
+		[ "$(date +%s)" -lt "$wr_deadline" ] ||
+			finish "$EXIT_IRRECOVERABLE" "modem did not answer within ${REBOOT_TIMEOUT}s after the flash (USB mode: $MODEM_MODE)"
+		sleep "$POLL_INTERVAL"
+	done
+	progress 95 "modem answers again"
+}
+
+verify_modem_version() {
+	identify_modem_state
+	vm_version=$(modem_version)
+	[ "$vm_version" = "$EXPECTED_VERSION" ] ||
+		finish "$EXIT_IRRECOVERABLE" "modem runs '$vm_version' after the flash, expected $EXPECTED_VERSION"
+	progress 100 "modem $MODEM_MODEL runs $vm_version (revision $MODEM_REVISION)"
+}
+
+# --- ending ----------------------------------------------------------------
+
+# Gives back what release_modem_ports took. Safe to call more than once.
+restore_modem_ports() {
+	if [ -n "$INHIBIT_PID" ]; then
+		kill -TERM "$INHIBIT_PID" 2>/dev/null
+		wait "$INHIBIT_PID" 2>/dev/null
+		INHIBIT_PID=
+	fi
+	if [ -n "$SERVICE_STOPPED" ]; then
+		run_bounded 60 "$MODEM_SERVICE" start >/dev/null 2>&1
+		SERVICE_STOPPED=
+	fi
+	if [ -n "$RADIO_OFF" ] && [ -z "$FLASH_STARTED" ]; then
+		at_query "$MODEM_AT_PORT" 'AT+CFUN=1' >/dev/null
+	fi
+	RADIO_OFF=
+}
+
+# finish CODE MESSAGE: the only way out once the operation has started.
+finish() {
+	trap '' TERM INT
+	case $1 in
+	"$EXIT_SUCCESS") fi_status=success ;;
+	"$EXIT_ABORTED") fi_status=aborted ;;
+	*) fi_status=failed ;;
+	esac
+	if [ -n "$TOOL_PID" ]; then
+		kill -TERM "$TOOL_PID" 2>/dev/null
+		TOOL_PID=
+	fi
+	watchdog_stop
+	restore_modem_ports
+	[ "$1" = "$EXIT_SUCCESS" ] && JOURNAL_PERCENT=100
+	journal "$fi_status" "$JOURNAL_PERCENT" "$2"
+	printf '%s\n' "$1" >"$OPDIR/exit_code"
+	reporter_stop
+	report_final "$FINAL_REPORT_TIMEOUT"
+	rm -f "$OPDIR/pid"
+	rm -rf "$OPDIR/lock"
+	trap - EXIT
+	exit "$1"
+}
+
+# shellcheck disable=SC2317 # invoked by trap
+on_signal() {
+	if [ -n "$FLASH_STARTED" ]; then
+		finish "$EXIT_ABORTED" "killed by signal $1 during or after the flash: modem state unknown"
+	fi
+	finish "$EXIT_ABORTED" "killed by signal $1 before flashing: modem untouched"
+}
+
+# an unexpected exit (a bug, set -e in a caller...) still frees the ports
+# shellcheck disable=SC2317 # invoked by trap
+on_exit() {
+	finish "$EXIT_ABORTED" "ended unexpectedly"
+}
+
+main "$@"
