@@ -1,0 +1,338 @@
+"""Fake router tools answering from the emulated modem state.
+
+Run as ``python3 fakes.py <router-root> <tool> [args...]``; the router's
+``bin/`` holds one small shim per tool that does exactly that. The tools
+stand in for closed binaries or daemons (uxfp, ModemManager, a serial AT
+client, uci), so they are Python; the scripts under test stay BusyBox-only.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from device.firmware import HEADER_SIZE, read_header  # noqa: E402
+from device.modem import AT_PORT, DIAG_PORT, MM_DEVICE_UID, ModemState  # noqa: E402
+
+FAIL_LINE = "[+] could not complete firmware upload"
+
+
+def say(text, end="\n"):
+    sys.stdout.write(text + end)
+    sys.stdout.flush()
+
+
+# --- uxfp ------------------------------------------------------------------
+
+
+def uxfp(modem, args):
+    options = {"lossrecovery": False, "file": None, "port": None}
+    it = iter(args)
+    for arg in it:
+        if arg in ("--file", "--port", "--speed"):
+            options[arg[2:]] = next(it, None)
+        elif arg == "--lossrecovery":
+            options["lossrecovery"] = True
+        elif arg in ("--serial", "--debug", "--noprogress", "--json", "--report"):
+            options[arg[2:]] = True
+        elif arg == "--show-diag-ports":
+            say(DIAG_PORT)
+            return 0
+        else:
+            say(f"[-] unknown option {arg}")
+            return 1
+    modem.event("uxfp", *args)
+    state = modem.read()
+    problem = _uxfp_refusal(state, options)
+    if problem:
+        say(problem)
+        say(FAIL_LINE)
+        return 1
+    header = read_header(options["file"])
+    old = {"firmware": state["firmware"], "revision": state["revision"]}
+    new = {"firmware": header["firmware"], "revision": header["revision"]}
+    fault = state["fault"]
+    say("[+] enter boot mode")
+    _set_mode(modem, "flashing")
+    say("[+] phase 2: the device will disconnect and reconnect")
+    say("[+] uploading firmware")
+    total = header["length"] + HEADER_SIZE
+    steps = 10
+    for step in range(1, steps + 1):
+        time.sleep(state["flash_duration"] / steps)
+        if step == steps // 2 + 1 and fault:
+            code = _uxfp_fault(modem, state, fault, old)
+            if code is not None:
+                return code
+        percent = step * 100 // steps
+        # the real tool redraws its progress line with a carriage return
+        say(
+            f"[+] flashing [modem] {percent}%, transferred {total * step // steps}/{total} B",
+            end="\r" if step < steps else "\n",
+        )
+    say("[+] firmware uploaded successfully!")
+    _set_mode(modem, "absent")
+    if fault == "no-return":
+        return 0
+    if fault == "stale-version":
+        new = old
+    _uplink(state, "down")
+    _later(modem, state["reboot_delay"], dict(new, mode="normal", cfun=1), uplink="up")
+    return 0
+
+
+def _uxfp_refusal(state, options):
+    path, port = options["file"], options["port"]
+    if not path or not port:
+        return "[-] usage: uxfp --file <stream.bin> --port <dev>"
+    if not os.path.isfile(path):
+        return f"[-] cannot open {path}"
+    header = read_header(path)
+    if not header:
+        return "[-] not a firmware stream"
+    if os.path.getsize(path) != HEADER_SIZE + header["length"]:
+        return "[-] stream file is truncated"
+    if state["mode"] == "absent":
+        return f"[-] no device on {port}"
+    if port != DIAG_PORT:
+        return f"[-] {port} is not a DIAG port"
+    if state["mode"] == "flashing" and not options["lossrecovery"]:
+        return "[-] device is in flashing mode: use --lossrecovery"
+    if not header["revision"].startswith("45."):
+        return (
+            f'[-] stream software version {header["revision"]} is not for this chipset'
+        )
+    if header["model"] != state["model"]:
+        return f'[-] stream is for {header["model"]}, device is {state["model"]}'
+    return None
+
+
+def _uxfp_fault(modem, state, fault, old):
+    if fault == "tool-error":
+        say("[-] unexpected answer from device")
+        say(FAIL_LINE)
+        _set_mode(modem, "absent")
+        _later(modem, state["reboot_delay"], dict(old, mode="normal", cfun=1))
+        return 1
+    if fault == "interrupt":
+        say("[-] device disconnected")
+        say(FAIL_LINE)
+        return 2
+    if fault == "power-loss":
+        _set_mode(modem, "absent")
+        say("[-] device disconnected")
+        say(FAIL_LINE)
+        return 2
+    if fault == "hang":
+        while True:
+            time.sleep(3600)
+    return None
+
+
+def _set_mode(modem, mode):
+    with modem.update() as state:
+        state["mode"] = mode
+
+
+def _later(modem, delay, values, uplink=None):
+    """Applies ``values`` to the modem after ``delay`` s, in a daemon."""
+    pid = os.fork()
+    if pid:
+        os.waitpid(pid, 0)
+        return
+    os.setsid()
+    if os.fork():
+        os._exit(0)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.closerange(3, 1024)
+    try:
+        with modem.update() as state:
+            state["bg_pids"].append(os.getpid())
+        time.sleep(delay)
+        with modem.update() as state:
+            state.update(values)
+            state["bg_pids"].remove(os.getpid())
+        if uplink:
+            _uplink(state, uplink)
+    finally:
+        os._exit(0)
+
+
+def _uplink(state, action):
+    if state["fault"] == "uplink-loss" and state.get("netns"):
+        netns = state["netns"]
+        subprocess.run(
+            ["ip", "-n", netns["name"], "link", "set", netns["inner"], action],
+            check=False,
+        )
+
+
+# --- mmcli -----------------------------------------------------------------
+
+
+def mmcli(modem, args):
+    state = modem.read()
+    visible = state["mode"] == "normal" and not state["inhibited_by"]
+    if args == ["-L"]:
+        if visible:
+            say(
+                f'    /org/freedesktop/ModemManager1/Modem/0 [{state["manufacturer"]}] '
+                f'{state["model"]}'
+            )
+        else:
+            say("No modems were found")
+        return 0
+    if len(args) == 3 and args[0] == "-m" and args[2] == "-J":
+        if not visible or args[1] not in (
+            "0",
+            "/org/freedesktop/ModemManager1/Modem/0",
+        ):
+            sys.stderr.write("error: couldn't find modem\n")
+            return 1
+        say(json.dumps(_mm_json(state), separators=(",", ":")))
+        return 0
+    if len(args) == 1 and args[0].startswith("--inhibit-device="):
+        return _mm_inhibit(modem, args[0].split("=", 1)[1])
+    sys.stderr.write(f"error: unsupported arguments {args}\n")
+    return 1
+
+
+def _mm_json(state):
+    return {
+        "modem": {
+            "3gpp": {"imei": state["imei"], "operator-name": "--"},
+            "dbus-path": "/org/freedesktop/ModemManager1/Modem/0",
+            "generic": {
+                "device": MM_DEVICE_UID,
+                "drivers": ["option", "cdc_mbim"],
+                "equipment-identifier": state["imei"],
+                "hardware-revision": "--",
+                "manufacturer": state["manufacturer"],
+                "model": state["model"],
+                "plugin": "telit",
+                "ports": [
+                    "cdc-wdm0 (mbim)",
+                    "ttyUSB0 (qcdm)",
+                    "ttyUSB2 (at)",
+                    "ttyUSB3 (at)",
+                ],
+                "primary-port": "cdc-wdm0",
+                "revision": state["revision"],
+                "state": "registered",
+            },
+        }
+    }
+
+
+def _mm_inhibit(modem, uid):
+    if uid != MM_DEVICE_UID:
+        sys.stderr.write(f"error: couldn't inhibit device: unknown uid {uid}\n")
+        return 1
+    with modem.update() as state:
+        if state["inhibited_by"]:
+            sys.stderr.write("error: device already inhibited\n")
+            return 1
+        state["inhibited_by"] = os.getpid()
+        state["events"].append(["inhibit", uid])
+
+    def release(*_):
+        with modem.update() as state:
+            state["inhibited_by"] = None
+            state["events"].append(["uninhibit", uid])
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, release)
+    signal.signal(signal.SIGINT, release)
+    say("successfully inhibited device")
+    while True:
+        signal.pause()
+
+
+# --- AT commands (as sms_tool -d PORT at COMMAND) --------------------------
+
+
+def sms_tool(modem, args):
+    if len(args) != 4 or args[0] != "-d" or args[2] != "at":
+        sys.stderr.write("usage: sms_tool -d <port> at <command>\n")
+        return 1
+    port, command = args[1], args[3].upper()
+    modem.event("at", command)
+    state = modem.read()
+    if state["mode"] != "normal" or port != AT_PORT:
+        sys.stderr.write(f"sms_tool: cannot open {port}\n")
+        return 1
+    if command == "AT#SWPKGV" and state["fault"] == "no-swpkgv":
+        lines = None
+    else:
+        lines = _at_answer(modem, state, command)
+    if lines is None:
+        sys.stdout.write("\r\nERROR\r\n")
+        return 0
+    sys.stdout.write("".join(f"\r\n{line}\r\n" for line in lines) + "\r\nOK\r\n")
+    return 0
+
+
+def _at_answer(modem, state, command):
+    firmware = state["firmware"]
+    build = firmware.rsplit("-", 1)[-1]
+    answers = {
+        "AT": [],
+        "AT+CGMI": [state["manufacturer"]],
+        "AT+CGMM": [state["model"]],
+        "AT+CGSN": [state["imei"]],
+        "AT+CGMR": [state["revision"]],
+        "AT+GMR": [state["revision"]],
+        "AT#SWPKGV": [state["revision"], firmware, "P0R.001600", f"A0R.000000-{build}"],
+    }
+    if command in ("AT+CFUN=0", "AT+CFUN=1"):
+        with modem.update() as s:
+            s["cfun"] = int(command[-1])
+        return []
+    return answers.get(command)
+
+
+# --- uci and the modem daemon's init script --------------------------------
+
+
+def uci(modem, args):
+    args = [a for a in args if a != "-q"]
+    if len(args) == 2 and args[0] == "get":
+        value = modem.read()["uci"].get(args[1])
+        if value is None:
+            return 1
+        say(value)
+        return 0
+    return 1
+
+
+def modem_daemon(modem, args):
+    if args in (["stop"], ["start"]):
+        with modem.update() as state:
+            state["daemon"] = "stopped" if args == ["stop"] else "running"
+            state["events"].append(["daemon", args[0]])
+        return 0
+    return 1
+
+
+TOOLS = {
+    "uxfp": uxfp,
+    "mmcli": mmcli,
+    "sms_tool": sms_tool,
+    "uci": uci,
+    "modem-daemon": modem_daemon,
+}
+
+
+def main(argv):
+    root, tool, args = argv[1], argv[2], argv[3:]
+    return TOOLS[tool](ModemState(root), args)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,137 @@
+"""The emulated modem's state and the fake sysfs derived from it.
+
+All state lives in ``<router root>/state/state.json`` so that the fake tools
+(separate processes started by the scripts under test) and the test process
+see the same modem. Every change goes through :meth:`ModemState.update`,
+which holds a file lock and rebuilds the fake sysfs tree.
+"""
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+
+USB_PATH = "2-1"
+MM_DEVICE_UID = f"/sys/devices/platform/soc/xhci-hcd.0/usb2/{USB_PATH}"
+NORMAL_USB_ID = "1bc7:1071"
+FLASHING_USB_ID = "1bc7:9010"
+# interface number -> tty name, in normal mode (DIAG on 0, primary AT on 2)
+NORMAL_PORTS = {0: "ttyUSB0", 2: "ttyUSB2", 3: "ttyUSB3"}
+FLASHING_PORTS = {0: "ttyUSB0"}
+DIAG_PORT = "/dev/ttyUSB0"
+AT_PORT = "/dev/ttyUSB2"
+
+FAULTS = (
+    None,
+    "tool-error",  # the tool fails at 50%, the modem reboots into its old firmware
+    "hang",  # the tool stops printing at 50% and never ends
+    "interrupt",  # the tool stops at 50%, the modem stays in flashing mode
+    "power-loss",  # the modem vanishes at 50% and never comes back
+    "no-return",  # the flash succeeds but the modem never re-enumerates
+    "stale-version",  # the modem comes back still running its old firmware
+    "no-swpkgv",  # AT#SWPKGV answers ERROR (AT+CGMR fallback)
+    "uplink-loss",  # netns routers: the uplink is down while the modem is away
+)
+
+DEFAULT_STATE = {
+    "manufacturer": "Telit",
+    "model": "FN990A28",
+    "firmware": "M0R.010000-B020",
+    "revision": "45.00.010-B020-P0R.001600",
+    "imei": "351234567890123",
+    "mode": "normal",
+    "inhibited_by": None,
+    "daemon": "running",
+    "cfun": 1,
+    "fault": None,
+    "flash_duration": 0.5,
+    "reboot_delay": 0.3,
+    "usb_flashing_id": FLASHING_USB_ID,
+    "uci": {},
+    "netns": None,
+    "bg_pids": [],
+    "events": [],
+}
+
+
+class ModemState:
+    def __init__(self, root):
+        self.root = root
+        self.dir = os.path.join(root, "state")
+        self.path = os.path.join(self.dir, "state.json")
+        self.sysfs = os.path.join(root, "sys")
+
+    def create(self, **values):
+        os.makedirs(self.dir, exist_ok=True)
+        state = json.loads(json.dumps(DEFAULT_STATE))
+        state.update(values)
+        with self._locked():
+            self._save(state)
+
+    @contextlib.contextmanager
+    def _locked(self):
+        with open(os.path.join(self.dir, "lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _load(self):
+        with open(self.path) as f:
+            return json.load(f)
+
+    def _save(self, state):
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(state, f)
+        os.replace(tmp, self.path)
+        self._sync_sysfs(state)
+
+    def read(self):
+        with self._locked():
+            return self._load()
+
+    @contextlib.contextmanager
+    def update(self):
+        """``with state.update() as s: s['mode'] = 'absent'``"""
+        with self._locked():
+            state = self._load()
+            yield state
+            self._save(state)
+
+    def event(self, *words):
+        with self.update() as state:
+            state["events"].append(list(words))
+
+    def _sync_sysfs(self, state):
+        devices = os.path.join(self.sysfs, "bus", "usb", "devices")
+        os.makedirs(devices, exist_ok=True)
+        hub = os.path.join(devices, "usb2")
+        if not os.path.isdir(hub):
+            os.makedirs(hub)
+            _write(os.path.join(hub, "idVendor"), "1d6b")
+            _write(os.path.join(hub, "idProduct"), "0003")
+        for name in os.listdir(devices):
+            if name == USB_PATH or name.startswith(USB_PATH + ":"):
+                shutil.rmtree(os.path.join(devices, name))
+        mode = state["mode"]
+        if mode == "absent":
+            return
+        if mode == "normal":
+            usb_id, ports = NORMAL_USB_ID, NORMAL_PORTS
+        else:
+            usb_id, ports = state["usb_flashing_id"], FLASHING_PORTS
+        device = os.path.join(devices, USB_PATH)
+        os.makedirs(device)
+        vendor, product = usb_id.split(":")
+        _write(os.path.join(device, "idVendor"), vendor)
+        _write(os.path.join(device, "idProduct"), product)
+        for interface, tty in ports.items():
+            os.makedirs(os.path.join(devices, f"{USB_PATH}:1.{interface}", tty))
+
+
+def _write(path, text):
+    with open(path, "w") as f:
+        f.write(text + "\n")
