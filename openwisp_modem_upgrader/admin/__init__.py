@@ -1,0 +1,3 @@
+"""Admin pages: the firmware catalogue and the upgrade operations."""
+
+from . import catalogue, operations  # noqa: F401

@@ -1,0 +1,53 @@
+from django.utils.translation import gettext_lazy as _
+from swapper import get_model_name
+
+from openwisp_utils.admin_theme.menu import register_menu_group
+from openwisp_utils.api.apps import ApiAppConfig
+from openwisp_utils.utils import default_or_test
+
+from . import settings as app_settings
+
+
+class ModemUpgraderConfig(ApiAppConfig):
+    name = "openwisp_modem_upgrader"
+    label = "modem_upgrader"
+    verbose_name = _("Modem Firmware")
+    default_auto_field = "django.db.models.AutoField"
+
+    API_ENABLED = app_settings.API_ENABLED
+    REST_FRAMEWORK_SETTINGS = {
+        "DEFAULT_THROTTLE_RATES": {
+            "modem_upgrader": default_or_test(app_settings.API_THROTTLE_RATE, None)
+        },
+    }
+
+    def ready(self, *args, **kwargs):
+        super().ready(*args, **kwargs)
+        self.register_menu_group()
+
+    def register_menu_group(self):
+        items = {
+            1: ("Modem Builds", "ModemBuild", "ow-build"),
+            2: ("Modem Categories", "ModemCategory", "ow-category"),
+            3: ("Mass Modem Upgrades", "ModemBatchUpgradeOperation", "ow-mass-upgrade"),
+            4: ("Modem Upgrade Operations", "ModemUpgradeOperation", "ow-firmware"),
+        }
+        register_menu_group(
+            position=101,
+            config={
+                "label": _("Modem Firmware"),
+                "icon": "ow-firmware",
+                "items": {
+                    position: {
+                        "label": _(label),
+                        "model": get_model_name(self.label, model),
+                        "name": "changelist",
+                        "icon": icon,
+                    }
+                    for position, (label, model, icon) in items.items()
+                },
+            },
+        )
+
+
+del ApiAppConfig

@@ -1,0 +1,470 @@
+"""Abstract models: fields, validation and small derived values only.
+
+Starting, cancelling and finishing upgrades lives in ``upgrade.py``; batch
+previews and fan-out in ``batch.py``.
+"""
+
+import hashlib
+import os
+
+import swapper
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from django.core.validators import MaxValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Count, Q
+from django.template.defaultfilters import filesizeformat
+from django.utils.translation import gettext_lazy as _
+from private_storage.fields import PrivateFileField
+
+from openwisp_users.mixins import OrgMixin, ShareableOrgMixin
+from openwisp_utils.base import TimeStampedEditableModel
+
+from .. import settings as app_settings
+from ..compatibility import check_image_for_device
+from ..swapper import get_model_name, load_model
+from ..upgraders import get_upgrader_choices, get_upgrader_class
+
+modem_model_validator = RegexValidator(
+    r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+    _("Use the exact model/variant reported by the modem, e.g. FN990A28."),
+)
+version_validator = RegexValidator(
+    r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$",
+    _("Letters, digits and . _ + - only, e.g. M0R.010000-B022."),
+)
+
+
+class OperationStatus(models.TextChoices):
+    IDLE = "idle", _("idle")
+    IN_PROGRESS = "in-progress", _("in progress")
+    SUCCESS = "success", _("success")
+    FAILED = "failed", _("failed")
+    ABORTED = "aborted", _("aborted")
+    CANCELLED = "cancelled", _("cancelled")
+
+
+ACTIVE_STATUSES = (OperationStatus.IDLE, OperationStatus.IN_PROGRESS)
+TERMINAL_STATUSES = (
+    OperationStatus.SUCCESS,
+    OperationStatus.FAILED,
+    OperationStatus.ABORTED,
+    OperationStatus.CANCELLED,
+)
+
+
+class UpgradeOptionsMixin(models.Model):
+    upgrade_options = models.JSONField(_("upgrade options"), default=dict, blank=True)
+
+    class Meta:
+        abstract = True
+
+    def validate_upgrade_options(self, upgrader_type):
+        try:
+            upgrader_class = get_upgrader_class(upgrader_type)
+        except LookupError as error:
+            raise ValidationError({"upgrade_options": str(error)})
+        upgrader_class.validate_upgrade_options(self.upgrade_options)
+
+
+class AbstractModemCategory(ShareableOrgMixin, TimeStampedEditableModel):
+    name = models.CharField(max_length=64, db_index=True)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        abstract = True
+        verbose_name = _("Modem Firmware Category")
+        verbose_name_plural = _("Modem Firmware Categories")
+        unique_together = ("name", "organization")
+
+    def __str__(self):
+        return self.name
+
+
+class AbstractModemBuild(TimeStampedEditableModel):
+    category = models.ForeignKey(
+        get_model_name("ModemCategory"),
+        on_delete=models.CASCADE,
+        verbose_name=_("modem firmware category"),
+    )
+    version = models.CharField(
+        max_length=64,
+        db_index=True,
+        validators=[version_validator],
+        help_text=_(
+            "modem firmware version as the modem reports it "
+            "(second line of AT#SWPKGV), e.g. M0R.010000-B022"
+        ),
+    )
+    modem_model = models.CharField(
+        _("modem model"),
+        max_length=64,
+        db_index=True,
+        validators=[modem_model_validator],
+        help_text=_(
+            "exact model and variant this build targets, as reported by the "
+            "modem (e.g. FN990A28): never pushed to any other variant"
+        ),
+    )
+    changelog = models.TextField(
+        _("change log"), blank=True, help_text=_("release notes, in Markdown")
+    )
+
+    class Meta:
+        abstract = True
+        verbose_name = _("Modem Firmware Build")
+        verbose_name_plural = _("Modem Firmware Builds")
+        unique_together = ("category", "version")
+        ordering = ("-created",)
+
+    def __str__(self):
+        try:
+            return f"{self.category} {self.modem_model} {self.version}"
+        except ObjectDoesNotExist:
+            return self.version
+
+    @property
+    def organization_id(self):
+        return self.category.organization_id if self.category_id else None
+
+
+def get_private_storage():
+    # a callable keeps the storage's path out of the migrations
+    return app_settings.PRIVATE_STORAGE_INSTANCE
+
+
+def get_image_upload_path(instance, filename):
+    return f"{instance.build.pk}/{os.path.basename(filename)}"
+
+
+class AbstractModemFirmwareImage(TimeStampedEditableModel):
+    build = models.ForeignKey(
+        get_model_name("ModemBuild"), on_delete=models.CASCADE, related_name="images"
+    )
+    file = PrivateFileField(
+        _("file"),
+        upload_to=get_image_upload_path,
+        storage=get_private_storage,
+        max_length=255,
+    )
+    type = models.CharField(
+        _("upgrader type"),
+        max_length=64,
+        choices=get_upgrader_choices,
+        help_text=_("which upgrader flashes this image"),
+    )
+    boards = models.JSONField(
+        _("compatible boards"),
+        default=list,
+        blank=True,
+        help_text=_(
+            'router models (as in the device "model" field) validated with '
+            "this image; empty means any router"
+        ),
+    )
+    sha256 = models.CharField(max_length=64, editable=False, blank=True)
+    size = models.PositiveBigIntegerField(editable=False, default=0)
+
+    class Meta:
+        abstract = True
+        verbose_name = _("Modem Firmware Image")
+        verbose_name_plural = _("Modem Firmware Images")
+        unique_together = ("build", "type")
+
+    def __str__(self):
+        try:
+            return f"{self.build} ({self.type})"
+        except ObjectDoesNotExist:
+            return self.type
+
+    def clean(self):
+        if self.type:
+            try:
+                get_upgrader_class(self.type)
+            except LookupError as error:
+                raise ValidationError({"type": str(error)})
+        if not isinstance(self.boards, list) or not all(
+            isinstance(board, str) and board.strip() for board in self.boards
+        ):
+            raise ValidationError(
+                {"boards": _('Give a list of router models, e.g. ["Model A"].')}
+            )
+        self._clean_file()
+
+    def _clean_file(self):
+        if not self.file or getattr(self.file, "_committed", True):
+            return
+        size = self.file.size
+        if not size:
+            raise ValidationError({"file": _("The uploaded file is empty.")})
+        if size > app_settings.MAX_FILE_SIZE:
+            raise ValidationError(
+                {
+                    "file": _("The file may not be larger than %(max)s.")
+                    % {"max": filesizeformat(app_settings.MAX_FILE_SIZE)}
+                }
+            )
+
+    def save(self, *args, **kwargs):
+        if self.file and not getattr(self.file, "_committed", True):
+            self.sha256, self.size = self.digest_upload(self.file)
+        super().save(*args, **kwargs)
+
+    @staticmethod
+    def digest_upload(field_file):
+        """sha256 and size of an upload, read in chunks (constant memory).
+
+        The upload handler of this module already hashes while the request
+        streams in and leaves the result on the file; reuse it when present.
+        """
+        uploaded = getattr(field_file, "file", field_file)
+        precomputed = getattr(uploaded, "modem_sha256", None)
+        if precomputed:
+            return precomputed, uploaded.size
+        digest = hashlib.sha256()
+        size = 0
+        for chunk in field_file.chunks(chunk_size=1024 * 1024):
+            digest.update(chunk)
+            size += len(chunk)
+        field_file.seek(0)
+        return digest.hexdigest(), size
+
+    @property
+    def organization_id(self):
+        return self.build.category.organization_id
+
+    @property
+    def upgrader_class(self):
+        return get_upgrader_class(self.type)
+
+    def delete(self, *args, **kwargs):
+        name = self.file.name
+        super().delete(*args, **kwargs)
+        if name:
+            self.file.storage.delete(name)
+
+
+class AbstractDeviceModemFirmware(TimeStampedEditableModel):
+    """What a device's modem runs: the image we installed and what it reports."""
+
+    device = models.OneToOneField(
+        swapper.get_model_name("config", "Device"),
+        on_delete=models.CASCADE,
+        related_name="modem_firmware",
+    )
+    image = models.ForeignKey(
+        get_model_name("ModemFirmwareImage"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        verbose_name=_("modem firmware image"),
+    )
+    installed = models.BooleanField(
+        default=False, help_text=_("the image was flashed and its version verified")
+    )
+    modem_manufacturer = models.CharField(max_length=64, blank=True)
+    modem_model = models.CharField(max_length=64, blank=True, db_index=True)
+    modem_revision = models.CharField(
+        max_length=128, blank=True, help_text=_("package version, e.g. 45.00.010-...")
+    )
+    modem_firmware_version = models.CharField(max_length=64, blank=True, db_index=True)
+    modem_imei = models.CharField(_("modem IMEI"), max_length=32, blank=True)
+    modem_detected_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        verbose_name = _("Device Modem Firmware")
+        verbose_name_plural = _("Device Modem Firmware")
+
+    def __str__(self):
+        return f"{self.device} {self.modem_model} {self.modem_firmware_version}".strip()
+
+    def clean(self):
+        if self.image_id and self.device_id:
+            check_image_for_device(self.device, self.image, self.modem_model)
+
+
+class AbstractModemUpgradeOperation(UpgradeOptionsMixin, TimeStampedEditableModel):
+    device = models.ForeignKey(
+        swapper.get_model_name("config", "Device"), on_delete=models.CASCADE
+    )
+    image = models.ForeignKey(
+        get_model_name("ModemFirmwareImage"), on_delete=models.SET_NULL, null=True
+    )
+    batch = models.ForeignKey(
+        get_model_name("ModemBatchUpgradeOperation"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="operations",
+    )
+    status = models.CharField(
+        max_length=12,
+        choices=OperationStatus.choices,
+        default=OperationStatus.IDLE,
+        db_index=True,
+    )
+    progress = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(100)]
+    )
+    log = models.TextField(blank=True)
+    flash_started = models.BooleanField(
+        default=False,
+        help_text=_("the router was told to flash: cancelling is no longer possible"),
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # last journal record of the device already applied (reports are replayed)
+    device_seq = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    last_progress_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        verbose_name = _("Modem Upgrade Operation")
+        verbose_name_plural = _("Modem Upgrade Operations")
+        ordering = ("-created",)
+        constraints = [
+            # the database, not Python, guarantees one running upgrade per device
+            models.UniqueConstraint(
+                fields=["device"],
+                condition=Q(status__in=["idle", "in-progress"]),
+                name="%(app_label)s_%(class)s_one_active_per_device",
+                violation_error_message=_(
+                    "Another modem upgrade is already running on this device."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=Q(progress__lte=100),
+                name="%(app_label)s_%(class)s_progress_lte_100",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.device} {self.image} [{self.status}]"
+
+    @property
+    def is_active(self):
+        return self.status in ACTIVE_STATUSES
+
+    def clean(self):
+        if not self.device_id or not self.image_id:
+            return
+        if self._state.adding:
+            if self.device.is_deactivated():
+                raise ValidationError(_("This device is deactivated."))
+            detected = (
+                load_model("DeviceModemFirmware")
+                .objects.filter(device_id=self.device_id)
+                .values_list("modem_model", flat=True)
+                .first()
+            )
+            check_image_for_device(self.device, self.image, detected)
+        self.validate_upgrade_options(self.image.type)
+
+
+class AbstractModemBatchUpgradeOperation(
+    OrgMixin, UpgradeOptionsMixin, TimeStampedEditableModel
+):
+    build = models.ForeignKey(get_model_name("ModemBuild"), on_delete=models.CASCADE)
+    status = models.CharField(
+        max_length=12,
+        choices=OperationStatus.choices,
+        default=OperationStatus.IDLE,
+        db_index=True,
+    )
+    group = models.ForeignKey(
+        swapper.get_model_name("config", "DeviceGroup"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        help_text=_("only devices of this group"),
+    )
+    location = models.ForeignKey(
+        swapper.get_model_name("geo", "Location"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        help_text=_("only devices at this location"),
+    )
+    from_version = models.CharField(
+        _("current modem firmware version"),
+        max_length=64,
+        blank=True,
+        validators=[version_validator],
+        help_text=_("only devices whose modem currently runs this version"),
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        verbose_name = _("Mass Modem Upgrade Operation")
+        verbose_name_plural = _("Mass Modem Upgrade Operations")
+        ordering = ("-created",)
+
+    def __str__(self):
+        try:
+            return _("Mass upgrade to %(build)s") % {"build": self.build}
+        except ObjectDoesNotExist:
+            return str(self.pk)
+
+    def clean(self):
+        self._validate_org_relation("build_category", field_error="build")
+        self._validate_org_relation("group")
+        self._validate_org_relation("location")
+        if self.build_id:
+            upgrader_types = self.build.images.values_list("type", flat=True)
+            for upgrader_type in set(upgrader_types):
+                self.validate_upgrade_options(upgrader_type)
+
+    @property
+    def build_category(self):
+        return self.build.category if self.build_id else None
+
+    def status_counts(self):
+        """Operations per status, in one aggregate query."""
+        aggregates = {
+            status: Count("pk", filter=Q(status=status))
+            for status in OperationStatus.values
+        }
+        return self.operations.aggregate(total=Count("pk"), **aggregates)
+
+    @property
+    def progress_report(self):
+        counts = self.status_counts()
+        done = sum(counts[s] for s in TERMINAL_STATUSES)
+        return _("%(done)s out of %(total)s devices completed") % {
+            "done": done,
+            "total": counts["total"],
+        }
+
+    def rates(self):
+        """Percentages of success, failed, aborted and cancelled operations."""
+        counts = self.status_counts()
+        total = counts["total"]
+        return {
+            status: round(counts[status] * 100 / total, 2) if total else 0
+            for status in TERMINAL_STATUSES
+        }
+
+    @property
+    def success_rate(self):
+        return self.rates()[OperationStatus.SUCCESS]
+
+    @property
+    def failed_rate(self):
+        return self.rates()[OperationStatus.FAILED]
+
+    @property
+    def aborted_rate(self):
+        return self.rates()[OperationStatus.ABORTED]
+
+    def dry_run(self):
+        from ..batch import preview_batch
+
+        return preview_batch(self)
+
+    def upgrade(self):
+        from ..batch import start_batch
+
+        return start_batch(self)

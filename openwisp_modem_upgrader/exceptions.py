@@ -1,0 +1,28 @@
+"""Failures an upgrader raises; ``upgrade.py`` maps each to a status."""
+
+
+class ModemUpgradeError(Exception):
+    """Base class of every failure raised while upgrading a modem."""
+
+
+class RecoverableModemFailure(ModemUpgradeError):
+    """Nothing was written to the modem yet: the upgrade may be retried.
+
+    Examples: connection refused or timed out, transfer interrupted.
+    """
+
+
+class IrrecoverableModemFailure(ModemUpgradeError):
+    """Retrying cannot help (checksum mismatch, wrong model, tool error...)."""
+
+
+class ModemUpgradeAborted(ModemUpgradeError):
+    """The flash was interrupted: the modem may be left in a flashing mode."""
+
+
+class ModemUpgradeCancelled(ModemUpgradeError):
+    """An operator cancelled the operation before the point of no return."""
+
+
+class UpgradeNotAllowed(Exception):
+    """Starting or cancelling an upgrade was refused; the message says why."""

@@ -1,0 +1,42 @@
+from django.contrib.auth import get_permission_codename
+from django.http import HttpResponse
+from private_storage.views import PrivateStorageDetailView
+
+from ..swapper import load_model
+
+
+class ModemFirmwareDownloadView(PrivateStorageDetailView):
+    """Streams an image to staff of its organization (or any superuser)."""
+
+    model = load_model("ModemFirmwareImage")
+    model_file_field = "file"
+    slug_field = "file"
+    slug_url_kwarg = "path"
+    raise_exception = True
+
+    def dispatch(self, request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return HttpResponse(status=401)
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_queryset(self):
+        return super().get_queryset().select_related("build__category")
+
+    def can_access_file(self, private_file):
+        user = private_file.request.user
+        if user.is_superuser:
+            return True
+        opts = self.model._meta
+        permission = f"{opts.app_label}.{get_permission_codename('view', opts)}"
+        organization_id = self.object.build.category.organization_id
+        # images of shared categories are readable by any organization's staff
+        if organization_id is None:
+            return user.is_staff and user.has_perm(permission)
+        return (
+            user.is_staff
+            and user.has_perm(permission)
+            and user.is_manager(organization_id)
+        )
+
+
+modem_firmware_download = ModemFirmwareDownloadView.as_view()

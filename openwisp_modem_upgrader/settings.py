@@ -1,0 +1,59 @@
+"""Every setting of the module, read once from Django's settings."""
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+# Upgrader type (stored on each firmware image) -> dotted path of its class.
+UPGRADERS_MAP = getattr(
+    settings,
+    "OPENWISP_MODEM_UPGRADERS_MAP",
+    {
+        "telit-fn990a": "openwisp_modem_upgrader.upgraders.telit.TelitFN990AUpgrader",
+        "generic": "openwisp_modem_upgrader.upgraders.generic.GenericCommandUpgrader",
+    },
+)
+
+# Modem images are 10 MB to 1 GB (device-facts.md); default cap leaves headroom.
+MAX_FILE_SIZE = getattr(
+    settings, "OPENWISP_MODEM_UPGRADER_MAX_FILE_SIZE", 1536 * 1024 * 1024
+)
+
+RETRY_OPTIONS = getattr(
+    settings,
+    "OPENWISP_MODEM_UPGRADER_RETRY_OPTIONS",
+    dict(max_retries=2, retry_backoff=60, retry_backoff_max=600, retry_jitter=True),
+)
+
+# Hard limit of one upgrade task; flashing takes minutes, transfers of 1 GB more.
+TASK_TIMEOUT = getattr(settings, "OPENWISP_MODEM_UPGRADER_TASK_TIMEOUT", 3600)
+
+# An operation whose last progress is older than this is considered stuck.
+STUCK_OPERATION_TIMEOUT = getattr(
+    settings, "OPENWISP_MODEM_UPGRADER_STUCK_OPERATION_TIMEOUT", 2 * 3600
+)
+
+API_ENABLED = getattr(settings, "OPENWISP_MODEM_UPGRADER_API", True)
+API_THROTTLE_RATE = getattr(
+    settings, "OPENWISP_MODEM_UPGRADER_API_THROTTLE_RATE", "1000/minute"
+)
+
+# Base URL the devices use to report progress (defaults to the device's own
+# openwisp-config URL when empty).
+DEVICE_REPORT_BASE_URL = getattr(
+    settings, "OPENWISP_MODEM_UPGRADER_DEVICE_REPORT_BASE_URL", ""
+)
+
+PRIVATE_STORAGE_URL_PATH = "modem-firmware/"
+try:
+    PRIVATE_STORAGE_INSTANCE = import_string(
+        getattr(
+            settings,
+            "OPENWISP_MODEM_UPGRADER_PRIVATE_STORAGE_INSTANCE",
+            "openwisp_modem_upgrader.private_storage.storage.modem_firmware_storage",
+        )
+    )
+except ImportError as error:
+    raise ImproperlyConfigured(
+        f"OPENWISP_MODEM_UPGRADER_PRIVATE_STORAGE_INSTANCE cannot be imported: {error}"
+    )

@@ -1,0 +1,242 @@
+from unittest import mock
+
+from django.core.exceptions import ValidationError
+from django.test import TestCase
+
+from openwisp_controller.config.tests.utils import CreateDeviceGroupMixin
+
+from ..base.models import OperationStatus
+from ..batch import ExclusionReason, create_batch, preview_batch
+from ..upgrade import finish_operation, mark_in_progress
+from . import (
+    NEW_VERSION,
+    DeviceModemFirmware,
+    ModemBatchUpgradeOperation,
+    ModemUpgradeOperation,
+    TestModemUpgraderMixin,
+)
+
+QUEUE = "openwisp_modem_upgrader.tasks.upgrade_modem_firmware.delay"
+
+
+class TestBatch(CreateDeviceGroupMixin, TestModemUpgraderMixin, TestCase):
+    def _devices(self, count, start=0, **kwargs):
+        return [
+            self._create_modem_device(
+                name=f"router-{i:05d}",
+                mac_address=f"00:11:22:33:{i // 256:02x}:{i % 256:02x}",
+                **kwargs,
+            )
+            for i in range(start, start + count)
+        ]
+
+    def _batch(self, build, **kwargs):
+        kwargs.setdefault("organization", self._get_org())
+        return ModemBatchUpgradeOperation(build=build, **kwargs)
+
+    def _run(self, build, **kwargs):
+        with mock.patch(QUEUE) as queue:
+            with self.captureOnCommitCallbacks(execute=True) as callbacks:
+                batch = create_batch(build, self._get_org(), **kwargs)
+            # the fan-out task queues the operations on its own commit
+            while callbacks:
+                with self.captureOnCommitCallbacks(execute=True) as callbacks:
+                    pass
+        batch.refresh_from_db()
+        return batch, queue
+
+    def test_preview_reasons(self):
+        image = self._create_image(boards=["Router A"])
+        build = image.build
+        ok, deactivated, running, other, current, board, offline = self._devices(
+            7, model="Router A"
+        )
+        deactivated.deactivate()
+        ModemUpgradeOperation.objects.create(device=running, image=image)
+        DeviceModemFirmware.objects.filter(device=other).update(modem_model="FN990A40")
+        DeviceModemFirmware.objects.filter(device=current).update(
+            modem_firmware_version=NEW_VERSION
+        )
+        board.model = "Router B"
+        board.save()
+        offline.deviceconnection_set.update(enabled=False)
+        # a device whose modem was never detected is not a candidate
+        self._create_device(name="no-modem", mac_address="00:00:00:00:00:09")
+        batch = self._batch(build)
+        # images of the build, then one query per list, whatever the fleet size
+        with self.assertNumQueries(3):
+            preview = preview_batch(batch)
+            devices = list(preview["devices"])
+            excluded = {d.name: d.exclusion_reason for d in preview["excluded"]}
+        self.assertEqual([d.pk for d in devices], [ok.pk])
+        self.assertEqual(devices[0].target_image_id, image.pk)
+        self.assertEqual(
+            excluded,
+            {
+                deactivated.name: ExclusionReason.DEACTIVATED,
+                running.name: ExclusionReason.RUNNING,
+                other.name: ExclusionReason.OTHER_MODEL,
+                current.name: ExclusionReason.UP_TO_DATE,
+                board.name: ExclusionReason.BOARD,
+                offline.name: ExclusionReason.NO_CONNECTION,
+            },
+        )
+        for reason in excluded.values():
+            self.assertIn(reason, ExclusionReason.labels)
+
+    def test_preview_filters(self):
+        image = self._create_image()
+        group = self._create_device_group(organization=self._get_org())
+        in_group, other_version, outside = self._devices(3)
+        for device in (in_group, other_version):
+            device.group = group
+            device.save()
+        DeviceModemFirmware.objects.filter(device=other_version).update(
+            modem_firmware_version="M0R.000001-B001"
+        )
+        batch = self._batch(image.build, group=group, from_version="M0R.010000-B022")
+        names = [d.name for d in preview_batch(batch)["devices"]]
+        self.assertEqual(names, [in_group.name])
+
+    def test_preview_ignores_other_organizations(self):
+        image = self._create_image()
+        self._devices(1, organization=self._create_org(name="other", slug="other"))
+        self.assertFalse(preview_batch(self._batch(image.build))["devices"].exists())
+
+    def test_upgrade_fans_out_in_constant_queries(self):
+        image = self._create_image()
+        self._devices(2)
+        counts = []
+        for extra in (0, 8):
+            self._devices(extra, start=100)
+            ModemUpgradeOperation.objects.all().delete()
+            batch = self._batch(image.build)
+            batch.full_clean()
+            batch.save()
+            with mock.patch(QUEUE):
+                with self._count() as queries:
+                    batch.upgrade()
+            counts.append(len(queries))
+            self.assertEqual(
+                batch.operations.count(), 2 + extra, "one operation per device"
+            )
+        self.assertEqual(counts[0], counts[1])
+
+    def _count(self):
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        return CaptureQueriesContext(connection)
+
+    def test_create_batch_runs_every_eligible_device(self):
+        image = self._create_image()
+        devices = self._devices(3)
+        batch, queue = self._run(image.build, upgrade_options={"upgrade_timeout": 900})
+        self.assertEqual(batch.status, OperationStatus.IN_PROGRESS)
+        operations = ModemUpgradeOperation.objects.filter(batch=batch)
+        self.assertEqual({o.device_id for o in operations}, {d.pk for d in devices})
+        self.assertEqual(queue.call_count, 3)
+        for operation in operations:
+            self.assertEqual(operation.upgrade_options, {"upgrade_timeout": 900})
+            self.assertEqual(operation.image, image)
+        self.assertEqual(
+            DeviceModemFirmware.objects.filter(image=image, installed=False).count(), 3
+        )
+
+    def test_device_started_meanwhile_is_skipped_not_fatal(self):
+        image = self._create_image()
+        busy, free = self._devices(2)
+        batch = self._batch(image.build)
+        batch.full_clean()
+        batch.save()
+        # ``busy`` starts an upgrade between the preview and the insert
+        real_preview = preview_batch
+
+        def preview_then_race(b):
+            result = real_preview(b)
+            result["devices"] = result["devices"].all()
+            list(result["devices"])
+            ModemUpgradeOperation.objects.create(device=busy, image=image)
+            return result
+
+        with mock.patch(QUEUE) as queue, mock.patch(
+            "openwisp_modem_upgrader.batch.preview_batch", preview_then_race
+        ):
+            with self.captureOnCommitCallbacks(execute=True):
+                batch.upgrade()
+        self.assertEqual(
+            list(batch.operations.values_list("device_id", flat=True)), [free.pk]
+        )
+        self.assertEqual(queue.call_count, 1)
+
+    def test_no_eligible_device_is_a_clear_error(self):
+        image = self._create_image()
+        with self.assertRaises(ValidationError) as context:
+            self._run(image.build)
+        self.assertIn("No device can be upgraded", str(context.exception))
+        self.assertEqual(ModemBatchUpgradeOperation.objects.count(), 0)
+
+    def test_invalid_options_rejected(self):
+        image = self._create_image()
+        self._devices(1)
+        with self.assertRaises(ValidationError) as context:
+            self._run(image.build, upgrade_options={"tool_path": "uxfp && reboot"})
+        self.assertIn("upgrade_options", context.exception.message_dict)
+        self.assertEqual(ModemBatchUpgradeOperation.objects.count(), 0)
+
+    def test_build_of_other_organization_rejected(self):
+        other = self._create_org(name="other", slug="other")
+        image = self._create_image(
+            build=self._create_build(category=self._create_category(organization=other))
+        )
+        self._devices(1)
+        batch = self._batch(image.build)
+        with self.assertRaises(ValidationError) as context:
+            batch.full_clean()
+        self.assertIn("build", context.exception.message_dict)
+
+    def test_upgrade_twice_fans_out_once(self):
+        image = self._create_image()
+        self._devices(2)
+        batch = self._batch(image.build)
+        batch.save()
+        with mock.patch(QUEUE):
+            first = batch.upgrade()
+            second = batch.upgrade()
+        self.assertEqual(len(first), 2)
+        self.assertEqual(second, [])
+
+    def test_progress_report_and_rates_in_one_query(self):
+        image = self._create_image()
+        self._devices(4)
+        batch, _ = self._run(image.build)
+        ops = list(batch.operations.order_by("device__name"))
+        for operation in ops:
+            mark_in_progress(operation.pk)
+        finish_operation(ops[0].pk, OperationStatus.SUCCESS)
+        finish_operation(ops[1].pk, OperationStatus.SUCCESS)
+        finish_operation(ops[2].pk, OperationStatus.FAILED)
+        with self.assertNumQueries(1):
+            rates = batch.rates()
+        self.assertEqual(rates[OperationStatus.SUCCESS], 50)
+        self.assertEqual(rates[OperationStatus.FAILED], 25)
+        self.assertEqual(rates[OperationStatus.ABORTED], 0)
+        self.assertEqual(str(batch.progress_report), "3 out of 4 devices completed")
+        batch.refresh_from_db()
+        self.assertEqual(batch.status, OperationStatus.IN_PROGRESS)
+        finish_operation(ops[3].pk, OperationStatus.ABORTED)
+        batch.refresh_from_db()
+        self.assertEqual(batch.status, OperationStatus.FAILED)
+        self.assertEqual(batch.aborted_rate, 25)
+        self.assertIsNotNone(batch.finished_at)
+
+    def test_batch_succeeds_when_all_succeed(self):
+        image = self._create_image()
+        self._devices(2)
+        batch, _ = self._run(image.build)
+        for operation in batch.operations.all():
+            mark_in_progress(operation.pk)
+            finish_operation(operation.pk, OperationStatus.SUCCESS)
+        batch.refresh_from_db()
+        self.assertEqual(batch.status, OperationStatus.SUCCESS)
+        self.assertEqual(batch.success_rate, 100)

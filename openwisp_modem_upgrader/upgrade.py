@@ -1,0 +1,186 @@
+"""Start, cancel, record and finish modem upgrades.
+
+This module is the one place where an operation's status changes. Every change
+is a conditional UPDATE, so a worker, the device's own reports, an operator's
+cancel and the stuck-operation sweeper can race without overwriting each other.
+"""
+
+import logging
+from functools import partial
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Concat, Greatest
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from .base.models import ACTIVE_STATUSES, TERMINAL_STATUSES, OperationStatus
+from .exceptions import UpgradeNotAllowed
+from .swapper import load_model
+
+logger = logging.getLogger(__name__)
+
+
+def _operations():
+    return load_model("ModemUpgradeOperation").objects
+
+
+def start_upgrade(device, image, upgrade_options=None, batch=None):
+    """Validates and creates an operation, then queues it once committed.
+
+    Raises ``ValidationError`` with the reason when the upgrade is not allowed
+    (incompatible image, invalid options, another upgrade running...).
+    """
+    from .tasks import upgrade_modem_firmware
+
+    operation = load_model("ModemUpgradeOperation")(
+        device=device, image=image, upgrade_options=upgrade_options or {}, batch=batch
+    )
+    operation.full_clean()
+    try:
+        with transaction.atomic():
+            operation.save()
+            _assign_image_to_device(device, image)
+    except IntegrityError:
+        # lost a race with another start: the partial unique index said no
+        raise ValidationError(
+            _("Another modem upgrade is already running on this device.")
+        )
+    transaction.on_commit(partial(upgrade_modem_firmware.delay, str(operation.pk)))
+    return operation
+
+
+def _assign_image_to_device(device, image):
+    load_model("DeviceModemFirmware").objects.update_or_create(
+        device=device, defaults={"image": image, "installed": False}
+    )
+
+
+def cancel_upgrade(operation):
+    """Cancels an operation that has not reached the point of no return."""
+    now = timezone.now()
+    updated = (
+        _operations()
+        .filter(pk=operation.pk, status__in=ACTIVE_STATUSES, flash_started=False)
+        .update(
+            status=OperationStatus.CANCELLED,
+            finished_at=now,
+            modified=now,
+            log=Concat(F("log"), Value(_log_line(_("Cancelled by an operator.")))),
+        )
+    )
+    operation.refresh_from_db()
+    if not updated:
+        if operation.status in TERMINAL_STATUSES:
+            raise UpgradeNotAllowed(_("This upgrade has already finished."))
+        raise UpgradeNotAllowed(
+            _("The modem is being flashed: cancelling now could brick it.")
+        )
+    refresh_batch(operation.batch_id)
+
+
+def mark_in_progress(operation_id):
+    """idle -> in-progress; False when the operation is no longer active."""
+    now = timezone.now()
+    return bool(
+        _operations()
+        .filter(pk=operation_id, status__in=ACTIVE_STATUSES)
+        .update(
+            status=OperationStatus.IN_PROGRESS,
+            started_at=now,
+            last_progress_at=now,
+            modified=now,
+            attempts=F("attempts") + 1,
+        )
+    )
+
+
+def mark_flash_started(operation_id):
+    """Crosses the point of no return; False if cancelled in the meantime."""
+    now = timezone.now()
+    return bool(
+        _operations()
+        .filter(
+            pk=operation_id, status=OperationStatus.IN_PROGRESS, flash_started=False
+        )
+        .update(flash_started=True, last_progress_at=now, modified=now)
+    )
+
+
+def record_progress(operation_id, progress=None, message=None, seq=None):
+    """Appends to the log and raises progress (never lowers it).
+
+    ``seq`` is the device journal sequence of this record: records already
+    applied (a device replaying its journal) are ignored. Returns whether the
+    record was applied.
+    """
+    now = timezone.now()
+    filters = {"pk": operation_id, "status": OperationStatus.IN_PROGRESS}
+    changes = {"last_progress_at": now, "modified": now}
+    if seq is not None:
+        filters["device_seq__lt"] = seq
+        changes["device_seq"] = seq
+    if progress is not None:
+        changes["progress"] = Greatest(F("progress"), Value(int(progress)))
+    if message:
+        changes["log"] = Concat(F("log"), Value(_log_line(message)))
+    return bool(_operations().filter(**filters).update(**changes))
+
+
+def finish_operation(operation_id, status, message=None):
+    """Moves an active operation to a terminal status, exactly once.
+
+    Returns False when it had already finished (e.g. cancelled, or finished by
+    the device's own report), in which case nothing changes.
+    """
+    assert status in TERMINAL_STATUSES, status
+    now = timezone.now()
+    changes = {"status": status, "finished_at": now, "modified": now}
+    if status == OperationStatus.SUCCESS:
+        changes["progress"] = 100
+    if message:
+        changes["log"] = Concat(F("log"), Value(_log_line(message)))
+    with transaction.atomic():
+        updated = (
+            _operations()
+            .filter(pk=operation_id, status__in=ACTIVE_STATUSES)
+            .update(**changes)
+        )
+        if not updated:
+            return False
+        operation = _operations().select_related("image").get(pk=operation_id)
+        if status == OperationStatus.SUCCESS and operation.image_id:
+            load_model("DeviceModemFirmware").objects.filter(
+                device_id=operation.device_id, image_id=operation.image_id
+            ).update(
+                installed=True, modem_firmware_version=operation.image.build.version
+            )
+    refresh_batch(operation.batch_id)
+    return True
+
+
+def refresh_batch(batch_id):
+    """Closes a batch once none of its operations is active any more."""
+    if not batch_id:
+        return
+    Batch = load_model("ModemBatchUpgradeOperation")
+    batch = Batch.objects.get(pk=batch_id)
+    counts = batch.status_counts()
+    if counts[OperationStatus.IDLE] or counts[OperationStatus.IN_PROGRESS]:
+        return
+    if not counts["total"]:
+        status = OperationStatus.FAILED
+    elif counts[OperationStatus.SUCCESS] == counts["total"]:
+        status = OperationStatus.SUCCESS
+    elif counts[OperationStatus.CANCELLED] == counts["total"]:
+        status = OperationStatus.CANCELLED
+    else:
+        status = OperationStatus.FAILED
+    Batch.objects.filter(pk=batch_id, status__in=ACTIVE_STATUSES).update(
+        status=status, finished_at=timezone.now()
+    )
+
+
+def _log_line(message):
+    return f"{message.rstrip()}\n"

@@ -1,0 +1,32 @@
+from django.utils.translation import gettext_lazy as _
+
+from .telit import SAFE_ARGS, SAFE_PATH, TelitFN990AUpgrader
+
+
+class GenericCommandUpgrader(TelitFN990AUpgrader):
+    """Runs a customer-installed flashing command through the same wrapper.
+
+    The command must accept ``--file <image> --port <port>`` and may print
+    progress lines in the documented format (see the device contract).
+    """
+
+    label = _("Generic flashing command")
+    SCHEMA = {
+        **TelitFN990AUpgrader.SCHEMA,
+        "title": "Generic flashing command options",
+        "required": ["tool_path"],
+        "properties": {
+            **TelitFN990AUpgrader.SCHEMA["properties"],
+            "tool_path": {
+                "type": "string",
+                "title": "Path of the flashing command on the router",
+                "pattern": SAFE_PATH,
+            },
+            "tool_args": {
+                "type": "string",
+                "title": "Extra arguments for the command",
+                "pattern": SAFE_ARGS,
+                "default": "",
+            },
+        },
+    }

@@ -1,0 +1,43 @@
+#!/usr/bin/env python
+import os
+
+from setuptools import find_packages, setup
+
+from openwisp_modem_upgrader import get_version
+
+
+def get_install_requires():
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "requirements.txt")) as requirements:
+        return [
+            line.strip()
+            for line in requirements
+            if line.strip() and not line.startswith("#")
+        ]
+
+
+setup(
+    name="openwisp-modem-upgrader",
+    version=get_version(),
+    license="GPL3",
+    author="OpenWISP",
+    author_email="support@openwisp.io",
+    description="Upgrade the firmware of 5G/LTE modems inside OpenWrt routers",
+    long_description=open("README.rst").read(),
+    url="https://openwisp.org",
+    packages=find_packages(exclude=["tests*", "docs*"]),
+    include_package_data=True,
+    zip_safe=False,
+    install_requires=get_install_requires(),
+    python_requires=">=3.9",
+    classifiers=[
+        "Development Status :: 3 - Alpha",
+        "Environment :: Web Environment",
+        "Framework :: Django",
+        "Intended Audience :: System Administrators",
+        "License :: OSI Approved :: GNU General Public License v3 (GPLv3)",
+        "Operating System :: OS Independent",
+        "Programming Language :: Python :: 3",
+        "Topic :: System :: Networking",
+    ],
+)

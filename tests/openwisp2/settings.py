@@ -1,0 +1,179 @@
+import os
+import sys
+
+TESTING = "test" in sys.argv
+SAMPLE_APP = bool(os.environ.get("SAMPLE_APP"))
+BASE_DIR = os.path.dirname(os.path.abspath(__file__))
+DEBUG = True
+ALLOWED_HOSTS = ["*"]
+SECRET_KEY = "modem-upgrader-test-project-not-a-secret"
+
+# SpatiaLite by default; DB=postgres runs the same suite on PostGIS.
+if os.environ.get("DB") == "postgres":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.contrib.gis.db.backends.postgis",
+            "NAME": os.environ.get("POSTGRES_DB", "modem_upgrader"),
+            "USER": os.environ.get("POSTGRES_USER", "postgres"),
+            "PASSWORD": os.environ.get("POSTGRES_PASSWORD", ""),
+            "HOST": os.environ.get("POSTGRES_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("POSTGRES_PORT", "5432"),
+        }
+    }
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "openwisp_utils.db.backends.spatialite",
+            "NAME": os.path.join(BASE_DIR, "db.sqlite3"),
+        }
+    }
+SPATIALITE_LIBRARY_PATH = "mod_spatialite.so"
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.gis",
+    "django.contrib.sites",
+    "openwisp_users.accounts",
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "django_extensions",
+    "private_storage",
+    "openwisp_controller.pki",
+    "openwisp_controller.config",
+    "openwisp_controller.connection",
+    "openwisp_controller.geo",
+    "openwisp_modem_upgrader",
+    "openwisp_users",
+    "openwisp_notifications",
+    "openwisp_ipam",
+    "openwisp_utils.admin_theme",
+    "admin_auto_filters",
+    "django.contrib.admin",
+    "django.forms",
+    "sortedm2m",
+    "reversion",
+    "leaflet",
+    "flat_json_widget",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "rest_framework_gis",
+    "django_filters",
+    "import_export",
+    "drf_yasg",
+    "channels",
+]
+EXTENDED_APPS = ["django_x509", "django_loci"]
+
+AUTH_USER_MODEL = "openwisp_users.User"
+SITE_ID = 1
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "openwisp_utils.staticfiles.DependencyFinder",
+]
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+ROOT_URLCONF = "openwisp2.urls"
+ASGI_APPLICATION = "openwisp2.routing.application"
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")
+if TESTING:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+else:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [f"{REDIS_URL}/1"]},
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": f"{REDIS_URL}/0",
+            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+        }
+    }
+SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+SESSION_CACHE_ALIAS = "default"
+
+CELERY_BROKER_URL = f"{REDIS_URL}/2"
+CELERY_RESULT_BACKEND = None
+if TESTING and not os.environ.get("CELERY_REAL_WORKER"):
+    CELERY_TASK_ALWAYS_EAGER = True
+    CELERY_TASK_EAGER_PROPAGATES = True
+    CELERY_BROKER_URL = "memory://"
+
+TIME_ZONE = "Europe/Rome"
+LANGUAGE_CODE = "en-gb"
+USE_TZ = True
+USE_I18N = False
+STATIC_URL = "/static/"
+MEDIA_URL = "/media/"
+MEDIA_ROOT = os.path.join(BASE_DIR, "media")
+PRIVATE_STORAGE_ROOT = os.path.join(BASE_DIR, "private")
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "OPTIONS": {
+            "loaders": [
+                "django.template.loaders.filesystem.Loader",
+                "django.template.loaders.app_directories.Loader",
+                "openwisp_utils.loaders.DependencyLoader",
+            ],
+            "context_processors": [
+                "django.template.context_processors.debug",
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "openwisp_utils.admin_theme.context_processor.menu_groups",
+                "openwisp_notifications.context_processors.notification_api_settings",
+            ],
+        },
+    }
+]
+FORM_RENDERER = "django.forms.renderers.TemplatesSetting"
+LOGIN_REDIRECT_URL = "admin:index"
+ACCOUNT_LOGOUT_REDIRECT_URL = LOGIN_REDIRECT_URL
+EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+OPENWISP_USERS_AUTH_API = True
+TEST_RUNNER = "openwisp_utils.tests.TimeLoggingTestRunner"
+
+if SAMPLE_APP:
+    INSTALLED_APPS[INSTALLED_APPS.index("openwisp_modem_upgrader")] = (
+        "openwisp2.sample_modem_upgrader"
+    )
+    EXTENDED_APPS.append("openwisp_modem_upgrader")
+    MODEM_UPGRADER_MODEMCATEGORY_MODEL = "sample_modem_upgrader.ModemCategory"
+    MODEM_UPGRADER_MODEMBUILD_MODEL = "sample_modem_upgrader.ModemBuild"
+    MODEM_UPGRADER_MODEMFIRMWAREIMAGE_MODEL = "sample_modem_upgrader.ModemFirmwareImage"
+    MODEM_UPGRADER_DEVICEMODEMFIRMWARE_MODEL = (
+        "sample_modem_upgrader.DeviceModemFirmware"
+    )
+    MODEM_UPGRADER_MODEMUPGRADEOPERATION_MODEL = (
+        "sample_modem_upgrader.ModemUpgradeOperation"
+    )
+    MODEM_UPGRADER_MODEMBATCHUPGRADEOPERATION_MODEL = (
+        "sample_modem_upgrader.ModemBatchUpgradeOperation"
+    )
+
+try:
+    from openwisp2.local_settings import *  # noqa
+except ImportError:
+    pass
