@@ -93,7 +93,7 @@ parse_arguments() {
 		--workdir) check_value "$pa_option" "$pa_value" 'A-Za-z0-9._/+-'; WORKDIR=$pa_value ;;
 		--tool) check_value "$pa_option" "$pa_value" 'A-Za-z0-9._/+-'; TOOL=$pa_value ;;
 		--tool-args) check_value "$pa_option" "$pa_value" 'A-Za-z0-9._=:/,+ -'; TOOL_ARGS=$pa_value ;;
-		--report-url) check_value "$pa_option" "$pa_value" 'A-Za-z0-9._~:/%@+[]-'; REPORT_URL=$pa_value ;;
+		--report-url) check_value "$pa_option" "$pa_value" 'A-Za-z0-9._~:/%@+-'; REPORT_URL=$pa_value ;;
 		--device-uuid) check_value "$pa_option" "$pa_value" '0-9a-fA-F-'; DEVICE_UUID=$pa_value ;;
 		--device-key) check_value "$pa_option" "$pa_value" 'A-Za-z0-9'; DEVICE_KEY=$pa_value ;;
 		--modem-service) check_value "$pa_option" "$pa_value" 'A-Za-z0-9._/+-'; MODEM_SERVICE=$pa_value ;;
@@ -187,7 +187,7 @@ resolve_report_endpoint() {
 	fi
 	# values read from UCI pass the same checks as arguments
 	case $REPORT_URL in
-	'' | *[!A-Za-z0-9._~:/%@+[\]-]*) REPORT_URL= ;;
+	'' | *[!A-Za-z0-9._~:/%@+-]*) REPORT_URL= ;;
 	esac
 	case $DEVICE_KEY in
 	'' | *[!A-Za-z0-9]*) DEVICE_KEY= ;;
@@ -336,7 +336,12 @@ flash_failed() {
 		sleep "$POLL_INTERVAL"
 	done
 	case $MODEM_MODE in
-	normal) finish "$EXIT_IRRECOVERABLE" "$1; modem is back in normal mode" ;;
+	normal)
+		# a refused image leaves the modem as it was, radio off included
+		ff_port=$(tty_of_interface "$MODEM_USB" "$AT_INTERFACE") &&
+			at_query "$ff_port" 'AT+CFUN=1' >/dev/null
+		finish "$EXIT_IRRECOVERABLE" "$1; modem is back in normal mode"
+		;;
 	flashing) finish "$EXIT_ABORTED" "$1; modem left in flashing mode (USB $MODEM_USB_ID): run again to recover with --lossrecovery" ;;
 	*) finish "$EXIT_ABORTED" "$1; modem lost (not on USB after ${REBOOT_TIMEOUT}s)" ;;
 	esac

@@ -37,7 +37,10 @@ def uxfp(modem, args):
             options[arg[2:]] = next(it, None)
         elif arg == "--lossrecovery":
             options["lossrecovery"] = True
-        elif arg in ("--serial", "--debug", "--noprogress", "--json", "--report"):
+        elif arg == "--debug":
+            # exercises escaping: quotes, backslash, tab and a control char
+            say('[d] device said "READY"\\ok\tbaud=\x07115200')
+        elif arg in ("--serial", "--noprogress", "--json", "--report"):
             options[arg[2:]] = True
         elif arg == "--show-diag-ports":
             say(DIAG_PORT)
@@ -178,7 +181,11 @@ def _uplink(state, action):
 
 def mmcli(modem, args):
     state = modem.read()
-    visible = state["mode"] == "normal" and not state["inhibited_by"]
+    visible = (
+        state["mode"] == "normal"
+        and not state["inhibited_by"]
+        and state["fault"] != "silent"
+    )
     if args == ["-L"]:
         if visible:
             say(
@@ -264,7 +271,7 @@ def sms_tool(modem, args):
     port, command = args[1], args[3].upper()
     modem.event("at", command)
     state = modem.read()
-    if state["mode"] != "normal" or port != AT_PORT:
+    if state["mode"] != "normal" or port != AT_PORT or state["fault"] == "silent":
         sys.stderr.write(f"sms_tool: cannot open {port}\n")
         return 1
     if command == "AT#SWPKGV" and state["fault"] == "no-swpkgv":

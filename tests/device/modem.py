@@ -31,6 +31,7 @@ FAULTS = (
     "no-return",  # the flash succeeds but the modem never re-enumerates
     "stale-version",  # the modem comes back still running its old firmware
     "no-swpkgv",  # AT#SWPKGV answers ERROR (AT+CGMR fallback)
+    "silent",  # the modem is on USB but answers neither AT nor ModemManager
     "uplink-loss",  # netns routers: the uplink is down while the modem is away
 )
 

@@ -177,10 +177,11 @@ class EmulatedRouter:
             TMPDIR=self.tmp_dir,
         )
 
-    def run(self, args, timeout=60, **kwargs):
-        """Runs ``ash args...`` on the router (locally, no SSH)."""
+    def run(self, args, timeout=60, env=None, **kwargs):
+        """Runs ``ash args...`` on the router (locally, no SSH); ``env``
+        adds variables to the router's environment."""
         return subprocess.run(
-            [os.path.join(self.bin_dir, 'ash'), *args], env=self.env(),
+            [os.path.join(self.bin_dir, 'ash'), *args], env=dict(self.env(), **(env or {})),
             cwd=self.root, capture_output=True, text=True, timeout=timeout, **kwargs,
         )
 

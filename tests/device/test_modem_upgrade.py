@@ -1,0 +1,281 @@
+"""modem-upgrade.sh under BusyBox ash against the emulated FN990A."""
+
+import os
+import signal
+import time
+
+from .helpers import NEW_VERSION, OLD_VERSION, OPERATION_ID, RouterTestCase
+
+EXIT_SUCCESS, EXIT_RECOVERABLE, EXIT_IRRECOVERABLE = 0, 1, 2
+EXIT_ABORTED, EXIT_BUSY, EXIT_USAGE = 3, 4, 64
+
+
+def wait_for(predicate, timeout=10, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
+class TestUpgradeOutcomes(RouterTestCase):
+    def test_success(self):
+        result = self.upgrade()
+        messages = self.assert_finished(result, EXIT_SUCCESS, "success")
+        records = self.journal()
+        self.assertEqual(records[-1][3], "100")
+        percents = [int(r[3]) for r in records]
+        self.assertTrue(any(20 < p < 90 for p in percents), percents)
+        self.assertIn("[+] firmware uploaded successfully!", messages)
+        self.assertIn(f"firmware {NEW_VERSION} verified", messages[-1])
+        state = self.router.modem_state()
+        self.assertEqual(state["firmware"], NEW_VERSION)
+        self.assertEqual(state["mode"], "normal")
+        events = [e[0] for e in state["events"]]
+        self.assertLess(events.index("inhibit"), events.index("uxfp"))
+        self.assertEqual(
+            self.tool_calls(),
+            [["--file", os.path.join(self.router.tmp_dir, "fw.bin"), "--port", "/dev/ttyUSB0"]],
+        )
+        self.assertIn(["at", "AT+CFUN=0"], state["events"])
+
+    def test_extra_tool_args_are_passed_one_by_one(self):
+        result = self.upgrade(tool_args="--noprogress  --speed 921600")
+        self.assert_finished(result, EXIT_SUCCESS, "success")
+        self.assertEqual(self.tool_calls()[0][4:], ["--noprogress", "--speed", "921600"])
+
+    def test_checksum_mismatch(self):
+        path, sha = self.firmware(corrupt=True)
+        result = self.upgrade(firmware=path, sha256=sha)
+        messages = self.assert_finished(result, EXIT_IRRECOVERABLE, "failed")
+        self.assertIn("sha256 mismatch", messages[-1])
+        self.assertEqual(self.tool_calls(), [])
+
+    def test_firmware_missing(self):
+        result = self.upgrade(firmware=self.router.tmp_dir + "/nothing.bin", sha256="a" * 64)
+        self.assert_finished(result, EXIT_RECOVERABLE, "failed")
+
+    def test_no_space_left(self):
+        result = self.upgrade(env={"MIN_FREE_KB": "999999999999"})
+        messages = self.assert_finished(result, EXIT_RECOVERABLE, "failed")
+        self.assertIn("KB free", messages[-1])
+
+    def test_wrong_variant_is_refused_before_the_tool(self):
+        self.router.set_modem(model="FN990A40")
+        result = self.upgrade()
+        messages = self.assert_finished(result, EXIT_IRRECOVERABLE, "failed")
+        self.assertIn("modem is FN990A40: refused", messages[-1])
+        self.assertEqual(self.tool_calls(), [])
+
+    def test_image_for_another_chipset_is_refused_by_the_tool(self):
+        path, sha = self.firmware(chipset="40.")
+        result = self.upgrade(firmware=path, sha256=sha)
+        messages = self.assert_finished(result, EXIT_IRRECOVERABLE, "failed")
+        self.assertIn("[+] could not complete firmware upload", messages)
+        self.assertEqual(self.router.modem_state()["firmware"], OLD_VERSION)
+        # nothing was flashed: the radio is back on
+        self.assertEqual(self.router.modem_state()["cfun"], 1)
+
+    def test_tool_missing(self):
+        result = self.upgrade(tool="/nonexistent/uxfp")
+        messages = self.assert_finished(result, EXIT_RECOVERABLE, "failed")
+        self.assertIn("not found", messages[-1])
+        self.assertNotIn("inhibit", [e[0] for e in self.router.modem_state()["events"]])
+
+    def test_modem_absent(self):
+        self.router.set_modem(mode="absent")
+        result = self.upgrade()
+        messages = self.assert_finished(result, EXIT_RECOVERABLE, "failed")
+        self.assertIn("no modem", messages[-1])
+
+    def test_modem_not_answering(self):
+        self.router.set_fault("silent")
+        result = self.upgrade()
+        messages = self.assert_finished(result, EXIT_RECOVERABLE, "failed")
+        self.assertIn("does not answer", messages[-1])
+
+    def test_tool_error(self):
+        self.router.set_fault("tool-error")
+        result = self.upgrade()
+        messages = self.assert_finished(result, EXIT_IRRECOVERABLE, "failed")
+        self.assertIn("back in normal mode", messages[-1])
+        self.assertIn("[+] could not complete firmware upload", messages)
+
+    def test_hang_is_bounded_by_flash_timeout(self):
+        self.router.set_fault("hang")
+        started = time.monotonic()
+        result = self.upgrade(flash_timeout="1")
+        self.assertLess(time.monotonic() - started, 8)
+        messages = self.assert_finished(result, EXIT_ABORTED, "aborted")
+        self.assertIn("did not finish within 1s", messages[-1])
+        self.assertEqual(self.router.modem_state()["mode"], "flashing")
+
+    def test_interrupt_then_loss_recovery(self):
+        self.router.set_fault("interrupt")
+        result = self.upgrade()
+        messages = self.assert_finished(result, EXIT_ABORTED, "aborted")
+        self.assertIn("left in flashing mode", messages[-1])
+        self.assertEqual(self.router.modem_state()["mode"], "flashing")
+
+        self.router.set_fault(None)
+        second = "0b5e6a1c-0000-4000-8000-000000000002"
+        result = self.upgrade(operation_id=second)
+        messages = self.assert_finished(result, EXIT_SUCCESS, "success", second)
+        self.assertTrue(any("--lossrecovery" in m for m in messages))
+        self.assertIn("--lossrecovery", self.tool_calls()[-1])
+        self.assertEqual(self.router.modem_state()["firmware"], NEW_VERSION)
+
+    def test_power_loss(self):
+        self.router.set_fault("power-loss")
+        result = self.upgrade(reboot_timeout="1")
+        messages = self.assert_finished(result, EXIT_ABORTED, "aborted")
+        self.assertIn("modem lost", messages[-1])
+
+    def test_modem_not_back_within_reboot_timeout(self):
+        self.router.set_fault("no-return")
+        result = self.upgrade(reboot_timeout="1")
+        messages = self.assert_finished(result, EXIT_IRRECOVERABLE, "failed")
+        self.assertIn("did not answer within 1s", messages[-1])
+
+    def test_version_mismatch_after_flash(self):
+        self.router.set_fault("stale-version")
+        result = self.upgrade()
+        messages = self.assert_finished(result, EXIT_IRRECOVERABLE, "failed")
+        self.assertIn(f"runs '{OLD_VERSION}' after the flash", messages[-1])
+
+    def test_revision_is_compared_without_swpkgv(self):
+        """Without #SWPKGV line 2 the revision is the version compared."""
+        self.router.set_fault("no-swpkgv")
+        path, sha = self.firmware()
+        result = self.upgrade(
+            firmware=path, sha256=sha, expected_version="45.00.010-B022-P0R.001600"
+        )
+        self.assert_finished(result, EXIT_SUCCESS, "success")
+
+
+class TestWithoutModemManager(RouterTestCase):
+    router_options = {"modem_manager": False}
+
+    def test_modem_daemon_is_stopped_and_restarted(self):
+        result = self.upgrade(modem_service=self.router.modem_service)
+        self.assert_finished(result, EXIT_SUCCESS, "success")
+        daemon = [e[1] for e in self.router.modem_state()["events"] if e[0] == "daemon"]
+        self.assertEqual(daemon, ["stop", "start"])
+
+    def test_daemon_restarted_after_tool_error(self):
+        self.router.set_fault("tool-error")
+        result = self.upgrade(modem_service=self.router.modem_service)
+        self.assert_finished(result, EXIT_IRRECOVERABLE, "failed")
+
+
+class TestConcurrencyAndSignals(RouterTestCase):
+    modem = {"flash_duration": 3, "reboot_delay": 0.2}
+
+    def _wait_until_flashing(self):
+        self.assertTrue(
+            wait_for(lambda: any("uploading firmware" in r[4] for r in self.journal())),
+            self.journal(),
+        )
+
+    def test_second_start_is_busy(self):
+        first = self.start_upgrade()
+        self._wait_until_flashing()
+        before = self.journal()
+        result = self.upgrade()
+        self.assertEqual(result.returncode, EXIT_BUSY, result.stderr)
+        # the second start wrote nothing of its own
+        self.assertEqual(self.journal()[: len(before)], before)
+        self.assertEqual(len(self.tool_calls()), 1)
+        self.assertEqual(first.wait(timeout=20), EXIT_SUCCESS)
+        self.assertEqual(self.journal()[-1][2], "success")
+
+    def test_finished_operation_is_not_run_again(self):
+        self.router.set_flash_duration(0.2)
+        self.assertEqual(self.upgrade().returncode, EXIT_SUCCESS)
+        records = self.journal()
+        result = self.upgrade()
+        self.assertEqual(result.returncode, EXIT_SUCCESS)
+        self.assertEqual(self.journal(), records)
+        self.assertEqual(len(self.tool_calls()), 1)
+
+    def test_stale_lock_is_taken_over(self):
+        self.router.set_flash_duration(0.2)
+        os.makedirs(os.path.join(self.opdir(), "lock"))
+        with open(os.path.join(self.opdir(), "lock", "pid"), "w") as f:
+            f.write("999999\n")
+        self.assert_finished(self.upgrade(), EXIT_SUCCESS, "success")
+
+    def test_sigterm_during_flash_is_aborted(self):
+        process = self.start_upgrade()
+        self._wait_until_flashing()
+        process.send_signal(signal.SIGTERM)
+        self.assertEqual(process.wait(timeout=10), EXIT_ABORTED)
+        record = self.journal()[-1]
+        self.assertEqual(record[2], "aborted")
+        self.assertIn("killed by signal TERM during or after the flash", record[4])
+        self.assert_ports_released()
+        # the truth: the modem was left in flashing mode
+        self.assertEqual(self.router.modem_state()["mode"], "flashing")
+
+
+PWNED = "pwned-marker"
+
+
+class TestHostileArguments(RouterTestCase):
+    hostile = [
+        {"operation_id": f"$(touch {PWNED})"},
+        {"operation_id": f"abc;touch {PWNED}"},
+        {"operation_id": "../../etc"},
+        {"tool_args": f"--debug `touch {PWNED}`"},
+        {"tool_args": f"--debug\ntouch {PWNED}"},
+        {"tool_args": f"--debug; touch {PWNED}"},
+        {"tool_args": "--debug\t--noprogress"},
+        {"expected_version": f'M0R"; touch {PWNED}; "'},
+        {"expected_version": "M0R'x"},
+        {"expected_model": "FN990A28 FN990A40"},
+        {"firmware": f"/tmp/fw.bin;touch {PWNED}"},
+        {"workdir": "/tmp/a dir"},
+        {"tool": f"uxfp$(touch {PWNED})"},
+        {"report_url": f"http://127.0.0.1/$(touch {PWNED})"},
+        {"device_key": "abc'def"},
+        {"flash_timeout": "1;reboot"},
+        {"flash_timeout": "1.5"},
+        {"report_interval": "0..2"},
+        {"sha256": "abc"},
+        {"sha256": "g" * 64},
+        {"expected_model": None},
+        {"operation_id": ""},
+        {"operation_id": "a" * 65},
+    ]
+
+    def test_hostile_values_are_rejected(self):
+        for overrides in self.hostile:
+            with self.subTest(overrides=overrides):
+                result = self.upgrade(**overrides)
+                self.assertEqual(result.returncode, EXIT_USAGE, result.stderr)
+                self.assertEqual(os.listdir(self.router.tmp_dir), ["fw.bin"])
+                self.assertFalse(os.path.exists(os.path.join(self.router.root, PWNED)))
+                self.assertEqual(self.router.modem_state()["events"], [])
+
+    def test_malformed_command_lines(self):
+        base = self.upgrade_args()
+        for args in (
+            base + ["positional"],
+            base + ["--flash-timeout"],
+            base + ["--unknown", "x"],
+            base + ["--operation-id=abc"],
+            [],
+        ):
+            with self.subTest(args=args):
+                from .helpers import UPGRADE
+
+                result = self.router.run([UPGRADE, *args])
+                self.assertEqual(result.returncode, EXIT_USAGE, result.stderr)
+                self.assertFalse(os.path.exists(self.opdir()))
+
+
+class TestOperationIdIsLowercaseUuid(RouterTestCase):
+    def test_uppercase_rejected(self):
+        result = self.upgrade(operation_id=OPERATION_ID.upper())
+        self.assertEqual(result.returncode, EXIT_USAGE)
