@@ -1,0 +1,33 @@
+#!/bin/sh
+# Starts a working demo: Redis, a Celery worker and the OpenWISP admin with
+# this module on http://127.0.0.1:${DEMO_PORT:-8000}/admin/ (SpatiaLite
+# database in tests/openwisp2/db.sqlite3). Ctrl-C stops everything.
+set -eu
+cd "$(dirname "$0")/.."
+./scripts/bootstrap.sh
+
+port="${DEMO_PORT:-8000}"
+redis_port="${DEMO_REDIS_PORT:-6390}"
+export REDIS_URL="redis://127.0.0.1:$redis_port"
+run_dir="$(pwd)/.demo"
+mkdir -p "$run_dir"
+pids=""
+cleanup() {
+    for pid in $pids; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
+    --dir "$run_dir" >"$run_dir/redis.log" 2>&1 &
+pids="$pids $!"
+
+cd tests
+../.venv/bin/python manage.py migrate --noinput -v 0
+../.venv/bin/python manage.py shell -c "from openwisp2.demo import load; load()"
+../.venv/bin/celery -A openwisp2 worker -l warning --concurrency 2 \
+    >"$run_dir/celery.log" 2>&1 &
+pids="$pids $!"
+echo "Celery worker log: $run_dir/celery.log"
+echo "Open http://127.0.0.1:$port/admin/ and log in as admin / admin"
+../.venv/bin/python manage.py runserver "127.0.0.1:$port" --noreload

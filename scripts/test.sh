@@ -1,0 +1,13 @@
+#!/bin/sh
+# Runs the whole test suite: the module's tests, the device-script tests, and
+# the same module tests again against the swapped models of the sample app.
+set -eu
+cd "$(dirname "$0")/.."
+./scripts/bootstrap.sh
+
+status=0
+echo "== test suite (openwisp_modem_upgrader + device scripts) =="
+.venv/bin/python runtests.py --parallel 1 "$@" || status=1
+echo "== test suite against the swapped sample models (SAMPLE_APP=1) =="
+SAMPLE_APP=1 .venv/bin/python runtests.py --parallel 1 "$@" || status=1
+exit $status
