@@ -39,7 +39,9 @@ watchdog_start() { # seconds pid
 		wait "$wd_sleep"
 		: >"$SCRATCH/timed-out"
 		kill -TERM "$2" 2>/dev/null
-		sleep 2
+		sleep 2 &
+		wd_sleep=$!
+		wait "$wd_sleep"
 		kill -KILL "$2" 2>/dev/null
 	) >/dev/null 2>&1 &
 	WATCHDOG_PID=$!

@@ -1,6 +1,7 @@
 # shellcheck shell=sh
 # The operation journal: DIR/<operation-id>/journal, append-only, one record
-# per line, TAB separated:
+# per line, TAB separated (control characters in messages become spaces
+# or are dropped):
 #   <seq> <epoch-seconds> <status> <percent> <message>
 # seq starts at 1 and grows by 1; percent never decreases; status is one of
 # in-progress, success, failed, aborted. Only the main process writes it.
@@ -26,7 +27,7 @@ journal() {
 	[ "$j_percent" -gt 100 ] && j_percent=100
 	JOURNAL_PERCENT=$j_percent
 	JOURNAL_SEQ=$((JOURNAL_SEQ + 1))
-	j_message=$(printf '%s' "$3" | tr '\t\r\n' '   ')
+	j_message=$(printf '%s' "$3" | tr '\t\r\n' '   ' | tr -d '\000-\010\013-\037')
 	printf '%s\t%s\t%s\t%s\t%s\n' "$JOURNAL_SEQ" "$(date +%s)" "$1" \
 		"$j_percent" "$j_message" >>"$JOURNAL"
 }

@@ -32,8 +32,9 @@ report_body() {
 		END {
 			if (!sent) exit 1
 			printf "{\"seq\": %d, \"progress_percent\": %d, \"status\": \"%s\", \"log\": \"%s\"}\n", seq, percent, status, log_text
-		}' "$JOURNAL" | tr -d '\000-\010\013-\037' >"$OPDIR/report.json.tmp" &&
-		mv "$OPDIR/report.json.tmp" "$OPDIR/report.json"
+		}' "$JOURNAL" | tr -d '\000-\010\013-\037' >"$OPDIR/report.json.tmp"
+	# the pipeline's status is tr's: an empty body means nothing was new
+	[ -s "$OPDIR/report.json.tmp" ] && mv "$OPDIR/report.json.tmp" "$OPDIR/report.json"
 }
 
 # http_post_json URL FILE: prints the HTTP status (000 when unreachable).
@@ -46,7 +47,8 @@ http_post_json() {
 	fi
 	# uclient-fetch / BusyBox wget: no status code on stdout, only the exit
 	# status and an error text naming the code.
-	if hp_err=$(run_bounded "$((HTTP_TIMEOUT + 5))" "$WGET" -q -O /dev/null -T "$HTTP_TIMEOUT" \
+	# (no -T: BusyBox builds may lack it; run_bounded sets the limit)
+	if hp_err=$(run_bounded "$HTTP_TIMEOUT" "$WGET" -q -O /dev/null \
 		--header 'Content-Type: application/json' --post-data "$(cat "$2")" "$1" 2>&1); then
 		printf 200
 	else

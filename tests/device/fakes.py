@@ -9,7 +9,6 @@ client, uci), so they are Python; the scripts under test stay BusyBox-only.
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 
@@ -169,6 +168,8 @@ def _later(modem, delay, values, uplink=None):
 
 def _uplink(state, action):
     if state["fault"] == "uplink-loss" and state.get("netns"):
+        import subprocess
+
         netns = state["netns"]
         subprocess.run(
             ["ip", "-n", netns["name"], "link", "set", netns["inner"], action],

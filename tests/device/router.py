@@ -235,7 +235,7 @@ class EmulatedRouter:
         for tool in tools + ('modem-daemon',):
             path = os.path.join(bin_dir, tool) if tool != 'modem-daemon' else self.modem_service
             with open(path, 'w') as f:
-                f.write(f'#!/bin/sh\nexec {python} {fakes} {self.root} {tool} "$@"\n')
+                f.write(f'#!/bin/sh\nexec {python} -S {fakes} {self.root} {tool} "$@"\n')
             os.chmod(path, 0o755)
         os.symlink('/usr/bin/scp', os.path.join(bin_dir, 'scp'))
         if self.curl and shutil.which('curl'):

@@ -170,7 +170,7 @@ class TestWithoutModemManager(RouterTestCase):
 
 
 class TestConcurrencyAndSignals(RouterTestCase):
-    modem = {"flash_duration": 3, "reboot_delay": 0.2}
+    modem = {"flash_duration": 1.5, "reboot_delay": 0.2}
 
     def _wait_until_flashing(self):
         self.assertTrue(
