@@ -94,10 +94,30 @@ json_string() {
 	printf '"%s"' "$(printf '%s' "$1" | json_escape)"
 }
 
-# json_get KEY: value of the last "KEY":"value" pair in the JSON on stdin.
-# Enough for mmcli's flat output; not a general parser.
+# json_get KEY: the string value of the first "KEY" in the JSON on stdin,
+# unescaped. Enough for mmcli's output (keys unique); not a general parser.
 json_get() {
-	tr -d '\n' | sed -n "s/.*\"$1\"[ ]*:[ ]*\"\([^\"]*\)\".*/\1/p"
+	awk -v key="\"$1\"" '
+		{ text = text $0 }
+		END {
+			i = index(text, key)
+			if (!i) exit 1
+			rest = substr(text, i + length(key))
+			if (!sub(/^[ \t]*:[ \t]*"/, "", rest)) exit 1
+			out = ""
+			while (rest != "") {
+				c = substr(rest, 1, 1)
+				if (c == "\"") break
+				if (c == "\\") {
+					c = substr(rest, 2, 1)
+					if (c == "n" || c == "t" || c == "r") c = " "
+					rest = substr(rest, 2)
+				}
+				out = out c
+				rest = substr(rest, 2)
+			}
+			print out
+		}'
 }
 
 # --- USB / sysfs -----------------------------------------------------------

@@ -1,0 +1,24 @@
+import glob
+import os
+import shutil
+import subprocess
+import unittest
+
+from .router import DEVICE_SCRIPTS
+
+
+@unittest.skipUnless(shutil.which("shellcheck"), "shellcheck is not installed")
+class TestShellcheck(unittest.TestCase):
+    def test_device_scripts_are_posix_sh(self):
+        scripts = sorted(
+            glob.glob(os.path.join(DEVICE_SCRIPTS, "*.sh"))
+            + glob.glob(os.path.join(DEVICE_SCRIPTS, "lib", "*.sh"))
+        )
+        self.assertTrue(scripts)
+        result = subprocess.run(
+            ["shellcheck", "-s", "sh", "-x", *scripts],
+            cwd=DEVICE_SCRIPTS,
+            capture_output=True,
+            text=True,
+        )
+        self.assertEqual(result.returncode, 0, result.stdout)
