@@ -15,7 +15,12 @@ if __name__ == "__main__":
     from django.core.management import execute_from_command_line
 
     args = sys.argv[:1] + ["test"]
-    labels = [arg for arg in sys.argv[1:] if not arg.startswith("-")]
+    takes_value = {"--parallel", "-v", "--verbosity", "-k", "--tag", "--exclude-tag"}
+    labels = [
+        arg
+        for previous, arg in zip([""] + sys.argv[1:], sys.argv[1:])
+        if not arg.startswith("-") and previous not in takes_value
+    ]
     if not labels:
         # the same tests run against the swapped models when SAMPLE_APP=1
         args.append("openwisp_modem_upgrader")

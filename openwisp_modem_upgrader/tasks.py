@@ -25,3 +25,10 @@ def fan_out_batch(batch_id):
 
     batch = load_model("ModemBatchUpgradeOperation").objects.get(pk=batch_id)
     start_batch(batch)
+
+
+@shared_task(name="openwisp_modem_upgrader.fail_stuck_operations")
+def fail_stuck_operations():
+    from .engine import fail_stuck_operations as sweep
+
+    return sweep()

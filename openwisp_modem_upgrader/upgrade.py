@@ -81,17 +81,40 @@ def cancel_upgrade(operation):
 
 
 def mark_in_progress(operation_id):
-    """idle -> in-progress; False when the operation is no longer active."""
+    """idle -> in-progress; False when another worker has it or it finished.
+
+    Only an idle operation can start, so a task delivered twice never runs
+    two upgrades of the same device at once.
+    """
     now = timezone.now()
     return bool(
         _operations()
-        .filter(pk=operation_id, status__in=ACTIVE_STATUSES)
+        .filter(pk=operation_id, status=OperationStatus.IDLE)
         .update(
             status=OperationStatus.IN_PROGRESS,
             started_at=now,
             last_progress_at=now,
             modified=now,
             attempts=F("attempts") + 1,
+            # each attempt starts a fresh journal on the router
+            device_seq=0,
+        )
+    )
+
+
+def requeue_operation(operation_id, message):
+    """in-progress -> idle before a retry; refused once the flash started."""
+    now = timezone.now()
+    return bool(
+        _operations()
+        .filter(
+            pk=operation_id, status=OperationStatus.IN_PROGRESS, flash_started=False
+        )
+        .update(
+            status=OperationStatus.IDLE,
+            last_progress_at=now,
+            modified=now,
+            log=Concat(F("log"), Value(_log_line(message))),
         )
     )
 
@@ -108,19 +131,47 @@ def mark_flash_started(operation_id):
     )
 
 
-def record_progress(operation_id, progress=None, message=None, seq=None):
-    """Appends to the log and raises progress (never lowers it).
+def record_journal(operation_id, last_seq, messages, progress=None):
+    """Applies router journal records ``last_seq - len(messages) + 1 .. last_seq``.
 
-    ``seq`` is the device journal sequence of this record: records already
-    applied (a device replaying its journal) are ignored. Returns whether the
-    record was applied.
+    The same records reach the server twice (the router's HTTP reports and
+    the worker reading the journal over SSH) and again when the router
+    replays after a link loss: records at or below the operation's
+    ``device_seq`` are skipped. An optimistic UPDATE on ``device_seq`` keeps
+    concurrent appliers from writing a record twice. Returns whether anything
+    new was applied.
     """
+    first_seq = last_seq - len(messages) + 1
+    for _ in range(10):
+        current = (
+            _operations()
+            .filter(pk=operation_id, status=OperationStatus.IN_PROGRESS)
+            .values_list("device_seq", flat=True)
+            .first()
+        )
+        if current is None or last_seq <= current:
+            return False
+        new = [m for i, m in enumerate(messages) if first_seq + i > current]
+        if _apply(
+            {"device_seq": current},
+            operation_id,
+            progress,
+            "\n".join(new),
+            device_seq=last_seq,
+        ):
+            return True
+    return False
+
+
+def record_progress(operation_id, progress=None, message=None):
+    """Appends to the log and raises progress (never lowers it)."""
+    return _apply({}, operation_id, progress, message)
+
+
+def _apply(filters, operation_id, progress, message, **changes):
     now = timezone.now()
-    filters = {"pk": operation_id, "status": OperationStatus.IN_PROGRESS}
-    changes = {"last_progress_at": now, "modified": now}
-    if seq is not None:
-        filters["device_seq__lt"] = seq
-        changes["device_seq"] = seq
+    filters.update(pk=operation_id, status=OperationStatus.IN_PROGRESS)
+    changes.update(last_progress_at=now, modified=now)
     if progress is not None:
         changes["progress"] = Greatest(F("progress"), Value(int(progress)))
     if message:

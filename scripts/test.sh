@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 status=0
 echo "== test suite (openwisp_modem_upgrader + device scripts) =="
-.venv/bin/python runtests.py --parallel 1 "$@" || status=1
+.venv/bin/python runtests.py "$@" || status=1
 echo "== test suite against the swapped sample models (SAMPLE_APP=1) =="
-SAMPLE_APP=1 .venv/bin/python runtests.py --parallel 1 "$@" || status=1
+SAMPLE_APP=1 .venv/bin/python runtests.py "$@" || status=1
 exit $status

@@ -10,6 +10,7 @@ from ..upgrade import (
     finish_operation,
     mark_flash_started,
     mark_in_progress,
+    record_journal,
     record_progress,
     start_upgrade,
 )
@@ -119,12 +120,15 @@ class TestProgressAndFinish(TestModemUpgraderMixin, TestCase):
         self.assertEqual(operation.log, "flashing 40%\nlate report\n")
 
     def test_replayed_journal_records_ignored(self):
-        self.assertTrue(record_progress(self.operation.pk, 20, "one", seq=1))
-        self.assertTrue(record_progress(self.operation.pk, 30, "two", seq=2))
-        self.assertFalse(record_progress(self.operation.pk, 20, "one", seq=1))
+        self.assertTrue(record_journal(self.operation.pk, 1, ["one"], 20))
+        self.assertTrue(record_journal(self.operation.pk, 2, ["two"], 30))
+        self.assertFalse(record_journal(self.operation.pk, 1, ["one"], 20))
+        # a replay overlapping what was applied adds only the new records
+        self.assertTrue(record_journal(self.operation.pk, 4, ["two", "3", "4"], 50))
         operation = self._reload()
-        self.assertEqual(operation.log, "one\ntwo\n")
-        self.assertEqual(operation.device_seq, 2)
+        self.assertEqual(operation.log, "one\ntwo\n3\n4\n")
+        self.assertEqual(operation.device_seq, 4)
+        self.assertEqual(operation.progress, 50)
 
     def test_finish_once(self):
         self.assertTrue(

@@ -1,13 +1,13 @@
 from django.utils.translation import gettext_lazy as _
 
-from .base import BaseModemUpgrader
+from .wrapper import WrapperUpgrader
 
 # Absolute paths and plain words only: these values reach the router's shell.
 SAFE_PATH = r"^/[A-Za-z0-9._/+-]{0,254}$"
 SAFE_ARGS = r"^[A-Za-z0-9 ._=/:+-]{0,200}$"
 
 
-class TelitFN990AUpgrader(BaseModemUpgrader):
+class TelitFN990AUpgrader(WrapperUpgrader):
     label = _("Telit FN990A (uxfp)")
     SCHEMA = {
         "type": "object",

@@ -1,0 +1,37 @@
+"""Where the router-side scripts are, and which ones an upgrade uploads.
+
+The scripts are uploaded at every upgrade so that the server and the script
+versions never drift.
+"""
+
+import os
+import sys
+
+from django.conf import settings
+
+_INSTALLED = os.path.join(
+    sys.prefix, "share", "openwisp-modem-upgrader", "device-scripts"
+)
+_REPOSITORY = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "device-scripts"
+)
+
+
+def scripts_dir():
+    configured = getattr(settings, "OPENWISP_MODEM_UPGRADER_DEVICE_SCRIPTS_DIR", None)
+    for candidate in (configured, _REPOSITORY, _INSTALLED):
+        if candidate and os.path.isfile(os.path.join(candidate, "modem-upgrade.sh")):
+            return candidate
+    raise FileNotFoundError("device-scripts/modem-upgrade.sh not found")
+
+
+def script_files():
+    """(absolute path, path relative to the scripts directory) of each script."""
+    root = scripts_dir()
+    files = []
+    for directory, _, names in os.walk(root):
+        for name in sorted(names):
+            if name.endswith(".sh"):
+                path = os.path.join(directory, name)
+                files.append((path, os.path.relpath(path, root)))
+    return sorted(files, key=lambda item: item[1])

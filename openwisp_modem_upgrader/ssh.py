@@ -1,0 +1,73 @@
+"""Commands on a router over its OpenWISP ``DeviceConnection``.
+
+The connection may drop at any time (the modem being flashed can be the
+router's only uplink): every failure is turned into a
+``RecoverableModemFailure`` and ``reconnect()`` opens a new session.
+"""
+
+import shlex
+import socket
+
+from paramiko.ssh_exception import SSHException
+
+from openwisp_controller.connection.connectors.exceptions import (
+    CommandFailedException,
+    CommandTimeoutException,
+)
+
+from .exceptions import RecoverableModemFailure
+
+
+class RouterShell:
+    def __init__(self, device_connection):
+        self.device_connection = device_connection
+
+    @property
+    def connector(self):
+        return self.device_connection.connector_instance
+
+    @property
+    def transport(self):
+        transport = self.connector.shell.get_transport()
+        if transport is None or not transport.is_active():
+            raise RecoverableModemFailure("the SSH session to the router is closed")
+        return transport
+
+    def reconnect(self):
+        self.close()
+        try:
+            self.connector.connect()
+        except Exception as error:
+            raise RecoverableModemFailure(f"cannot reach the router: {error}")
+
+    def close(self):
+        try:
+            self.connector.disconnect()
+        except Exception:  # closing a dead session must never fail an upgrade
+            pass
+
+    def run(self, argv, timeout=30, exit_codes=(0,)):
+        """Runs ``argv`` (every item quoted) and returns ``(output, exit code)``."""
+        command = " ".join(shlex.quote(str(arg)) for arg in argv)
+        return self.run_raw(command, timeout=timeout, exit_codes=exit_codes)
+
+    def run_raw(self, command, timeout=30, exit_codes=(0,)):
+        """Runs a command line built only from quoted or constant parts."""
+        try:
+            output, code = self.connector.exec_command(
+                command, timeout=timeout, raise_unexpected_exit=False
+            )
+        except (CommandTimeoutException, socket.timeout) as error:
+            raise RecoverableModemFailure(f"command timed out: {error}") from error
+        except (SSHException, OSError, EOFError, CommandFailedException) as error:
+            raise RecoverableModemFailure(f"SSH command failed: {error}") from error
+        if exit_codes is not None and code not in exit_codes:
+            raise CommandExitError(command, code, output)
+        return output, code
+
+
+class CommandExitError(RecoverableModemFailure):
+    def __init__(self, command, code, output):
+        self.code = code
+        self.output = output
+        super().__init__(f"exit code {code}: {output.strip()[-500:]}")

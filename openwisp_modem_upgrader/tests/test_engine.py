@@ -1,0 +1,260 @@
+"""The core path against a real emulated router: dropbear + busybox + fake uxfp.
+
+Celery runs eagerly; the Django live server receives the router's own
+progress reports, so both channels (journal over SSH, HTTP reports) are real.
+"""
+
+import os
+import tempfile
+import time
+from unittest import mock
+
+from device.firmware import write_firmware_stream
+from device.router import EmulatedRouter
+from django.contrib.staticfiles.testing import StaticLiveServerTestCase
+from django.core.files import File
+
+from .. import settings as app_settings
+from ..base.models import OperationStatus
+from ..engine import fail_stuck_operations
+from ..upgrade import cancel_upgrade, mark_in_progress, start_upgrade
+from ..upgraders.wrapper import WrapperUpgrader
+from . import (
+    FN990A28,
+    NEW_VERSION,
+    DeviceModemFirmware,
+    ModemUpgradeOperation,
+    TestModemUpgraderMixin,
+)
+
+FAST = {"upgrade_timeout": 60, "reboot_timeout": 20, "progress_interval": 1}
+
+
+class EngineTestMixin(TestModemUpgraderMixin):
+    router_options = {}
+
+    def setUp(self):
+        super().setUp()
+        self.router = EmulatedRouter(**self.router_options)
+        self.router.start()
+        self.addCleanup(self.router.stop)
+        patcher = mock.patch.object(
+            app_settings, "DEVICE_REPORT_BASE_URL", self.live_server_url
+        )
+        patcher.start()
+        self.addCleanup(patcher.stop)
+        poll = mock.patch.object(WrapperUpgrader, "poll_interval", 0.2)
+        poll.start()
+        self.addCleanup(poll.stop)
+        self.remote_dir = self.router.tmp_dir
+        self.tool_path = os.path.join(self.router.bin_dir, "uxfp")
+        self.device = self._create_router_device()
+        self.image = self._create_firmware_image()
+
+    def _create_router_device(self):
+        org = self._get_org()
+        device = self._create_device(
+            organization=org,
+            management_ip=self.router.host,
+            last_ip=self.router.host,
+        )
+        self._create_config(device=device)
+        credentials = self._create_credentials(
+            organization=org,
+            params={
+                "username": "root",
+                "key": self.router.private_key,
+                "port": self.router.port,
+            },
+        )
+        self._create_device_connection(device=device, credentials=credentials)
+        DeviceModemFirmware.objects.create(
+            device=device,
+            modem_model=FN990A28,
+            modem_firmware_version="M0R.010000-B020",
+        )
+        return device
+
+    def _create_firmware_image(self, version=NEW_VERSION, model=FN990A28, size=65536):
+        handle, path = tempfile.mkstemp(suffix=".bin")
+        os.close(handle)
+        self.addCleanup(os.unlink, path)
+        write_firmware_stream(path, version, model=model, size=size)
+        build = self._create_build(version=NEW_VERSION, modem_model=FN990A28)
+        with open(path, "rb") as stream:
+            return self._create_image(build=build, file=File(stream, name="fn990a.bin"))
+
+    def upgrade(self, **options):
+        upgrade_options = dict(
+            FAST, remote_dir=self.remote_dir, tool_path=self.tool_path, **options
+        )
+        operation = start_upgrade(self.device, self.image, upgrade_options)
+        operation.refresh_from_db()
+        return operation
+
+
+class TestEngine(EngineTestMixin, StaticLiveServerTestCase):
+    def test_successful_upgrade(self):
+        operation = self.upgrade()
+        self.assertEqual(operation.status, OperationStatus.SUCCESS, operation.log)
+        self.assertEqual(operation.progress, 100)
+        self.assertTrue(operation.flash_started)
+        self.assertIn("firmware transferred", operation.log)
+        self.assertIn("flashing", operation.log)
+        self.assertIn("modem verified by the server", operation.log)
+        self.assertEqual(self.router.modem_state()["firmware"], NEW_VERSION)
+        dmf = DeviceModemFirmware.objects.get(device=self.device)
+        self.assertTrue(dmf.installed)
+        self.assertEqual(dmf.modem_firmware_version, NEW_VERSION)
+        self.assertIsNotNone(dmf.modem_detected_at)
+        self.assertEqual(dmf.modem_imei, "351234567890123")
+        # the image is removed from the router's storage afterwards
+        leftovers = os.listdir(
+            os.path.join(self.router.tmp_dir, "openwisp-modem-upgrader")
+        )
+        self.assertNotIn(f"{operation.pk}.bin", leftovers)
+        self.assertFalse(self.router.modem_state()["inhibited_by"])
+
+    def test_irrecoverable_failures_fail_without_retry(self):
+        cases = {
+            "tool-error": "could not complete firmware upload",
+            "stale-version": "after the flash, expected",
+        }
+        for fault, expected in cases.items():
+            with self.subTest(fault=fault):
+                ModemUpgradeOperation.objects.all().delete()
+                self.router.set_modem(
+                    firmware="M0R.010000-B020", mode="normal", fault=fault
+                )
+                operation = self.upgrade()
+                self.assertNotIn("retrying", operation.log)
+                self.assertEqual(
+                    operation.status, OperationStatus.FAILED, operation.log
+                )
+                self.assertIn(expected, operation.log)
+                self.assertEqual(operation.attempts, 1)
+
+    def test_wrong_variant_refused_on_router(self):
+        # the server did not know the modem's variant: the router refuses
+        DeviceModemFirmware.objects.filter(device=self.device).update(modem_model="")
+        self.router.set_modem(model="FN990A40")
+        operation = self.upgrade()
+        self.assertEqual(operation.status, OperationStatus.FAILED, operation.log)
+        self.assertIn("FN990A40", operation.log)
+        self.assertEqual(self.router.modem_state()["firmware"], "M0R.010000-B020")
+
+    def test_interrupted_flash_is_aborted(self):
+        self.router.set_fault("interrupt")
+        operation = self.upgrade()
+        self.assertEqual(operation.status, OperationStatus.ABORTED, operation.log)
+        self.assertIn("flashing mode", operation.log)
+        self.assertEqual(self.router.modem_state()["mode"], "flashing")
+
+    def test_recoverable_failure_retried_then_succeeds(self):
+        real_connect = type(self.device.deviceconnection_set.first().connector_instance)
+        calls = {"count": 0}
+        original = real_connect.connect
+
+        def flaky_connect(connector):
+            calls["count"] += 1
+            if calls["count"] == 1:
+                raise ConnectionRefusedError("connection refused")
+            return original(connector)
+
+        with mock.patch.object(real_connect, "connect", flaky_connect):
+            operation = self.upgrade()
+        self.assertEqual(operation.status, OperationStatus.SUCCESS, operation.log)
+        self.assertEqual(operation.attempts, 2)
+        self.assertIn("retrying in", operation.log)
+
+    def test_recoverable_failure_gives_up_after_three_attempts(self):
+        self.router.stop()  # nothing listens any more: connection refused
+        operation = self.upgrade()
+        self.assertEqual(operation.status, OperationStatus.FAILED, operation.log)
+        self.assertEqual(operation.attempts, 3)
+        self.assertIn("giving up after 3 attempts", operation.log)
+        self.assertFalse(operation.flash_started)
+
+    def test_transfer_interrupted_is_retried(self):
+        from .. import transfer
+
+        real = transfer.SCPClient.putfo
+        calls = {"count": 0}
+
+        def interrupted(client, fileobj, remote_path, *args, **kwargs):
+            if remote_path.endswith(".bin"):
+                calls["count"] += 1
+                if calls["count"] == 1:
+                    raise EOFError("connection reset during transfer")
+            return real(client, fileobj, remote_path, *args, **kwargs)
+
+        with mock.patch.object(transfer.SCPClient, "putfo", interrupted):
+            operation = self.upgrade()
+        self.assertEqual(operation.status, OperationStatus.SUCCESS, operation.log)
+        self.assertIn("transfer interrupted", operation.log)
+
+    def test_not_enough_space_fails_clearly(self):
+        with mock.patch.object(WrapperUpgrader, "_parse_df", return_value=10):
+            operation = self.upgrade()
+        self.assertEqual(operation.status, OperationStatus.FAILED)
+        self.assertIn("not enough space", operation.log)
+        self.assertFalse(operation.flash_started)
+
+    def test_cancel_before_flash_prevents_flash(self):
+        def cancel_during_transfer(upgrader):
+            cancel_upgrade(upgrader.operation)
+
+        with mock.patch.object(
+            WrapperUpgrader, "transfer_firmware", cancel_during_transfer
+        ):
+            operation = self.upgrade()
+        self.assertEqual(operation.status, OperationStatus.CANCELLED)
+        self.assertFalse(operation.flash_started)
+        self.assertEqual(self.router.modem_state()["firmware"], "M0R.010000-B020")
+
+    def test_worker_killed_mid_operation_recovered_by_sweeper(self):
+        # the worker dies right after starting the wrapper on the router
+        def die(upgrader):
+            raise SystemExit("worker killed")
+
+        with mock.patch.object(WrapperUpgrader, "follow_wrapper", die):
+            with self.assertRaises(SystemExit):
+                self.upgrade()
+        operation = ModemUpgradeOperation.objects.get(device=self.device)
+        self.assertEqual(operation.status, OperationStatus.IN_PROGRESS)
+        # the wrapper goes on alone on the router and reports success itself
+        for _ in range(100):
+            operation.refresh_from_db()
+            if operation.status != OperationStatus.IN_PROGRESS:
+                break
+            time.sleep(0.1)
+        if operation.status == OperationStatus.IN_PROGRESS:
+            with mock.patch.object(app_settings, "STUCK_OPERATION_TIMEOUT", 0):
+                self.assertEqual(fail_stuck_operations(), 1)
+            operation.refresh_from_db()
+        self.assertEqual(operation.status, OperationStatus.SUCCESS, operation.log)
+
+    def test_sweeper_without_router_records_unknown_state(self):
+        with mock.patch.object(
+            WrapperUpgrader, "follow_wrapper", side_effect=SystemExit
+        ):
+            with self.assertRaises(SystemExit):
+                self.upgrade()
+        self.router.stop()
+        ModemUpgradeOperation.objects.update(status=OperationStatus.IN_PROGRESS)
+        with mock.patch.object(app_settings, "STUCK_OPERATION_TIMEOUT", 0):
+            fail_stuck_operations()
+        operation = ModemUpgradeOperation.objects.get(device=self.device)
+        self.assertEqual(operation.status, OperationStatus.FAILED)
+        self.assertIn("modem state is unknown", operation.log)
+
+    def test_concurrent_start_refused(self):
+        from django.core.exceptions import ValidationError
+
+        operation = ModemUpgradeOperation.objects.create(
+            device=self.device, image=self.image
+        )
+        mark_in_progress(operation.pk)
+        with self.assertRaises(ValidationError):
+            self.upgrade()
+        self.assertEqual(ModemUpgradeOperation.objects.count(), 1)

@@ -1,0 +1,52 @@
+"""Streaming SCP of firmware images to a router, at constant memory.
+
+openwisp-controller's ``Ssh.upload()`` wraps the whole file in memory; modem
+images reach 1 GB, so this module streams from storage instead, with a
+deadline and progress callbacks.
+"""
+
+import time
+
+from paramiko.ssh_exception import SSHException
+from scp import SCPClient, SCPException
+
+from .exceptions import RecoverableModemFailure
+
+CHUNK_SIZE = 256 * 1024
+
+
+class TransferTimeout(RecoverableModemFailure):
+    pass
+
+
+def stream_file_to_router(
+    transport, fileobj, size, remote_path, timeout, on_progress=None, mode="0600"
+):
+    """Sends ``size`` bytes of ``fileobj`` to ``remote_path`` over ``transport``.
+
+    ``on_progress(sent, size)`` is called as chunks go out. Raises
+    ``RecoverableModemFailure`` when the link fails or ``timeout`` seconds pass.
+    """
+    deadline = time.monotonic() + timeout
+
+    def progress(_filename, total, sent):
+        if time.monotonic() > deadline:
+            raise TransferTimeout(f"transfer took longer than {timeout} seconds")
+        if on_progress:
+            on_progress(sent, total)
+
+    # the socket timeout bounds each read/write; the deadline bounds the whole
+    client = SCPClient(
+        transport,
+        buff_size=CHUNK_SIZE,
+        socket_timeout=min(60.0, float(timeout)),
+        progress=progress,
+    )
+    try:
+        client.putfo(fileobj, remote_path, mode=mode, size=size)
+    except RecoverableModemFailure:
+        raise
+    except (SCPException, SSHException, OSError, EOFError) as error:
+        raise RecoverableModemFailure(f"transfer interrupted: {error}") from error
+    finally:
+        client.close()

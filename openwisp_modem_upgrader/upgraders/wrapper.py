@@ -1,0 +1,332 @@
+"""Upgrades driven by the router-side wrapper (``device-scripts/``).
+
+The stages and their progress ranges:
+
+* transfer 0-10 (server): scripts and image over streaming SCP;
+* verify 10-20, execute 20-90, reboot 90-95, verify version 95-100: the
+  wrapper on the router, which the server follows through the router's
+  journal (over SSH) and the router's own progress reports (HTTP).
+
+Vendors differ only in the tool command line and options: subclasses set
+``default_tool`` and extend ``SCHEMA``.
+"""
+
+import json
+import posixpath
+import shlex
+import time
+
+from django.utils import timezone
+
+from .. import settings as app_settings
+from ..base.models import TERMINAL_STATUSES
+from ..device_scripts import script_files
+from ..exceptions import (
+    IrrecoverableModemFailure,
+    ModemUpgradeAborted,
+    ModemUpgradeCancelled,
+    RecoverableModemFailure,
+)
+from ..ssh import RouterShell
+from ..swapper import load_model
+from ..transfer import stream_file_to_router
+from ..upgrade import mark_flash_started, record_journal, record_progress
+from .base import BaseModemUpgrader
+
+# exit codes of modem-upgrade.sh (docs/user/device-contract.rst)
+EXIT_SUCCESS = 0
+EXIT_RECOVERABLE = 1
+EXIT_IRRECOVERABLE = 2
+EXIT_ABORTED = 3
+EXIT_BUSY = 4
+EXIT_USAGE = 64
+SPACE_MARGIN = 1024 * 1024
+
+
+class WrapperUpgrader(BaseModemUpgrader):
+    # seconds between two reads of the router's journal while following it
+    poll_interval = 2
+    # extra time granted after the flash and reboot timeouts before giving up
+    follow_margin = 120
+
+    def upgrade(self, image):
+        self.shell = RouterShell(self.connection)
+        self.image = image
+        base = posixpath.join(self.options["remote_dir"], "openwisp-modem-upgrader")
+        self.paths = {
+            "base": base,
+            "scripts": posixpath.join(base, "scripts"),
+            "firmware": posixpath.join(base, f"{self.operation.pk}.bin"),
+            "journal_dir": posixpath.join(base, str(self.operation.pk)),
+        }
+        try:
+            self.prepare_router()
+            self.transfer_firmware()
+            if not mark_flash_started(self.operation.pk):
+                raise ModemUpgradeCancelled("cancelled before the flash started")
+        except BaseException:
+            self.remove_firmware()
+            raise
+        self.start_wrapper()
+        # while the wrapper may still run the image must stay on the router
+        exit_code = self.follow_wrapper()
+        self.remove_firmware()
+        self.raise_for_exit_code(exit_code)
+        self.verify_version()
+
+    # -- stage helpers -----------------------------------------------------
+
+    def log(self, message, progress=None):
+        record_progress(self.operation.pk, progress=progress, message=message)
+
+    def prepare_router(self):
+        paths = self.paths
+        self.shell.run(["rm", "-rf", paths["firmware"], paths["journal_dir"]])
+        self.shell.run(["mkdir", "-p", paths["scripts"]])
+        output, _ = self.shell.run(["df", "-k", self.options["remote_dir"]])
+        available = self._parse_df(output)
+        needed = self.image.size + SPACE_MARGIN
+        if available is not None and available * 1024 < needed:
+            raise IrrecoverableModemFailure(
+                f"not enough space in {self.options['remote_dir']} on the router: "
+                f"{available} KiB free, {needed // 1024} KiB needed "
+                "(set the remote_dir option to a larger storage)"
+            )
+        for local_path, relative in script_files():
+            remote = posixpath.join(paths["scripts"], relative)
+            self.shell.run(["mkdir", "-p", posixpath.dirname(remote)])
+            with open(local_path, "rb") as script:
+                size = script.seek(0, 2)
+                script.seek(0)
+                stream_file_to_router(
+                    self.shell.transport, script, size, remote, 60, mode="0755"
+                )
+
+    @staticmethod
+    def _parse_df(output):
+        lines = [line.split() for line in output.strip().splitlines()[1:]]
+        words = [word for line in lines for word in line]
+        # busybox may wrap a long filesystem name on its own line
+        try:
+            return int(words[3] if len(words) >= 6 else words[2])
+        except (IndexError, ValueError):
+            return None
+
+    def transfer_firmware(self):
+        size = self.image.size
+        self.log(f"transferring {size} bytes to the router", progress=0)
+        last_logged = [0.0]
+
+        def on_progress(sent, total):
+            now = time.monotonic()
+            if now - last_logged[0] >= 1 or sent == total:
+                last_logged[0] = now
+                record_progress(
+                    self.operation.pk, progress=int(10 * sent / max(total, 1))
+                )
+
+        with self.image.file.open("rb") as firmware:
+            stream_file_to_router(
+                self.shell.transport,
+                firmware,
+                size,
+                self.paths["firmware"],
+                self.options["transfer_timeout"],
+                on_progress=on_progress,
+            )
+        self.log("firmware transferred", progress=10)
+
+    def wrapper_arguments(self):
+        device = self.operation.device
+        build = self.image.build
+        options = self.options
+        args = [
+            "sh",
+            posixpath.join(self.paths["scripts"], "modem-upgrade.sh"),
+            "--detach",
+            "--operation-id",
+            str(self.operation.pk),
+            "--firmware",
+            self.paths["firmware"],
+            "--sha256",
+            self.image.sha256,
+            "--expected-version",
+            build.version,
+            "--expected-model",
+            build.modem_model,
+            "--workdir",
+            self.paths["base"],
+            "--tool",
+            options["tool_path"],
+            "--flash-timeout",
+            options["upgrade_timeout"],
+            "--reboot-timeout",
+            options["reboot_timeout"],
+            "--report-interval",
+            options["progress_interval"],
+            "--device-uuid",
+            str(device.pk),
+            "--device-key",
+            device.key,
+        ]
+        if options.get("tool_args"):
+            args += ["--tool-args", options["tool_args"]]
+        if not options["verify_checksum"]:
+            args.append("--no-checksum")
+        if app_settings.DEVICE_REPORT_BASE_URL:
+            args += ["--report-url", app_settings.DEVICE_REPORT_BASE_URL]
+        return args
+
+    def start_wrapper(self):
+        self.log("starting the flashing wrapper on the router (no cancel from now)")
+        output, code = self.shell.run(
+            self.wrapper_arguments(), timeout=60, exit_codes=None
+        )
+        if code != EXIT_SUCCESS:
+            self.raise_for_exit_code(code, output)
+
+    def follow_wrapper(self):
+        """Follows the router's journal until the wrapper exits; its exit code.
+
+        The SSH session may drop for the whole flash (modem = uplink): keep
+        reconnecting until the deadline, and stop early if the router's own
+        report already finished the operation.
+        """
+        options = self.options
+        timeout = (
+            options["upgrade_timeout"] + options["reboot_timeout"] + self.follow_margin
+        )
+        deadline = time.monotonic() + timeout
+        link_lost = False
+        while time.monotonic() < deadline:
+            if self._finished_by_router_report():
+                return self._exit_code_from_status()
+            try:
+                if link_lost:
+                    self.shell.reconnect()
+                    self.log("router reachable again, catching up with its journal")
+                    link_lost = False
+                exit_code = self.read_journal()
+            except RecoverableModemFailure as error:
+                if not link_lost:
+                    self.log(f"router unreachable ({error}); the flash goes on there")
+                link_lost = True
+                exit_code = None
+            if exit_code is not None:
+                return exit_code
+            time.sleep(self.poll_interval)
+        raise IrrecoverableModemFailure(
+            f"no outcome from the router within {timeout} seconds: "
+            "the modem state is unknown, check the router"
+        )
+
+    def read_journal(self):
+        """Applies the journal records not seen yet; the exit code, if any."""
+        operation = load_model("ModemUpgradeOperation").objects.only("device_seq")
+        seen = operation.get(pk=self.operation.pk).device_seq
+        journal = posixpath.join(self.paths["journal_dir"], "journal")
+        exit_file = posixpath.join(self.paths["journal_dir"], "exit_code")
+        command = (
+            f"awk -F '\\t' -v seen={int(seen)} '$1 > seen' {shlex.quote(journal)}"
+            f" 2>/dev/null; echo '--exit-code--'; cat {shlex.quote(exit_file)}"
+            " 2>/dev/null; true"
+        )
+        output, _ = self.shell.run_raw(command, timeout=30)
+        records, _, exit_part = output.partition("--exit-code--")
+        messages, last_seq, progress = [], None, None
+        for line in records.splitlines():
+            fields = line.split("\t", 4)
+            if len(fields) != 5 or not fields[0].isdigit():
+                continue
+            seq, _, _, percent, message = fields
+            if last_seq is not None and int(seq) != last_seq + 1:
+                messages = []  # a gap: apply only the contiguous tail
+            messages.append(message)
+            last_seq = int(seq)
+            if percent.isdigit():
+                progress = min(int(percent), 100)
+        if last_seq is not None:
+            record_journal(self.operation.pk, last_seq, messages, progress)
+        exit_part = exit_part.strip()
+        return int(exit_part) if exit_part.isdigit() else None
+
+    def _finished_by_router_report(self):
+        Operation = load_model("ModemUpgradeOperation")
+        status = Operation.objects.values_list("status", flat=True).get(
+            pk=self.operation.pk
+        )
+        self._reported_status = status
+        return status in TERMINAL_STATUSES
+
+    def _exit_code_from_status(self):
+        return {
+            "success": EXIT_SUCCESS,
+            "aborted": EXIT_ABORTED,
+        }.get(self._reported_status, EXIT_IRRECOVERABLE)
+
+    @staticmethod
+    def raise_for_exit_code(code, output=""):
+        detail = f": {output.strip()[-300:]}" if output.strip() else ""
+        if code == EXIT_SUCCESS:
+            return
+        if code in (EXIT_RECOVERABLE, EXIT_BUSY):
+            raise RecoverableModemFailure(
+                f"the router could not start the flash (exit {code}){detail}"
+            )
+        if code == EXIT_ABORTED:
+            raise ModemUpgradeAborted(
+                "the flash was interrupted: the modem may be left in flashing mode "
+                f"and needs a recovery flash (exit {code}){detail}"
+            )
+        raise IrrecoverableModemFailure(f"the flash failed (exit {code}){detail}")
+
+    def verify_version(self):
+        """Reads the modem again from the server's side and records it."""
+        deadline = time.monotonic() + self.options["reboot_timeout"]
+        script = posixpath.join(self.paths["scripts"], "modem-info.sh")
+        while True:
+            try:
+                self.shell.reconnect()
+                output, _ = self.shell.run(["sh", script], timeout=60)
+                info = json.loads(output)
+                break
+            except (RecoverableModemFailure, ValueError) as error:
+                if time.monotonic() > deadline:
+                    self.log(
+                        "could not read the modem from the server "
+                        f"({error}); the router verified the version itself"
+                    )
+                    return
+                time.sleep(self.poll_interval)
+        self.record_modem_info(info)
+        expected = self.image.build.version
+        detected = info.get("firmware") or info.get("revision")
+        if detected != expected:
+            raise IrrecoverableModemFailure(
+                f"the modem reports version {detected!r} after the flash, "
+                f"expected {expected!r}"
+            )
+        self.log(f"modem verified by the server: {info.get('model')} {detected}", 100)
+
+    def record_modem_info(self, info):
+        def value(key):
+            text = info.get(key) or ""
+            return "" if text == "--" else str(text)[:64]
+
+        load_model("DeviceModemFirmware").objects.update_or_create(
+            device_id=self.operation.device_id,
+            defaults={
+                "modem_manufacturer": value("manufacturer"),
+                "modem_model": value("model"),
+                "modem_revision": value("revision"),
+                "modem_firmware_version": value("firmware"),
+                "modem_imei": value("imei")[:32],
+                "modem_detected_at": timezone.now(),
+            },
+        )
+
+    def remove_firmware(self):
+        try:
+            self.shell.run(["rm", "-f", self.paths["firmware"]], timeout=30)
+        except RecoverableModemFailure:
+            pass  # tmpfs is cleared at reboot; never mask the real outcome
