@@ -142,7 +142,7 @@ def record_journal(operation_id, last_seq, messages, progress=None):
     new was applied.
     """
     first_seq = last_seq - len(messages) + 1
-    for _ in range(10):
+    for _attempt in range(10):
         current = (
             _operations()
             .filter(pk=operation_id, status=OperationStatus.IN_PROGRESS)
