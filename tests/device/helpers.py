@@ -22,7 +22,7 @@ TERMINAL = {"success", "failed", "aborted"}
 
 class RouterTestCase(unittest.TestCase):
     router_options = {}
-    modem = {"flash_duration": 0.2, "reboot_delay": 0.2}
+    modem = {"flash_duration": 0.1, "reboot_delay": 0.1}
 
     def setUp(self):
         options = dict(ssh=False, uci={})

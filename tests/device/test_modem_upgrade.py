@@ -36,14 +36,23 @@ class TestUpgradeOutcomes(RouterTestCase):
         self.assertLess(events.index("inhibit"), events.index("uxfp"))
         self.assertEqual(
             self.tool_calls(),
-            [["--file", os.path.join(self.router.tmp_dir, "fw.bin"), "--port", "/dev/ttyUSB0"]],
+            [
+                [
+                    "--file",
+                    os.path.join(self.router.tmp_dir, "fw.bin"),
+                    "--port",
+                    "/dev/ttyUSB0",
+                ]
+            ],
         )
         self.assertIn(["at", "AT+CFUN=0"], state["events"])
 
     def test_extra_tool_args_are_passed_one_by_one(self):
         result = self.upgrade(tool_args="--noprogress  --speed 921600")
         self.assert_finished(result, EXIT_SUCCESS, "success")
-        self.assertEqual(self.tool_calls()[0][4:], ["--noprogress", "--speed", "921600"])
+        self.assertEqual(
+            self.tool_calls()[0][4:], ["--noprogress", "--speed", "921600"]
+        )
 
     def test_checksum_mismatch(self):
         path, sha = self.firmware(corrupt=True)
@@ -53,7 +62,9 @@ class TestUpgradeOutcomes(RouterTestCase):
         self.assertEqual(self.tool_calls(), [])
 
     def test_firmware_missing(self):
-        result = self.upgrade(firmware=self.router.tmp_dir + "/nothing.bin", sha256="a" * 64)
+        result = self.upgrade(
+            firmware=self.router.tmp_dir + "/nothing.bin", sha256="a" * 64
+        )
         self.assert_finished(result, EXIT_RECOVERABLE, "failed")
 
     def test_no_space_left(self):

@@ -16,7 +16,7 @@ from .router import DEVICE_SCRIPTS, EmulatedRouter
 @unittest.skipUnless(shutil.which("dropbear"), "dropbear is not installed")
 class TestOverSsh(unittest.TestCase):
     def setUp(self):
-        self.router = EmulatedRouter(uci={}, flash_duration=0.5, reboot_delay=0.2)
+        self.router = EmulatedRouter(uci={}, flash_duration=0.2, reboot_delay=0.1)
         self.router.start()
         self.addCleanup(self.router.stop)
 
