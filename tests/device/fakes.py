@@ -72,8 +72,9 @@ def uxfp(modem, args):
                 return code
         percent = step * 100 // steps
         # the real tool redraws its progress line with a carriage return
+        sent = total * step // steps
         say(
-            f"[+] flashing [modem] {percent}%, transferred {total * step // steps}/{total} B",
+            f"[+] flashing [modem] {percent}%, transferred {sent}/{total} B",
             end="\r" if step < steps else "\n",
         )
     say("[+] firmware uploaded successfully!")

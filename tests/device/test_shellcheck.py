@@ -16,7 +16,7 @@ class TestShellcheck(unittest.TestCase):
         )
         self.assertTrue(scripts)
         result = subprocess.run(
-            ["shellcheck", "-s", "sh", "-x", *scripts],
+            ["shellcheck", "-s", "sh", *scripts],
             cwd=DEVICE_SCRIPTS,
             capture_output=True,
             text=True,

@@ -46,8 +46,9 @@ class TestOverSsh(unittest.TestCase):
         self.scp(local, f"{remote}/fw.bin")
         self.scp(DEVICE_SCRIPTS, f"{remote}/scripts")
         started = self.ssh(
-            f"sh {remote}/scripts/modem-upgrade.sh --detach --operation-id {OPERATION_ID}"
-            f" --firmware {remote}/fw.bin --sha256 {sha} --expected-version {NEW_VERSION}"
+            f"sh {remote}/scripts/modem-upgrade.sh --detach"
+            f" --operation-id {OPERATION_ID} --firmware {remote}/fw.bin"
+            f" --sha256 {sha} --expected-version {NEW_VERSION}"
             f" --expected-model FN990A28 --workdir {remote} --reboot-timeout 5"
             " --final-report-timeout 0"
         )
