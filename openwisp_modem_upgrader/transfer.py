@@ -12,7 +12,7 @@ from scp import SCPClient, SCPException
 
 from .exceptions import RecoverableModemFailure
 
-CHUNK_SIZE = 256 * 1024
+CHUNK_SIZE = 1024 * 1024
 
 
 class TransferTimeout(RecoverableModemFailure):

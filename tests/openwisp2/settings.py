@@ -1,7 +1,7 @@
 import os
 import sys
 
-TESTING = "test" in sys.argv
+TESTING = "test" in sys.argv or bool(os.environ.get("TESTING"))
 SAMPLE_APP = bool(os.environ.get("SAMPLE_APP"))
 BASE_DIR = os.path.dirname(os.path.abspath(__file__))
 DEBUG = True
