@@ -95,7 +95,7 @@ parse_arguments() {
 		--tool-args) check_value "$pa_option" "$pa_value" 'A-Za-z0-9._=:/,+ -'; TOOL_ARGS=$pa_value ;;
 		--report-url) check_value "$pa_option" "$pa_value" 'A-Za-z0-9._~:/%@+-'; REPORT_URL=$pa_value ;;
 		--device-uuid) check_value "$pa_option" "$pa_value" '0-9a-fA-F-'; DEVICE_UUID=$pa_value ;;
-		--device-key) check_value "$pa_option" "$pa_value" 'A-Za-z0-9'; DEVICE_KEY=$pa_value ;;
+		--device-key) check_value "$pa_option" "$pa_value" 'A-Za-z0-9._~-'; DEVICE_KEY=$pa_value ;;
 		--modem-service) check_value "$pa_option" "$pa_value" 'A-Za-z0-9._/+-'; MODEM_SERVICE=$pa_value ;;
 		--flash-timeout) check_number "$pa_option" "$pa_value"; FLASH_TIMEOUT=$pa_value ;;
 		--reboot-timeout) check_number "$pa_option" "$pa_value"; REBOOT_TIMEOUT=$pa_value ;;
@@ -190,7 +190,7 @@ resolve_report_endpoint() {
 	'' | *[!A-Za-z0-9._~:/%@+-]*) REPORT_URL= ;;
 	esac
 	case $DEVICE_KEY in
-	'' | *[!A-Za-z0-9]*) DEVICE_KEY= ;;
+	'' | *[!A-Za-z0-9._~-]*) DEVICE_KEY= ;;
 	esac
 	[ -n "$REPORT_URL" ] && [ -n "$DEVICE_KEY" ] || return 0
 	REPORT_ENDPOINT="${REPORT_URL%/}/api/v1/modem-upgrader/upgrade-operation/$OPERATION_ID/?key=$DEVICE_KEY"
