@@ -16,6 +16,15 @@ def get_install_requires():
         ]
 
 
+def get_device_scripts():
+    """The router-side scripts, installed under share/ (see device_scripts.py)."""
+    files = {}
+    for directory, _, names in os.walk("device-scripts"):
+        target = os.path.join("share", "openwisp-modem-upgrader", directory)
+        files[target] = [os.path.join(directory, n) for n in names if n.endswith(".sh")]
+    return [(target, paths) for target, paths in sorted(files.items()) if paths]
+
+
 setup(
     name="openwisp-modem-upgrader",
     version=get_version(),
@@ -29,6 +38,7 @@ setup(
     include_package_data=True,
     zip_safe=False,
     install_requires=get_install_requires(),
+    data_files=get_device_scripts(),
     python_requires=">=3.9",
     classifiers=[
         "Development Status :: 3 - Alpha",

@@ -35,18 +35,27 @@ def stream_file_to_router(
         if on_progress:
             on_progress(sent, total)
 
-    # the socket timeout bounds each read/write; the deadline bounds the whole
-    client = SCPClient(
-        transport,
-        buff_size=CHUNK_SIZE,
-        socket_timeout=min(60.0, float(timeout)),
-        progress=progress,
-    )
+    client = None
     try:
+        # the socket timeout bounds each read/write; the deadline the whole
+        client = SCPClient(
+            transport,
+            buff_size=CHUNK_SIZE,
+            socket_timeout=max(5.0, min(60.0, float(timeout))),
+            progress=progress,
+        )
         client.putfo(fileobj, remote_path, mode=mode, size=size)
     except RecoverableModemFailure:
         raise
     except (SCPException, SSHException, OSError, EOFError) as error:
         raise RecoverableModemFailure(f"transfer interrupted: {error}") from error
     finally:
+        if client is not None:
+            _close_quietly(client)
+
+
+def _close_quietly(client):
+    try:
         client.close()
+    except (SSHException, OSError, EOFError):
+        pass  # the link is already gone; the caller has the real error

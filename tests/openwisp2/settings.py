@@ -118,6 +118,13 @@ if TESTING and not os.environ.get("CELERY_REAL_WORKER"):
     CELERY_TASK_EAGER_PROPAGATES = True
     CELERY_BROKER_URL = "memory://"
 
+CELERY_BEAT_SCHEDULE = {
+    "fail_stuck_modem_upgrades": {
+        "task": "openwisp_modem_upgrader.fail_stuck_operations",
+        "schedule": 300,
+    },
+}
+
 TIME_ZONE = "Europe/Rome"
 LANGUAGE_CODE = "en-gb"
 USE_TZ = True
