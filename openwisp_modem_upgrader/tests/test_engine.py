@@ -17,7 +17,14 @@ from django.core.files import File
 from .. import settings as app_settings
 from ..base.models import OperationStatus
 from ..engine import fail_stuck_operations
-from ..upgrade import cancel_upgrade, mark_in_progress, start_upgrade
+from ..exceptions import IrrecoverableModemFailure
+from ..upgrade import (
+    cancel_upgrade,
+    mark_in_progress,
+    record_progress,
+    start_upgrade,
+)
+from ..upgraders.base import BaseModemUpgrader
 from ..upgraders.wrapper import WrapperUpgrader
 from . import (
     FN990A28,
@@ -75,14 +82,23 @@ class EngineTestMixin(TestModemUpgraderMixin):
         )
         return device
 
-    def _create_firmware_image(self, version=NEW_VERSION, model=FN990A28, size=65536):
+    def _create_firmware_image(self, upgrader_type="telit-fn990a", size=65536):
         handle, path = tempfile.mkstemp(suffix=".bin")
         os.close(handle)
         self.addCleanup(os.unlink, path)
-        write_firmware_stream(path, version, model=model, size=size)
-        build = self._create_build(version=NEW_VERSION, modem_model=FN990A28)
+        write_firmware_stream(path, NEW_VERSION, model=FN990A28, size=size)
+        build = self._create_build(
+            version=NEW_VERSION,
+            modem_model=FN990A28,
+            category=self._create_category(name=f"category {upgrader_type}"),
+        )
         with open(path, "rb") as stream:
-            return self._create_image(build=build, file=File(stream, name="fn990a.bin"))
+            return self._create_image(
+                build=build, type=upgrader_type, file=File(stream, name="fn990a.bin")
+            )
+
+    def _create_firmware_image_of_type(self, upgrader_type):
+        return self._create_firmware_image(upgrader_type=upgrader_type)
 
     def upgrade(self, **options):
         upgrade_options = dict(
@@ -258,3 +274,51 @@ class TestEngine(EngineTestMixin, StaticLiveServerTestCase):
         with self.assertRaises(ValidationError):
             self.upgrade()
         self.assertEqual(ModemUpgradeOperation.objects.count(), 1)
+
+
+class AcmeUpgrader(BaseModemUpgrader):
+    """A vendor plugged in through settings only (no change to the core)."""
+
+    SCHEMA = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"speed": {"type": "integer", "minimum": 1}},
+    }
+
+    def upgrade(self, image):
+        record_progress(self.operation.pk, 50, f"acme flashing at {self.options}")
+        raise IrrecoverableModemFailure("acme tool refused the image")
+
+
+ACME_MAP = {"acme": "openwisp_modem_upgrader.tests.test_engine.AcmeUpgrader"}
+
+
+class TestPluggableUpgraders(EngineTestMixin, StaticLiveServerTestCase):
+    def test_generic_command_upgrader(self):
+        # any tool speaking the device contract works through the generic type
+        self.image = self._create_firmware_image_of_type("generic")
+        operation = self.upgrade()
+        self.assertEqual(operation.status, OperationStatus.SUCCESS, operation.log)
+        self.assertEqual(self.router.modem_state()["firmware"], NEW_VERSION)
+
+    def test_generic_upgrader_requires_tool_path(self):
+        from django.core.exceptions import ValidationError
+
+        self.image = self._create_firmware_image_of_type("generic")
+        with self.assertRaises(ValidationError) as context:
+            start_upgrade(self.device, self.image, {"remote_dir": "/tmp"})
+        self.assertIn("tool_path", str(context.exception))
+
+    def test_vendor_added_by_settings(self):
+        from django.core.exceptions import ValidationError
+
+        with mock.patch.dict(app_settings.UPGRADERS_MAP, ACME_MAP):
+            self.image = self._create_firmware_image_of_type("acme")
+            with self.assertRaises(ValidationError):
+                start_upgrade(self.device, self.image, {"speed": 0})
+            operation = start_upgrade(self.device, self.image, {"speed": 9})
+        operation.refresh_from_db()
+        self.assertEqual(operation.status, OperationStatus.FAILED)
+        self.assertIn("acme flashing at {'speed': 9}", operation.log)
+        self.assertIn("acme tool refused the image", operation.log)
+        self.assertEqual(operation.progress, 50)
