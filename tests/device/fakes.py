@@ -60,6 +60,8 @@ def uxfp(modem, args):
     fault = state["fault"]
     say("[+] enter boot mode")
     _set_mode(modem, "flashing")
+    # the modem being flashed is the router's only uplink (netns routers)
+    _uplink(state, "down")
     say("[+] phase 2: the device will disconnect and reconnect")
     say("[+] uploading firmware")
     total = header["length"] + HEADER_SIZE
@@ -83,7 +85,6 @@ def uxfp(modem, args):
         return 0
     if fault == "stale-version":
         new = old
-    _uplink(state, "down")
     _later(modem, state["reboot_delay"], dict(new, mode="normal", cfun=1), uplink="up")
     return 0
 
@@ -119,7 +120,9 @@ def _uxfp_fault(modem, state, fault, old):
         say("[-] unexpected answer from device")
         say(FAIL_LINE)
         _set_mode(modem, "absent")
-        _later(modem, state["reboot_delay"], dict(old, mode="normal", cfun=1))
+        _later(
+            modem, state["reboot_delay"], dict(old, mode="normal", cfun=1), uplink="up"
+        )
         return 1
     if fault == "interrupt":
         say("[-] device disconnected")
@@ -169,11 +172,14 @@ def _later(modem, delay, values, uplink=None):
 
 def _uplink(state, action):
     if state["fault"] == "uplink-loss" and state.get("netns"):
+        import shutil
         import subprocess
 
         netns = state["netns"]
+        # the host's iproute2, not the router's BusyBox applet (no -n there)
+        ip = shutil.which("ip", path="/usr/sbin:/sbin:/usr/bin:/bin")
         subprocess.run(
-            ["ip", "-n", netns["name"], "link", "set", netns["inner"], action],
+            [ip, "-n", netns["name"], "link", "set", netns["inner"], action],
             check=False,
         )
 

@@ -134,7 +134,7 @@ def _reap(process):
 class ReportServer:
     """A stdlib HTTP server on 127.0.0.1 recording progress reports."""
 
-    def __init__(self, port=0, status=200):
+    def __init__(self, port=0, status=200, host="127.0.0.1"):
         self.status = status
         self.requests = []
         server = self
@@ -159,9 +159,9 @@ class ReportServer:
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.httpd = ThreadingHTTPServer((host, port), Handler)
         self.port = self.httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 

@@ -222,8 +222,13 @@ class EmulatedRouter:
     def run(self, args, timeout=60, env=None, **kwargs):
         """Runs ``ash args...`` on the router (locally, no SSH); ``env``
         adds variables to the router's environment."""
+        command = [os.path.join(self.bin_dir, "ash"), *args]
+        if self.netns:
+            # the host's iproute2: the router's PATH only has BusyBox's ip
+            ip = shutil.which("ip", path="/usr/sbin:/sbin:/usr/bin:/bin")
+            command = [ip, "netns", "exec", self.netns.name, *command]
         return subprocess.run(
-            [os.path.join(self.bin_dir, "ash"), *args],
+            command,
             env=dict(self.env(), **(env or {})),
             cwd=self.root,
             capture_output=True,
