@@ -7,16 +7,20 @@ progress reports, so both channels (journal over SSH, HTTP reports) are real.
 import os
 import tempfile
 import time
+from datetime import timedelta
 from unittest import mock
 
+from celery.exceptions import SoftTimeLimitExceeded
 from device.firmware import write_firmware_stream
 from device.router import EmulatedRouter
 from django.contrib.staticfiles.testing import StaticLiveServerTestCase
 from django.core.files import File
+from django.test import TestCase
+from django.utils import timezone
 
 from .. import settings as app_settings
 from ..base.models import OperationStatus
-from ..engine import fail_stuck_operations
+from ..engine import fail_stuck_operations, run_operation
 from ..exceptions import IrrecoverableModemFailure
 from ..upgrade import (
     cancel_upgrade,
@@ -230,25 +234,31 @@ class TestEngine(EngineTestMixin, StaticLiveServerTestCase):
 
     def test_worker_killed_mid_operation_recovered_by_sweeper(self):
         # the worker dies right after starting the wrapper on the router
-        def die(upgrader):
-            raise SystemExit("worker killed")
-
-        with mock.patch.object(WrapperUpgrader, "follow_wrapper", die):
+        with mock.patch.object(
+            WrapperUpgrader, "follow_wrapper", side_effect=SystemExit
+        ):
             with self.assertRaises(SystemExit):
                 self.upgrade()
         operation = ModemUpgradeOperation.objects.get(device=self.device)
         self.assertEqual(operation.status, OperationStatus.IN_PROGRESS)
-        # the wrapper goes on alone on the router and reports success itself
-        for _ in range(100):
-            operation.refresh_from_db()
-            if operation.status != OperationStatus.IN_PROGRESS:
+        # the wrapper goes on alone on the router; its success report is only
+        # recorded: the server has not verified the version
+        exit_file = os.path.join(
+            self.remote_dir, "openwisp-modem-upgrader", str(operation.pk), "exit_code"
+        )
+        for _ in range(200):
+            if os.path.exists(exit_file):
                 break
-            time.sleep(0.1)
-        if operation.status == OperationStatus.IN_PROGRESS:
-            with mock.patch.object(app_settings, "STUCK_OPERATION_TIMEOUT", 0):
-                self.assertEqual(fail_stuck_operations(), 1)
-            operation.refresh_from_db()
+            time.sleep(0.05)
+        operation.refresh_from_db()
+        self.assertEqual(operation.status, OperationStatus.IN_PROGRESS)
+        # not stuck yet: the sweeper leaves it alone
+        self.assertEqual(fail_stuck_operations(), 0)
+        with mock.patch.object(app_settings, "STUCK_OPERATION_TIMEOUT", 0):
+            self.assertEqual(fail_stuck_operations(), 1)
+        operation.refresh_from_db()
         self.assertEqual(operation.status, OperationStatus.SUCCESS, operation.log)
+        self.assertIn("journal reports success", operation.log)
 
     def test_sweeper_without_router_records_unknown_state(self):
         with mock.patch.object(
@@ -322,3 +332,74 @@ class TestPluggableUpgraders(EngineTestMixin, StaticLiveServerTestCase):
         self.assertIn("acme flashing at {'speed': 9}", operation.log)
         self.assertIn("acme tool refused the image", operation.log)
         self.assertEqual(operation.progress, 50)
+
+
+class TestEngineOutcomes(TestModemUpgraderMixin, TestCase):
+    """Paths that end before any SSH session: still a terminal record."""
+
+    def setUp(self):
+        self.device = self._create_modem_device()
+        with mock.patch("openwisp_modem_upgrader.tasks.upgrade_modem_firmware.delay"):
+            self.operation = start_upgrade(self.device, self._create_image())
+
+    def _run(self):
+        run_operation(self.operation.pk)
+        self.operation.refresh_from_db()
+        return self.operation
+
+    def test_unknown_upgrader_type(self):
+        type(self.operation.image).objects.filter(pk=self.operation.image_id).update(
+            type="removed-vendor"
+        )
+        operation = self._run()
+        self.assertEqual(operation.status, OperationStatus.FAILED)
+        self.assertIn(
+            'No modem upgrader registered for type "removed-vendor"', operation.log
+        )
+
+    def test_time_limit(self):
+        with mock.patch.object(
+            WrapperUpgrader, "upgrade", side_effect=SoftTimeLimitExceeded()
+        ), mock.patch("openwisp_modem_upgrader.engine._get_connection"):
+            operation = self._run()
+        self.assertEqual(operation.status, OperationStatus.FAILED)
+        self.assertIn("time limit", operation.log)
+
+    def test_unexpected_error(self):
+        with mock.patch.object(
+            WrapperUpgrader, "upgrade", side_effect=KeyError("bug")
+        ), mock.patch("openwisp_modem_upgrader.engine._get_connection"):
+            operation = self._run()
+        self.assertEqual(operation.status, OperationStatus.FAILED)
+        self.assertIn("unexpected error", operation.log)
+
+    def test_image_deleted_before_start(self):
+        self.operation.image.delete()
+        operation = self._run()
+        self.assertEqual(operation.status, OperationStatus.FAILED)
+        self.assertIn("image was deleted", operation.log)
+
+    def test_duplicate_delivery_does_not_run_twice(self):
+        with mock.patch.object(WrapperUpgrader, "upgrade") as upgrade, mock.patch(
+            "openwisp_modem_upgrader.engine._get_connection"
+        ):
+            mark_in_progress(self.operation.pk)
+            run_operation(self.operation.pk)
+        upgrade.assert_not_called()
+
+    def test_never_picked_up_operation_failed(self):
+        ModemUpgradeOperation.objects.filter(pk=self.operation.pk).update(
+            created=timezone.now() - timedelta(days=1)
+        )
+        self.assertEqual(fail_stuck_operations(), 1)
+        self.operation.refresh_from_db()
+        self.assertEqual(self.operation.status, OperationStatus.FAILED)
+        self.assertIn("never picked up", self.operation.log)
+
+    def test_stuck_before_flash_failed_truthfully(self):
+        mark_in_progress(self.operation.pk)
+        with mock.patch.object(app_settings, "STUCK_OPERATION_TIMEOUT", 0):
+            fail_stuck_operations()
+        self.operation.refresh_from_db()
+        self.assertEqual(self.operation.status, OperationStatus.FAILED)
+        self.assertIn("nothing was written to the modem", self.operation.log)
