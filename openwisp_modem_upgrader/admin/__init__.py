@@ -1,3 +1,10 @@
-"""Admin pages: the firmware catalogue and the upgrade operations."""
+"""Admin pages, one module per screen:
 
-from . import catalogue, operations  # noqa: F401
+* ``catalogue``: categories, builds (changelog, mass-upgrade action), images;
+* ``mass_upgrade``: the mass upgrade preview and confirmation;
+* ``batch``: the mass upgrade page (progress, counts, operations, cancel);
+* ``operations``: the operation list and detail, cancel of one operation;
+* ``device``: the inlines and list filters added to the device admin.
+"""
+
+from . import batch, catalogue, device, operations  # noqa: F401

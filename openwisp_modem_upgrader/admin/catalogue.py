@@ -1,4 +1,9 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import F, Func, IntegerField, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+from django.http import HttpResponseRedirect
+from django.template.defaultfilters import filesizeformat
+from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
@@ -6,18 +11,19 @@ from openwisp_users.multitenancy import MultitenantOrgFilter
 from openwisp_utils.admin import TimeReadonlyAdminMixin
 
 from ..swapper import load_model
+from .changelog import render_changelog
+from .mass_upgrade import mass_upgrade_view
 from .multitenancy import SharedObjectsAdminMixin
 
 ModemCategory = load_model("ModemCategory")
 ModemBuild = load_model("ModemBuild")
 ModemFirmwareImage = load_model("ModemFirmwareImage")
+DeviceModemFirmware = load_model("DeviceModemFirmware")
 
 
 class ModemImageDetailsMixin:
     @admin.display(description=_("size"))
     def human_size(self, obj):
-        from django.template.defaultfilters import filesizeformat
-
         return filesizeformat(obj.size) if obj and obj.size else "-"
 
     @admin.display(description="sha256")
@@ -50,22 +56,107 @@ class ModemFirmwareImageInline(
         return False if obj and obj.pk else super().has_change_permission(request, obj)
 
 
+def running_devices(user):
+    """Subquery: devices whose modem reports the build's model and version,
+    in the build's organization (any, for shared builds) that ``user`` sees."""
+    devices = DeviceModemFirmware.objects.filter(
+        modem_model=OuterRef("modem_model"),
+        modem_firmware_version=OuterRef("version"),
+        device__organization_id=Coalesce(
+            OuterRef("category__organization_id"), F("device__organization_id")
+        ),
+    )
+    if not user.is_superuser:
+        devices = devices.filter(device__organization__in=user.organizations_managed)
+    count = devices.order_by().annotate(
+        count=Func(F("pk"), function="COUNT", output_field=IntegerField())
+    )
+    return Subquery(count.values("count"), output_field=IntegerField())
+
+
 @admin.register(ModemBuild)
 class ModemBuildAdmin(
     SharedObjectsAdminMixin, TimeReadonlyAdminMixin, admin.ModelAdmin
 ):
     organization_lookup = "category__organization"
     multitenant_shared_relations = ("category",)
-    list_display = ("version", "modem_model", "category", "organization", "created")
+    list_display = (
+        "version",
+        "modem_model",
+        "category",
+        "organization",
+        "devices_running",
+        "created",
+    )
     list_filter = ("modem_model", "category")
     list_select_related = ("category__organization",)
     search_fields = ("version", "modem_model", "category__name")
-    fields = ("category", "modem_model", "version", "changelog", "created", "modified")
+    fields = (
+        "category",
+        "modem_model",
+        "version",
+        "changelog",
+        "changelog_html",
+        "devices_running",
+        "created",
+        "modified",
+    )
+    readonly_fields = ("changelog_html", "devices_running")
     inlines = [ModemFirmwareImageInline]
+    actions = ["mass_upgrade"]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(running_count=running_devices(request.user))
+        )
+
+    def get_urls(self):
+        return [
+            path(
+                "<uuid:build_pk>/mass-upgrade/",
+                self.admin_site.admin_view(self.mass_upgrade_view),
+                name="modem_upgrader_mass_upgrade",
+            )
+        ] + super().get_urls()
+
+    def mass_upgrade_view(self, request, build_pk):
+        return mass_upgrade_view(self, request, build_pk)
+
+    def has_mass_upgrade_permission(self, request):
+        opts = load_model("ModemBatchUpgradeOperation")._meta
+        return request.user.has_perm(f"{opts.app_label}.add_{opts.model_name}")
+
+    @admin.action(
+        description=_("Mass-upgrade device modems"), permissions=["mass_upgrade"]
+    )
+    def mass_upgrade(self, request, queryset):
+        builds = list(queryset.values_list("pk", flat=True)[:2])
+        if len(builds) != 1:
+            self.message_user(
+                request,
+                _("Select exactly one build to mass-upgrade to."),
+                messages.ERROR,
+            )
+            return None
+        return HttpResponseRedirect(
+            reverse("admin:modem_upgrader_mass_upgrade", args=[builds[0]])
+        )
 
     @admin.display(description=_("organization"))
     def organization(self, obj):
         return obj.category.organization or _("Shared systemwide")
+
+    @admin.display(description=_("devices running this build"))
+    def devices_running(self, obj):
+        return getattr(obj, "running_count", None) or 0
+
+    @admin.display(description=_("change log"))
+    def changelog_html(self, obj):
+        return format_html(
+            '<div class="modem-changelog">{}</div>', render_changelog(obj.changelog)
+        )
 
 
 @admin.register(ModemFirmwareImage)

@@ -1,13 +1,31 @@
-from django.contrib import admin
-from django.utils.translation import gettext_lazy as _
+"""Upgrade operations: the list, the detail page and cancelling one."""
 
-from openwisp_users.multitenancy import MultitenantAdminMixin, MultitenantOrgFilter
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
+
+from openwisp_users.multitenancy import MultitenantAdminMixin
 from openwisp_utils.admin import ReadOnlyAdmin
 
+from ..exceptions import UpgradeNotAllowed
 from ..swapper import load_model
+from ..upgrade import cancel_upgrade
 
 ModemUpgradeOperation = load_model("ModemUpgradeOperation")
-ModemBatchUpgradeOperation = load_model("ModemBatchUpgradeOperation")
+
+
+def redirect_back(request, default):
+    target = request.GET.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = default
+    return HttpResponseRedirect(target)
 
 
 @admin.register(ModemUpgradeOperation)
@@ -18,25 +36,45 @@ class ModemUpgradeOperationAdmin(MultitenantAdminMixin, ReadOnlyAdmin):
     list_select_related = ("device", "image__build__category")
     search_fields = ("device__name",)
     ordering = ("-created",)
+    change_form_template = "admin/modem_upgrader/operation_change_form.html"
 
-
-@admin.register(ModemBatchUpgradeOperation)
-class ModemBatchUpgradeOperationAdmin(MultitenantAdminMixin, ReadOnlyAdmin):
-    list_display = ("build", "organization", "status", "created", "finished_at")
-    list_filter = (MultitenantOrgFilter, "status")
-    list_select_related = ("build__category", "organization")
-    readonly_fields = ("progress_report", "success_rate", "failed_rate", "aborted_rate")
-    ordering = ("-created",)
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.readonly_fields += [
-            "progress_report",
-            "success_rate",
-            "failed_rate",
-            "aborted_rate",
+    class Media:
+        js = [
+            "connection/js/lib/reconnecting-websocket.min.js",
+            "modem-upgrader/js/modem-upgrade-progress.js",
         ]
+        css = {"all": ["modem-upgrader/css/modem-upgrader.css"]}
 
-    @admin.display(description=_("progress"))
-    def progress_report(self, obj):
-        return obj.progress_report
+    def get_urls(self):
+        return [
+            path(
+                "<uuid:pk>/cancel/",
+                self.admin_site.admin_view(require_POST(self.cancel_view)),
+                name="modem_upgrader_cancel_operation",
+            )
+        ] + super().get_urls()
+
+    def has_cancel_permission(self, request, obj=None):
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.add_{opts.model_name}")
+
+    def cancel_view(self, request, pk):
+        # the multitenant queryset hides other organizations' operations (404)
+        operation = get_object_or_404(self.get_queryset(request), pk=pk)
+        if not self.has_cancel_permission(request, operation):
+            raise PermissionDenied
+        try:
+            cancel_upgrade(operation)
+        except UpgradeNotAllowed as error:
+            messages.error(request, error)
+        else:
+            messages.success(
+                request,
+                _("The modem upgrade of %(device)s was cancelled.")
+                % {"device": operation.device},
+            )
+        default = reverse(
+            f"admin:{self.opts.app_label}_{self.opts.model_name}_change",
+            args=[operation.pk],
+        )
+        return redirect_back(request, default)

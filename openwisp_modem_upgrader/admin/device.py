@@ -1,0 +1,221 @@
+"""The device page: the modem's firmware and its recent upgrades.
+
+Both inlines are appended to openwisp-controller's ``DeviceAdmin``. Saving
+the "Modem Firmware" inline starts an upgrade through ``upgrade.start_upgrade``;
+nothing else writes operations from here.
+"""
+
+import swapper
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from openwisp_controller.config.admin import DeviceAdmin
+
+from ..swapper import load_model
+from ..upgrade import start_upgrade
+from .filters import ModemFirmwareVersionFilter, ModemModelFilter
+from .options import UpgradeOptionsFormMixin
+from .widgets import ImageSelect
+
+Device = swapper.load_model("config", "Device")
+DeviceModemFirmware = load_model("DeviceModemFirmware")
+ModemFirmwareImage = load_model("ModemFirmwareImage")
+ModemUpgradeOperation = load_model("ModemUpgradeOperation")
+
+RECENT_OPERATIONS = 5
+
+
+def compatible_images(device, detected_modem_model):
+    """Images this device may receive: its organization's or shared ones, built
+    for its modem model and validated for its router model."""
+    images = ModemFirmwareImage.objects.filter(
+        Q(build__category__organization_id=device.organization_id)
+        | Q(build__category__organization__isnull=True)
+    ).select_related("build__category")
+    if detected_modem_model:
+        images = images.filter(build__modem_model=detected_modem_model)
+    # JSON "contains" lookups are not portable (SQLite): filter boards here
+    ids = [
+        image.pk
+        for image in images.only("pk", "boards")
+        if not image.boards or device.model in image.boards
+    ]
+    return images.filter(pk__in=ids).order_by("-build__created", "type")
+
+
+class DeviceModemFirmwareForm(UpgradeOptionsFormMixin, forms.ModelForm):
+    upgrade_to = forms.ModelChoiceField(
+        label=_("Upgrade the modem to"),
+        queryset=ModemFirmwareImage.objects.none(),
+        required=False,
+        widget=ImageSelect,
+        help_text=_(
+            "only images built for the detected modem model and validated for "
+            "this router are offered; saving starts the upgrade"
+        ),
+    )
+    # set by the inline for each request
+    device = None
+    request = None
+
+    class Meta:
+        model = DeviceModemFirmware
+        fields = ()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        images = compatible_images(self.device, self.instance.modem_model)
+        self.fields["upgrade_to"].queryset = images
+        self.add_option_fields(images.values_list("type", flat=True).distinct())
+
+    def has_changed(self):
+        # only choosing an image is a change: options alone start nothing
+        return bool(self.data.get(self.add_prefix("upgrade_to")))
+
+    def clean(self):
+        cleaned_data = super().clean()
+        image = cleaned_data.get("upgrade_to")
+        if not image:
+            return cleaned_data
+        options = self.clean_options_for(image.type, "upgrade_to")
+        if self.errors:
+            return cleaned_data
+        # the same validation start_upgrade() runs, shown as form errors
+        operation = ModemUpgradeOperation(
+            device=self.device, image=image, upgrade_options=options
+        )
+        try:
+            operation.full_clean()
+        except ValidationError as error:
+            for field, field_errors in error.message_dict.items():
+                target = "upgrade_to" if field == "image" else None
+                for message in field_errors:
+                    self.add_error(target, message)
+        self.upgrade_options = options
+        return cleaned_data
+
+    def save(self, commit=True):
+        image = self.cleaned_data.get("upgrade_to")
+        if image is None or not commit:
+            return self.instance
+        try:
+            start_upgrade(self.device, image, self.upgrade_options)
+        except ValidationError as error:
+            # lost a race since clean(): report it instead of a server error
+            for message in error.messages:
+                messages.error(self.request, message)
+        return DeviceModemFirmware.objects.filter(device=self.device).first() or (
+            self.instance
+        )
+
+
+class DeviceModemFirmwareInline(admin.StackedInline):
+    model = DeviceModemFirmware
+    form = DeviceModemFirmwareForm
+    template = "admin/modem_upgrader/device/modem_firmware_inline.html"
+    verbose_name = _("Modem Firmware")
+    verbose_name_plural = verbose_name
+    can_delete = False
+    max_num = 1
+    extra = 1
+    detected_fields = (
+        "modem_manufacturer",
+        "modem_model",
+        "modem_revision",
+        "modem_firmware_version",
+        "modem_imei",
+        "modem_detected_at",
+        "image",
+        "installed",
+    )
+    readonly_fields = detected_fields
+
+    class Media:
+        js = ["modem-upgrader/js/device-modem-firmware.js"]
+        css = {"all": ["modem-upgrader/css/modem-upgrader.css"]}
+
+    def _get_conditional_queryset(self, request, obj):
+        return True
+
+    def get_formset(self, request, obj=None, **kwargs):
+        form = type(
+            "DeviceModemFirmwareForm",
+            (self.form,),
+            {"device": obj, "request": request},
+        )
+        kwargs["form"] = form
+        kwargs["fields"] = ["upgrade_to"]
+        return super().get_formset(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        return list(self.detected_fields) + ["upgrade_to"]
+
+    def has_add_permission(self, request, obj=None):
+        return self._may_upgrade(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return self._may_upgrade(request, obj)
+
+    def _may_upgrade(self, request, obj):
+        opts = ModemUpgradeOperation._meta
+        return (
+            obj is not None
+            and not obj.is_deactivated()
+            and request.user.has_perm(f"{opts.app_label}.add_{opts.model_name}")
+        )
+
+
+class RecentModemUpgradesInline(admin.StackedInline):
+    model = ModemUpgradeOperation
+    template = "admin/modem_upgrader/device/recent_upgrades_inline.html"
+    verbose_name = _("Recent Modem Firmware Upgrades")
+    verbose_name_plural = verbose_name
+    fields = ("image", "status", "progress", "log", "created", "finished_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    class Media:
+        js = [
+            "connection/js/lib/reconnecting-websocket.min.js",
+            "modem-upgrader/js/modem-upgrade-progress.js",
+        ]
+        css = {"all": ["modem-upgrader/css/modem-upgrader.css"]}
+
+    def _get_conditional_queryset(self, request, obj):
+        return ModemUpgradeOperation.objects.filter(device=obj).exists()
+
+    def get_formset(self, request, obj=None, **kwargs):
+        self._device = obj
+        return super().get_formset(request, obj, **kwargs)
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request).select_related("image__build__category")
+        device = getattr(self, "_device", None)
+        if device is None:
+            return qs.none()
+        recent = list(
+            ModemUpgradeOperation.objects.filter(device=device)
+            .order_by("-created")
+            .values_list("pk", flat=True)[:RECENT_OPERATIONS]
+        )
+        return qs.filter(pk__in=recent).order_by("-created")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+DeviceAdmin.conditional_inlines += [
+    DeviceModemFirmwareInline,
+    RecentModemUpgradesInline,
+]
+DeviceAdmin.list_filter += [ModemModelFilter, ModemFirmwareVersionFilter]

@@ -1,0 +1,172 @@
+"""The "Mass-upgrade device modems" action: preview, filters, options, confirm."""
+
+import swapper
+from django import forms
+from django.contrib import messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+
+from ..batch import ExclusionReason, create_batch, preview_batch
+from ..swapper import load_model
+from .options import UpgradeOptionsFormMixin, options_from_cleaned_data
+
+Organization = swapper.load_model("openwisp_users", "Organization")
+DeviceGroup = swapper.load_model("config", "DeviceGroup")
+Location = swapper.load_model("geo", "Location")
+ModemBatchUpgradeOperation = load_model("ModemBatchUpgradeOperation")
+
+PREVIEW_ROWS = 100
+
+
+class MassUpgradeForm(UpgradeOptionsFormMixin, forms.Form):
+    organization = forms.ModelChoiceField(
+        label=_("organization"), queryset=Organization.objects.none()
+    )
+    group = forms.ModelChoiceField(
+        label=_("group"), queryset=DeviceGroup.objects.none(), required=False
+    )
+    location = forms.ModelChoiceField(
+        label=_("location"), queryset=Location.objects.none(), required=False
+    )
+    from_version = forms.CharField(
+        label=_("current modem firmware version"), max_length=64, required=False
+    )
+
+    def __init__(self, *args, build, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.build = build
+        organizations = Organization.objects.filter(is_active=True)
+        if not user.is_superuser:
+            organizations = organizations.filter(pk__in=user.organizations_managed)
+        if build.category.organization_id:
+            organizations = organizations.filter(pk=build.category.organization_id)
+        self.fields["organization"].queryset = organizations.order_by("name")
+        if organizations.count() == 1:
+            self.fields["organization"].initial = organizations.first().pk
+        orgs = organizations.values("pk")
+        self.fields["group"].queryset = DeviceGroup.objects.filter(
+            organization__in=orgs
+        ).order_by("name")
+        self.fields["location"].queryset = Location.objects.filter(
+            organization__in=orgs
+        ).order_by("name")
+        self.upgrader_types = sorted(set(build.images.values_list("type", flat=True)))
+        self.add_option_fields(self.upgrader_types)
+
+    def clean(self):
+        cleaned_data = super().clean()
+        organization = cleaned_data.get("organization")
+        for field in ("group", "location"):
+            value = cleaned_data.get(field)
+            if value and organization and value.organization_id != organization.pk:
+                self.add_error(field, _("Choose one of the organization you selected."))
+        return cleaned_data
+
+    def upgrade_options(self):
+        options = {}
+        for upgrader_type in self.upgrader_types:
+            options.update(options_from_cleaned_data(upgrader_type, self.cleaned_data))
+        return options
+
+    def filters(self):
+        return {
+            "group": self.cleaned_data.get("group"),
+            "location": self.cleaned_data.get("location"),
+            "from_version": self.cleaned_data.get("from_version", ""),
+        }
+
+    def add_batch_errors(self, error):
+        """Errors of ``create_batch()`` attached to the fields they concern."""
+        for field, field_errors in error.message_dict.items():
+            for message in field_errors:
+                name, _sep, text = message.partition(": ")
+                targets = [
+                    f"options__{upgrader_type}__{name}"
+                    for upgrader_type in self.upgrader_types
+                    if f"options__{upgrader_type}__{name}" in self.fields
+                ]
+                if field == "upgrade_options" and text and targets:
+                    self.add_error(targets[0], text)
+                elif field in self.fields:
+                    self.add_error(field, message)
+                else:
+                    self.add_error(None, message)
+
+
+def preview(form):
+    """Eligible and excluded devices for the form's filters (a few rows each)."""
+    data = form.cleaned_data
+    filters = {k: v for k, v in form.filters().items() if v}
+    batch = ModemBatchUpgradeOperation(
+        build=form.build, organization=data["organization"], **filters
+    )
+    result = preview_batch(batch)
+    columns = ("pk", "name", "modem_firmware__modem_firmware_version")
+    devices = result["devices"]
+    excluded = [
+        dict(row, reason=ExclusionReason.labels.get(row["exclusion_reason"]))
+        for row in result["excluded"].values(*columns, "exclusion_reason")[
+            :PREVIEW_ROWS
+        ]
+    ]
+    return {
+        "devices": devices.values(*columns)[:PREVIEW_ROWS],
+        "devices_count": devices.count(),
+        "excluded": excluded,
+        "excluded_count": result["excluded"].count(),
+        "preview_rows": PREVIEW_ROWS,
+        "preview_ready": True,
+    }
+
+
+def mass_upgrade_view(model_admin, request, build_pk):
+    build = get_object_or_404(
+        model_admin.get_queryset(request).select_related("category"), pk=build_pk
+    )
+    if not model_admin.has_mass_upgrade_permission(request):
+        raise PermissionDenied
+    data = request.POST if request.method == "POST" else request.GET
+    form = MassUpgradeForm(data or None, build=build, user=request.user)
+    context = {}
+    if form.is_bound and form.is_valid():
+        if "confirm" in request.POST:
+            try:
+                batch = create_batch(
+                    build,
+                    form.cleaned_data["organization"],
+                    form.upgrade_options(),
+                    **form.filters(),
+                )
+            except ValidationError as error:
+                form.add_batch_errors(error)
+            else:
+                messages.success(request, _("The mass upgrade has started."))
+                opts = batch._meta
+                return HttpResponseRedirect(
+                    reverse(
+                        f"admin:{opts.app_label}_{opts.model_name}_change",
+                        args=[batch.pk],
+                    )
+                )
+        if form.is_valid():
+            context.update(preview(form))
+    opts = model_admin.model._meta
+    context.update(
+        {
+            **model_admin.admin_site.each_context(request),
+            "title": _("Mass-upgrade device modems to %(build)s") % {"build": build},
+            "build": build,
+            "form": form,
+            "opts": opts,
+            "media": model_admin.media + form.media,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+    )
+    return TemplateResponse(
+        request, "admin/modem_upgrader/mass_upgrade_preview.html", context
+    )
