@@ -254,12 +254,12 @@ def _mm_inhibit(modem, uid):
             sys.stderr.write("error: device already inhibited\n")
             return 1
         state["inhibited_by"] = os.getpid()
-        state["events"].append(["inhibit", uid])
+    modem.event("inhibit", uid)
 
     def release(*_):
         with modem.update() as state:
             state["inhibited_by"] = None
-            state["events"].append(["uninhibit", uid])
+        modem.event("uninhibit", uid)
         os._exit(0)
 
     signal.signal(signal.SIGTERM, release)
@@ -330,7 +330,7 @@ def modem_daemon(modem, args):
     if args in (["stop"], ["start"]):
         with modem.update() as state:
             state["daemon"] = "stopped" if args == ["stop"] else "running"
-            state["events"].append(["daemon", args[0]])
+        modem.event("daemon", args[0])
         return 0
     return 1
 

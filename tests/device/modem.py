@@ -61,14 +61,17 @@ class ModemState:
         self.root = root
         self.dir = os.path.join(root, "state")
         self.path = os.path.join(self.dir, "state.json")
+        # what the fake tools did, one JSON list per line (append-only)
+        self.events_path = os.path.join(self.dir, "events")
         self.sysfs = os.path.join(root, "sys")
 
     def create(self, **values):
         os.makedirs(self.dir, exist_ok=True)
         state = json.loads(json.dumps(DEFAULT_STATE))
         state.update(values)
+        state.pop("events")
         with self._locked():
-            self._save(state)
+            self._save(state, sync=True)
 
     @contextlib.contextmanager
     def _locked(self):
@@ -83,28 +86,40 @@ class ModemState:
         with open(self.path) as f:
             return json.load(f)
 
-    def _save(self, state):
+    def _save(self, state, sync=False):
         tmp = self.path + ".tmp"
         with open(tmp, "w") as f:
             json.dump(state, f)
         os.replace(tmp, self.path)
-        self._sync_sysfs(state)
+        if sync:
+            self._sync_sysfs(state)
 
     def read(self):
+        """The state, with ``events``: what the fake tools did, in order."""
         with self._locked():
-            return self._load()
+            state = self._load()
+        try:
+            with open(self.events_path) as f:
+                state["events"] = [json.loads(line) for line in f]
+        except FileNotFoundError:
+            state["events"] = []
+        return state
 
     @contextlib.contextmanager
     def update(self):
         """``with state.update() as s: s['mode'] = 'absent'``"""
         with self._locked():
             state = self._load()
+            usb_before = (state["mode"], state["usb_flashing_id"])
             yield state
-            self._save(state)
+            state.pop("events", None)
+            usb_after = (state["mode"], state["usb_flashing_id"])
+            self._save(state, sync=usb_after != usb_before)
 
     def event(self, *words):
-        with self.update() as state:
-            state["events"].append(list(words))
+        line = json.dumps(list(words)) + "\n"
+        with self._locked(), open(self.events_path, "a") as f:
+            f.write(line)
 
     def _sync_sysfs(self, state):
         devices = os.path.join(self.sysfs, "bus", "usb", "devices")
