@@ -174,7 +174,7 @@ start_operation() {
 	# the SSH session that started us may vanish with the uplink: carry on
 	trap '' HUP PIPE
 	resolve_report_endpoint
-	progress 10 "operation $OPERATION_ID started (pid $$) for $EXPECTED_MODEL $EXPECTED_VERSION"
+	progress 10 "operation $OPERATION_ID started (pid $$) on device ${DEVICE_UUID:-?} for $EXPECTED_MODEL $EXPECTED_VERSION"
 	reporter_start
 }
 
@@ -191,6 +191,9 @@ resolve_report_endpoint() {
 	esac
 	case $DEVICE_KEY in
 	'' | *[!A-Za-z0-9._~-]*) DEVICE_KEY= ;;
+	esac
+	case $DEVICE_UUID in
+	*[!0-9a-fA-F-]*) DEVICE_UUID= ;;
 	esac
 	[ -n "$REPORT_URL" ] && [ -n "$DEVICE_KEY" ] || return 0
 	REPORT_ENDPOINT="${REPORT_URL%/}/api/v1/modem-upgrader/upgrade-operation/$OPERATION_ID/?key=$DEVICE_KEY"
@@ -243,7 +246,7 @@ release_modem_ports() {
 		# the inhibition lasts as long as this mmcli process lives
 		"$MMCLI" --inhibit-device="$MODEM_UID" >/dev/null 2>&1 &
 		INHIBIT_PID=$!
-		sleep "$INHIBIT_SETTLE"
+		pause "$INHIBIT_SETTLE"
 		kill -0 "$INHIBIT_PID" 2>/dev/null || {
 			INHIBIT_PID=
 			finish "$EXIT_RECOVERABLE" "ModemManager refused to inhibit $MODEM_UID"
@@ -333,7 +336,7 @@ flash_failed() {
 		find_modem_usb
 		[ "$MODEM_MODE" != absent ] && break
 		[ "$(date +%s)" -lt "$ff_deadline" ] || break
-		sleep "$POLL_INTERVAL"
+		pause "$POLL_INTERVAL"
 	done
 	case $MODEM_MODE in
 	normal)
@@ -358,7 +361,7 @@ wait_for_modem_reboot() {
 		fi
 		[ "$(date +%s)" -lt "$wr_deadline" ] ||
 			finish "$EXIT_IRRECOVERABLE" "modem did not answer within ${REBOOT_TIMEOUT}s after the flash (USB mode: $MODEM_MODE)"
-		sleep "$POLL_INTERVAL"
+		pause "$POLL_INTERVAL"
 	done
 	progress 95 "modem answers again"
 }

@@ -26,6 +26,13 @@ have_command() {
 	command -v "$1" >/dev/null 2>&1
 }
 
+# pause SECONDS: sleep, falling back to one second where BusyBox was built
+# without fractional sleep (a failing sleep must never turn a polling loop
+# into a busy loop).
+pause() {
+	sleep "$1" 2>/dev/null || sleep 1
+}
+
 # --- bounded waits ---------------------------------------------------------
 # BusyBox on OpenWrt has no `timeout`: a background watchdog kills the
 # command when its time is up. SCRATCH must name a writable directory.

@@ -90,7 +90,7 @@ reporter_loop() {
 		3) return 0 ;;
 		2) continue ;;
 		esac
-		sleep "$REPORT_INTERVAL"
+		pause "$REPORT_INTERVAL"
 	done
 }
 
@@ -120,6 +120,6 @@ report_final() { # seconds
 		2) continue ;;
 		esac
 		[ "$(date +%s)" -lt "$rf_deadline" ] || return 1
-		sleep "$REPORT_INTERVAL"
+		pause "$REPORT_INTERVAL"
 	done
 }

@@ -1,0 +1,74 @@
+"""The emulator itself: start time, the firmware stream, cleanup on stop."""
+
+import hashlib
+import os
+import subprocess
+import time
+import unittest
+
+from .firmware import HEADER_SIZE, read_header, write_firmware_stream
+from .helpers import NEW_VERSION, OPERATION_ID, UPGRADE
+from .router import EmulatedRouter, _pids_mentioning
+
+
+class TestFirmwareStream(unittest.TestCase):
+    def test_header_and_checksum(self):
+        router = EmulatedRouter(ssh=False)
+        router.start()
+        self.addCleanup(router.stop)
+        path = os.path.join(router.tmp_dir, "fw.bin")
+        sha = write_firmware_stream(path, NEW_VERSION, size=3 * 1024 * 1024 + 5)
+        with open(path, "rb") as f:
+            self.assertEqual(hashlib.sha256(f.read()).hexdigest(), sha)
+        self.assertEqual(os.path.getsize(path), HEADER_SIZE + 3 * 1024 * 1024 + 5)
+        header = read_header(path)
+        self.assertEqual(header["firmware"], NEW_VERSION)
+        self.assertEqual(header["revision"], "45.00.010-B022-P0R.001600")
+        self.assertEqual(header["model"], "FN990A28")
+
+    def test_corrupt_keeps_the_intended_checksum(self):
+        router = EmulatedRouter(ssh=False)
+        router.start()
+        self.addCleanup(router.stop)
+        path = os.path.join(router.tmp_dir, "fw.bin")
+        sha = write_firmware_stream(path, NEW_VERSION, corrupt=True)
+        with open(path, "rb") as f:
+            self.assertNotEqual(hashlib.sha256(f.read()).hexdigest(), sha)
+
+
+class TestRouterLifecycle(unittest.TestCase):
+    def test_starts_fast_and_stop_kills_detached_wrappers(self):
+        EmulatedRouter(ssh=True).start().stop()  # keys are generated once
+        began = time.monotonic()
+        router = EmulatedRouter(uci={}, fault="hang")
+        router.start()
+        self.addCleanup(router.stop)
+        self.assertLess(time.monotonic() - began, 1)
+
+        path = os.path.join(router.tmp_dir, "fw.bin")
+        sha = write_firmware_stream(path, NEW_VERSION)
+        started = router.run(
+            [UPGRADE, "--detach", "--operation-id", OPERATION_ID, "--firmware", path,
+             "--sha256", sha, "--expected-version", NEW_VERSION,
+             "--expected-model", "FN990A28", "--workdir", router.tmp_dir],
+        )  # fmt: skip
+        self.assertEqual(started.returncode, 0, started.stderr)
+        journal = os.path.join(router.tmp_dir, OPERATION_ID, "journal")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if os.path.exists(journal):
+                with open(journal) as f:
+                    if "uploading firmware" in f.read():
+                        break
+            time.sleep(0.05)
+        ssh = subprocess.Popen(
+            router.ssh_command("sleep 30"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.addCleanup(ssh.wait)
+        root = router.root
+        self.assertTrue(_pids_mentioning(root))
+        router.stop()
+        self.assertEqual(_pids_mentioning(root), [])
+        self.assertFalse(os.path.exists(root))
