@@ -1,13 +1,114 @@
-from django.urls import path
+"""URLs of the operator API and of the device progress reports.
 
-from . import device
+Included under ``api/v1/modem-upgrader/`` by ``openwisp_modem_upgrader.urls``.
+``upgrade-operation/<pk>/`` serves both operators (GET) and the routers'
+key-authenticated progress reports (POST/PATCH).
+"""
+
+from django.urls import include, path
+from drf_yasg import openapi
+from drf_yasg.views import get_schema_view
+from rest_framework.permissions import AllowAny
+
+from . import views
 
 app_name = "modem_upgrader"
 
-urlpatterns = [
+API_PREFIX = "api/v1/modem-upgrader/"
+
+operator_urlpatterns = [
+    path("category/", views.category_list, name="api_category_list"),
+    path("category/<uuid:pk>/", views.category_detail, name="api_category_detail"),
+    path("build/", views.build_list, name="api_build_list"),
+    path("build/<uuid:pk>/", views.build_detail, name="api_build_detail"),
+    path(
+        "build/<uuid:pk>/image/",
+        views.firmware_image_list,
+        name="api_firmware_image_list",
+    ),
+    path(
+        "build/<uuid:pk>/upgrade/",
+        views.build_upgrade,
+        name="api_build_upgrade",
+    ),
+    path(
+        "firmware-image/<uuid:pk>/",
+        views.firmware_image_detail,
+        name="api_firmware_image_detail",
+    ),
+    path(
+        "firmware-image/<uuid:pk>/download/",
+        views.firmware_image_download,
+        name="api_firmware_image_download",
+    ),
+    path(
+        "batch-upgrade-operation/",
+        views.batch_upgrade_operation_list,
+        name="api_batch_upgrade_operation_list",
+    ),
+    path(
+        "batch-upgrade-operation/<uuid:pk>/",
+        views.batch_upgrade_operation_detail,
+        name="api_batch_upgrade_operation_detail",
+    ),
+    path(
+        "batch-upgrade-operation/<uuid:pk>/cancel/",
+        views.batch_upgrade_operation_cancel,
+        name="api_batch_upgrade_operation_cancel",
+    ),
+    path(
+        "upgrade-operation/",
+        views.upgrade_operation_list,
+        name="api_upgrade_operation_list",
+    ),
+    # GET for operators, POST/PATCH with ?key= for the routers' reports
     path(
         "upgrade-operation/<uuid:pk>/",
-        device.device_report,
+        views.upgrade_operation_detail,
         name="api_upgrade_operation_detail",
+    ),
+    path(
+        "upgrade-operation/<uuid:pk>/cancel/",
+        views.upgrade_operation_cancel,
+        name="api_upgrade_operation_cancel",
+    ),
+    path(
+        "device-firmware/",
+        views.device_modem_firmware_list,
+        name="api_device_modem_firmware_list",
+    ),
+    path(
+        "device/<uuid:pk>/modem-firmware/",
+        views.device_modem_firmware,
+        name="api_device_modem_firmware",
+    ),
+    path(
+        "device/<uuid:pk>/modem-upgrade-operation/",
+        views.device_upgrade_operation_list,
+        name="api_device_upgrade_operation_list",
+    ),
+]
+
+schema_view = get_schema_view(
+    openapi.Info(
+        title="OpenWISP Modem Upgrader API",
+        default_version="v1",
+        description="Modem firmware catalogue, mass upgrades and operations.",
+    ),
+    public=True,
+    permission_classes=(AllowAny,),
+    patterns=[path(API_PREFIX, include((operator_urlpatterns, app_name)))],
+)
+
+urlpatterns = operator_urlpatterns + [
+    path(
+        "schema/",
+        schema_view.without_ui(cache_timeout=0),
+        name="api_schema",
+    ),
+    path(
+        "docs/",
+        schema_view.with_ui("swagger", cache_timeout=0),
+        name="api_docs",
     ),
 ]

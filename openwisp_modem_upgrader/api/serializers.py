@@ -1,0 +1,478 @@
+"""Serializers of the operator API.
+
+Model validation (``full_clean``) runs through openwisp-utils'
+``ValidatedModelSerializer``; related-field choices are limited to the
+organizations the user manages by openwisp-users' ``FilterSerializerByOrgManaged``.
+"""
+
+import swapper
+from django.db.models import Count, Q
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+from drf_yasg.utils import swagger_serializer_method
+from rest_framework import serializers
+
+from openwisp_users.api.mixins import FilterSerializerByOrgManaged
+from openwisp_utils.api.serializers import ValidatedModelSerializer
+
+from ..base.models import OperationStatus, version_validator
+from ..batch import ExclusionReason
+from ..swapper import load_model
+
+ModemCategory = load_model("ModemCategory")
+ModemBuild = load_model("ModemBuild")
+ModemFirmwareImage = load_model("ModemFirmwareImage")
+DeviceModemFirmware = load_model("DeviceModemFirmware")
+ModemUpgradeOperation = load_model("ModemUpgradeOperation")
+ModemBatchUpgradeOperation = load_model("ModemBatchUpgradeOperation")
+Organization = swapper.load_model("openwisp_users", "Organization")
+DeviceGroup = swapper.load_model("config", "DeviceGroup")
+Location = swapper.load_model("geo", "Location")
+
+TIMESTAMPS = ("created", "modified")
+
+
+class ReadOnlyBlankMixin:
+    """Read-only text may be empty: say so in the schema (no ``minLength``)."""
+
+    def get_fields(self):
+        fields = super().get_fields()
+        for field in fields.values():
+            if field.read_only and isinstance(field, serializers.CharField):
+                field.allow_blank = True
+        return fields
+
+
+class BaseSerializer(
+    ReadOnlyBlankMixin, FilterSerializerByOrgManaged, ValidatedModelSerializer
+):
+    pass
+
+
+class CategorySerializer(BaseSerializer):
+    class Meta:
+        model = ModemCategory
+        fields = ("id", "name", "description", "organization") + TIMESTAMPS
+        read_only_fields = TIMESTAMPS
+
+    def validate_organization(self, value):
+        if value is None and not self.context["request"].user.is_superuser:
+            raise serializers.ValidationError(
+                _("Only superusers can create or edit shared categories.")
+            )
+        return value
+
+
+class BuildSerializer(BaseSerializer):
+    organization = serializers.UUIDField(
+        source="category.organization_id", read_only=True, allow_null=True
+    )
+    category_name = serializers.CharField(source="category.name", read_only=True)
+
+    class Meta:
+        model = ModemBuild
+        fields = (
+            "id",
+            "category",
+            "category_name",
+            "organization",
+            "version",
+            "modem_model",
+            "changelog",
+        ) + TIMESTAMPS
+        read_only_fields = TIMESTAMPS
+
+
+class FirmwareImageSerializer(BaseSerializer):
+    """Upload (multipart) of one image of a build; sha256 and size are computed."""
+
+    file = serializers.FileField(
+        write_only=True,
+        allow_empty_file=False,
+        help_text=_("the firmware image (multipart upload)"),
+    )
+    download_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ModemFirmwareImage
+        fields = (
+            "id",
+            "build",
+            "type",
+            "boards",
+            "file",
+            "download_url",
+            "sha256",
+            "size",
+        ) + TIMESTAMPS
+        read_only_fields = ("build", "sha256", "size") + TIMESTAMPS
+        # the (build, type) pair is checked in validate() against the URL's
+        # build, with a message on the field at fault
+        validators = []
+
+    def get_download_url(self, obj) -> str:
+        url = reverse("modem_upgrader:api_firmware_image_download", args=[obj.pk])
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request else url
+
+    def validate(self, data):
+        build = self.context["build"]
+        if ModemFirmwareImage.objects.filter(build=build, type=data["type"]).exists():
+            raise serializers.ValidationError(
+                {"type": _("This build already has an image of this type.")}
+            )
+        data["build"] = build
+        return super().validate(data)
+
+
+class ImageSummarySerializer(ReadOnlyBlankMixin, serializers.ModelSerializer):
+    version = serializers.CharField(source="build.version", read_only=True)
+    modem_model = serializers.CharField(source="build.modem_model", read_only=True)
+
+    class Meta:
+        model = ModemFirmwareImage
+        fields = ("id", "build", "type", "version", "modem_model")
+        read_only_fields = fields
+
+
+class StatusCountsSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    idle = serializers.IntegerField()
+    in_progress = serializers.IntegerField(source="in-progress")
+    success = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    aborted = serializers.IntegerField()
+    cancelled = serializers.IntegerField()
+
+
+class RatesSerializer(serializers.Serializer):
+    success = serializers.FloatField()
+    failed = serializers.FloatField()
+    aborted = serializers.FloatField()
+    cancelled = serializers.FloatField()
+
+
+def _count_name(status):
+    return f"count_{status.replace('-', '_')}"
+
+
+def status_count_annotations():
+    """Operations per status of each batch, as annotations of its queryset."""
+    annotations = {"count_total": Count("operations")}
+    for status in OperationStatus.values:
+        annotations[_count_name(status)] = Count(
+            "operations", filter=Q(operations__status=status)
+        )
+    return annotations
+
+
+class BatchUpgradeOperationSerializer(ReadOnlyBlankMixin, serializers.ModelSerializer):
+    """A mass upgrade with its progress; counts come from one aggregate.
+
+    The views annotate the counts (``status_count_annotations()``) so a page
+    costs the same number of queries whatever its size; otherwise the
+    model's ``status_counts()`` runs once per batch.
+    """
+
+    build = serializers.UUIDField(source="build_id", read_only=True)
+    progress_report = serializers.SerializerMethodField()
+    status_counts = serializers.SerializerMethodField()
+    rates = serializers.SerializerMethodField()
+    build_version = serializers.CharField(source="build.version", read_only=True)
+
+    class Meta:
+        model = ModemBatchUpgradeOperation
+        fields = (
+            "id",
+            "build",
+            "build_version",
+            "organization",
+            "status",
+            "group",
+            "location",
+            "from_version",
+            "upgrade_options",
+            "progress_report",
+            "status_counts",
+            "rates",
+            "started_at",
+            "finished_at",
+        ) + TIMESTAMPS
+        read_only_fields = fields
+
+    def _counts(self, obj):
+        if "status_counts" not in obj.__dict__:
+            if hasattr(obj, "count_total"):
+                counts = {"total": obj.count_total}
+                for status in OperationStatus.values:
+                    counts[status] = getattr(obj, _count_name(status))
+            else:
+                counts = obj.status_counts()
+            # the model's progress_report and rates() then reuse these counts
+            obj.status_counts = lambda: counts
+        return obj.status_counts()
+
+    def get_progress_report(self, obj) -> str:
+        self._counts(obj)
+        return str(obj.progress_report)
+
+    @swagger_serializer_method(serializer_or_field=StatusCountsSerializer)
+    def get_status_counts(self, obj):
+        return StatusCountsSerializer(self._counts(obj)).data
+
+    @swagger_serializer_method(serializer_or_field=RatesSerializer)
+    def get_rates(self, obj):
+        self._counts(obj)
+        return RatesSerializer(obj.rates()).data
+
+
+class BatchUpgradeSerializer(FilterSerializerByOrgManaged, serializers.Serializer):
+    """Options of a mass upgrade (POST) and of its dry run (GET)."""
+
+    organization = serializers.PrimaryKeyRelatedField(
+        queryset=Organization.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text=_(
+            "organization whose devices are upgraded: required for shared "
+            "builds when the user manages several organizations"
+        ),
+    )
+    group = serializers.PrimaryKeyRelatedField(
+        queryset=DeviceGroup.objects.all(), required=False, allow_null=True
+    )
+    location = serializers.PrimaryKeyRelatedField(
+        queryset=Location.objects.all(), required=False, allow_null=True
+    )
+    from_version = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=64,
+        validators=[version_validator],
+        help_text=_("only devices whose modem currently runs this version"),
+    )
+    upgrade_options = serializers.JSONField(
+        required=False,
+        help_text=_("options of the upgrader (see the image type's schema)"),
+    )
+
+    def validate_upgrade_options(self, value):
+        if not isinstance(value, dict):
+            raise serializers.ValidationError(_("Give a JSON object."))
+        return value
+
+    def validate(self, data):
+        organization = self._organization(data.get("organization"))
+        data["organization"] = organization
+        for field in ("group", "location"):
+            related = data.get(field)
+            if related is not None and related.organization_id != organization.pk:
+                raise serializers.ValidationError(
+                    {
+                        field: _(
+                            "It belongs to another organization than the "
+                            "devices to upgrade."
+                        )
+                    }
+                )
+        return data
+
+    def _organization(self, organization):
+        build = self.context["build"]
+        build_organization_id = build.category.organization_id
+        if build_organization_id is not None:
+            if organization is not None and organization.pk != build_organization_id:
+                raise serializers.ValidationError(
+                    {"organization": _("This build belongs to another organization.")}
+                )
+            return build.category.organization
+        if organization is not None:
+            return organization
+        user = self.context["request"].user
+        managed = [] if user.is_superuser else list(user.organizations_managed)
+        if len(managed) != 1:
+            raise serializers.ValidationError(
+                {
+                    "organization": _(
+                        "This build is shared: give the organization whose "
+                        "devices are upgraded."
+                    )
+                }
+            )
+        return Organization.objects.get(pk=managed[0])
+
+    @staticmethod
+    def batch_filters(data):
+        """The device filters of a batch, from validated data."""
+        return {
+            "group": data.get("group"),
+            "location": data.get("location"),
+            "from_version": data.get("from_version", ""),
+        }
+
+
+class DryRunQuerySerializer(BatchUpgradeSerializer):
+    upgrade_options = None
+    limit = serializers.IntegerField(
+        min_value=0,
+        max_value=1000,
+        default=100,
+        help_text=_("at most this many devices listed in each list"),
+    )
+
+
+class PreviewDeviceSerializer(ReadOnlyBlankMixin, serializers.Serializer):
+    id = serializers.UUIDField(source="pk", read_only=True)
+    name = serializers.CharField(read_only=True)
+    model = serializers.CharField(read_only=True, help_text=_("router model"))
+    modem_model = serializers.CharField(
+        source="modem_firmware__modem_model", read_only=True
+    )
+    modem_firmware_version = serializers.CharField(
+        source="modem_firmware__modem_firmware_version", read_only=True
+    )
+    image = serializers.UUIDField(
+        source="target_image_id", allow_null=True, read_only=True
+    )
+
+
+class ExcludedDeviceSerializer(PreviewDeviceSerializer):
+    reason = serializers.CharField(source="exclusion_reason", read_only=True)
+    reason_label = serializers.SerializerMethodField()
+
+    def get_reason_label(self, obj) -> str:
+        return str(ExclusionReason.labels.get(obj["exclusion_reason"], ""))
+
+
+class DryRunSerializer(serializers.Serializer):
+    organization = serializers.UUIDField()
+    devices_count = serializers.IntegerField()
+    excluded_count = serializers.IntegerField()
+    devices = PreviewDeviceSerializer(many=True)
+    excluded = ExcludedDeviceSerializer(many=True)
+
+
+class UpgradeOperationSerializer(ReadOnlyBlankMixin, serializers.ModelSerializer):
+    device_name = serializers.CharField(source="device.name", read_only=True)
+    organization = serializers.UUIDField(
+        source="device.organization_id", read_only=True
+    )
+    image = ImageSummarySerializer(read_only=True, allow_null=True)
+
+    class Meta:
+        model = ModemUpgradeOperation
+        fields = (
+            "id",
+            "device",
+            "device_name",
+            "organization",
+            "image",
+            "batch",
+            "status",
+            "progress",
+            "flash_started",
+            "attempts",
+            "upgrade_options",
+            "started_at",
+            "last_progress_at",
+            "finished_at",
+        ) + TIMESTAMPS
+        read_only_fields = fields
+
+
+class UpgradeOperationDetailSerializer(UpgradeOperationSerializer):
+    class Meta(UpgradeOperationSerializer.Meta):
+        fields = UpgradeOperationSerializer.Meta.fields + ("log",)
+        read_only_fields = fields
+
+
+class DeviceModemFirmwareSerializer(ReadOnlyBlankMixin, serializers.ModelSerializer):
+    """What a device's modem runs; setting ``image`` starts its upgrade."""
+
+    device_name = serializers.CharField(source="device.name", read_only=True)
+    organization = serializers.UUIDField(
+        source="device.organization_id", read_only=True
+    )
+    image = serializers.PrimaryKeyRelatedField(
+        queryset=ModemFirmwareImage.objects.none(),
+        # null when read: a modem detected but never upgraded from here
+        allow_null=True,
+        help_text=_("the image to flash: setting it starts the upgrade"),
+    )
+    upgrade_options = serializers.JSONField(
+        write_only=True,
+        required=False,
+        help_text=_("options of the upgrader (see the image type's schema)"),
+    )
+    upgrade_operation = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DeviceModemFirmware
+        fields = (
+            "device",
+            "device_name",
+            "organization",
+            "image",
+            "upgrade_options",
+            "upgrade_operation",
+            "installed",
+            "modem_manufacturer",
+            "modem_model",
+            "modem_revision",
+            "modem_firmware_version",
+            "modem_imei",
+            "modem_detected_at",
+        ) + TIMESTAMPS
+        read_only_fields = (
+            "device",
+            "installed",
+            "modem_manufacturer",
+            "modem_model",
+            "modem_revision",
+            "modem_firmware_version",
+            "modem_imei",
+            "modem_detected_at",
+        ) + TIMESTAMPS
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        device = self.context.get("device")
+        if device is not None:
+            # images of the device's organization and shared ones
+            self.fields["image"].queryset = ModemFirmwareImage.objects.filter(
+                Q(build__category__organization_id=device.organization_id)
+                | Q(build__category__organization__isnull=True)
+            )
+
+    def validate_image(self, value):
+        if value is None:
+            raise serializers.ValidationError(_("Choose the image to flash."))
+        return value
+
+    def validate_upgrade_options(self, value):
+        if not isinstance(value, dict):
+            raise serializers.ValidationError(_("Give a JSON object."))
+        return value
+
+    @swagger_serializer_method(
+        serializer_or_field=serializers.UUIDField(allow_null=True, read_only=True)
+    )
+    def get_upgrade_operation(self, obj):
+        operation = self.context.get("upgrade_operation")
+        return str(operation.pk) if operation else None
+
+
+class DeviceModemFirmwareListSerializer(DeviceModemFirmwareSerializer):
+    image = ImageSummarySerializer(read_only=True, allow_null=True)
+
+    class Meta(DeviceModemFirmwareSerializer.Meta):
+        fields = tuple(
+            f
+            for f in DeviceModemFirmwareSerializer.Meta.fields
+            if f not in ("upgrade_options", "upgrade_operation")
+        )
+
+
+class CancelResultSerializer(serializers.Serializer):
+    cancelled = serializers.ListField(child=serializers.UUIDField())
+    refused = serializers.DictField(child=serializers.CharField())

@@ -1,0 +1,565 @@
+"""Operator REST API.
+
+Every view is organization-scoped by openwisp-users' mixins: managers see
+their organizations' objects plus the shared (organization-less) categories,
+builds and images, which are read-only for them; superusers see everything.
+Upgrades are started and cancelled only through ``upgrade.py`` and
+``batch.py``.
+"""
+
+import swapper
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext_lazy as _
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_yasg import openapi
+from drf_yasg.utils import swagger_auto_schema
+from rest_framework import generics, serializers, status
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.filters import OrderingFilter
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.response import Response
+
+from openwisp_users.api.mixins import FilterByOrganizationManaged
+from openwisp_users.api.mixins import ProtectedAPIMixin as BaseProtectedAPIMixin
+from openwisp_users.api.permissions import (
+    DjangoModelPermissions,
+    IsOrganizationManager,
+)
+from openwisp_utils.api.pagination import OpenWispPagination
+
+from ..base.models import ACTIVE_STATUSES, TERMINAL_STATUSES
+from ..batch import create_batch, preview_batch
+from ..exceptions import UpgradeNotAllowed
+from ..private_storage.views import modem_firmware_download
+from ..swapper import load_model
+from ..upgrade import cancel_upgrade, start_upgrade
+from . import filters
+from .device import device_report
+from .serializers import (
+    BatchUpgradeOperationSerializer,
+    BatchUpgradeSerializer,
+    BuildSerializer,
+    CancelResultSerializer,
+    CategorySerializer,
+    DeviceModemFirmwareListSerializer,
+    DeviceModemFirmwareSerializer,
+    DryRunQuerySerializer,
+    DryRunSerializer,
+    FirmwareImageSerializer,
+    UpgradeOperationDetailSerializer,
+    UpgradeOperationSerializer,
+    status_count_annotations,
+)
+
+ModemCategory = load_model("ModemCategory")
+ModemBuild = load_model("ModemBuild")
+ModemFirmwareImage = load_model("ModemFirmwareImage")
+DeviceModemFirmware = load_model("DeviceModemFirmware")
+ModemUpgradeOperation = load_model("ModemUpgradeOperation")
+ModemBatchUpgradeOperation = load_model("ModemBatchUpgradeOperation")
+Device = swapper.load_model("config", "Device")
+
+
+class ModelPermissions(DjangoModelPermissions):
+    """Model permissions of ``view.permission_model`` (default: the queryset's).
+
+    Never evaluates the view's queryset, so nested views can look up their
+    parent object after the permission check.
+    """
+
+    def _queryset(self, view):
+        model = getattr(view, "permission_model", None) or view.queryset.model
+        return model._default_manager.none()
+
+
+class ChangePermission(ModelPermissions):
+    """Actions (POST) that change an existing object, like cancel."""
+
+    perms_map = {
+        **DjangoModelPermissions.perms_map,
+        "POST": ["%(app_label)s.change_%(model_name)s"],
+    }
+
+
+class ProtectedAPIMixin(BaseProtectedAPIMixin, FilterByOrganizationManaged):
+    permission_classes = (IsOrganizationManager, ModelPermissions)
+    throttle_scope = "modem_upgrader"
+    pagination_class = OpenWispPagination
+    filter_backends = (DjangoFilterBackend, OrderingFilter)
+    ordering = ("-created",)
+    ordering_fields = ("created", "modified")
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return self.queryset.none()
+        return super().get_queryset()
+
+    def managed_filter(self, organization_field, shared=False):
+        """Q of the objects the user may see through ``organization_field``."""
+        user = self.request.user
+        if user.is_superuser:
+            return Q()
+        condition = Q(**{f"{organization_field}__in": user.organizations_managed})
+        if shared:
+            condition |= Q(**{f"{organization_field}__isnull": True})
+        return condition
+
+
+class DeviceParentMixin:
+    """Views nested under ``device/<pk>/``: 404 unless the user manages it."""
+
+    def get_device(self):
+        if not hasattr(self, "_device"):
+            queryset = Device.objects.filter(self.managed_filter("organization"))
+            self._device = get_object_or_404(queryset, pk=self.kwargs["pk"])
+        return self._device
+
+
+def validation_error_response(error):
+    return Response(
+        serializers.as_serializer_error(error), status=status.HTTP_400_BAD_REQUEST
+    )
+
+
+def detail_response(message, status_code, **extra):
+    return Response({"detail": message, **extra}, status=status_code)
+
+
+DETAIL_SCHEMA = openapi.Schema(
+    type=openapi.TYPE_OBJECT,
+    properties={"detail": openapi.Schema(type=openapi.TYPE_STRING)},
+)
+
+
+# catalogue
+
+
+class CategoryListView(ProtectedAPIMixin, generics.ListCreateAPIView):
+    queryset = ModemCategory.objects.all()
+    serializer_class = CategorySerializer
+    filterset_class = filters.CategoryFilter
+    ordering_fields = ("name", "created", "modified")
+    ordering = ("name",)
+
+
+class CategoryDetailView(ProtectedAPIMixin, generics.RetrieveUpdateDestroyAPIView):
+    queryset = ModemCategory.objects.all()
+    serializer_class = CategorySerializer
+
+
+class BuildListView(ProtectedAPIMixin, generics.ListCreateAPIView):
+    queryset = ModemBuild.objects.select_related("category")
+    serializer_class = BuildSerializer
+    organization_field = "category__organization"
+    filterset_class = filters.BuildFilter
+    ordering_fields = ("version", "created", "modified")
+
+
+class BuildDetailView(ProtectedAPIMixin, generics.RetrieveUpdateDestroyAPIView):
+    queryset = ModemBuild.objects.select_related("category")
+    serializer_class = BuildSerializer
+    organization_field = "category__organization"
+
+
+class FirmwareImageListView(ProtectedAPIMixin, generics.ListCreateAPIView):
+    """Images of a build; POST uploads one (multipart)."""
+
+    queryset = ModemFirmwareImage.objects.select_related("build__category")
+    serializer_class = FirmwareImageSerializer
+    parser_classes = (MultiPartParser, FormParser)
+    organization_field = "build__category__organization"
+    filterset_class = filters.FirmwareImageFilter
+    ordering_fields = ("type", "created", "modified")
+
+    def get_build(self):
+        if not hasattr(self, "_build"):
+            queryset = ModemBuild.objects.select_related("category").filter(
+                self.managed_filter("category__organization", shared=True)
+            )
+            self._build = get_object_or_404(queryset, pk=self.kwargs["pk"])
+        return self._build
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if getattr(self, "swagger_fake_view", False):
+            return queryset
+        return queryset.filter(build=self.get_build())
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        if self.request.method == "POST" and not getattr(
+            self, "swagger_fake_view", False
+        ):
+            context["build"] = self.get_build()
+        return context
+
+    def create(self, request, *args, **kwargs):
+        build = self.get_build()
+        if build.category.organization_id is None and not request.user.is_superuser:
+            raise PermissionDenied(
+                _("Only superusers can add images to shared builds.")
+            )
+        return super().create(request, *args, **kwargs)
+
+
+class FirmwareImageDetailView(ProtectedAPIMixin, generics.RetrieveDestroyAPIView):
+    queryset = ModemFirmwareImage.objects.select_related("build__category")
+    serializer_class = FirmwareImageSerializer
+    organization_field = "build__category__organization"
+
+    @swagger_auto_schema(responses={204: "deleted", 409: DETAIL_SCHEMA})
+    def delete(self, request, *args, **kwargs):
+        image = self.get_object()
+        running = ModemUpgradeOperation.objects.filter(
+            image=image, status__in=ACTIVE_STATUSES
+        )
+        if running.exists():
+            return detail_response(
+                _("Upgrades to this image are running: cancel them first."),
+                status.HTTP_409_CONFLICT,
+            )
+        image.delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class FirmwareImageDownloadView(ProtectedAPIMixin, generics.GenericAPIView):
+    """Streams the image file (never read into memory)."""
+
+    queryset = ModemFirmwareImage.objects.select_related("build__category")
+    serializer_class = serializers.Serializer
+    organization_field = "build__category__organization"
+    pagination_class = None
+    filter_backends = ()
+
+    @swagger_auto_schema(
+        produces=["application/octet-stream"],
+        responses={200: openapi.Response("the firmware image", schema=None)},
+    )
+    def get(self, request, *args, **kwargs):
+        image = self.get_object()
+        # the private storage view applies its own access checks again
+        return modem_firmware_download(request._request, path=image.file.name)
+
+
+# mass upgrades
+
+
+class BuildUpgradePermission(ModelPermissions):
+    """Managers may upgrade their devices to shared builds too."""
+
+    def has_object_permission(self, request, view, obj):
+        return True
+
+
+class BuildUpgradeView(ProtectedAPIMixin, generics.GenericAPIView):
+    """GET: dry run of a mass upgrade; POST: starts it."""
+
+    queryset = ModemBuild.objects.select_related("category")
+    serializer_class = BatchUpgradeSerializer
+    permission_model = ModemBatchUpgradeOperation
+    permission_classes = (IsOrganizationManager, BuildUpgradePermission)
+    organization_field = "category__organization"
+    pagination_class = None
+    filter_backends = ()
+
+    def get_build(self):
+        if not hasattr(self, "_build"):
+            self._build = self.get_object()
+        return self._build
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        if not getattr(self, "swagger_fake_view", False):
+            context["build"] = self.get_build()
+        return context
+
+    def _batch(self, data):
+        return ModemBatchUpgradeOperation(
+            build=self.get_build(),
+            organization=data["organization"],
+            upgrade_options=data.get("upgrade_options") or {},
+            **BatchUpgradeSerializer.batch_filters(data),
+        )
+
+    @swagger_auto_schema(
+        query_serializer=DryRunQuerySerializer, responses={200: DryRunSerializer}
+    )
+    def get(self, request, *args, **kwargs):
+        serializer = DryRunQuerySerializer(
+            data=request.query_params, context=self.get_serializer_context()
+        )
+        serializer.is_valid(raise_exception=True)
+        batch = self._batch(serializer.validated_data)
+        limit = serializer.validated_data["limit"]
+        fields = (
+            "pk",
+            "name",
+            "model",
+            "modem_firmware__modem_model",
+            "modem_firmware__modem_firmware_version",
+            "target_image_id",
+            "exclusion_reason",
+        )
+        preview = preview_batch(batch)
+        data = {"organization": batch.organization_id}
+        for key in ("devices", "excluded"):
+            data[f"{key}_count"] = preview[key].count()
+            data[key] = list(preview[key].values(*fields)[:limit])
+        return Response(DryRunSerializer(data).data)
+
+    @swagger_auto_schema(responses={201: BatchUpgradeOperationSerializer})
+    def post(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            batch = create_batch(
+                self.get_build(),
+                data["organization"],
+                data.get("upgrade_options") or {},
+                **BatchUpgradeSerializer.batch_filters(data),
+            )
+        except ValidationError as error:
+            return validation_error_response(error)
+        return Response(
+            BatchUpgradeOperationSerializer(batch).data, status=status.HTTP_201_CREATED
+        )
+
+
+class BatchUpgradeOperationMixin(ProtectedAPIMixin):
+    queryset = ModemBatchUpgradeOperation.objects.select_related("build").annotate(
+        **status_count_annotations()
+    )
+    serializer_class = BatchUpgradeOperationSerializer
+
+
+class BatchUpgradeOperationListView(BatchUpgradeOperationMixin, generics.ListAPIView):
+    filterset_class = filters.BatchUpgradeOperationFilter
+
+
+class BatchUpgradeOperationDetailView(
+    BatchUpgradeOperationMixin, generics.RetrieveAPIView
+):
+    pass
+
+
+class BatchUpgradeOperationCancelView(
+    BatchUpgradeOperationMixin, generics.GenericAPIView
+):
+    """Cancels the operations of a mass upgrade that are not flashing yet."""
+
+    permission_classes = (IsOrganizationManager, ChangePermission)
+    serializer_class = serializers.Serializer
+    pagination_class = None
+    filter_backends = ()
+
+    @swagger_auto_schema(
+        request_body=serializers.Serializer,
+        responses={200: CancelResultSerializer, 409: DETAIL_SCHEMA},
+    )
+    def post(self, request, *args, **kwargs):
+        batch = self.get_object()
+        active = list(
+            batch.operations.filter(status__in=ACTIVE_STATUSES).only(
+                "pk", "status", "batch_id", "flash_started"
+            )
+        )
+        if not active:
+            if batch.status in TERMINAL_STATUSES:
+                message = _("This mass upgrade has already finished.")
+            else:
+                # the fan-out task has not created the operations yet
+                message = _("This mass upgrade is starting: retry in a moment.")
+            return detail_response(message, status.HTTP_409_CONFLICT)
+        cancelled, refused = [], {}
+        for operation in active:
+            try:
+                cancel_upgrade(operation)
+            except UpgradeNotAllowed as error:
+                refused[str(operation.pk)] = str(error)
+            else:
+                cancelled.append(operation.pk)
+        result = CancelResultSerializer(
+            {"cancelled": cancelled, "refused": refused}
+        ).data
+        if not cancelled:
+            return detail_response(
+                _("No operation of this mass upgrade can be cancelled any more."),
+                status.HTTP_409_CONFLICT,
+                **result,
+            )
+        return Response(result)
+
+
+# operations
+
+
+class UpgradeOperationMixin(ProtectedAPIMixin):
+    queryset = ModemUpgradeOperation.objects.select_related(
+        "device", "image__build"
+    ).defer("log")
+    serializer_class = UpgradeOperationSerializer
+    organization_field = "device__organization"
+
+
+class UpgradeOperationListView(UpgradeOperationMixin, generics.ListAPIView):
+    filterset_class = filters.UpgradeOperationFilter
+
+
+class UpgradeOperationDetailView(UpgradeOperationMixin, generics.RetrieveAPIView):
+    """GET for operators; POST/PATCH are the device's progress reports.
+
+    The routers report to this same URL, authenticated by their device key
+    (``?key=``), so key-authenticated writes go to ``DeviceReportView``.
+    """
+
+    queryset = ModemUpgradeOperation.objects.select_related("device", "image__build")
+    serializer_class = UpgradeOperationDetailSerializer
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.method in ("POST", "PATCH"):
+            return device_report(request, *args, **kwargs)
+        return super().dispatch(request, *args, **kwargs)
+
+
+class UpgradeOperationCancelView(UpgradeOperationMixin, generics.GenericAPIView):
+    permission_classes = (IsOrganizationManager, ChangePermission)
+    serializer_class = UpgradeOperationDetailSerializer
+    pagination_class = None
+    filter_backends = ()
+
+    @swagger_auto_schema(
+        request_body=serializers.Serializer,
+        responses={200: UpgradeOperationDetailSerializer, 409: DETAIL_SCHEMA},
+    )
+    def post(self, request, *args, **kwargs):
+        operation = self.get_object()
+        try:
+            cancel_upgrade(operation)
+        except UpgradeNotAllowed as error:
+            return detail_response(str(error), status.HTTP_409_CONFLICT)
+        return Response(self.get_serializer(operation).data)
+
+
+# devices
+
+
+class DeviceModemFirmwareListView(ProtectedAPIMixin, generics.ListAPIView):
+    queryset = DeviceModemFirmware.objects.select_related("device", "image__build")
+    serializer_class = DeviceModemFirmwareListSerializer
+    organization_field = "device__organization"
+    filterset_class = filters.DeviceModemFirmwareFilter
+
+
+class DeviceModemFirmwareView(
+    DeviceParentMixin, ProtectedAPIMixin, generics.GenericAPIView
+):
+    """The modem of one device; POST, PUT or PATCH of ``image`` upgrades it."""
+
+    queryset = DeviceModemFirmware.objects.select_related("device", "image__build")
+    serializer_class = DeviceModemFirmwareSerializer
+    organization_field = "device__organization"
+    pagination_class = None
+    filter_backends = ()
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        if not getattr(self, "swagger_fake_view", False):
+            context["device"] = self.get_device()
+        return context
+
+    def get_object(self):
+        # get_device() limits the devices to the managed organizations; devices
+        # are never shared, so no further object permission applies
+        return self.get_queryset().filter(device=self.get_device()).first()
+
+    def get_queryset(self):
+        # scoped by the parent device instead of the organization lookup
+        return self.queryset.all()
+
+    def get(self, request, *args, **kwargs):
+        modem_firmware = self.get_object()
+        if modem_firmware is None:
+            return detail_response(
+                _("No modem was detected on this device yet."),
+                status.HTTP_404_NOT_FOUND,
+            )
+        return Response(self.get_serializer(modem_firmware).data)
+
+    @swagger_auto_schema(
+        responses={
+            200: DeviceModemFirmwareSerializer,
+            201: DeviceModemFirmwareSerializer,
+        }
+    )
+    def put(self, request, *args, **kwargs):
+        modem_firmware = self.get_object()
+        serializer = self.get_serializer(modem_firmware, data=request.data)
+        serializer.is_valid(raise_exception=True)
+        device = self.get_device()
+        try:
+            operation = start_upgrade(
+                device,
+                serializer.validated_data["image"],
+                upgrade_options=serializer.validated_data.get("upgrade_options"),
+            )
+        except ValidationError as error:
+            return validation_error_response(error)
+        serializer.context["upgrade_operation"] = operation
+        created = modem_firmware is None
+        modem_firmware = self.get_queryset().get(device=device)
+        return Response(
+            self.get_serializer(modem_firmware, context=serializer.context).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+    @swagger_auto_schema(
+        responses={
+            200: DeviceModemFirmwareSerializer,
+            201: DeviceModemFirmwareSerializer,
+        }
+    )
+    def post(self, request, *args, **kwargs):
+        return self.put(request, *args, **kwargs)
+
+    @swagger_auto_schema(
+        responses={
+            200: DeviceModemFirmwareSerializer,
+            201: DeviceModemFirmwareSerializer,
+        }
+    )
+    def patch(self, request, *args, **kwargs):
+        return self.put(request, *args, **kwargs)
+
+
+class DeviceUpgradeOperationListView(
+    DeviceParentMixin, UpgradeOperationMixin, generics.ListAPIView
+):
+    filterset_class = filters.DeviceUpgradeOperationFilter
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if getattr(self, "swagger_fake_view", False):
+            return queryset
+        return queryset.filter(device=self.get_device())
+
+
+category_list = CategoryListView.as_view()
+category_detail = CategoryDetailView.as_view()
+build_list = BuildListView.as_view()
+build_detail = BuildDetailView.as_view()
+build_upgrade = BuildUpgradeView.as_view()
+firmware_image_list = FirmwareImageListView.as_view()
+firmware_image_detail = FirmwareImageDetailView.as_view()
+firmware_image_download = FirmwareImageDownloadView.as_view()
+batch_upgrade_operation_list = BatchUpgradeOperationListView.as_view()
+batch_upgrade_operation_detail = BatchUpgradeOperationDetailView.as_view()
+batch_upgrade_operation_cancel = BatchUpgradeOperationCancelView.as_view()
+upgrade_operation_list = UpgradeOperationListView.as_view()
+upgrade_operation_detail = UpgradeOperationDetailView.as_view()
+upgrade_operation_cancel = UpgradeOperationCancelView.as_view()
+device_modem_firmware_list = DeviceModemFirmwareListView.as_view()
+device_modem_firmware = DeviceModemFirmwareView.as_view()
+device_upgrade_operation_list = DeviceUpgradeOperationListView.as_view()
