@@ -410,12 +410,19 @@ finish() {
 	[ "$1" = "$EXIT_SUCCESS" ] && JOURNAL_PERCENT=100
 	journal "$fi_status" "$JOURNAL_PERCENT" "$2"
 	printf '%s\n' "$1" >"$OPDIR/exit_code"
+	# the outcome is recorded: a signal now only cuts the last reports short
+	FINAL_CODE=$1
+	trap 'release_operation; exit "$FINAL_CODE"' TERM INT
 	reporter_stop
 	report_final "$FINAL_REPORT_TIMEOUT"
+	release_operation
+	exit "$1"
+}
+
+release_operation() {
+	trap - EXIT
 	rm -f "$OPDIR/pid"
 	rm -rf "$OPDIR/lock"
-	trap - EXIT
-	exit "$1"
 }
 
 # shellcheck disable=SC2317 # invoked by trap

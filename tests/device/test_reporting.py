@@ -2,6 +2,7 @@
 409, escaping, and the wget fallback."""
 
 import os
+import signal
 import socket
 import time
 
@@ -90,6 +91,23 @@ class TestReports(ReportTestCase):
         self.assertEqual(process.wait(timeout=15), 0)
         self.assertEqual(self.journal()[-1][2], "success")
         self.assert_all_delivered(server)
+
+    def test_sigterm_while_waiting_for_the_link_keeps_the_outcome(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        process = self.start_upgrade(
+            report_url=f"http://127.0.0.1:{port}",
+            device_key=KEY,
+            final_report_timeout="60",
+        )
+        exit_code = os.path.join(self.opdir(), "exit_code")
+        self.assertTrue(wait_for(lambda: os.path.exists(exit_code), timeout=15))
+        process.send_signal(signal.SIGTERM)
+        self.assertEqual(process.wait(timeout=5), 0)
+        self.assertEqual(self.journal()[-1][2], "success")
+        self.assertFalse(os.path.exists(os.path.join(self.opdir(), "pid")))
+        self.assertFalse(os.path.exists(os.path.join(self.opdir(), "lock")))
 
     def test_conflict_stops_reporting(self):
         server = self.serve(status=409)
