@@ -315,6 +315,7 @@ handle_tool_line() {
 	*'flashing ['*'] '*'%'*)
 		htl_pct=${1##*\] }
 		htl_pct=${htl_pct%%%*}
+		htl_pct=${htl_pct%%.*}
 		case $htl_pct in '' | *[!0-9]*) progress "$JOURNAL_PERCENT" "$1"; return 0 ;; esac
 		[ "$htl_pct" -gt 100 ] && htl_pct=100
 		htl_pct=$((20 + htl_pct * 70 / 100))
