@@ -91,6 +91,15 @@ class FirmwareImageSerializer(BaseSerializer):
         allow_empty_file=False,
         help_text=_("the firmware image (multipart upload)"),
     )
+    boards = serializers.ListField(
+        child=serializers.CharField(max_length=128),
+        required=False,
+        help_text=_(
+            'router models (as in the device "model" field) validated with '
+            "this image; empty means any router. Repeat the form field for "
+            "several models."
+        ),
+    )
     download_url = serializers.SerializerMethodField()
 
     class Meta:

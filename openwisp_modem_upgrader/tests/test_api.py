@@ -534,7 +534,7 @@ class TestCatalogueApi(ApiTestMixin, TestCase):
             api_url("firmware_image_list", build.pk),
             {
                 "type": "telit-fn990a",
-                "boards": json.dumps(["Router X"]),
+                "boards": ["Router X", "Router Y"],
                 "file": self._upload(),
             },
         )
@@ -543,7 +543,7 @@ class TestCatalogueApi(ApiTestMixin, TestCase):
         self.assertEqual(response.data["sha256"], self._sha256())
         self.assertEqual(response.data["size"], len(FIRMWARE_CONTENT))
         self.assertEqual(image.sha256, self._sha256())
-        self.assertEqual(image.boards, ["Router X"])
+        self.assertEqual(image.boards, ["Router X", "Router Y"])
         self.assertTrue(
             response.data["download_url"].endswith(
                 api_url("firmware_image_download", image.pk)
@@ -570,7 +570,7 @@ class TestCatalogueApi(ApiTestMixin, TestCase):
         )
         self._assert_upload_refused(
             build,
-            {"type": "telit-fn990a", "boards": '{"a": 1}', "file": self._upload()},
+            {"type": "telit-fn990a", "boards": ["ok", " "], "file": self._upload()},
             "boards",
         )
         with mock.patch.object(app_settings, "MAX_FILE_SIZE", 10):
