@@ -16,6 +16,7 @@ max_time="${FUZZ_MAX_TIME:-300}"
 
 work_dir="$(mktemp -d)"
 server_pid=""
+# shellcheck disable=SC2317  # called by the trap
 cleanup() {
     if [ -n "$server_pid" ]; then
         kill "$server_pid" 2>/dev/null || true

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Runs the whole test suite: the module's tests, the device-script tests, and
-# the same module tests again against the swapped models of the sample app.
+# the same module tests again against the swapped models of the sample app,
+# and on PostgreSQL/PostGIS as production runs it.
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh
@@ -10,4 +11,8 @@ echo "== test suite (openwisp_modem_upgrader + device scripts) =="
 .venv/bin/python runtests.py "$@" || status=1
 echo "== test suite against the swapped sample models (SAMPLE_APP=1) =="
 SAMPLE_APP=1 .venv/bin/python runtests.py "$@" || status=1
+echo "== test suite on PostgreSQL/PostGIS (DB=postgres) =="
+trap './scripts/postgres.sh stop' EXIT
+eval "$(./scripts/postgres.sh start)"
+.venv/bin/python runtests.py openwisp_modem_upgrader "$@" || status=1
 exit $status
