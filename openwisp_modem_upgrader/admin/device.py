@@ -34,7 +34,7 @@ def compatible_images(device, detected_modem_model):
     images = ModemFirmwareImage.objects.filter(
         Q(build__category__organization_id=device.organization_id)
         | Q(build__category__organization__isnull=True)
-    ).select_related("build__category")
+    )
     if detected_modem_model:
         images = images.filter(build__modem_model=detected_modem_model)
     # JSON "contains" lookups are not portable (SQLite): filter boards here
@@ -43,7 +43,11 @@ def compatible_images(device, detected_modem_model):
         for image in images.only("pk", "boards")
         if not image.boards or device.model in image.boards
     ]
-    return images.filter(pk__in=ids).order_by("-build__created", "type")
+    return (
+        images.filter(pk__in=ids)
+        .select_related("build__category")
+        .order_by("-build__created", "type")
+    )
 
 
 class DeviceModemFirmwareForm(UpgradeOptionsFormMixin, forms.ModelForm):
@@ -60,6 +64,7 @@ class DeviceModemFirmwareForm(UpgradeOptionsFormMixin, forms.ModelForm):
     # set by the inline for each request
     device = None
     request = None
+    may_upgrade = False
 
     class Meta:
         model = DeviceModemFirmware
@@ -67,6 +72,10 @@ class DeviceModemFirmwareForm(UpgradeOptionsFormMixin, forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.option_groups = {}
+        if not self.may_upgrade:
+            del self.fields["upgrade_to"]
+            return
         images = compatible_images(self.device, self.instance.modem_model)
         self.fields["upgrade_to"].queryset = images
         self.add_option_fields(images.values_list("type", flat=True).distinct())
@@ -78,7 +87,7 @@ class DeviceModemFirmwareForm(UpgradeOptionsFormMixin, forms.ModelForm):
     def clean(self):
         cleaned_data = super().clean()
         image = cleaned_data.get("upgrade_to")
-        if not image:
+        if not image or not self.may_upgrade:
             return cleaned_data
         options = self.clean_options_for(image.type, "upgrade_to")
         if self.errors:
@@ -99,7 +108,7 @@ class DeviceModemFirmwareForm(UpgradeOptionsFormMixin, forms.ModelForm):
 
     def save(self, commit=True):
         image = self.cleaned_data.get("upgrade_to")
-        if image is None or not commit:
+        if image is None or not commit or not self.may_upgrade:
             return self.instance
         try:
             start_upgrade(self.device, image, self.upgrade_options)
@@ -144,14 +153,20 @@ class DeviceModemFirmwareInline(admin.StackedInline):
         form = type(
             "DeviceModemFirmwareForm",
             (self.form,),
-            {"device": obj, "request": request},
+            {
+                "device": obj,
+                "request": request,
+                "may_upgrade": self._may_upgrade(request, obj),
+            },
         )
         kwargs["form"] = form
-        kwargs["fields"] = ["upgrade_to"]
+        kwargs["fields"] = ["upgrade_to"] if form.may_upgrade else []
         return super().get_formset(request, obj, **kwargs)
 
     def get_fields(self, request, obj=None):
-        return list(self.detected_fields) + ["upgrade_to"]
+        if self._may_upgrade(request, obj):
+            return list(self.detected_fields) + ["upgrade_to"]
+        return list(self.detected_fields)
 
     def has_add_permission(self, request, obj=None):
         return self._may_upgrade(request, obj)

@@ -21,22 +21,22 @@ def option_field_name(upgrader_type, name):
 
 
 def schema_fields(upgrader_type):
-    """``{form field name: field}`` for the properties of the upgrader's schema."""
+    """``{form field name: field}`` for the properties of the upgrader's schema.
+
+    Required properties are left to the schema validation, with its message.
+    """
     schema = get_upgrader_class(upgrader_type).SCHEMA
-    required = set(schema.get("required", ()))
     fields = {}
     for name, spec in schema.get("properties", {}).items():
         label = spec.get("title", name)
         if spec.get("type") == "boolean":
+            default = {True: " (yes)", False: " (no)"}.get(spec.get("default"), "")
             field = forms.TypedChoiceField(
                 label=label,
-                choices=(("", "default"), ("true", "yes"), ("false", "no")),
+                choices=(("", f"default{default}"), ("true", "yes"), ("false", "no")),
                 coerce=lambda value: value == "true",
                 empty_value=None,
                 required=False,
-            )
-            field.initial = (
-                "" if "default" not in spec else str(spec["default"]).lower()
             )
         else:
             field_class = FIELD_TYPES.get(spec.get("type"), forms.CharField)
@@ -46,10 +46,9 @@ def schema_fields(upgrader_type):
                     min_value=spec.get("minimum"), max_value=spec.get("maximum")
                 )
             field = field_class(**kwargs)
-            field.initial = spec.get("default")
-        # required properties are enforced by the schema, with its message
-        field.schema_required = name in required
-        field.upgrader_type = upgrader_type
+            # blank means the upgrader's default: only changed options are stored
+            if spec.get("default") not in (None, ""):
+                field.widget.attrs["placeholder"] = spec["default"]
         fields[option_field_name(upgrader_type, name)] = field
     return fields
 
