@@ -184,45 +184,39 @@ def _uplink(state, action):
         )
 
 
-# --- mmcli -----------------------------------------------------------------
+# --- read-only answers ------------------------------------------------------
+# Pure functions of the state: (stdout, exit status). The CLI entry points
+# below print them; ModemState also renders them into state/view/ after every
+# change so that the bin/ shims can answer without starting Python.
+
+MM_PATH = "/org/freedesktop/ModemManager1/Modem/0"
 
 
-def mmcli(modem, args):
-    state = modem.read()
-    visible = (
+def _mm_visible(state):
+    return (
         state["mode"] == "normal"
         and not state["inhibited_by"]
         and state["fault"] != "silent"
     )
+
+
+def mmcli_answer(state, args):
     if args == ["-L"]:
-        if visible:
-            say(
-                f'    /org/freedesktop/ModemManager1/Modem/0 [{state["manufacturer"]}] '
-                f'{state["model"]}'
-            )
-        else:
-            say("No modems were found")
-        return 0
+        if _mm_visible(state):
+            return f"    {MM_PATH} [{state['manufacturer']}] {state['model']}\n", 0
+        return "No modems were found\n", 0
     if len(args) == 3 and args[0] == "-m" and args[2] == "-J":
-        if not visible or args[1] not in (
-            "0",
-            "/org/freedesktop/ModemManager1/Modem/0",
-        ):
-            sys.stderr.write("error: couldn't find modem\n")
-            return 1
-        say(json.dumps(_mm_json(state), separators=(",", ":")))
-        return 0
-    if len(args) == 1 and args[0].startswith("--inhibit-device="):
-        return _mm_inhibit(modem, args[0].split("=", 1)[1])
-    sys.stderr.write(f"error: unsupported arguments {args}\n")
-    return 1
+        if not _mm_visible(state) or args[1] not in ("0", MM_PATH):
+            return "error: couldn't find modem\n", 1
+        return json.dumps(_mm_json(state), separators=(",", ":")) + "\n", 0
+    return None
 
 
 def _mm_json(state):
     return {
         "modem": {
             "3gpp": {"imei": state["imei"], "operator-name": "--"},
-            "dbus-path": "/org/freedesktop/ModemManager1/Modem/0",
+            "dbus-path": MM_PATH,
             "generic": {
                 "device": MM_DEVICE_UID,
                 "drivers": ["option", "cdc_mbim"],
@@ -243,6 +237,71 @@ def _mm_json(state):
             },
         }
     }
+
+
+def at_port(state):
+    """The port that answers AT commands now, or None."""
+    if state["mode"] != "normal" or state["fault"] == "silent":
+        return None
+    return AT_PORT
+
+
+def at_answer(state, command):
+    """Answer to a read-only AT command, as the modem prints it."""
+    firmware = state["firmware"]
+    build = firmware.rsplit("-", 1)[-1]
+    answers = {
+        "AT": [],
+        "AT+CGMI": [state["manufacturer"]],
+        "AT+CGMM": [state["model"]],
+        "AT+CGSN": [state["imei"]],
+        "AT+CGMR": [state["revision"]],
+        "AT+GMR": [state["revision"]],
+        "AT#SWPKGV": [state["revision"], firmware, "P0R.001600", f"A0R.000000-{build}"],
+    }
+    if state["fault"] == "no-swpkgv":
+        del answers["AT#SWPKGV"]
+    lines = answers.get(command)
+    if lines is None:
+        return "\r\nERROR\r\n"
+    return "".join(f"\r\n{line}\r\n" for line in lines) + "\r\nOK\r\n"
+
+
+AT_COMMANDS = ("AT", "AT+CGMI", "AT+CGMM", "AT+CGSN", "AT+CGMR", "AT+GMR", "AT#SWPKGV")
+
+
+def render_view(state, view):
+    """Writes the read-only answers for the bin/ shims (see router.py)."""
+    answers = {
+        "mmcli/-L": mmcli_answer(state, ["-L"]),
+        "mmcli/-m_0_-J": mmcli_answer(state, ["-m", "0", "-J"]),
+        "sms_tool/port": (at_port(state) or "", 0),
+    }
+    for command in AT_COMMANDS:
+        answers[f"sms_tool/{command}"] = (at_answer(state, command), 0)
+    for key, value in state["uci"].items():
+        answers[f"uci/{key}"] = (value + "\n", 0)
+    for name, (text, code) in answers.items():
+        path = os.path.join(view, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + ".tmp", "w") as f:
+            f.write(f"{code}\n{text}")
+        os.replace(path + ".tmp", path)
+
+
+# --- mmcli -----------------------------------------------------------------
+
+
+def mmcli(modem, args):
+    if len(args) == 1 and args[0].startswith("--inhibit-device="):
+        return _mm_inhibit(modem, args[0].split("=", 1)[1])
+    answer = mmcli_answer(modem.read(), args)
+    if answer is None:
+        sys.stderr.write(f"error: unsupported arguments {args}\n")
+        return 1
+    text, code = answer
+    (sys.stdout if code == 0 else sys.stderr).write(text)
+    return code
 
 
 def _mm_inhibit(modem, uid):
@@ -279,37 +338,16 @@ def sms_tool(modem, args):
     port, command = args[1], args[3].upper()
     modem.event("at", command)
     state = modem.read()
-    if state["mode"] != "normal" or port != AT_PORT or state["fault"] == "silent":
+    if port != at_port(state):
         sys.stderr.write(f"sms_tool: cannot open {port}\n")
         return 1
-    if command == "AT#SWPKGV" and state["fault"] == "no-swpkgv":
-        lines = None
-    else:
-        lines = _at_answer(modem, state, command)
-    if lines is None:
-        sys.stdout.write("\r\nERROR\r\n")
-        return 0
-    sys.stdout.write("".join(f"\r\n{line}\r\n" for line in lines) + "\r\nOK\r\n")
-    return 0
-
-
-def _at_answer(modem, state, command):
-    firmware = state["firmware"]
-    build = firmware.rsplit("-", 1)[-1]
-    answers = {
-        "AT": [],
-        "AT+CGMI": [state["manufacturer"]],
-        "AT+CGMM": [state["model"]],
-        "AT+CGSN": [state["imei"]],
-        "AT+CGMR": [state["revision"]],
-        "AT+GMR": [state["revision"]],
-        "AT#SWPKGV": [state["revision"], firmware, "P0R.001600", f"A0R.000000-{build}"],
-    }
     if command in ("AT+CFUN=0", "AT+CFUN=1"):
         with modem.update() as s:
             s["cfun"] = int(command[-1])
-        return []
-    return answers.get(command)
+        sys.stdout.write("\r\nOK\r\n")
+        return 0
+    sys.stdout.write(at_answer(state, command))
+    return 0
 
 
 # --- uci and the modem daemon's init script --------------------------------

@@ -91,6 +91,9 @@ class ModemState:
         with open(tmp, "w") as f:
             json.dump(state, f)
         os.replace(tmp, self.path)
+        from .fakes import render_view  # fakes imports this module
+
+        render_view(state, os.path.join(self.dir, "view"))
         if sync:
             self._sync_sysfs(state)
 

@@ -43,6 +43,50 @@ FAST_SCRIPT_ENV = {"POLL_INTERVAL": "0.1", "INHIBIT_SETTLE": "0.1", "AT_TIMEOUT"
 
 _keys_dir = None
 
+# Read-only answers come from files that device.fakes.render_view writes
+# after every state change (first line: exit status), which spares a Python
+# start per AT command or mmcli query; the rest goes to device/fakes.py.
+_ANSWER = """answer() {
+    [ -f "$1" ] || return 0
+    { read -r code; if [ "$code" = 0 ]; then cat; else cat >&2; fi; } <"$1"
+    exit "$code"
+}
+"""
+FAST_PATHS = {
+    "uci": _ANSWER
+    + """[ "$1" = -q ] && shift
+if [ $# -eq 2 ] && [ "$1" = get ]; then
+    case $2 in */* | .*) exit 1 ;; esac
+    answer "$view/uci/$2"
+    exit 1
+fi
+""",
+    "mmcli": _ANSWER
+    + """case "$*" in
+-L) answer "$view/mmcli/-L" ;;
+"-m 0 -J") answer "$view/mmcli/-m_0_-J" ;;
+esac
+""",
+    "sms_tool": _ANSWER
+    + """if [ $# -eq 4 ] && [ "$1" = -d ] && [ "$3" = at ]; then
+    case $4 in
+    *[!A-Z0-9+#]*) ;;
+    *)
+        if [ -f "$view/sms_tool/$4" ]; then
+            printf '["at", "%s"]\\n' "$4" >>"$events"
+            { read -r _; read -r port; } <"$view/sms_tool/port"
+            if [ -z "$port" ] || [ "$2" != "$port" ]; then
+                echo "sms_tool: cannot open $2" >&2
+                exit 1
+            fi
+            answer "$view/sms_tool/$4"
+        fi
+        ;;
+    esac
+fi
+""",
+}
+
 
 def _keys():
     """Host and client keys, generated once per process (RSA keygen is slow)."""
@@ -306,7 +350,11 @@ class EmulatedRouter:
             )
             with open(path, "w") as f:
                 f.write(
-                    f'#!/bin/sh\nexec {python} -S {fakes} {self.root} {tool} "$@"\n'
+                    "#!/bin/sh\n"
+                    f"view={self.root}/state/view\n"
+                    f"events={self.root}/state/events\n"
+                    + FAST_PATHS.get(tool, "")
+                    + f'exec {python} -S {fakes} {self.root} {tool} "$@"\n'
                 )
             os.chmod(path, 0o755)
         os.symlink("/usr/bin/scp", os.path.join(bin_dir, "scp"))
