@@ -15,4 +15,6 @@ echo "== test suite on PostgreSQL/PostGIS (DB=postgres) =="
 trap './scripts/postgres.sh stop' EXIT
 eval "$(./scripts/postgres.sh start)"
 .venv/bin/python runtests.py openwisp_modem_upgrader "$@" || status=1
+echo "== real stack: PostgreSQL, Redis, Celery workers, ASGI server, routers =="
+.venv/bin/python tests/integration/real_stack.py || status=1
 exit $status

@@ -151,7 +151,9 @@ class TestOperationRules(TestModemUpgraderMixin, TestCase):
         return ModemUpgradeOperation(**kwargs)
 
     def test_valid_operation(self):
-        operation = self._operation(upgrade_options={"upgrade_timeout": 900})
+        operation = self._operation(
+            upgrade_options={"upgrade_timeout": 900, "tool_path": "uxfp"}
+        )
         operation.full_clean()
         operation.save()
         self.assertEqual(operation.status, OperationStatus.IDLE)
@@ -163,6 +165,7 @@ class TestOperationRules(TestModemUpgraderMixin, TestCase):
             "wrong type": {"upgrade_timeout": "soon"},
             "below minimum": {"upgrade_timeout": 1},
             "hostile tool path": {"tool_path": "/usr/bin/uxfp; reboot"},
+            "hostile command name": {"tool_path": "uxfp$(reboot)"},
             "hostile arguments": {"tool_args": "--speed 1 `reboot`"},
             "relative directory": {"remote_dir": "tmp"},
         }

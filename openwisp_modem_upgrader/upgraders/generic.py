@@ -1,6 +1,6 @@
 from django.utils.translation import gettext_lazy as _
 
-from .telit import SAFE_ARGS, SAFE_PATH, TelitFN990AUpgrader
+from .telit import SAFE_ARGS, SAFE_COMMAND, TelitFN990AUpgrader
 
 
 class GenericCommandUpgrader(TelitFN990AUpgrader):
@@ -19,8 +19,8 @@ class GenericCommandUpgrader(TelitFN990AUpgrader):
             **TelitFN990AUpgrader.SCHEMA["properties"],
             "tool_path": {
                 "type": "string",
-                "title": "Path of the flashing command on the router",
-                "pattern": SAFE_PATH,
+                "title": "Flashing command on the router: absolute path or name",
+                "pattern": SAFE_COMMAND,
             },
             "tool_args": {
                 "type": "string",

@@ -4,6 +4,8 @@ from .wrapper import WrapperUpgrader
 
 # Absolute paths and plain words only: these values reach the router's shell.
 SAFE_PATH = r"^/[A-Za-z0-9._/+-]{0,254}$"
+# an absolute path, or a bare command name looked up in the router's PATH
+SAFE_COMMAND = r"^(/[A-Za-z0-9._/+-]{0,254}|[A-Za-z0-9._+-]{1,64})$"
 SAFE_ARGS = r"^[A-Za-z0-9 ._=/:+-]{0,200}$"
 
 
@@ -16,9 +18,9 @@ class TelitFN990AUpgrader(WrapperUpgrader):
         "properties": {
             "tool_path": {
                 "type": "string",
-                "title": "Path of the uxfp tool on the router",
-                "pattern": SAFE_PATH,
-                "default": "/usr/bin/uxfp",
+                "title": "uxfp on the router: absolute path or command name",
+                "pattern": SAFE_COMMAND,
+                "default": "uxfp",
             },
             "tool_args": {
                 "type": "string",

@@ -160,6 +160,9 @@ LOGIN_REDIRECT_URL = "admin:index"
 ACCOUNT_LOGOUT_REDIRECT_URL = LOGIN_REDIRECT_URL
 EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 OPENWISP_USERS_AUTH_API = True
+OPENWISP_MODEM_UPGRADER_DEVICE_REPORT_BASE_URL = os.environ.get(
+    "DEVICE_REPORT_BASE_URL", ""
+)
 FILE_UPLOAD_HANDLERS = ["openwisp_modem_upgrader.uploads.HashingUploadHandler"]
 TEST_RUNNER = "openwisp_utils.tests.TimeLoggingTestRunner"
 

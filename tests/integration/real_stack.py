@@ -1,0 +1,335 @@
+#!/usr/bin/env python
+"""The upgrade path on real parts: PostgreSQL/PostGIS, Redis, Celery workers
+in their own processes, the ASGI server receiving the routers' reports, and
+emulated routers (dropbear + busybox + fake uxfp) on distinct loopback
+addresses.
+
+Checks, exiting non-zero on the first failure:
+1. one upgrade through a real worker ends in success with the new version;
+2. a mass upgrade of several routers, run by two worker processes;
+3. the worker is killed (SIGKILL) mid-flash: the router finishes alone, a
+   fresh worker starts, and the stuck-operation sweeper records the truth.
+
+Run by scripts/test.sh; needs scripts/postgres.sh's cluster (DB=postgres...).
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TESTS = os.path.dirname(HERE)
+REPO = os.path.dirname(TESTS)
+PYTHON = os.path.join(REPO, ".venv", "bin", "python")
+CELERY = os.path.join(REPO, ".venv", "bin", "celery")
+sys.path[:0] = [REPO, TESTS]
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Stack:
+    def __init__(self):
+        self.tmp = tempfile.mkdtemp(prefix="modem-stack-")
+        self.processes = {}
+        self.http_port = free_port()
+        self.redis_port = free_port()
+        os.environ.update(
+            DJANGO_SETTINGS_MODULE="openwisp2.settings",
+            REDIS_URL=f"redis://127.0.0.1:{self.redis_port}",
+            POSTGRES_DB=f"modem_stack_{os.getpid()}",
+            DEVICE_REPORT_BASE_URL=f"http://127.0.0.1:{self.http_port}",
+        )
+        os.environ.pop("TESTING", None)
+
+    def spawn(self, name, argv):
+        log = open(os.path.join(self.tmp, f"{name}.log"), "w")
+        self.processes[name] = subprocess.Popen(
+            argv, cwd=TESTS, stdout=log, stderr=subprocess.STDOUT
+        )
+        return self.processes[name]
+
+    def start(self):
+        self.spawn(
+            "redis",
+            [
+                "redis-server",
+                "--port",
+                str(self.redis_port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.tmp,
+            ],
+        )
+        subprocess.run(
+            [
+                "createdb",
+                "-h",
+                os.environ["POSTGRES_HOST"],
+                "-p",
+                os.environ["POSTGRES_PORT"],
+                "-U",
+                "postgres",
+                os.environ["POSTGRES_DB"],
+            ],
+            check=True,
+        )
+        subprocess.run(
+            [PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"],
+            cwd=TESTS,
+            check=True,
+        )
+        self.spawn(
+            "asgi",
+            [
+                PYTHON,
+                "manage.py",
+                "runserver",
+                f"127.0.0.1:{self.http_port}",
+                "--noreload",
+            ],
+        )
+        self.start_worker("worker-1")
+        self.wait_http()
+
+    def start_worker(self, name):
+        return self.spawn(
+            name,
+            [
+                CELERY,
+                "-A",
+                "openwisp2",
+                "worker",
+                "-c",
+                "2",
+                "-l",
+                "info",
+                "-n",
+                f"{name}@%h",
+                "--without-heartbeat",
+                "--without-mingle",
+            ],
+        )
+
+    def wait_http(self, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.http_port), 1).close()
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("the ASGI server did not start")
+
+    def stop(self):
+        from django.db import connections
+
+        connections.close_all()
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        subprocess.run(
+            [
+                "dropdb",
+                "--if-exists",
+                "-h",
+                os.environ["POSTGRES_HOST"],
+                "-p",
+                os.environ["POSTGRES_PORT"],
+                "-U",
+                "postgres",
+                os.environ["POSTGRES_DB"],
+            ],
+            check=False,
+        )
+
+
+def wait_for(condition, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def check(condition, message):
+    if not condition:
+        raise AssertionError(message)
+    print(f"  ok: {message}")
+
+
+def main():
+    stack = Stack()
+    routers = []
+    try:
+        started = time.monotonic()
+        stack.start()
+        print(f"stack up in {time.monotonic() - started:.1f}s (logs in {stack.tmp})")
+        import django
+
+        django.setup()
+        scenarios(stack, routers)
+    finally:
+        for router in routers:
+            router.stop()
+        stack.stop()
+
+
+def scenarios(stack, routers):
+    from django.core.files import File
+
+    from device.firmware import write_firmware_stream
+    from device.router import EmulatedRouter
+    from openwisp_modem_upgrader import settings as app_settings
+    from openwisp_modem_upgrader.batch import create_batch
+    from openwisp_modem_upgrader.engine import fail_stuck_operations
+    from openwisp_modem_upgrader.tests import (
+        DeviceModemFirmware,
+        TestModemUpgraderMixin,
+    )
+    from openwisp_modem_upgrader.upgrade import start_upgrade
+
+    factory = TestModemUpgraderMixin()
+    version = "M0R.010100-B024"
+    firmware = os.path.join(stack.tmp, "fn990a.bin")
+    write_firmware_stream(firmware, version, model="FN990A28", size=2 * 1024 * 1024)
+    build = factory._create_build(version=version, modem_model="FN990A28")
+    with open(firmware, "rb") as stream:
+        image = factory._create_image(build=build, file=File(stream, name="fn.bin"))
+
+    def router_device(index):
+        router = EmulatedRouter(host=f"127.0.0.{10 + index}")
+        router.start()
+        routers.append(router)
+        org = factory._get_org()
+        device = factory._create_device(
+            organization=org,
+            name=f"router-{index}",
+            mac_address=f"02:00:00:00:00:{index:02x}",
+            management_ip=router.host,
+            last_ip=router.host,
+        )
+        factory._create_config(device=device)
+        credentials = factory._create_credentials(
+            organization=org,
+            name=f"router-{index}",
+            params={"username": "root", "key": router.private_key, "port": router.port},
+        )
+        factory._create_device_connection(device=device, credentials=credentials)
+        DeviceModemFirmware.objects.create(
+            device=device,
+            modem_model="FN990A28",
+            modem_firmware_version="M0R.010000-B020",
+        )
+        return router, device
+
+    def options(router):
+        return {
+            "remote_dir": router.tmp_dir,
+            "tool_path": "uxfp",  # found in each router's PATH
+            "upgrade_timeout": 60,
+            "reboot_timeout": 30,
+            "progress_interval": 1,
+        }
+
+    print("1. one upgrade through a real worker")
+    router, device = router_device(1)
+    t0 = time.monotonic()
+    operation = start_upgrade(device, image, options(router))
+    operation = wait_for(
+        lambda: type(operation)
+        .objects.filter(pk=operation.pk, status__in=["success", "failed", "aborted"])
+        .first(),
+        120,
+        "the upgrade to finish",
+    )
+    check(
+        operation.status == "success",
+        f"upgrade succeeded in "
+        f"{time.monotonic() - t0:.1f}s ({operation.log.splitlines()[-1]})",
+    )
+    check(router.modem_state()["firmware"] == version, "the modem runs the new version")
+    check(
+        operation.device_seq > 0,
+        f"router journal applied up to seq {operation.device_seq}",
+    )
+
+    print("2. mass upgrade of 4 routers, two worker processes")
+    stack.start_worker("worker-2")
+    batch_routers = [router_device(i) for i in range(2, 6)]
+    shared_dir = os.path.join(stack.tmp, "routers")
+    os.makedirs(shared_dir)
+    t0 = time.monotonic()
+    batch = create_batch(
+        build,
+        factory._get_org(),
+        upgrade_options={**options(batch_routers[0][0]), "remote_dir": shared_dir},
+    )
+    Operation = type(operation)
+    batch = wait_for(
+        lambda: type(batch)
+        .objects.filter(pk=batch.pk, status__in=["success", "failed", "cancelled"])
+        .first(),
+        180,
+        "the mass upgrade",
+    )
+    counts = batch.status_counts()
+    check(
+        batch.status == "success" and counts["success"] == 4,
+        f"mass upgrade {batch.status}: {counts['success']}/{counts['total']} in "
+        f"{time.monotonic() - t0:.1f}s",
+    )
+
+    print("3. worker killed mid-flash, recovered by the sweeper")
+    router, device = batch_routers[0]
+    router.set_modem(firmware="M0R.010000-B020", flash_duration=4)
+    DeviceModemFirmware.objects.filter(device=device).update(
+        modem_firmware_version="M0R.010000-B020"
+    )
+    operation = start_upgrade(device, image, options(router))
+    wait_for(
+        lambda: Operation.objects.filter(pk=operation.pk, flash_started=True).exists(),
+        60,
+        "the flash to start",
+    )
+    for name in ("worker-1", "worker-2"):
+        stack.processes[name].send_signal(signal.SIGKILL)
+        stack.processes[name].wait()
+    print("  both workers killed with SIGKILL during the flash")
+    exit_file = os.path.join(
+        router.tmp_dir, "openwisp-modem-upgrader", str(operation.pk), "exit_code"
+    )
+    wait_for(lambda: os.path.exists(exit_file), 60, "the router to finish alone")
+    stack.start_worker("worker-3")
+    operation.refresh_from_db()
+    check(
+        operation.status == "in-progress",
+        "the operation is still in progress after the worker died",
+    )
+    app_settings.STUCK_OPERATION_TIMEOUT = 0
+    finished = fail_stuck_operations()
+    operation.refresh_from_db()
+    check(
+        finished >= 1 and operation.status == "success",
+        f"sweeper finished it truthfully: {operation.status} "
+        f"({operation.log.splitlines()[-1]})",
+    )
+
+
+if __name__ == "__main__":
+    main()
