@@ -28,6 +28,8 @@ journal() {
 	JOURNAL_PERCENT=$j_percent
 	JOURNAL_SEQ=$((JOURNAL_SEQ + 1))
 	j_message=$(printf '%s' "$3" | tr '\t\r\n' '   ' | tr -d '\000-\010\013-\037')
+	# one line per record in reports: a record is never empty
+	[ -n "$j_message" ] || j_message=-
 	printf '%s\t%s\t%s\t%s\t%s\n' "$JOURNAL_SEQ" "$(date +%s)" "$1" \
 		"$j_percent" "$j_message" >>"$JOURNAL"
 }

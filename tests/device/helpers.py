@@ -125,6 +125,21 @@ class RouterTestCase(unittest.TestCase):
         return [e[1:] for e in self.router.modem_state()["events"] if e[0] == "uxfp"]
 
 
+def delivered_messages(bodies):
+    """Journal messages as a server rebuilds them from reports: ``log`` has
+    one line per record, the last one being record ``seq``; a record seen
+    before (a report retried after a lost answer) is ignored."""
+    messages, last_seq = [], 0
+    for body in bodies:
+        lines = body["log"].split("\n")
+        first = body["seq"] - len(lines) + 1
+        for seq, line in enumerate(lines, start=first):
+            if seq > last_seq:
+                messages.append(line)
+                last_seq = seq
+    return messages
+
+
 def _reap(process):
     if process.poll() is None:
         process.kill()

@@ -10,7 +10,7 @@ import unittest
 
 from . import netns
 from .firmware import write_firmware_stream
-from .helpers import NEW_VERSION, OPERATION_ID, ReportServer
+from .helpers import NEW_VERSION, OPERATION_ID, ReportServer, delivered_messages
 from .router import DEVICE_SCRIPTS, EmulatedRouter
 
 KEY = "devicekey0123456789abcdef"
@@ -84,9 +84,4 @@ class TestUplinkLoss(unittest.TestCase):
         self.assertTrue(delivered())
         with open(f"{remote}/{OPERATION_ID}/journal") as f:
             messages = [line.rstrip("\n").split("\t")[4] for line in f]
-        received, last_seq = [], 0
-        for body in self.server.bodies:
-            if body["seq"] > last_seq:
-                received.extend(body["log"].split("\n"))
-                last_seq = body["seq"]
-        self.assertEqual(received, messages)
+        self.assertEqual(delivered_messages(self.server.bodies), messages)

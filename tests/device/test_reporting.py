@@ -6,7 +6,7 @@ import signal
 import socket
 import time
 
-from .helpers import OPERATION_ID, ReportServer, RouterTestCase
+from .helpers import OPERATION_ID, ReportServer, RouterTestCase, delivered_messages
 from .test_modem_upgrade import wait_for
 
 KEY = "devicekey0123456789abcdef"
@@ -28,15 +28,10 @@ class ReportTestCase(RouterTestCase):
         )
 
     def assert_all_delivered(self, server):
-        """Every journal record reached the server once acknowledged, in
-        order; duplicates (a retried request) carry a seq already seen."""
+        """Every journal record reached the server, in order, once the
+        records it had already seen are ignored by seq."""
         records = self.journal()
-        delivered, last_seq = [], 0
-        for body in server.bodies:
-            if body["seq"] <= last_seq:
-                continue  # what a server dedupes by seq
-            delivered.extend(body["log"].split("\n"))
-            last_seq = body["seq"]
+        delivered = delivered_messages(server.bodies)
         self.assertEqual(delivered, [r[4] for r in records])
         final = server.bodies[-1]
         self.assertEqual(final["seq"], int(records[-1][0]))
