@@ -70,14 +70,18 @@ class ModemBatchUpgradeOperationAdmin(MultitenantAdminMixin, ReadOnlyAdmin):
         ] + super().get_urls()
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("build__category")
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("build__category", "organization")
+        )
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         batch = self.get_object(request, object_id)
         extra_context = extra_context or {}
         if batch is not None:
             extra_context.update(self.operations_context(request, batch))
-        return super().change_view(request, object_id, form_url, extra_context)
+        return super().change_view(request, object_id, extra_context=extra_context)
 
     def operations_context(self, request, batch):
         status = request.GET.get("status", "")

@@ -82,7 +82,10 @@ class MassUpgradeForm(UpgradeOptionsFormMixin, forms.Form):
 
     def add_batch_errors(self, error):
         """Errors of ``create_batch()`` attached to the fields they concern."""
-        for field, field_errors in error.message_dict.items():
+        errors = error.message_dict if hasattr(error, "error_dict") else {}
+        if not errors:
+            errors = {"__all__": error.messages}
+        for field, field_errors in errors.items():
             for message in field_errors:
                 name, _sep, text = message.partition(": ")
                 targets = [

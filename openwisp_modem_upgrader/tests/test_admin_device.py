@@ -4,11 +4,13 @@ from unittest import mock
 
 from django.test import TestCase
 from django.urls import reverse
+from django.utils.html import escape
 
 from openwisp_users.tests.utils import TestMultitenantAdminMixin
 
 from ..base.models import OperationStatus
 from ..upgrade import mark_flash_started, mark_in_progress
+from ..upgraders import get_upgrader_class
 from . import (
     FN990A28,
     NEW_VERSION,
@@ -127,11 +129,15 @@ class TestModemFirmwareInline(DeviceAdminMixin, TestCase):
         for image in hidden:
             self.assertNotIn(image, offered)
         # options generated from the upgrader's schema
-        self.assertContains(response, "Path of the uxfp tool on the router")
+        schema = get_upgrader_class(self.image.type).SCHEMA
+        self.assertContains(
+            response, escape(schema["properties"]["tool_path"]["title"])
+        )
         self.assertContains(response, 'data-upgrader-type="telit-fn990a"')
 
     def test_saving_starts_the_upgrade(self, delay):
-        response = self._submit(self.image, upgrade_timeout="120")
+        with self.captureOnCommitCallbacks(execute=True):
+            response = self._submit(self.image, upgrade_timeout="120")
         self.assertEqual(response.status_code, 302, self._errors(response))
         operation = ModemUpgradeOperation.objects.get(device=self.device)
         self.assertEqual(operation.image, self.image)
@@ -168,7 +174,7 @@ class TestModemFirmwareInline(DeviceAdminMixin, TestCase):
     def test_invalid_options_are_form_errors(self, delay):
         cases = {
             "upgrade_timeout": ("5", "greater than or equal to 60"),
-            "tool_path": ("relative/uxfp", "does not match"),
+            "tool_path": ("/usr/bin/uxfp;reboot", "does not match"),
             "tool_args": ("--x; reboot", "does not match"),
             "transfer_timeout": ("abc", "Enter a whole number"),
         }
