@@ -7,7 +7,11 @@
 # $AT_HELPER fill what it lacks. Exits 0 even without a modem (mode absent).
 # See docs/user/device-contract.rst.
 
-SCRIPT_DIR=$(cd "${0%/*}" && pwd) || exit 1
+case $0 in
+*/*) SCRIPT_DIR=${0%/*} ;;
+*) SCRIPT_DIR=. ;;
+esac
+SCRIPT_DIR=$(cd "$SCRIPT_DIR" && pwd) || exit 1
 # shellcheck source=lib/common.sh
 . "$SCRIPT_DIR/lib/common.sh"
 

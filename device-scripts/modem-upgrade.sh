@@ -11,7 +11,11 @@ EXIT_ABORTED=3       # flash interrupted (modem left in flashing mode or lost) o
 EXIT_BUSY=4          # another instance holds this operation's lock
 EXIT_USAGE=64        # bad or hostile arguments
 
-SCRIPT_DIR=$(cd "${0%/*}" && pwd) || exit 1
+case $0 in
+*/*) SCRIPT_DIR=${0%/*} ;;
+*) SCRIPT_DIR=. ;;
+esac
+SCRIPT_DIR=$(cd "$SCRIPT_DIR" && pwd) || exit 1
 SELF="$SCRIPT_DIR/${0##*/}"
 # shellcheck source=lib/common.sh
 . "$SCRIPT_DIR/lib/common.sh"

@@ -263,7 +263,7 @@ class EmulatedRouter:
             TMPDIR=self.tmp_dir,
         )
 
-    def run(self, args, timeout=60, env=None, **kwargs):
+    def run(self, args, timeout=60, env=None, cwd=None, **kwargs):
         """Runs ``ash args...`` on the router (locally, no SSH); ``env``
         adds variables to the router's environment."""
         command = [os.path.join(self.bin_dir, "ash"), *args]
@@ -274,7 +274,7 @@ class EmulatedRouter:
         return subprocess.run(
             command,
             env=dict(self.env(), **(env or {})),
-            cwd=self.root,
+            cwd=cwd or self.root,
             capture_output=True,
             text=True,
             timeout=timeout,

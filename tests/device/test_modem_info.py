@@ -1,6 +1,7 @@
 """modem-info.sh: ModemManager and AT paths, absent and flashing modems."""
 
 import json
+import os
 
 from .helpers import MODEM_INFO, RouterTestCase
 
@@ -29,6 +30,11 @@ class TestWithModemManager(ModemInfoTestCase):
                 "usb_id": "1bc7:1071",
             },
         )
+
+    def test_started_by_relative_name(self):
+        result = self.router.run(["modem-info.sh"], cwd=os.path.dirname(MODEM_INFO))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(json.loads(result.stdout)["model"], "FN990A28")
 
     def test_absent(self):
         self.router.set_modem(mode="absent")
