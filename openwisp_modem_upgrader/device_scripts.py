@@ -1,6 +1,6 @@
-"""Where the router-side scripts are, and which ones an upgrade uploads.
+"""Where the router-side scripts are.
 
-The scripts are uploaded at every upgrade so that the server and the script
+The whole directory is uploaded at every upgrade so that the server and the script
 versions never drift.
 """
 
@@ -23,15 +23,3 @@ def scripts_dir():
         if candidate and os.path.isfile(os.path.join(candidate, "modem-upgrade.sh")):
             return candidate
     raise FileNotFoundError("device-scripts/modem-upgrade.sh not found")
-
-
-def script_files():
-    """(absolute path, path relative to the scripts directory) of each script."""
-    root = scripts_dir()
-    files = []
-    for directory, _, names in os.walk(root):
-        for name in sorted(names):
-            if name.endswith(".sh"):
-                path = os.path.join(directory, name)
-                files.append((path, os.path.relpath(path, root)))
-    return sorted(files, key=lambda item: item[1])

@@ -59,3 +59,17 @@ def _close_quietly(client):
         client.close()
     except (SSHException, OSError, EOFError):
         pass  # the link is already gone; the caller has the real error
+
+
+def upload_directory(transport, local_dir, remote_dir, timeout=120):
+    """Copies a small directory tree (the device scripts) in one SCP session."""
+    client = None
+    try:
+        client = SCPClient(transport, socket_timeout=float(timeout))
+        # scp -r semantics: remote_dir must not exist, it becomes the copy
+        client.put(local_dir, remote_path=remote_dir, recursive=True)
+    except (SCPException, SSHException, OSError, EOFError) as error:
+        raise RecoverableModemFailure(f"uploading the scripts failed: {error}")
+    finally:
+        if client is not None:
+            _close_quietly(client)

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from .. import settings as app_settings
 from ..base.models import TERMINAL_STATUSES
-from ..device_scripts import script_files
+from ..device_scripts import scripts_dir
 from ..exceptions import (
     IrrecoverableModemFailure,
     ModemUpgradeAborted,
@@ -29,7 +29,7 @@ from ..exceptions import (
 )
 from ..ssh import RouterShell
 from ..swapper import load_model
-from ..transfer import stream_file_to_router
+from ..transfer import stream_file_to_router, upload_directory
 from ..upgrade import mark_flash_started, record_journal, record_progress
 from .base import BaseModemUpgrader
 
@@ -80,10 +80,24 @@ class WrapperUpgrader(BaseModemUpgrader):
         record_progress(self.operation.pk, progress=progress, message=message)
 
     def prepare_router(self):
+        """Clears leftovers, checks free space and uploads the scripts.
+
+        Round trips are what cost on a cellular link: one command, one SCP.
+        """
         paths = self.paths
-        self.shell.run(["rm", "-rf", paths["firmware"], paths["journal_dir"]])
-        self.shell.run(["mkdir", "-p", paths["scripts"]])
-        output, _ = self.shell.run(["df", "-k", self.options["remote_dir"]])
+        output, _ = self.shell.run_all(
+            [
+                [
+                    "rm",
+                    "-rf",
+                    paths["firmware"],
+                    paths["journal_dir"],
+                    paths["scripts"],
+                ],
+                ["mkdir", "-p", paths["base"]],
+                ["df", "-k", self.options["remote_dir"]],
+            ]
+        )
         available = self._parse_df(output)
         needed = self.image.size + SPACE_MARGIN
         if available is not None and available * 1024 < needed:
@@ -92,15 +106,7 @@ class WrapperUpgrader(BaseModemUpgrader):
                 f"{available} KiB free, {needed // 1024} KiB needed "
                 "(set the remote_dir option to a larger storage)"
             )
-        for local_path, relative in script_files():
-            remote = posixpath.join(paths["scripts"], relative)
-            self.shell.run(["mkdir", "-p", posixpath.dirname(remote)])
-            with open(local_path, "rb") as script:
-                size = script.seek(0, 2)
-                script.seek(0)
-                stream_file_to_router(
-                    self.shell.transport, script, size, remote, 60, mode="0755"
-                )
+        upload_directory(self.shell.transport, scripts_dir(), paths["scripts"])
 
     @staticmethod
     def _parse_df(output):
