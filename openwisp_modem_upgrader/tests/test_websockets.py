@@ -1,0 +1,186 @@
+"""Live progress consumers: authorization, deltas, coalescing."""
+
+from unittest import mock
+
+from asgiref.sync import async_to_sync
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import AnonymousUser
+from django.test import TestCase
+
+from openwisp_users.tests.utils import TestMultitenantAdminMixin
+
+from ..base.models import OperationStatus
+from ..routing import get_routes
+from ..upgrade import finish_operation, mark_in_progress, record_progress
+from ..websockets import ModemUpgradeConsumer
+from . import (
+    ModemBatchUpgradeOperation,
+    ModemUpgradeOperation,
+    TestModemUpgraderMixin,
+)
+
+application = URLRouter(get_routes())
+
+
+class TestModemUpgradeWebsockets(
+    TestModemUpgraderMixin, TestMultitenantAdminMixin, TestCase
+):
+    def setUp(self):
+        self.org = self._get_org()
+        self.device = self._create_modem_device()
+        self.image = self._create_image()
+        self.operation = ModemUpgradeOperation.objects.create(
+            device=self.device, image=self.image
+        )
+        mark_in_progress(self.operation.pk)
+        patcher = mock.patch.object(ModemUpgradeConsumer, "interval", 0.05)
+        patcher.start()
+        self.addCleanup(patcher.stop)
+
+    def device_path(self):
+        return f"/ws/modem-upgrader/device/{self.device.pk}/"
+
+    def run_async(self, coroutine_function):
+        return async_to_sync(coroutine_function)()
+
+    async def _connect(self, user, path):
+        communicator = WebsocketCommunicator(application, path)
+        communicator.scope["user"] = user
+        connected, _ = await communicator.connect()
+        return communicator, connected
+
+    def assert_refused(self, user, path):
+        async def check():
+            communicator, connected = await self._connect(user, path)
+            self.assertFalse(connected)
+            await communicator.disconnect()
+
+        self.run_async(check)
+
+    def test_authorization(self):
+        other = self._create_org(name="other", slug="other")
+        self.assert_refused(AnonymousUser(), self.device_path())
+        self.assert_refused(
+            self._create_administrator(organizations=[other]), self.device_path()
+        )
+        self.assert_refused(
+            self._create_user(username="plain", email="p@x.com"), self.device_path()
+        )
+        self.assert_refused(
+            self._get_admin(),
+            "/ws/modem-upgrader/device/"
+            + "0" * 8
+            + "-0000-0000-0000-"
+            + "0" * 12
+            + "/",
+        )
+
+        async def allowed(user):
+            communicator, connected = await self._connect(user, self.device_path())
+            self.assertTrue(connected)
+            await communicator.disconnect()
+
+        operator = self._create_operator(organizations=[self.org])
+        self.run_async(lambda: allowed(operator))
+
+    def test_initial_state_then_deltas_only(self):
+        record_progress(self.operation.pk, 10, "transfer started")
+        admin = self._get_admin()
+
+        async def scenario():
+            communicator, _ = await self._connect(admin, self.device_path())
+            first = await communicator.receive_json_from(timeout=3)
+            [change] = first["operations"]
+            self.assertEqual(change["id"], str(self.operation.pk))
+            self.assertEqual(change["progress"], 10)
+            self.assertEqual(change["log_offset"], 0)
+            self.assertIn("transfer started", change["log"])
+            self.assertTrue(change["cancellable"])
+            log_length = len(change["log"])
+            # nothing changed: nothing sent
+            self.assertTrue(await communicator.receive_nothing(timeout=0.3))
+            await record(35, "flashing")
+            second = await communicator.receive_json_from(timeout=3)
+            [change] = second["operations"]
+            self.assertEqual(change["progress"], 35)
+            self.assertEqual(change["log_offset"], log_length)
+            self.assertEqual(change["log"], "flashing\n")
+            await finish()
+            third = await communicator.receive_json_from(timeout=3)
+            [change] = third["operations"]
+            self.assertEqual(change["status"], OperationStatus.SUCCESS)
+            self.assertEqual(change["progress"], 100)
+            self.assertFalse(change["cancellable"])
+            self.assertIsNotNone(change["finished_at"])
+            await communicator.disconnect()
+
+        from channels.db import database_sync_to_async
+
+        record = database_sync_to_async(
+            lambda progress, message: record_progress(
+                self.operation.pk, progress, message
+            )
+        )
+        finish = database_sync_to_async(
+            lambda: finish_operation(self.operation.pk, OperationStatus.SUCCESS)
+        )
+        self.run_async(scenario)
+
+    def test_chatty_device_coalesced(self):
+        admin = self._get_admin()
+        from channels.db import database_sync_to_async
+
+        @database_sync_to_async
+        def burst():
+            for progress in range(20, 40):
+                record_progress(self.operation.pk, progress, f"line {progress}")
+
+        async def scenario():
+            with mock.patch.object(ModemUpgradeConsumer, "interval", 0.5):
+                communicator, _ = await self._connect(admin, self.device_path())
+                await communicator.receive_json_from(timeout=3)
+                await burst()
+                message = await communicator.receive_json_from(timeout=3)
+                [change] = message["operations"]
+                # twenty updates, one message with the latest state
+                self.assertEqual(change["progress"], 39)
+                self.assertEqual(change["log"].count("line"), 20)
+                self.assertTrue(await communicator.receive_nothing(timeout=0.7))
+                await communicator.disconnect()
+
+        self.run_async(scenario)
+
+    def test_batch_summary_and_operations(self):
+        batch = ModemBatchUpgradeOperation.objects.create(
+            build=self.image.build, organization=self.org, status="in-progress"
+        )
+        ModemUpgradeOperation.objects.filter(pk=self.operation.pk).update(batch=batch)
+        admin = self._get_admin()
+        path = f"/ws/modem-upgrader/batch/{batch.pk}/"
+        other = self._create_org(name="other", slug="other")
+        self.assert_refused(self._create_administrator(organizations=[other]), path)
+        from channels.db import database_sync_to_async
+
+        finish = database_sync_to_async(
+            lambda: finish_operation(self.operation.pk, OperationStatus.FAILED, "x")
+        )
+
+        async def scenario():
+            communicator, _ = await self._connect(admin, path)
+            first = await communicator.receive_json_from(timeout=3)
+            self.assertEqual(first["batch"]["summary"]["total"], 1)
+            self.assertEqual(first["batch"]["summary"]["done"], 0)
+            self.assertNotIn("log", first["operations"][0])
+            await finish()
+            second = await communicator.receive_json_from(timeout=3)
+            self.assertEqual(second["batch"]["status"], OperationStatus.FAILED)
+            self.assertTrue(second["batch"]["finished"])
+            counts = {
+                s["value"]: s["count"] for s in second["batch"]["summary"]["statuses"]
+            }
+            self.assertEqual(counts["failed"], 1)
+            self.assertEqual(second["operations"][0]["status"], "failed")
+            await communicator.disconnect()
+
+        self.run_async(scenario)
