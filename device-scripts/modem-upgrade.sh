@@ -247,14 +247,18 @@ identify_modem() {
 release_modem_ports() {
 	have_command "$TOOL" || finish "$EXIT_RECOVERABLE" "flashing tool $TOOL not found"
 	if [ -n "$MODEM_UID" ] && have_command "$MMCLI"; then
-		# the inhibition lasts as long as this mmcli process lives
-		"$MMCLI" --inhibit-device="$MODEM_UID" >/dev/null 2>&1 &
-		INHIBIT_PID=$!
+		rm -f "$OPDIR/inhibit.pid"
+		inhibit_modem_manager
 		pause "$INHIBIT_SETTLE"
-		kill -0 "$INHIBIT_PID" 2>/dev/null || {
-			INHIBIT_PID=
+		rm_wait=0
+		while [ ! -s "$OPDIR/inhibit.pid" ] && [ "$rm_wait" -lt 50 ]; do
+			pause 0.1
+			rm_wait=$((rm_wait + 1))
+		done
+		if ! kill -0 "$(cat "$OPDIR/inhibit.pid" 2>/dev/null)" 2>/dev/null; then
+			restore_modem_ports
 			finish "$EXIT_RECOVERABLE" "ModemManager refused to inhibit $MODEM_UID"
-		}
+		fi
 		progress 20 "ModemManager inhibited on $MODEM_UID"
 	elif [ -n "$MODEM_SERVICE" ]; then
 		run_bounded 60 "$MODEM_SERVICE" stop >/dev/null 2>&1 ||
@@ -273,6 +277,25 @@ release_modem_ports() {
 	find_modem_usb
 	FLASH_PORT=$(tty_of_interface "$MODEM_USB" "$DIAG_INTERFACE") ||
 		finish "$EXIT_RECOVERABLE" "no DIAG port under $SYSFS_ROOT/bus/usb/devices/$MODEM_USB:1.$DIAG_INTERFACE"
+}
+
+# The inhibition lasts as long as its mmcli process lives. A guardian
+# subshell ends it when asked (restore_modem_ports) and also when this script
+# is gone, even killed with SIGKILL, so the ports are never left inhibited.
+inhibit_modem_manager() {
+	(
+		trap 'kill -TERM "$im_mmcli" 2>/dev/null; wait "$im_mmcli"; exit 0' TERM
+		"$MMCLI" --inhibit-device="$MODEM_UID" >/dev/null 2>&1 &
+		im_mmcli=$!
+		printf '%s\n' "$im_mmcli" >"$OPDIR/inhibit.pid"
+		while kill -0 "$$" 2>/dev/null && kill -0 "$im_mmcli" 2>/dev/null; do
+			sleep 1 &
+			wait $!
+		done
+		kill -TERM "$im_mmcli" 2>/dev/null
+		wait "$im_mmcli"
+	) </dev/null >/dev/null 2>&1 &
+	INHIBIT_PID=$!
 }
 
 flash_modem() {

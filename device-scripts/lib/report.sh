@@ -82,9 +82,10 @@ report_pending() {
 	return 1
 }
 
-# Background loop while the upgrade runs.
+# Background loop while the upgrade runs; it ends with the script ($1),
+# however the script ends.
 reporter_loop() {
-	while :; do
+	while kill -0 "$1" 2>/dev/null; do
 		report_pending
 		case $? in
 		3) return 0 ;;
@@ -96,7 +97,7 @@ reporter_loop() {
 
 reporter_start() {
 	[ -n "$REPORT_ENDPOINT" ] || return 0
-	reporter_loop >/dev/null 2>&1 &
+	reporter_loop "$$" >/dev/null 2>&1 &
 	REPORTER_PID=$!
 }
 

@@ -5,6 +5,7 @@ import signal
 import time
 
 from .helpers import NEW_VERSION, OLD_VERSION, OPERATION_ID, RouterTestCase
+from .router import _pids_mentioning
 
 EXIT_SUCCESS, EXIT_RECOVERABLE, EXIT_IRRECOVERABLE = 0, 1, 2
 EXIT_ABORTED, EXIT_BUSY, EXIT_USAGE = 3, 4, 64
@@ -228,6 +229,22 @@ class TestConcurrencyAndSignals(RouterTestCase):
         self.assert_ports_released()
         # the truth: the modem was left in flashing mode
         self.assertEqual(self.router.modem_state()["mode"], "flashing")
+
+    def test_sigkill_still_releases_the_ports(self):
+        """Nothing can trap SIGKILL: the inhibitor's guardian and the
+        reporter notice the script is gone and end on their own."""
+        self.router.set_uci(**{"openwisp.http.url": "http://127.0.0.1:9"})
+        self.router.set_uci(**{"openwisp.http.key": "k"})
+        process = self.start_upgrade()
+        self._wait_until_flashing()
+        self.assertTrue(self.router.modem_state()["inhibited_by"])
+        process.kill()
+        process.wait()
+        self.assertTrue(
+            wait_for(lambda: not self.router.modem_state()["inhibited_by"], 5)
+        )
+        # the tool finishes its flash; then nothing of the run is left
+        self.assertTrue(wait_for(lambda: not _pids_mentioning(self.router.root), 10))
 
 
 PWNED = "pwned-marker"
