@@ -36,14 +36,23 @@ pause() {
 # --- bounded waits ---------------------------------------------------------
 # BusyBox on OpenWrt has no `timeout`: a background watchdog kills the
 # command when its time is up. SCRATCH must name a writable directory.
+# The watchdog counts whole seconds and gives up when the script itself is
+# gone (killed with SIGKILL): a flash it no longer watches is better left to
+# finish than killed by an orphan, and a pid may be reused meanwhile.
 
 watchdog_start() { # seconds pid
 	rm -f "$SCRATCH/timed-out"
 	(
 		trap 'kill "$wd_sleep" 2>/dev/null; exit 0' TERM
-		sleep "$1" &
-		wd_sleep=$!
-		wait "$wd_sleep"
+		wd_left=${1%%.*}
+		[ "${wd_left:-0}" -gt 0 ] || wd_left=1
+		while [ "$wd_left" -gt 0 ]; do
+			kill -0 "$$" 2>/dev/null || exit 0
+			sleep 1 &
+			wd_sleep=$!
+			wait "$wd_sleep"
+			wd_left=$((wd_left - 1))
+		done
 		: >"$SCRATCH/timed-out"
 		kill -TERM "$2" 2>/dev/null
 		sleep 2 &
