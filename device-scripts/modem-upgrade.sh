@@ -247,19 +247,7 @@ identify_modem() {
 release_modem_ports() {
 	have_command "$TOOL" || finish "$EXIT_RECOVERABLE" "flashing tool $TOOL not found"
 	if [ -n "$MODEM_UID" ] && have_command "$MMCLI"; then
-		rm -f "$OPDIR/inhibit.pid"
 		inhibit_modem_manager
-		pause "$INHIBIT_SETTLE"
-		rm_wait=0
-		while [ ! -s "$OPDIR/inhibit.pid" ] && [ "$rm_wait" -lt 50 ]; do
-			pause 0.1
-			rm_wait=$((rm_wait + 1))
-		done
-		if ! kill -0 "$(cat "$OPDIR/inhibit.pid" 2>/dev/null)" 2>/dev/null; then
-			restore_modem_ports
-			finish "$EXIT_RECOVERABLE" "ModemManager refused to inhibit $MODEM_UID"
-		fi
-		progress 20 "ModemManager inhibited on $MODEM_UID"
 	elif [ -n "$MODEM_SERVICE" ]; then
 		run_bounded 60 "$MODEM_SERVICE" stop >/dev/null 2>&1 ||
 			finish "$EXIT_RECOVERABLE" "could not stop $MODEM_SERVICE"
@@ -279,10 +267,26 @@ release_modem_ports() {
 		finish "$EXIT_RECOVERABLE" "no DIAG port under $SYSFS_ROOT/bus/usb/devices/$MODEM_USB:1.$DIAG_INTERFACE"
 }
 
+inhibit_modem_manager() {
+	rm -f "$OPDIR/inhibit.pid"
+	start_inhibitor
+	pause "$INHIBIT_SETTLE"
+	im_wait=0
+	while [ ! -s "$OPDIR/inhibit.pid" ] && [ "$im_wait" -lt 50 ]; do
+		pause 0.1
+		im_wait=$((im_wait + 1))
+	done
+	if ! kill -0 "$(cat "$OPDIR/inhibit.pid" 2>/dev/null)" 2>/dev/null; then
+		restore_modem_ports
+		finish "$EXIT_RECOVERABLE" "ModemManager refused to inhibit $MODEM_UID"
+	fi
+	progress 20 "ModemManager inhibited on $MODEM_UID"
+}
+
 # The inhibition lasts as long as its mmcli process lives. A guardian
 # subshell ends it when asked (restore_modem_ports) and also when this script
 # is gone, even killed with SIGKILL, so the ports are never left inhibited.
-inhibit_modem_manager() {
+start_inhibitor() {
 	(
 		trap 'kill -TERM "$im_mmcli" 2>/dev/null; wait "$im_mmcli"; exit 0' TERM
 		"$MMCLI" --inhibit-device="$MODEM_UID" >/dev/null 2>&1 &
@@ -387,16 +391,29 @@ wait_for_modem_reboot() {
 			wr_port=$(tty_of_interface "$MODEM_USB" "$AT_INTERFACE") &&
 				at_query "$wr_port" AT >/dev/null && break
 		fi
-		[ "$(date +%s)" -lt "$wr_deadline" ] ||
-			finish "$EXIT_IRRECOVERABLE" "modem did not answer within ${REBOOT_TIMEOUT}s after the flash (USB mode: $MODEM_MODE)"
+		[ "$(date +%s)" -lt "$wr_deadline" ] || modem_not_back
 		pause "$POLL_INTERVAL"
 	done
 	progress 95 "modem answers again"
 }
 
+modem_not_back() {
+	if [ "$MODEM_MODE" = flashing ]; then
+		finish "$EXIT_ABORTED" "modem still in flashing mode (USB $MODEM_USB_ID) ${REBOOT_TIMEOUT}s after the flash: run again to recover with --lossrecovery"
+	fi
+	finish "$EXIT_IRRECOVERABLE" "modem did not answer within ${REBOOT_TIMEOUT}s after the flash (USB mode: $MODEM_MODE)"
+}
+
 verify_modem_version() {
-	identify_modem_state
-	vm_version=$(modem_version)
+	# a modem that just re-enumerated may need a moment to tell its version
+	vm_tries=0
+	while :; do
+		identify_modem_state
+		vm_version=$(modem_version)
+		[ -n "$vm_version" ] || [ "$vm_tries" -ge 5 ] && break
+		vm_tries=$((vm_tries + 1))
+		pause "$POLL_INTERVAL"
+	done
 	[ "$vm_version" = "$EXPECTED_VERSION" ] ||
 		finish "$EXIT_IRRECOVERABLE" "modem runs '$vm_version' after the flash, expected $EXPECTED_VERSION"
 	progress 100 "modem $MODEM_MODEL runs $vm_version (revision $MODEM_REVISION)"

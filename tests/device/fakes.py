@@ -80,6 +80,8 @@ def uxfp(modem, args):
             end="\r" if step < steps else "\n",
         )
     say("[+] firmware uploaded successfully!")
+    if fault == "stuck-flashing":
+        return 0
     _set_mode(modem, "absent")
     if fault == "no-return":
         return 0

@@ -29,6 +29,7 @@ FAULTS = (
     "interrupt",  # the tool stops at 50%, the modem stays in flashing mode
     "power-loss",  # the modem vanishes at 50% and never comes back
     "no-return",  # the flash succeeds but the modem never re-enumerates
+    "stuck-flashing",  # the flash succeeds but the modem stays in flashing mode
     "stale-version",  # the modem comes back still running its old firmware
     "no-swpkgv",  # AT#SWPKGV answers ERROR (AT+CGMR fallback)
     "silent",  # the modem is on USB but answers neither AT nor ModemManager

@@ -150,6 +150,12 @@ class TestUpgradeOutcomes(RouterTestCase):
         messages = self.assert_finished(result, EXIT_IRRECOVERABLE, "failed")
         self.assertIn("did not answer within 1s", messages[-1])
 
+    def test_modem_stuck_in_flashing_mode_after_the_flash(self):
+        self.router.set_fault("stuck-flashing")
+        result = self.upgrade(reboot_timeout="1")
+        messages = self.assert_finished(result, EXIT_ABORTED, "aborted")
+        self.assertIn("still in flashing mode", messages[-1])
+
     def test_version_mismatch_after_flash(self):
         self.router.set_fault("stale-version")
         result = self.upgrade()
