@@ -55,6 +55,12 @@ class TestUpgradeOutcomes(RouterTestCase):
             self.tool_calls()[0][4:], ["--noprogress", "--speed", "921600"]
         )
 
+    def test_no_checksum(self):
+        path, _ = self.firmware(corrupt=True)
+        result = self.upgrade(firmware=path, sha256=None, no_checksum=True)
+        messages = self.assert_finished(result, EXIT_SUCCESS, "success")
+        self.assertIn("checksum verification skipped (--no-checksum)", messages)
+
     def test_checksum_mismatch(self):
         path, sha = self.firmware(corrupt=True)
         result = self.upgrade(firmware=path, sha256=sha)
@@ -207,6 +213,15 @@ class TestConcurrencyAndSignals(RouterTestCase):
         self.assertEqual(len(self.tool_calls()), 1)
         self.assertEqual(first.wait(timeout=20), EXIT_SUCCESS)
         self.assertEqual(self.journal()[-1][2], "success")
+
+    def test_detached_second_start_is_busy(self):
+        first = self.start_upgrade()
+        self._wait_until_flashing()
+        result = self.upgrade(detach=True)
+        self.assertEqual(result.returncode, EXIT_BUSY, result.stderr)
+        self.assertEqual(result.stdout.strip(), os.path.join(self.opdir(), "journal"))
+        self.assertEqual(first.wait(timeout=20), EXIT_SUCCESS)
+        self.assertEqual(len(self.tool_calls()), 1)
 
     def test_finished_operation_is_not_run_again(self):
         self.router.set_flash_duration(0.2)
