@@ -24,6 +24,19 @@ class ModemUpgraderConfig(ApiAppConfig):
     def ready(self, *args, **kwargs):
         super().ready(*args, **kwargs)
         self.register_menu_group()
+        self.connect_file_cleanup()
+
+    def connect_file_cleanup(self):
+        from django.db.models.signals import post_delete
+
+        from .swapper import load_model
+
+        image_model = load_model("ModemFirmwareImage")
+        post_delete.connect(
+            image_model.delete_file_handler,
+            sender=image_model,
+            dispatch_uid="modem_upgrader.image_file_cleanup",
+        )
 
     def register_menu_group(self):
         items = {

@@ -80,6 +80,41 @@ def cancel_upgrade(operation):
     refresh_batch(operation.batch_id)
 
 
+def cancel_batch(batch):
+    """Cancels every operation of a batch that has not started flashing.
+
+    A batch not fanned out yet is cancelled as a whole (its fan-out then does
+    nothing). Returns ``(cancelled operation ids, ids refused because they
+    are flashing)``.
+    """
+    Batch = load_model("ModemBatchUpgradeOperation")
+    now = timezone.now()
+    with transaction.atomic():
+        Batch.objects.filter(
+            pk=batch.pk, status=OperationStatus.IDLE, operations__isnull=True
+        ).update(status=OperationStatus.CANCELLED, finished_at=now)
+        _operations().filter(
+            batch_id=batch.pk, status__in=ACTIVE_STATUSES, flash_started=False
+        ).update(
+            status=OperationStatus.CANCELLED,
+            finished_at=now,
+            modified=now,
+            log=Concat(F("log"), Value(_log_line(_("Cancelled by an operator.")))),
+        )
+    cancelled = list(
+        _operations()
+        .filter(batch_id=batch.pk, status=OperationStatus.CANCELLED, finished_at=now)
+        .values_list("pk", flat=True)
+    )
+    refused = list(
+        _operations()
+        .filter(batch_id=batch.pk, status__in=ACTIVE_STATUSES)
+        .values_list("pk", flat=True)
+    )
+    refresh_batch(batch.pk)
+    return cancelled, refused
+
+
 def mark_in_progress(operation_id):
     """idle -> in-progress; False when another worker has it or it finished.
 

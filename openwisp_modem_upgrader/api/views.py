@@ -29,12 +29,12 @@ from openwisp_users.api.permissions import (
 )
 from openwisp_utils.api.pagination import OpenWispPagination
 
-from ..base.models import ACTIVE_STATUSES, TERMINAL_STATUSES
+from ..base.models import ACTIVE_STATUSES, TERMINAL_STATUSES, OperationStatus
 from ..batch import create_batch, preview_batch
 from ..exceptions import UpgradeNotAllowed
 from ..private_storage.views import modem_firmware_download
 from ..swapper import load_model
-from ..upgrade import cancel_upgrade, start_upgrade
+from ..upgrade import cancel_batch, cancel_upgrade, start_upgrade
 from . import filters
 from .device import device_report
 from .serializers import (
@@ -361,30 +361,21 @@ class BatchUpgradeOperationCancelView(
     )
     def post(self, request, *args, **kwargs):
         batch = self.get_object()
-        active = list(
-            batch.operations.filter(status__in=ACTIVE_STATUSES).only(
-                "pk", "status", "batch_id", "flash_started"
+        if batch.status in TERMINAL_STATUSES:
+            return detail_response(
+                _("This mass upgrade has already finished."),
+                status.HTTP_409_CONFLICT,
             )
-        )
-        if not active:
-            if batch.status in TERMINAL_STATUSES:
-                message = _("This mass upgrade has already finished.")
-            else:
-                # the fan-out task has not created the operations yet
-                message = _("This mass upgrade is starting: retry in a moment.")
-            return detail_response(message, status.HTTP_409_CONFLICT)
-        cancelled, refused = [], {}
-        for operation in active:
-            try:
-                cancel_upgrade(operation)
-            except UpgradeNotAllowed as error:
-                refused[str(operation.pk)] = str(error)
-            else:
-                cancelled.append(operation.pk)
+        cancelled, flashing = cancel_batch(batch)
+        refused = {
+            str(pk): _("The modem is being flashed: cancelling now could brick it.")
+            for pk in flashing
+        }
+        batch.refresh_from_db()
         result = CancelResultSerializer(
             {"cancelled": cancelled, "refused": refused}
         ).data
-        if not cancelled:
+        if not cancelled and batch.status != OperationStatus.CANCELLED:
             return detail_response(
                 _("No operation of this mass upgrade can be cancelled any more."),
                 status.HTTP_409_CONFLICT,

@@ -10,7 +10,7 @@ import os
 import swapper
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.core.validators import MaxValueValidator, RegexValidator
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Count, Q
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext_lazy as _
@@ -179,9 +179,21 @@ class AbstractModemFirmwareImage(TimeStampedEditableModel):
     def clean(self):
         if self.type:
             try:
-                get_upgrader_class(self.type)
+                upgrader_class = get_upgrader_class(self.type)
             except LookupError as error:
                 raise ValidationError({"type": str(error)})
+            if self.build_id and not upgrader_class.supports_modem(
+                self.build.modem_model
+            ):
+                raise ValidationError(
+                    {
+                        "type": _(
+                            'This upgrader cannot flash "%(model)s" modems, '
+                            "the model the build targets."
+                        )
+                        % {"model": self.build.modem_model}
+                    }
+                )
         if not isinstance(self.boards, list) or not all(
             isinstance(board, str) and board.strip() for board in self.boards
         ):
@@ -236,11 +248,13 @@ class AbstractModemFirmwareImage(TimeStampedEditableModel):
     def upgrader_class(self):
         return get_upgrader_class(self.type)
 
-    def delete(self, *args, **kwargs):
-        name = self.file.name
-        super().delete(*args, **kwargs)
+    @classmethod
+    def delete_file_handler(cls, instance, **kwargs):
+        """post_delete: also for images deleted with their build or category."""
+        name = instance.file.name
         if name:
-            self.file.storage.delete(name)
+            storage = instance.file.storage
+            transaction.on_commit(lambda: storage.delete(name))
 
 
 class AbstractDeviceModemFirmware(TimeStampedEditableModel):
@@ -422,7 +436,14 @@ class AbstractModemBatchUpgradeOperation(
         return self.build.category if self.build_id else None
 
     def status_counts(self):
-        """Operations per status, in one aggregate query."""
+        """Operations per status, in one aggregate query.
+
+        A list view may annotate the counts and set ``_status_counts`` to
+        avoid one query per row.
+        """
+        cached = getattr(self, "_status_counts", None)
+        if cached is not None:
+            return cached
         aggregates = {
             status: Count("pk", filter=Q(status=status))
             for status in OperationStatus.values

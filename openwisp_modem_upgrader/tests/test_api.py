@@ -597,7 +597,8 @@ class TestCatalogueApi(ApiTestMixin, TestCase):
         image = self._create_image(build=self._create_build(category=self.category))
         storage, name = image.file.storage, image.file.name
         self.assertTrue(storage.exists(name))
-        response = self.client.delete(api_url("firmware_image_detail", image.pk))
+        with self.captureOnCommitCallbacks(execute=True):
+            response = self.client.delete(api_url("firmware_image_detail", image.pk))
         self.assertEqual(response.status_code, 204)
         self.assertFalse(storage.exists(name))
 

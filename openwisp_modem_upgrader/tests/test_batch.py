@@ -7,7 +7,12 @@ from openwisp_controller.config.tests.utils import CreateDeviceGroupMixin
 
 from ..base.models import OperationStatus
 from ..batch import ExclusionReason, create_batch, preview_batch
-from ..upgrade import finish_operation, mark_in_progress
+from ..upgrade import (
+    cancel_batch,
+    finish_operation,
+    mark_flash_started,
+    mark_in_progress,
+)
 from . import (
     NEW_VERSION,
     DeviceModemFirmware,
@@ -240,3 +245,37 @@ class TestBatch(CreateDeviceGroupMixin, TestModemUpgraderMixin, TestCase):
         batch.refresh_from_db()
         self.assertEqual(batch.status, OperationStatus.SUCCESS)
         self.assertEqual(batch.success_rate, 100)
+
+
+class TestCancelBatch(TestBatch):
+    def test_cancel_running_batch(self):
+        image = self._create_image()
+        self._devices(3)
+        batch, _ = self._run(image.build)
+        flashing, idle, started = batch.operations.order_by("device__name")
+        for operation in (flashing, started):
+            mark_in_progress(operation.pk)
+        mark_flash_started(flashing.pk)
+        # constant: whatever the number of operations
+        with self.assertNumQueries(8):
+            cancelled, refused = cancel_batch(batch)
+        self.assertEqual(set(cancelled), {idle.pk, started.pk})
+        self.assertEqual(refused, [flashing.pk])
+        batch.refresh_from_db()
+        self.assertEqual(batch.status, OperationStatus.IN_PROGRESS)
+        finish_operation(flashing.pk, OperationStatus.SUCCESS)
+        batch.refresh_from_db()
+        self.assertEqual(batch.status, OperationStatus.FAILED)
+
+    def test_cancel_before_fan_out(self):
+        image = self._create_image()
+        self._devices(2)
+        batch = self._batch(image.build)
+        batch.save()
+        self.assertEqual(cancel_batch(batch), ([], []))
+        batch.refresh_from_db()
+        self.assertEqual(batch.status, OperationStatus.CANCELLED)
+        with mock.patch(QUEUE) as queue:
+            self.assertEqual(batch.upgrade(), [])
+        queue.assert_not_called()
+        self.assertFalse(batch.operations.exists())

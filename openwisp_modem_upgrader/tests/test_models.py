@@ -71,8 +71,24 @@ class TestCatalogue(TestModemUpgraderMixin, TestCase):
     def test_image_file_deleted_with_image(self):
         image = self._create_image()
         path = image.file.path
-        image.delete()
+        with self.captureOnCommitCallbacks(execute=True):
+            image.delete()
         self.assertFalse(os.path.exists(path))
+
+    def test_image_files_deleted_with_category(self):
+        image = self._create_image()
+        path = image.file.path
+        with self.captureOnCommitCallbacks(execute=True):
+            image.build.category.delete()
+        self.assertFalse(os.path.exists(path))
+
+    def test_upgrader_must_support_the_build_modem_model(self):
+        build = self._create_build(modem_model="RM520N-GL")
+        with self.assertRaises(ValidationError) as context:
+            self._create_image(build=build, type="telit-fn990a")
+        self.assertIn('cannot flash "RM520N-GL" modems', str(context.exception))
+        # the generic upgrader accepts any model
+        self._create_image(build=build, type="generic")
 
     def test_empty_upload_rejected(self):
         with self.assertRaises(ValidationError) as context:

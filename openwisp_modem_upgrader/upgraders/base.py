@@ -1,3 +1,5 @@
+import re
+
 import jsonschema
 from django.core.exceptions import ValidationError
 
@@ -13,6 +15,8 @@ class BaseModemUpgrader:
 
     label = None
     SCHEMA = {"type": "object", "properties": {}, "additionalProperties": False}
+    # regular expression of the modem models this upgrader can flash
+    modem_model_pattern = r".+"
 
     def __init__(self, operation, connection):
         self.operation = operation
@@ -30,6 +34,10 @@ class BaseModemUpgrader:
                 where = ".".join(str(part) for part in error.absolute_path)
                 messages.append(f"{where}: {error.message}" if where else error.message)
             raise ValidationError({"upgrade_options": messages})
+
+    @classmethod
+    def supports_modem(cls, modem_model):
+        return re.fullmatch(cls.modem_model_pattern, modem_model or "") is not None
 
     @classmethod
     def get_options(cls, options):

@@ -11,6 +11,7 @@ class GenericCommandUpgrader(TelitFN990AUpgrader):
     """
 
     label = _("Generic flashing command")
+    modem_model_pattern = r".+"
     SCHEMA = {
         **TelitFN990AUpgrader.SCHEMA,
         "title": "Generic flashing command options",

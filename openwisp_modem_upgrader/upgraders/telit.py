@@ -11,6 +11,8 @@ SAFE_ARGS = r"^[A-Za-z0-9 ._=/:+-]{0,200}$"
 
 class TelitFN990AUpgrader(WrapperUpgrader):
     label = _("Telit FN990A (uxfp)")
+    # FN990A28, FN990A40... (the variant is checked against the build's model)
+    modem_model_pattern = r"FN990A[0-9A-Z]*"
     SCHEMA = {
         "type": "object",
         "title": "Telit FN990A upgrade options",
