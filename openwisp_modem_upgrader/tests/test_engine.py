@@ -50,7 +50,7 @@ class EngineTestMixin(TestModemUpgraderMixin):
         self.router.start()
         self.addCleanup(self.router.stop)
         patcher = mock.patch.object(
-            app_settings, "DEVICE_REPORT_BASE_URL", self.live_server_url
+            app_settings, "DEVICE_REPORT_BASE_URL", self.report_base_url()
         )
         patcher.start()
         self.addCleanup(patcher.stop)
@@ -61,6 +61,9 @@ class EngineTestMixin(TestModemUpgraderMixin):
         self.tool_path = os.path.join(self.router.bin_dir, "uxfp")
         self.device = self._create_router_device()
         self.image = self._create_firmware_image()
+
+    def report_base_url(self):
+        return self.live_server_url
 
     def _create_router_device(self):
         org = self._get_org()
@@ -284,6 +287,45 @@ class TestEngine(EngineTestMixin, StaticLiveServerTestCase):
         with self.assertRaises(ValidationError):
             self.upgrade()
         self.assertEqual(ModemUpgradeOperation.objects.count(), 1)
+
+
+class TestUplinkLoss(EngineTestMixin, StaticLiveServerTestCase):
+    """The modem being flashed is the router's only uplink.
+
+    The router lives in a network namespace of its own; the fake uxfp takes
+    the namespace's link down while the modem is away, so the SSH session and
+    the router's reports both go dark for the whole flash.
+    """
+
+    # the router reaches the server through the veth's host end
+    host = "0.0.0.0"
+    router_options = {
+        "netns": True,
+        "fault": "uplink-loss",
+        "flash_duration": 6,
+        "reboot_delay": 1.5,
+    }
+
+    def setUp(self):
+        super().setUp()
+        # notice the dead link within the test's time scale
+        patcher = mock.patch.object(WrapperUpgrader, "journal_read_timeout", 1)
+        patcher.start()
+        self.addCleanup(patcher.stop)
+
+    def report_base_url(self):
+        return f"http://{self.router.netns.host_address}:{self.server_thread.port}"
+
+    def test_upgrade_survives_uplink_loss(self):
+        operation = self.upgrade()
+        self.assertEqual(operation.status, OperationStatus.SUCCESS, operation.log)
+        self.assertIn("router unreachable", operation.log)
+        self.assertIn("router reachable again", operation.log)
+        self.assertEqual(self.router.modem_state()["firmware"], NEW_VERSION)
+        # every journal record reached the server exactly once
+        lines = operation.log.splitlines()
+        flashing = [line for line in lines if line.startswith("[+] flashing")]
+        self.assertEqual(len(flashing), len(set(flashing)))
 
 
 class AcmeUpgrader(BaseModemUpgrader):

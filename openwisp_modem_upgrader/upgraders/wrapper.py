@@ -48,6 +48,9 @@ class WrapperUpgrader(BaseModemUpgrader):
     poll_interval = 2
     # extra time granted after the flash and reboot timeouts before giving up
     follow_margin = 120
+    # a journal read slower than this means the link is gone (cellular RTTs
+    # stay far below it)
+    journal_read_timeout = 30
 
     def upgrade(self, image):
         self.shell = RouterShell(self.connection)
@@ -237,7 +240,7 @@ class WrapperUpgrader(BaseModemUpgrader):
             f" 2>/dev/null; echo '--exit-code--'; cat {shlex.quote(exit_file)}"
             " 2>/dev/null; true"
         )
-        output, _ = self.shell.run_raw(command, timeout=30)
+        output, _ = self.shell.run_raw(command, timeout=self.journal_read_timeout)
         records, _, exit_part = output.partition("--exit-code--")
         messages, last_seq, progress = [], None, None
         for line in records.splitlines():
