@@ -21,7 +21,7 @@ from django.utils import timezone
 from .. import settings as app_settings
 from ..base.models import OperationStatus
 from ..engine import fail_stuck_operations, run_operation
-from ..exceptions import IrrecoverableModemFailure
+from ..exceptions import IrrecoverableModemFailure, UpgradeNotAllowed
 from ..upgrade import (
     cancel_upgrade,
     mark_in_progress,
@@ -156,6 +156,32 @@ class TestEngine(EngineTestMixin, StaticLiveServerTestCase):
                 )
                 self.assertIn(expected, operation.log)
                 self.assertEqual(operation.attempts, 1)
+
+    def test_checksum_mismatch_fails_without_flashing(self):
+        type(self.image).objects.filter(pk=self.image.pk).update(sha256="0" * 64)
+        self.image.refresh_from_db()
+        operation = self.upgrade()
+        self.assertEqual(operation.status, OperationStatus.FAILED, operation.log)
+        self.assertIn("sha256", operation.log)
+        self.assertNotIn("retrying", operation.log)
+        self.assertEqual(self.router.modem_state()["firmware"], "M0R.010000-B020")
+
+    def test_cancel_refused_once_flashing(self):
+        real_follow = WrapperUpgrader.follow_wrapper
+        refused = []
+
+        def cancel_then_follow(upgrader):
+            try:
+                cancel_upgrade(upgrader.operation)
+            except UpgradeNotAllowed as error:
+                refused.append(str(error))
+            return real_follow(upgrader)
+
+        with mock.patch.object(WrapperUpgrader, "follow_wrapper", cancel_then_follow):
+            operation = self.upgrade()
+        self.assertEqual(len(refused), 1)
+        self.assertIn("brick", refused[0])
+        self.assertEqual(operation.status, OperationStatus.SUCCESS, operation.log)
 
     def test_wrong_variant_refused_on_router(self):
         # the server did not know the modem's variant: the router refuses
