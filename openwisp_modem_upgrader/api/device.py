@@ -77,7 +77,7 @@ class DeviceReportView(APIView):
         report = serializer.validated_data
         if "seq" in report:
             # one journal record per line (the device contract)
-            lines = report["log"].splitlines() if report["log"] else []
+            lines = report["log"].split("\n") if report["log"] else []
             applied = record_journal(
                 pk, report["seq"], lines, report["progress_percent"]
             )

@@ -1,13 +1,11 @@
 import glob
 import os
-import shutil
 import subprocess
 import unittest
 
 from .router import DEVICE_SCRIPTS
 
 
-@unittest.skipUnless(shutil.which("shellcheck"), "shellcheck is not installed")
 class TestShellcheck(unittest.TestCase):
     def test_device_scripts_are_posix_sh(self):
         scripts = sorted(

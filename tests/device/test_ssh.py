@@ -3,7 +3,6 @@ legacy SCP protocol through dropbear, then ``--detach`` over SSH with the
 router's BusyBox-only PATH, then the journal polled over SSH."""
 
 import os
-import shutil
 import subprocess
 import time
 import unittest
@@ -13,7 +12,6 @@ from .helpers import NEW_VERSION, OPERATION_ID
 from .router import DEVICE_SCRIPTS, EmulatedRouter
 
 
-@unittest.skipUnless(shutil.which("dropbear"), "dropbear is not installed")
 class TestOverSsh(unittest.TestCase):
     def setUp(self):
         self.router = EmulatedRouter(uci={}, flash_duration=0.2, reboot_delay=0.1)
