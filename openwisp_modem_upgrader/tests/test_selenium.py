@@ -1,0 +1,382 @@
+"""The admin in headless Chromium, against a real emulated router.
+
+Pages and websockets are served by one in-process Daphne (``LiveASGIServer``)
+sharing the test database connection, like Django's live server does for
+SQLite in memory, so the router's reports, the pages and the live progress
+all reach the same database. Upgrades queued by the admin run in a thread of
+the test while the browser watches.
+"""
+
+import os
+import queue
+import stat
+import tempfile
+import threading
+import time
+from unittest import mock
+
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+from django.db import connections
+from django.test import TransactionTestCase
+from django.urls import reverse
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from openwisp_utils.tests import SeleniumTestMixin
+
+from ..base.models import OperationStatus
+from ..engine import run_operation
+from . import FN990A28, ModemBatchUpgradeOperation, ModemUpgradeOperation
+from .test_engine import FAST, EngineTestMixin
+
+ARTIFACTS = [
+    os.path.join(os.path.dirname(__file__), "..", "..", "docs", "images"),
+    os.path.join(os.path.dirname(__file__), "..", "..", ".test-artifacts"),
+]
+# The network is closed: no background traffic, and no name resolves except
+# the loopback (the device page's map would otherwise fetch OpenStreetMap tiles).
+CHROMIUM_FLAGS = (
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    '--host-resolver-rules="MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1"',
+)
+
+
+def _chromium_wrapper():
+    """A CHROME_BIN starting Debian's chromium with those flags."""
+    path = os.path.join(tempfile.mkdtemp(prefix="modem-chromium-"), "chromium")
+    binary = os.environ.get("CHROME_BIN") or "/usr/bin/chromium"
+    with open(path, "w") as wrapper:
+        wrapper.write(f'#!/bin/sh\nexec {binary} {" ".join(CHROMIUM_FLAGS)} "$@"\n')
+    os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR)
+    return path
+
+
+class SharedConnectionApplication:
+    """Runs every ASGI call on the test's database connection."""
+
+    connection = None
+
+    def __init__(self, application):
+        self.application = application
+
+    async def __call__(self, scope, receive, send):
+        # a context variable: sync_to_async threads of this call inherit it
+        connections["default"] = self.connection
+        return await self.application(scope, receive, send)
+
+
+class LiveASGIServer:
+    """One Daphne for the whole run: Twisted's reactor cannot be restarted."""
+
+    _instance = None
+
+    @classmethod
+    def get(cls):
+        if cls._instance is None:
+            cls._instance = cls()
+        return cls._instance
+
+    def __init__(self):
+        from channels.routing import get_default_application
+        from daphne.server import Server
+
+        self.application = SharedConnectionApplication(
+            ASGIStaticFilesHandler(get_default_application())
+        )
+        self.server = Server(
+            application=self.application,
+            endpoints=["tcp:port=0:interface=127.0.0.1"],
+            signal_handlers=False,
+            verbosity=0,
+        )
+        thread = threading.Thread(target=self.server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.listening_addresses:
+            if time.monotonic() > deadline:
+                raise RuntimeError("Daphne did not start listening")
+            time.sleep(0.05)
+        self.port = self.server.listening_addresses[0][1]
+
+
+class ChannelsThreadLiveServerTestCase(TransactionTestCase):
+    host = "127.0.0.1"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls._server = LiveASGIServer.get()
+        connection = connections["default"]
+        connection.inc_thread_sharing()
+        cls._server.application.connection = connection
+
+    @classmethod
+    def tearDownClass(cls):
+        connections["default"].dec_thread_sharing()
+        super().tearDownClass()
+
+    @property
+    def live_server_url(self):
+        return f"http://{self.host}:{self._server.port}"
+
+
+os.environ.setdefault("SELENIUM_HEADLESS", "1")
+os.environ.setdefault("SE_CHROMEDRIVER", "/usr/bin/chromedriver")
+
+
+class TestModemUpgraderBrowser(
+    EngineTestMixin, SeleniumTestMixin, ChannelsThreadLiveServerTestCase
+):
+    browser = "chrome"
+    ignored_browser_log_messages = SeleniumTestMixin.ignored_browser_log_messages + (
+        "tile.openstreetmap.org",
+    )
+
+    def _setup_and_call(self, result, debug=False):
+        # no retries: a flaky browser test must fail, not be retried into a
+        # pass (and the mixin's retry loop overwrites earlier tests' failures)
+        return super(SeleniumTestMixin, self)._setup_and_call(result, debug)
+
+    @classmethod
+    def setUpClass(cls):
+        with mock.patch.dict(os.environ, {"CHROME_BIN": _chromium_wrapper()}):
+            super().setUpClass()
+
+    def setUp(self):
+        super().setUp()
+        self.queued = queue.Queue()
+        patcher = mock.patch(
+            "openwisp_modem_upgrader.tasks.upgrade_modem_firmware.delay",
+            side_effect=lambda operation_id: self.queued.put(operation_id),
+        )
+        patcher.start()
+        self.addCleanup(patcher.stop)
+        self.login()
+
+    def run_queued_upgrades(self):
+        """Runs the upgrades the admin queued, in a thread, as a worker would."""
+        shared = connections["default"]
+
+        def work():
+            connections["default"] = shared
+            while True:
+                try:
+                    operation_id = self.queued.get_nowait()
+                except queue.Empty:
+                    return
+                run_operation(operation_id)
+
+        worker = threading.Thread(target=work)
+        worker.start()
+        self.addCleanup(worker.join, 120)
+        return worker
+
+    def screenshot(self, name):
+        for directory in ARTIFACTS:
+            os.makedirs(directory, exist_ok=True)
+            self.web_driver.save_screenshot(os.path.join(directory, name))
+
+    def device_url(self):
+        opts = self.device._meta
+        return reverse(
+            f"admin:{opts.app_label}_{opts.model_name}_change", args=[self.device.pk]
+        )
+
+    def fill_options(self, prefix):
+        options = dict(FAST, remote_dir=self.remote_dir, tool_path=self.tool_path)
+        for name, value in options.items():
+            field = self.find_element(By.NAME, f"{prefix}options__telit-fn990a__{name}")
+            field.clear()
+            field.send_keys(str(value))
+
+    def show_tab(self, inline_class):
+        """Device pages show each inline in a tab."""
+        group = self.web_driver.find_element(By.CSS_SELECTOR, f".{inline_class}")
+        tab_id = group.get_attribute("id")
+        self.find_element(By.CSS_SELECTOR, f'ul.tabs a[href="#{tab_id}"]').click()
+
+    def click(self, element):
+        # below the sticky header otherwise
+        self.web_driver.execute_script(
+            "arguments[0].scrollIntoView({block: 'center'});", element
+        )
+        element.click()
+
+    def wait_live(self):
+        self.wait_for_presence(By.CSS_SELECTOR, '[data-modem-live="connected"]', 10)
+
+    def progress_of(self, operation):
+        bar = self.web_driver.find_element(
+            By.CSS_SELECTOR,
+            f'tr.modem-operation[data-operation-id="{operation.pk}"] .modem-progress',
+        )
+        return int(bar.get_attribute("aria-valuenow"))
+
+    def test_device_page_upgrade_reaches_100_live(self):
+        self.router.set_flash_duration(3)
+        self.open(self.device_url())
+        self.show_tab("modem-firmware-inline")
+        select = Select(self.find_element(By.NAME, "modem_firmware-0-upgrade_to"))
+        select.select_by_value(str(self.image.pk))
+        self.fill_options("modem_firmware-0-")
+        self.find_element(By.NAME, "_continue").click()
+        self.wait_for_admin_success_message(timeout=10)
+        operation = ModemUpgradeOperation.objects.get(device=self.device)
+        self.assertEqual(operation.status, OperationStatus.IDLE)
+        self.show_tab("modem-recent-upgrades")
+        self.wait_live()
+        self.web_driver.execute_script("window.modemPageMarker = 1;")
+        self.assertEqual(self.progress_of(operation), 0)
+        worker = self.run_queued_upgrades()
+        seen = set()
+
+        def reached_100(driver):
+            seen.add(self.progress_of(operation))
+            return 100 in seen
+
+        WebDriverWait(self.web_driver, 90, poll_frequency=0.2).until(reached_100)
+        worker.join(60)
+        # live updates: the page was never reloaded, and moved through stages
+        self.assertEqual(
+            self.web_driver.execute_script("return window.modemPageMarker;"), 1
+        )
+        self.assertTrue(any(0 < value < 100 for value in seen), seen)
+        row = f'tr.modem-operation[data-operation-id="{operation.pk}"]'
+        self.wait_until(
+            lambda d: d.find_element(By.CSS_SELECTOR, f"{row} .modem-status").text
+            == "success",
+            timeout=10,
+        )
+        log = self.web_driver.find_element(
+            By.CSS_SELECTOR,
+            f'tr.modem-operation-log[data-operation-id="{operation.pk}"] pre',
+        ).get_attribute("textContent")
+        self.assertIn("upgrade successful", log)
+        self.assertFalse(
+            self.web_driver.find_elements(By.CSS_SELECTOR, ".modem-cancel")
+        )
+        self.web_driver.find_element(
+            By.CSS_SELECTOR, ".modem-recent-upgrades"
+        ).location_once_scrolled_into_view
+        self.screenshot("modem-device-page.png")
+        self.assert_no_browser_errors()
+
+    def test_mass_upgrade_through_preview(self):
+        other = self._create_modem_device(
+            name="other-variant",
+            mac_address="00:11:22:33:44:aa",
+            modem_model="FN990A40",
+        )
+        opts = self.image.build._meta
+        self.open(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
+        self.find_element(
+            By.CSS_SELECTOR,
+            f'input[name="_selected_action"][value="{self.image.build.pk}"]',
+        ).click()
+        Select(self.find_element(By.NAME, "action")).select_by_value("mass_upgrade")
+        self.find_element(By.CSS_SELECTOR, 'button[name="index"]').click()
+        self.fill_options("")
+        self.click(self.find_element(By.NAME, "preview"))
+        self.wait_for_visibility(By.ID, "modem-preview-devices", 10)
+        eligible = self.find_element(By.ID, "modem-preview-devices").text
+        excluded = self.find_element(By.ID, "modem-preview-excluded").text
+        self.assertIn(self.device.name, eligible)
+        self.assertIn(other.name, excluded)
+        self.assertIn("the modem is another model", excluded)
+        self.click(self.find_element(By.NAME, "confirm"))
+        self.wait_for_visibility(By.CSS_SELECTOR, ".modem-batch", 10)
+        batch = ModemBatchUpgradeOperation.objects.get()
+        self.assertIn(str(batch.pk), self.web_driver.current_url)
+        self.wait_live()
+        self.run_queued_upgrades().join(90)
+        self.wait_until(
+            lambda d: d.find_element(
+                By.CSS_SELECTOR, ".modem-batch .modem-progress"
+            ).get_attribute("aria-valuenow")
+            == "100",
+            timeout=20,
+        )
+        self.wait_until(
+            lambda d: d.find_element(By.CSS_SELECTOR, ".modem-batch-status").text
+            == "success",
+            timeout=10,
+        )
+        success = self.web_driver.find_element(
+            By.CSS_SELECTOR, 'tr[data-status="success"] .modem-count'
+        )
+        self.assertEqual(success.text, "1")
+        self.assertFalse(
+            self.web_driver.find_elements(By.CSS_SELECTOR, ".modem-cancel-batch")
+        )
+        self.screenshot("modem-batch-page.png")
+        self.assertEqual(
+            self.router.modem_state()["firmware"], self.image.build.version
+        )
+        self.assert_no_browser_errors()
+
+    def test_cancel_operation(self):
+        operation = ModemUpgradeOperation.objects.create(
+            device=self.device, image=self.image
+        )
+        self.open(self.device_url())
+        self.show_tab("modem-recent-upgrades")
+        self.find_element(By.CSS_SELECTOR, ".modem-cancel").click()
+        self.wait_for_admin_success_message(timeout=10)
+        self.assertIn(
+            "was cancelled", self.find_element(By.CSS_SELECTOR, ".messagelist").text
+        )
+        operation.refresh_from_db()
+        self.assertEqual(operation.status, OperationStatus.CANCELLED)
+        self.show_tab("modem-recent-upgrades")
+        status = self.find_element(
+            By.CSS_SELECTOR,
+            f'tr.modem-operation[data-operation-id="{operation.pk}"] .modem-status',
+        )
+        self.assertEqual(status.text, "cancelled")
+        self.assertFalse(
+            self.web_driver.find_elements(By.CSS_SELECTOR, ".modem-cancel")
+        )
+
+    def test_failure_log_shown(self):
+        self.router.set_modem(
+            firmware="M0R.010000-B020", mode="normal", fault="tool-error"
+        )
+        operation = ModemUpgradeOperation.objects.create(
+            device=self.device,
+            image=self.image,
+            upgrade_options=dict(
+                FAST, remote_dir=self.remote_dir, tool_path=self.tool_path
+            ),
+        )
+        self.open(self.device_url())
+        self.show_tab("modem-recent-upgrades")
+        self.wait_live()
+        self.queued.put(str(operation.pk))
+        self.run_queued_upgrades().join(90)
+        row = f'tr.modem-operation[data-operation-id="{operation.pk}"]'
+        self.wait_until(
+            lambda d: d.find_element(By.CSS_SELECTOR, f"{row} .modem-status").text
+            == "failed",
+            timeout=15,
+        )
+        log = self.find_element(
+            By.CSS_SELECTOR,
+            f'tr.modem-operation-log[data-operation-id="{operation.pk}"] pre',
+        )
+        self.assertIn("could not complete firmware upload", log.text)
+        # and on the operation's own page, after a reload
+        opts = operation._meta
+        self.open(
+            reverse(
+                f"admin:{opts.app_label}_{opts.model_name}_change", args=[operation.pk]
+            )
+        )
+        self.assertIn(
+            "could not complete firmware upload",
+            self.find_element(By.CSS_SELECTOR, ".modem-log").text,
+        )
+        self.assertEqual(FN990A28, self.image.build.modem_model)
