@@ -104,7 +104,12 @@ class ModemUpgradeConsumer(AsyncJsonWebsocketConsumer):
         return None
 
     def diff(self, operation):
-        state = (operation["status"], operation["progress"], operation["log_length"])
+        state = (
+            operation["status"],
+            operation["progress"],
+            operation["log_length"],
+            operation["started_at"],
+        )
         previous = self.sent.get(operation["pk"])
         if previous == state:
             return None
@@ -114,6 +119,7 @@ class ModemUpgradeConsumer(AsyncJsonWebsocketConsumer):
             "status": operation["status"],
             "status_label": STATUS_LABELS.get(operation["status"]),
             "progress": operation["progress"],
+            "started_at": _format(operation["started_at"]),
             "finished_at": _format(operation["finished_at"]),
             "cancellable": operation["status"] in ACTIVE_STATUSES
             and not operation["flash_started"],
@@ -148,6 +154,7 @@ class DeviceModemUpgradeConsumer(ModemUpgradeConsumer):
                 "status",
                 "progress",
                 "flash_started",
+                "started_at",
                 "finished_at",
                 "log_length",
                 "log",
@@ -176,7 +183,13 @@ class BatchModemUpgradeConsumer(ModemUpgradeConsumer):
             .order_by("-modified")
             .annotate(log_length=Length("log"))
             .values(
-                "pk", "status", "progress", "flash_started", "finished_at", "log_length"
+                "pk",
+                "status",
+                "progress",
+                "flash_started",
+                "started_at",
+                "finished_at",
+                "log_length",
             )
         )
 

@@ -52,6 +52,18 @@ class ModemBatchUpgradeOperationAdmin(MultitenantAdminMixin, ReadOnlyAdmin):
     list_select_related = ("build__category", "organization")
     ordering = ("-created",)
     change_form_template = "admin/modem_upgrader/batch_change_form.html"
+    # the status is shown, live, in the progress box above these
+    fields = (
+        "build",
+        "organization",
+        "group",
+        "location",
+        "from_version",
+        "upgrade_options",
+        "created",
+        "started_at",
+        "finished_at",
+    )
 
     class Media:
         js = [

@@ -199,6 +199,13 @@ class TestModemUpgraderBrowser(
         tab_id = group.get_attribute("id")
         self.find_element(By.CSS_SELECTOR, f'ul.tabs a[href="#{tab_id}"]').click()
 
+    def scroll_to(self, selector):
+        self.web_driver.execute_script(
+            "document.querySelector(arguments[0]).scrollIntoView();"
+            "window.scrollBy(0, -80);",
+            selector,
+        )
+
     def click(self, element):
         # below the sticky header otherwise
         self.web_driver.execute_script(
@@ -259,9 +266,9 @@ class TestModemUpgraderBrowser(
         self.assertFalse(
             self.web_driver.find_elements(By.CSS_SELECTOR, ".modem-cancel")
         )
-        self.web_driver.find_element(
-            By.CSS_SELECTOR, ".modem-recent-upgrades"
-        ).location_once_scrolled_into_view
+        started = self.web_driver.find_element(By.CSS_SELECTOR, f"{row} .modem-started")
+        self.assertNotEqual(started.text, "-")
+        self.scroll_to(".modem-recent-upgrades")
         self.screenshot("modem-device-page.png")
         self.assert_no_browser_errors()
 
@@ -312,6 +319,7 @@ class TestModemUpgraderBrowser(
         self.assertFalse(
             self.web_driver.find_elements(By.CSS_SELECTOR, ".modem-cancel-batch")
         )
+        self.scroll_to(".modem-batch")
         self.screenshot("modem-batch-page.png")
         self.assertEqual(
             self.router.modem_state()["firmware"], self.image.build.version

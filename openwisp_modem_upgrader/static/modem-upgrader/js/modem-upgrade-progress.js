@@ -32,6 +32,9 @@
     status.textContent = data.status_label;
     status.className = "modem-status status-" + data.status;
     updateProgress(row.querySelector(".modem-progress"), data.progress, data.status);
+    if (data.started_at) {
+      row.querySelector(".modem-started").textContent = data.started_at;
+    }
     if (data.finished_at) {
       row.querySelector(".modem-finished").textContent = data.finished_at;
     }
