@@ -13,7 +13,11 @@ echo "== test suite against the swapped sample models (SAMPLE_APP=1) =="
 SAMPLE_APP=1 .venv/bin/python runtests.py "$@" || status=1
 echo "== test suite on PostgreSQL/PostGIS (DB=postgres) =="
 trap './scripts/postgres.sh stop' EXIT
-eval "$(./scripts/postgres.sh start)"
+postgres_env=$(./scripts/postgres.sh start) || {
+    echo "could not start PostgreSQL (see .pg/server.log)" >&2
+    exit 1
+}
+eval "$postgres_env"
 .venv/bin/python runtests.py openwisp_modem_upgrader "$@" || status=1
 echo "== real stack: PostgreSQL, Redis, Celery workers, ASGI server, routers =="
 .venv/bin/python tests/integration/real_stack.py || status=1
