@@ -20,7 +20,11 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models.functions import Length
 from django.utils import formats, timezone
 
-from .base.models import ACTIVE_STATUSES, OperationStatus
+from .base.models import (
+    ACTIVE_STATUSES,
+    OperationStatus,
+    operation_is_cancellable,
+)
 from .swapper import load_model
 
 # rows changed this long before a read may commit after it: read them again
@@ -121,8 +125,9 @@ class ModemUpgradeConsumer(AsyncJsonWebsocketConsumer):
             "progress": operation["progress"],
             "started_at": _format(operation["started_at"]),
             "finished_at": _format(operation["finished_at"]),
-            "cancellable": operation["status"] in ACTIVE_STATUSES
-            and not operation["flash_started"],
+            "cancellable": operation_is_cancellable(
+                operation["status"], operation["flash_started"]
+            ),
         }
         if "log" in operation:
             offset = previous[2] if previous else 0

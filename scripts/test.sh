@@ -6,6 +6,9 @@ set -eu
 cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh
 
+# browser tests: Debian's chromium, no driver download, no window
+export SELENIUM_HEADLESS=1 SE_CHROMEDRIVER=/usr/bin/chromedriver
+
 status=0
 echo "== test suite (openwisp_modem_upgrader + device scripts) =="
 .venv/bin/python runtests.py "$@" || status=1

@@ -12,9 +12,8 @@ from openwisp_users.multitenancy import MultitenantAdminMixin, MultitenantOrgFil
 from openwisp_utils.admin import ReadOnlyAdmin
 
 from ..base.models import ACTIVE_STATUSES, TERMINAL_STATUSES, OperationStatus
-from ..exceptions import UpgradeNotAllowed
 from ..swapper import load_model
-from ..upgrade import cancel_upgrade
+from ..upgrade import cancel_batch
 from .operations import redirect_back
 
 ModemBatchUpgradeOperation = load_model("ModemBatchUpgradeOperation")
@@ -133,16 +132,8 @@ class ModemBatchUpgradeOperationAdmin(MultitenantAdminMixin, ReadOnlyAdmin):
         batch = get_object_or_404(self.get_queryset(request), pk=pk)
         if not self.has_cancel_permission(request, batch):
             raise PermissionDenied
-        cancelled = refused = 0
-        remaining = ModemUpgradeOperation.objects.filter(
-            batch=batch, status__in=ACTIVE_STATUSES
-        ).only("pk", "batch_id")
-        for operation in remaining.iterator():
-            try:
-                cancel_upgrade(operation)
-                cancelled += 1
-            except UpgradeNotAllowed:
-                refused += 1
+        cancelled, flashing = cancel_batch(batch)
+        cancelled, refused = len(cancelled), len(flashing)
         messages.success(
             request,
             _("%(count)s modem upgrades cancelled.") % {"count": cancelled},

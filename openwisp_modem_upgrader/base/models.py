@@ -52,6 +52,10 @@ TERMINAL_STATUSES = (
 )
 
 
+def operation_is_cancellable(status, flash_started):
+    return status in ACTIVE_STATUSES and not flash_started
+
+
 class UpgradeOptionsMixin(models.Model):
     upgrade_options = models.JSONField(_("upgrade options"), default=dict, blank=True)
 
@@ -359,6 +363,11 @@ class AbstractModemUpgradeOperation(UpgradeOptionsMixin, TimeStampedEditableMode
     @property
     def is_active(self):
         return self.status in ACTIVE_STATUSES
+
+    @property
+    def cancellable(self):
+        """Before the point of no return (the router told to flash)."""
+        return operation_is_cancellable(self.status, self.flash_started)
 
     def clean(self):
         if not self.device_id or not self.image_id:
