@@ -6,7 +6,7 @@ from asgiref.sync import async_to_sync
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
-from django.test import TestCase
+from django.test import TransactionTestCase
 
 from openwisp_users.tests.utils import TestMultitenantAdminMixin
 
@@ -24,7 +24,7 @@ application = URLRouter(get_routes())
 
 
 class TestModemUpgradeWebsockets(
-    TestModemUpgraderMixin, TestMultitenantAdminMixin, TestCase
+    TestModemUpgraderMixin, TestMultitenantAdminMixin, TransactionTestCase
 ):
     def setUp(self):
         self.org = self._get_org()
