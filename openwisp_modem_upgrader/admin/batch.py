@@ -4,9 +4,8 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
-from django.views.decorators.http import require_POST
 
 from openwisp_users.multitenancy import MultitenantAdminMixin, MultitenantOrgFilter
 from openwisp_utils.admin import ReadOnlyAdmin
@@ -14,7 +13,7 @@ from openwisp_utils.admin import ReadOnlyAdmin
 from ..base.models import ACTIVE_STATUSES, TERMINAL_STATUSES, OperationStatus
 from ..swapper import load_model
 from ..upgrade import cancel_batch
-from .operations import redirect_back
+from .operations import LiveProgressAdminMixin, redirect_back
 
 ModemBatchUpgradeOperation = load_model("ModemBatchUpgradeOperation")
 ModemUpgradeOperation = load_model("ModemUpgradeOperation")
@@ -45,7 +44,9 @@ def batch_summary(batch):
 
 
 @admin.register(ModemBatchUpgradeOperation)
-class ModemBatchUpgradeOperationAdmin(MultitenantAdminMixin, ReadOnlyAdmin):
+class ModemBatchUpgradeOperationAdmin(
+    LiveProgressAdminMixin, MultitenantAdminMixin, ReadOnlyAdmin
+):
     list_display = ("__str__", "organization", "status", "created", "finished_at")
     list_filter = (MultitenantOrgFilter, "status")
     list_select_related = ("build__category", "organization")
@@ -64,21 +65,7 @@ class ModemBatchUpgradeOperationAdmin(MultitenantAdminMixin, ReadOnlyAdmin):
         "finished_at",
     )
 
-    class Media:
-        js = [
-            "connection/js/lib/reconnecting-websocket.min.js",
-            "modem-upgrader/js/modem-upgrade-progress.js",
-        ]
-        css = {"all": ["modem-upgrader/css/modem-upgrader.css"]}
-
-    def get_urls(self):
-        return [
-            path(
-                "<uuid:pk>/cancel/",
-                self.admin_site.admin_view(require_POST(self.cancel_view)),
-                name="modem_upgrader_cancel_batch",
-            )
-        ] + super().get_urls()
+    cancel_url_name = "modem_upgrader_cancel_batch"
 
     def get_queryset(self, request):
         return (

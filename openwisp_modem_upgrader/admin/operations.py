@@ -28,15 +28,10 @@ def redirect_back(request, default):
     return HttpResponseRedirect(target)
 
 
-@admin.register(ModemUpgradeOperation)
-class ModemUpgradeOperationAdmin(MultitenantAdminMixin, ReadOnlyAdmin):
-    multitenant_parent = "device"
-    list_display = ("device", "image", "status", "progress", "created", "finished_at")
-    list_filter = ("status",)
-    list_select_related = ("device", "image__build__category")
-    search_fields = ("device__name",)
-    ordering = ("-created",)
-    change_form_template = "admin/modem_upgrader/operation_change_form.html"
+class LiveProgressAdminMixin:
+    """Pages with live progress (websockets) and a POST-only cancel view."""
+
+    cancel_url_name = None
 
     class Media:
         js = [
@@ -50,9 +45,24 @@ class ModemUpgradeOperationAdmin(MultitenantAdminMixin, ReadOnlyAdmin):
             path(
                 "<uuid:pk>/cancel/",
                 self.admin_site.admin_view(require_POST(self.cancel_view)),
-                name="modem_upgrader_cancel_operation",
+                name=self.cancel_url_name,
             )
         ] + super().get_urls()
+
+
+@admin.register(ModemUpgradeOperation)
+class ModemUpgradeOperationAdmin(
+    LiveProgressAdminMixin, MultitenantAdminMixin, ReadOnlyAdmin
+):
+    multitenant_parent = "device"
+    list_display = ("device", "image", "status", "progress", "created", "finished_at")
+    list_filter = ("status",)
+    list_select_related = ("device", "image__build__category")
+    search_fields = ("device__name",)
+    ordering = ("-created",)
+    change_form_template = "admin/modem_upgrader/operation_change_form.html"
+
+    cancel_url_name = "modem_upgrader_cancel_operation"
 
     def has_cancel_permission(self, request, obj=None):
         opts = self.opts
