@@ -419,10 +419,22 @@ class TestCatalogueApi(ApiTestMixin, TestCase):
         )
         self.assertEqual(response.status_code, 401)
 
-    def test_throttle_scope(self):
-        from ..api.views import CategoryListView
+    def test_throttled_per_user(self):
+        from django.core.cache import cache
+        from rest_framework.throttling import ScopedRateThrottle
 
-        self.assertEqual(CategoryListView.throttle_scope, "modem_upgrader")
+        # sessions live in the cache too: only drop this user's throttle history
+        key = f"throttle_modem_upgrader_{self.manager.pk}"
+        cache.delete(key)
+        self.addCleanup(cache.delete, key)
+        # tests run without rates (openwisp-utils); apply a small one here
+        with mock.patch.dict(
+            ScopedRateThrottle.THROTTLE_RATES, {"modem_upgrader": "3/minute"}
+        ):
+            codes = [
+                self.client.get(api_url("category_list")).status_code for _ in range(4)
+            ]
+        self.assertEqual(codes, [200, 200, 200, 429])
 
     def test_category_list_includes_shared_and_filters(self):
         self._create_category(name="foreign", organization=self.org_b)
