@@ -22,12 +22,26 @@ redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
     --dir "$run_dir" >"$run_dir/redis.log" 2>&1 &
 pids="$pids $!"
 
+export DEVICE_REPORT_BASE_URL="http://127.0.0.1:$port"
+export DEMO_ROUTER_FILE="$run_dir/router.json"
+rm -f "$DEMO_ROUTER_FILE"
+
 cd tests
+# an emulated OpenWrt router with a Telit FN990A, so upgrades really run
+../.venv/bin/python openwisp2/demo_router.py "$DEMO_ROUTER_FILE" \
+    >"$run_dir/router.log" 2>&1 &
+pids="$pids $!"
 ../.venv/bin/python manage.py migrate --noinput -v 0
+tries=0
+while [ ! -f "$DEMO_ROUTER_FILE" ] && [ $tries -lt 100 ]; do
+    sleep 0.1
+    tries=$((tries + 1))
+done
 ../.venv/bin/python manage.py shell -c "from openwisp2.demo import load; load()"
 ../.venv/bin/celery -A openwisp2 worker -l warning --concurrency 2 \
     >"$run_dir/celery.log" 2>&1 &
 pids="$pids $!"
 echo "Celery worker log: $run_dir/celery.log"
 echo "Open http://127.0.0.1:$port/admin/ and log in as admin / admin"
+echo "Devices > demo-router > Modem Firmware: choose the build and save to upgrade"
 ../.venv/bin/python manage.py runserver "127.0.0.1:$port" --noreload

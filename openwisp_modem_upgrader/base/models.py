@@ -207,7 +207,8 @@ class AbstractModemFirmwareImage(TimeStampedEditableModel):
         self._clean_file()
 
     def _clean_file(self):
-        if not self.file or getattr(self.file, "_committed", True):
+        new_file = not getattr(self.file, "_committed", True)
+        if not self.file or not (new_file or self._state.adding):
             return
         size = self.file.size
         if not size:
@@ -221,7 +222,10 @@ class AbstractModemFirmwareImage(TimeStampedEditableModel):
             )
 
     def save(self, *args, **kwargs):
-        if self.file and not getattr(self.file, "_committed", True):
+        # a new upload, or a file put in storage directly (file.save(save=False))
+        if self.file and (
+            not getattr(self.file, "_committed", True) or not self.sha256
+        ):
             self.sha256, self.size = self.digest_upload(self.file)
         super().save(*args, **kwargs)
 

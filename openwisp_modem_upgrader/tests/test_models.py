@@ -54,6 +54,25 @@ class TestCatalogue(TestModemUpgraderMixin, TestCase):
         image.refresh_from_db()
         self.assertEqual(image.sha256, self._sha256())
 
+    def test_image_stored_directly_is_hashed(self):
+        from django.core.files.base import ContentFile
+
+        image = ModemFirmwareImage(build=self._create_build(), type="telit-fn990a")
+        image.file.save("direct.bin", ContentFile(FIRMWARE_CONTENT), save=False)
+        image.full_clean()
+        image.save()
+        self.assertEqual(image.sha256, self._sha256())
+        self.assertEqual(image.size, len(FIRMWARE_CONTENT))
+
+    def test_image_stored_directly_still_size_checked(self):
+        from django.core.files.base import ContentFile
+
+        image = ModemFirmwareImage(build=self._create_build(), type="telit-fn990a")
+        image.file.save("direct.bin", ContentFile(b""), save=False)
+        with self.assertRaises(ValidationError) as context:
+            image.full_clean()
+        self.assertIn("file", context.exception.message_dict)
+
     def test_image_digest_reads_in_chunks(self):
         # 3 MiB spans several 1 MiB chunks: the digest must equal the whole's
         content = os.urandom(3 * 1024 * 1024 + 7)

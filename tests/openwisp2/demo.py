@@ -1,5 +1,11 @@
 """Demo data: an admin, an organization, a category, an FN990A build with its
-image and a demo device whose modem was detected. Safe to run again."""
+image and a demo device whose modem was detected. With an emulated router
+running (demo_router.py, started by scripts/demo.sh) the demo device is
+connected to it over SSH, so upgrades really run. Safe to run again."""
+
+import json
+import os
+import tempfile
 
 import swapper
 from django.contrib.auth import get_user_model
@@ -13,6 +19,10 @@ DEMO_MODEL = "FN990A28"
 
 def load():
     User = get_user_model()
+    # the emulator's helpers (firmware streams) live in tests/
+    import sys
+
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     Organization = swapper.load_model("openwisp_users", "Organization")
     Device = swapper.load_model("config", "Device")
     Category = load_model("ModemCategory")
@@ -40,25 +50,80 @@ def load():
         },
     )
     if created:
-        image = Image(build=build, type="telit-fn990a", boards=[])
-        image.file.save(
-            "fn990a28-demo.bin",
-            ContentFile(b"DEMO-STREAM 45.00.011\n" + b"\0" * 4096),
-            save=False,
-        )
-        image.full_clean()
-        image.save()
+        _add_demo_image(build, Image)
     device, _ = Device.objects.get_or_create(
         name="demo-router",
         organization=org,
         defaults={"mac_address": "02:00:00:00:00:01", "model": "Demo Router"},
     )
-    DeviceModemFirmware.objects.get_or_create(
+    router = _read_router_description()
+    DeviceModemFirmware.objects.update_or_create(
         device=device,
         defaults={
             "modem_manufacturer": "Telit",
             "modem_model": DEMO_MODEL,
-            "modem_firmware_version": "M0R.010000-B022",
+            "modem_firmware_version": (
+                router["modem"]["firmware"] if router else "M0R.010000-B020"
+            ),
+            "installed": False,
         },
     )
+    if router:
+        _connect_device_to_router(device, router)
     print("Demo data ready: organization 'Demo Operator', build", build)
+
+
+def _add_demo_image(build, Image):
+    """A firmware stream the emulated modem's flasher accepts (2 MiB)."""
+    from device.firmware import write_firmware_stream
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "fn990a28-demo.bin")
+        write_firmware_stream(path, DEMO_VERSION, model=DEMO_MODEL, size=2 << 20)
+        image = Image(build=build, type="telit-fn990a", boards=[])
+        with open(path, "rb") as stream:
+            image.file.save("fn990a28-demo.bin", ContentFile(stream.read()), False)
+        image.full_clean()
+        image.save()
+
+
+def _read_router_description():
+    path = os.environ.get("DEMO_ROUTER_FILE")
+    if not path or not os.path.exists(path):
+        return None
+    with open(path) as description:
+        return json.load(description)
+
+
+def _connect_device_to_router(device, router):
+    Config = swapper.load_model("config", "Config")
+    Credentials = swapper.load_model("connection", "Credentials")
+    DeviceConnection = swapper.load_model("connection", "DeviceConnection")
+    Device = type(device)
+    Device.objects.filter(pk=device.pk).update(
+        management_ip=router["host"], last_ip=router["host"]
+    )
+    device.refresh_from_db()
+    if not Config.objects.filter(device=device).exists():
+        Config.objects.create(
+            device=device, backend="netjsonconfig.OpenWrt", config={"general": {}}
+        )
+    credentials, _ = Credentials.objects.update_or_create(
+        name="Demo router SSH key",
+        organization=device.organization,
+        defaults={
+            "connector": "openwisp_controller.connection.connectors.ssh.Ssh",
+            "params": {
+                "username": "root",
+                "key": router["private_key"],
+                "port": router["port"],
+            },
+        },
+    )
+    connection, _ = DeviceConnection.objects.get_or_create(
+        device=device, credentials=credentials
+    )
+    connection.enabled = True
+    connection.full_clean()
+    connection.save()
+    print(f"demo-router is an emulated router on {router['host']}:{router['port']}")
