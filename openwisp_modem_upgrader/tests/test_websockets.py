@@ -5,12 +5,15 @@ from unittest import mock
 from asgiref.sync import async_to_sync
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
+from django.apps import apps
 from django.contrib.auth.models import AnonymousUser
 from django.test import TransactionTestCase
 
+from openwisp_users.migrations import create_default_groups
 from openwisp_users.tests.utils import TestMultitenantAdminMixin
 
 from ..base.models import OperationStatus
+from ..migrations import assign_default_permissions
 from ..routing import get_routes
 from ..upgrade import finish_operation, mark_in_progress, record_progress
 from ..websockets import ModemUpgradeConsumer
@@ -26,7 +29,15 @@ application = URLRouter(get_routes())
 class TestModemUpgradeWebsockets(
     TestModemUpgraderMixin, TestMultitenantAdminMixin, TransactionTestCase
 ):
+    """On TransactionTestCase: channels closes the test's database connection
+    (PostgreSQL), which a TestCase's transaction would not survive."""
+
     def setUp(self):
+        # earlier flushes may have dropped what data migrations created
+        create_default_groups(apps, None)
+        assign_default_permissions(
+            apps, None, app_label=ModemUpgradeOperation._meta.app_label
+        )
         self.org = self._get_org()
         self.device = self._create_modem_device()
         self.image = self._create_image()
