@@ -191,10 +191,10 @@ def main():
 
 
 def scenarios(stack, routers):
-    from django.core.files import File
-
     from device.firmware import write_firmware_stream
     from device.router import EmulatedRouter
+    from django.core.files import File
+
     from openwisp_modem_upgrader import settings as app_settings
     from openwisp_modem_upgrader.batch import create_batch
     from openwisp_modem_upgrader.engine import fail_stuck_operations
