@@ -598,6 +598,14 @@ class TestCatalogueApi(ApiTestMixin, TestCase):
         self.assertIn("already has an image", str(response.data["type"]))
         self.assertEqual(ModemFirmwareImage.objects.count(), 1)
 
+    def test_image_upload_for_another_modem_model_refused(self):
+        build = self._create_build(category=self.category, modem_model="RM520N-GL")
+        response = self._assert_upload_refused(
+            build, {"type": "telit-fn990a", "file": self._upload()}, "type"
+        )
+        self.assertIn('cannot flash "RM520N-GL" modems', str(response.data["type"]))
+        self.assertFalse(ModemFirmwareImage.objects.exists())
+
     def test_image_upload_to_unknown_build(self):
         response = self.client.post(
             api_url("firmware_image_list", self.org_b.pk),
