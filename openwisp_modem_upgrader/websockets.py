@@ -137,6 +137,26 @@ class ModemUpgradeConsumer(AsyncJsonWebsocketConsumer):
         return change
 
 
+PROGRESS_FIELDS = (
+    "pk",
+    "status",
+    "progress",
+    "flash_started",
+    "started_at",
+    "finished_at",
+    "log_length",
+)
+
+
+def _progress_rows(**filters):
+    """Operations with what a progress display needs (``values()`` rows)."""
+    return (
+        load_model("ModemUpgradeOperation")
+        .objects.filter(**filters)
+        .annotate(log_length=Length("log"))
+    )
+
+
 class DeviceModemUpgradeConsumer(ModemUpgradeConsumer):
     """The operations of one device, with their logs (device page)."""
 
@@ -150,20 +170,9 @@ class DeviceModemUpgradeConsumer(ModemUpgradeConsumer):
 
     def operations(self):
         return (
-            load_model("ModemUpgradeOperation")
-            .objects.filter(device_id=self.object_id)
+            _progress_rows(device_id=self.object_id)
             .order_by("-created")
-            .annotate(log_length=Length("log"))
-            .values(
-                "pk",
-                "status",
-                "progress",
-                "flash_started",
-                "started_at",
-                "finished_at",
-                "log_length",
-                "log",
-            )
+            .values(*PROGRESS_FIELDS, "log")
         )
 
 
@@ -183,19 +192,9 @@ class BatchModemUpgradeConsumer(ModemUpgradeConsumer):
 
     def operations(self):
         return (
-            load_model("ModemUpgradeOperation")
-            .objects.filter(batch_id=self.object_id)
+            _progress_rows(batch_id=self.object_id)
             .order_by("-modified")
-            .annotate(log_length=Length("log"))
-            .values(
-                "pk",
-                "status",
-                "progress",
-                "flash_started",
-                "started_at",
-                "finished_at",
-                "log_length",
-            )
+            .values(*PROGRESS_FIELDS)
         )
 
     def extra_changes(self):
