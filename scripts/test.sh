@@ -1,27 +1,65 @@
 #!/bin/sh
-# Runs the whole test suite: the module's tests, the device-script tests, and
-# the same module tests again against the swapped models of the sample app,
-# and on PostgreSQL/PostGIS as production runs it.
+# Runs the whole test suite: the module's tests and the device-script tests
+# on SpatiaLite; the module's tests again on PostgreSQL/PostGIS (as production
+# runs it) against the swapped models of the sample app; then the real stack.
+# Closes with one line: "N passed, M failed" over everything it ran.
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh
 
 # browser tests: Debian's chromium, no driver download, no window
 export SELENIUM_HEADLESS=1 SE_CHROMEDRIVER=/usr/bin/chromedriver
+# .ci/run passes its own tally to add its checks to the same count
+own_tally=""
+if [ -z "${TEST_TALLY:-}" ]; then
+    TEST_TALLY=$(mktemp)
+    own_tally=1
+fi
+export TEST_TALLY
 
 status=0
-echo "== test suite (openwisp_modem_upgrader + device scripts) =="
-.venv/bin/python runtests.py "$@" || status=1
-echo "== test suite against the swapped sample models (SAMPLE_APP=1) =="
-SAMPLE_APP=1 .venv/bin/python runtests.py "$@" || status=1
-echo "== test suite on PostgreSQL/PostGIS (DB=postgres) =="
-trap './scripts/postgres.sh stop' EXIT
+# run_suite LABEL COMMAND...: a suite that dies before reporting counts as failed
+run_suite() {
+    label=$1
+    shift
+    if ! TEST_TALLY_LABEL=$label "$@"; then
+        status=1
+        grep -q "^$label " "$TEST_TALLY" || ./scripts/tally.sh add "$label" 0 1
+    fi
+}
+
+# The SpatiaLite and the PostgreSQL suites are CPU-bound and independent: they
+# run side by side, one per core, and their outputs are shown one after the other.
+logs=$(mktemp -d)
+trap './scripts/postgres.sh stop; rm -rf "$logs"' EXIT
+(
+    run_suite spatialite .venv/bin/python runtests.py "$@"
+    exit $status
+) >"$logs/spatialite.log" 2>&1 &
+spatialite_pid=$!
+
 postgres_env=$(./scripts/postgres.sh start) || {
     echo "could not start PostgreSQL (see .pg/server.log)" >&2
-    exit 1
+    ./scripts/tally.sh add postgres-start 0 1
+    status=1
 }
-eval "$postgres_env"
-.venv/bin/python runtests.py openwisp_modem_upgrader "$@" || status=1
+if [ -n "$postgres_env" ]; then
+    eval "$postgres_env"
+    run_suite postgres-sample-app env SAMPLE_APP=1 .venv/bin/python runtests.py \
+        openwisp_modem_upgrader "$@" >"$logs/postgres.log" 2>&1
+fi
+wait "$spatialite_pid" || status=1
+
+echo "== test suite on SpatiaLite (openwisp_modem_upgrader + device scripts) =="
+cat "$logs/spatialite.log"
+echo "== test suite on PostgreSQL/PostGIS, swapped sample models (SAMPLE_APP=1) =="
+[ ! -f "$logs/postgres.log" ] || cat "$logs/postgres.log"
+
 echo "== real stack: PostgreSQL, Redis, Celery workers, ASGI server, routers =="
-.venv/bin/python tests/integration/real_stack.py || status=1
+run_suite real-stack .venv/bin/python tests/integration/real_stack.py
+
+if [ -n "$own_tally" ]; then
+    ./scripts/tally.sh summary
+    rm -f "$TEST_TALLY"
+fi
 exit $status

@@ -167,10 +167,22 @@ def wait_for(condition, timeout, what):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+CHECKS_PASSED = []
+
+
 def check(condition, message):
     if not condition:
         raise AssertionError(message)
+    CHECKS_PASSED.append(message)
     print(f"  ok: {message}")
+
+
+def record_tally(failed):
+    """One line for the run's ``N passed, M failed`` (see scripts/tally.sh)."""
+    tally = os.environ.get("TEST_TALLY")
+    if tally:
+        with open(tally, "a") as tally_file:
+            tally_file.write(f"real-stack {len(CHECKS_PASSED)} {int(failed)}\n")
 
 
 def main():
@@ -184,6 +196,11 @@ def main():
 
         django.setup()
         scenarios(stack, routers)
+    except BaseException:
+        record_tally(failed=True)
+        raise
+    else:
+        record_tally(failed=False)
     finally:
         for router in routers:
             router.stop()
