@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from ..base.models import TERMINAL_STATUSES, OperationStatus
 from ..swapper import load_model
 from ..upgrade import finish_operation, record_journal, record_progress
+from .parsers import DeviceReportJSONParser
 
 FAILURE_STATUSES = set(TERMINAL_STATUSES) - {OperationStatus.SUCCESS}
 MAX_LOG_LENGTH = 64 * 1024
@@ -45,6 +46,7 @@ class DeviceReportSerializer(serializers.Serializer):
 
 
 class DeviceReportView(APIView):
+    parser_classes = (DeviceReportJSONParser,)
     authentication_classes = ()
     permission_classes = ()
     throttle_classes = ()
@@ -59,7 +61,9 @@ class DeviceReportView(APIView):
         )
         if operation is None:
             return Response({"detail": _("Not found.")}, status=404)
-        if not key or not hmac.compare_digest(str(operation["device__key"]), key):
+        # bytes: compare_digest refuses non-ASCII str with a TypeError (a 500)
+        expected = str(operation["device__key"]).encode()
+        if not key or not hmac.compare_digest(expected, key.encode("utf-8", "replace")):
             return Response(
                 {"detail": _("Wrong or missing device key.")},
                 status=status.HTTP_403_FORBIDDEN,
