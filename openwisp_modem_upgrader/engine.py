@@ -24,6 +24,7 @@ from .exceptions import (
     RecoverableModemFailure,
 )
 from .swapper import load_model
+from .transfer import one_line
 from .upgrade import (
     finish_operation,
     mark_in_progress,
@@ -95,19 +96,26 @@ def _get_connection(device):
 def _retry_or_fail(operation, attempt, error, task):
     from .tasks import upgrade_modem_firmware
 
-    if operation.flash_started:
+    # re-read: the upgrader crossed the point of no return after the load
+    flash_started = (
+        type(operation)
+        .objects.filter(pk=operation.pk)
+        .values_list("flash_started", flat=True)
+        .get()
+    )
+    if flash_started:
         # the router may still be flashing: never start a second flash blindly
         finish_operation(
             operation.pk,
             OperationStatus.FAILED,
-            f"{error}; the flash had started, not retrying",
+            f"{one_line(error)}; the flash had started, not retrying",
         )
         return
     if attempt >= MAX_ATTEMPTS:
         finish_operation(
             operation.pk,
             OperationStatus.FAILED,
-            f"{error}; giving up after {attempt} attempts",
+            f"{one_line(error)}; giving up after {attempt} attempts",
         )
         return
     options = app_settings.RETRY_OPTIONS
@@ -115,7 +123,7 @@ def _retry_or_fail(operation, attempt, error, task):
         options.get("retry_backoff", 60) * 2 ** (attempt - 1),
         options.get("retry_backoff_max", 600),
     )
-    if requeue_operation(operation.pk, f"{error}; retrying in {delay}s"):
+    if requeue_operation(operation.pk, f"{one_line(error)}; retrying in {delay}s"):
         upgrade_modem_firmware.apply_async((str(operation.pk),), countdown=delay)
 
 

@@ -16,6 +16,7 @@ import posixpath
 import shlex
 import time
 
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from .. import settings as app_settings
@@ -27,6 +28,7 @@ from ..exceptions import (
     ModemUpgradeCancelled,
     RecoverableModemFailure,
 )
+from ..shell_values import MODEM_MODEL, VERSION, full_match
 from ..ssh import RouterShell
 from ..swapper import load_model
 from ..transfer import stream_file_to_router, upload_directory
@@ -53,6 +55,7 @@ class WrapperUpgrader(BaseModemUpgrader):
     journal_read_timeout = 30
 
     def upgrade(self, image):
+        self.check_shell_values(image)
         self.shell = RouterShell(self.connection)
         self.image = image
         base = posixpath.join(self.options["remote_dir"], "openwisp-modem-upgrader")
@@ -62,15 +65,19 @@ class WrapperUpgrader(BaseModemUpgrader):
             "firmware": posixpath.join(base, f"{self.operation.pk}.bin"),
             "journal_dir": posixpath.join(base, str(self.operation.pk)),
         }
+        # until the router is told to flash nothing there can be running
+        self.wrapper_may_run = False
         try:
             self.prepare_router()
             self.transfer_firmware()
             if not mark_flash_started(self.operation.pk):
                 raise ModemUpgradeCancelled("cancelled before the flash started")
+            self.start_wrapper()
         except BaseException:
-            self.remove_firmware()
+            # a /tmp image of 100 MB-1 GB left behind can starve the router
+            if not self.wrapper_may_run:
+                self.leave_router_as_found()
             raise
-        self.start_wrapper()
         # while the wrapper may still run the image must stay on the router
         exit_code = self.follow_wrapper()
         self.remove_firmware()
@@ -78,6 +85,26 @@ class WrapperUpgrader(BaseModemUpgrader):
         self.verify_version()
 
     # -- stage helpers -----------------------------------------------------
+
+    def check_shell_values(self, image):
+        """Refuses values that must not reach the router's shell.
+
+        The model validated them when the operation was created; checked
+        again here for operations stored before a validation rule changed.
+        """
+        try:
+            self.validate_upgrade_options(self.operation.upgrade_options)
+        except ValidationError as error:
+            raise IrrecoverableModemFailure(
+                f"invalid upgrade options: {'; '.join(error.messages)}"
+            )
+        build = image.build
+        for name, pattern, value in (
+            ("version", VERSION, build.version),
+            ("modem model", MODEM_MODEL, build.modem_model),
+        ):
+            if not full_match(pattern, value):
+                raise IrrecoverableModemFailure(f"invalid build {name}: {value!r}")
 
     def log(self, message, progress=None):
         record_progress(self.operation.pk, progress=progress, message=message)
@@ -102,8 +129,14 @@ class WrapperUpgrader(BaseModemUpgrader):
             ]
         )
         available = self._parse_df(output)
+        if available is None:
+            # never guess: an image that does not fit can starve a tmpfs /tmp
+            raise IrrecoverableModemFailure(
+                f"cannot read the free space in {self.options['remote_dir']} on the "
+                f"router from df's output: {' '.join(output.split())[-200:]!r}"
+            )
         needed = self.image.size + SPACE_MARGIN
-        if available is not None and available * 1024 < needed:
+        if available * 1024 < needed:
             raise IrrecoverableModemFailure(
                 f"not enough space in {self.options['remote_dir']} on the router: "
                 f"{available} KiB free, {needed // 1024} KiB needed "
@@ -188,11 +221,22 @@ class WrapperUpgrader(BaseModemUpgrader):
 
     def start_wrapper(self):
         self.log("starting the flashing wrapper on the router (no cancel from now)")
+        # a lost answer does not tell whether the wrapper started
+        self.wrapper_may_run = True
         output, code = self.shell.run(
             self.wrapper_arguments(), timeout=60, exit_codes=None
         )
         if code != EXIT_SUCCESS:
-            self.raise_for_exit_code(code, output)
+            # refused (bad arguments, could not detach): nothing runs, except
+            # when another live wrapper holds this operation's lock
+            self.wrapper_may_run = code == EXIT_BUSY
+            if self.wrapper_may_run:
+                self.raise_for_exit_code(code, output)
+            detail = " ".join(output.split())[-300:]
+            raise IrrecoverableModemFailure(
+                f"the router refused to start the flash (exit {code}): nothing "
+                f"was written to the modem{': ' + detail if detail else ''}"
+            )
 
     def follow_wrapper(self):
         """Follows the router's journal until the wrapper exits; its exit code.
@@ -333,6 +377,22 @@ class WrapperUpgrader(BaseModemUpgrader):
                 "modem_detected_at": timezone.now(),
             },
         )
+
+    def leave_router_as_found(self):
+        """Removes everything this operation put on the router (no wrapper ran)."""
+        paths = self.paths
+        command = (
+            "rm -rf "
+            + " ".join(
+                shlex.quote(paths[name])
+                for name in ("firmware", "journal_dir", "scripts")
+            )
+            + f"; rmdir {shlex.quote(paths['base'])} 2>/dev/null; true"
+        )
+        try:
+            self.shell.run_raw(command, timeout=30)
+        except RecoverableModemFailure:
+            pass  # link gone: the next attempt's preparation clears it
 
     def remove_firmware(self):
         try:
