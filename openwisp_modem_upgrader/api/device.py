@@ -15,7 +15,12 @@ from rest_framework.views import APIView
 
 from ..base.models import TERMINAL_STATUSES, OperationStatus
 from ..swapper import load_model
-from ..upgrade import finish_operation, record_journal, record_progress
+from ..upgrade import (
+    finish_operation,
+    journal_seq_plausible,
+    record_journal,
+    record_progress,
+)
 from .parsers import DeviceReportJSONParser
 
 FAILURE_STATUSES = set(TERMINAL_STATUSES) - {OperationStatus.SUCCESS}
@@ -82,6 +87,20 @@ class DeviceReportView(APIView):
         if "seq" in report:
             # one journal record per line (the device contract)
             lines = report["log"].split("\n") if report["log"] else []
+            first_seq = report["seq"] - len(lines) + 1
+            if not journal_seq_plausible(operation["device_seq"], first_seq):
+                return Response(
+                    {
+                        "seq": [
+                            _(
+                                "The router's journal cannot have produced this "
+                                "seq: the last applied record is %(seq)s."
+                            )
+                            % {"seq": operation["device_seq"]}
+                        ]
+                    },
+                    status=status.HTTP_400_BAD_REQUEST,
+                )
             applied = record_journal(
                 pk, report["seq"], lines, report["progress_percent"]
             )
