@@ -108,6 +108,17 @@ class EngineTestMixin(TestModemUpgraderMixin):
     def _create_firmware_image_of_type(self, upgrader_type):
         return self._create_firmware_image(upgrader_type=upgrader_type)
 
+    def router_files(self):
+        """What the router itself lists in ``remote_dir`` (over SSH)."""
+        listing = subprocess.run(
+            self.router.ssh_command(f"cd {self.remote_dir} && find . -mindepth 1"),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        return sorted(line[2:] for line in listing.stdout.splitlines())
+
     def upgrade(self, **options):
         upgrade_options = dict(
             FAST, remote_dir=self.remote_dir, tool_path=self.tool_path, **options
@@ -289,6 +300,14 @@ class TestEngine(EngineTestMixin, StaticLiveServerTestCase):
         operation.refresh_from_db()
         self.assertEqual(operation.status, OperationStatus.SUCCESS, operation.log)
         self.assertIn("journal reports success", operation.log)
+        # the server's own reading of the modem decided, as everywhere
+        self.assertIn("modem verified by the server", operation.log)
+        dmf = DeviceModemFirmware.objects.get(device=self.device)
+        self.assertTrue(dmf.installed)
+        self.assertIsNotNone(dmf.modem_detected_at)
+        self.assertNotIn(
+            f"openwisp-modem-upgrader/{operation.pk}.bin", self.router_files()
+        )
 
     def test_sweeper_without_router_records_unknown_state(self):
         with mock.patch.object(
@@ -318,17 +337,6 @@ class TestEngine(EngineTestMixin, StaticLiveServerTestCase):
 
 class TestRouterLeftAsFound(EngineTestMixin, StaticLiveServerTestCase):
     """Every path that ends before the flash leaves no image and no lock."""
-
-    def router_files(self):
-        """What the router itself lists in ``remote_dir`` (over SSH)."""
-        listing = subprocess.run(
-            self.router.ssh_command(f"cd {self.remote_dir} && find . -mindepth 1"),
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        )
-        return sorted(line[2:] for line in listing.stdout.splitlines())
 
     def replace_router_command(self, name, script):
         path = os.path.join(self.router.bin_dir, name)
@@ -458,6 +466,77 @@ class TestRouterLeftAsFound(EngineTestMixin, StaticLiveServerTestCase):
         self.assertEqual(operation.status, OperationStatus.CANCELLED)
         self.assertEqual(self.router_files(), [])
         self.assertModemUntouched()
+
+
+class TestServerReadingDecides(EngineTestMixin, StaticLiveServerTestCase):
+    """Success only once the server itself read the new version."""
+
+    def kill_worker_after_wrapper_start(self):
+        with mock.patch.object(
+            WrapperUpgrader, "follow_wrapper", side_effect=SystemExit
+        ):
+            with self.assertRaises(SystemExit):
+                self.upgrade()
+        operation = ModemUpgradeOperation.objects.get(device=self.device)
+        exit_file = os.path.join(
+            self.remote_dir, "openwisp-modem-upgrader", str(operation.pk), "exit_code"
+        )
+        for _ in range(200):
+            if os.path.exists(exit_file):
+                break
+            time.sleep(0.05)
+        return operation
+
+    def sweep(self):
+        with mock.patch.object(app_settings, "STUCK_OPERATION_TIMEOUT", 0):
+            return fail_stuck_operations()
+
+    def test_sweeper_cannot_read_modem(self):
+        operation = self.kill_worker_after_wrapper_start()
+        self.router.set_modem(mode="absent")  # the modem does not answer
+        self.assertEqual(self.sweep(), 1)
+        operation.refresh_from_db()
+        self.assertEqual(operation.status, OperationStatus.FAILED, operation.log)
+        self.assertIn("journal reports success", operation.log)
+        self.assertIn("version unverified", operation.log)
+        self.assertFalse(DeviceModemFirmware.objects.get(device=self.device).installed)
+
+    def test_worker_cannot_read_modem_after_flash(self):
+        real_follow = WrapperUpgrader.follow_wrapper
+
+        def modem_gone_after_flash(upgrader):
+            exit_code = real_follow(upgrader)
+            self.router.set_modem(mode="absent")
+            return exit_code
+
+        with mock.patch.object(
+            WrapperUpgrader, "follow_wrapper", modem_gone_after_flash
+        ):
+            operation = self.upgrade(reboot_timeout=10)
+        self.assertEqual(operation.status, OperationStatus.FAILED, operation.log)
+        self.assertIn("version unverified", operation.log)
+        self.assertNotIn("verified the version itself", operation.log)
+        self.assertFalse(DeviceModemFirmware.objects.get(device=self.device).installed)
+
+    def test_worker_killed_before_wrapper_start(self):
+        # SIGKILL right after the point of no return: no clean-up runs
+        with mock.patch.object(
+            WrapperUpgrader, "start_wrapper", side_effect=SystemExit
+        ), mock.patch.object(WrapperUpgrader, "leave_router_as_found"):
+            with self.assertRaises(SystemExit):
+                self.upgrade()
+        operation = ModemUpgradeOperation.objects.get(device=self.device)
+        self.assertTrue(operation.flash_started)
+        self.assertIn(
+            f"openwisp-modem-upgrader/{operation.pk}.bin", self.router_files()
+        )
+        self.assertEqual(self.sweep(), 1)
+        operation.refresh_from_db()
+        self.assertEqual(operation.status, OperationStatus.FAILED, operation.log)
+        self.assertIn("nothing was written to the modem", operation.log)
+        self.assertNotIn("unknown", operation.log)
+        self.assertEqual(self.router.modem_state()["firmware"], "M0R.010000-B020")
+        self.assertEqual(self.router_files(), [])
 
 
 class TestUplinkLoss(EngineTestMixin, StaticLiveServerTestCase):
