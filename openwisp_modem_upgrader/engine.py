@@ -5,8 +5,6 @@ are scheduled, and where a worker's death is detected later (sweeper).
 """
 
 import logging
-import posixpath
-import shlex
 from datetime import timedelta
 
 import swapper
@@ -24,6 +22,7 @@ from .exceptions import (
     RecoverableModemFailure,
 )
 from .swapper import load_model
+from .transfer import one_line
 from .upgrade import (
     finish_operation,
     mark_in_progress,
@@ -95,19 +94,26 @@ def _get_connection(device):
 def _retry_or_fail(operation, attempt, error, task):
     from .tasks import upgrade_modem_firmware
 
-    if operation.flash_started:
+    # re-read: the upgrader crossed the point of no return after the load
+    flash_started = (
+        type(operation)
+        .objects.filter(pk=operation.pk)
+        .values_list("flash_started", flat=True)
+        .get()
+    )
+    if flash_started:
         # the router may still be flashing: never start a second flash blindly
         finish_operation(
             operation.pk,
             OperationStatus.FAILED,
-            f"{error}; the flash had started, not retrying",
+            f"{one_line(error)}; the flash had started, not retrying",
         )
         return
     if attempt >= MAX_ATTEMPTS:
         finish_operation(
             operation.pk,
             OperationStatus.FAILED,
-            f"{error}; giving up after {attempt} attempts",
+            f"{one_line(error)}; giving up after {attempt} attempts",
         )
         return
     options = app_settings.RETRY_OPTIONS
@@ -115,7 +121,7 @@ def _retry_or_fail(operation, attempt, error, task):
         options.get("retry_backoff", 60) * 2 ** (attempt - 1),
         options.get("retry_backoff_max", 600),
     )
-    if requeue_operation(operation.pk, f"{error}; retrying in {delay}s"):
+    if requeue_operation(operation.pk, f"{one_line(error)}; retrying in {delay}s"):
         upgrade_modem_firmware.apply_async((str(operation.pk),), countdown=delay)
 
 
@@ -151,44 +157,31 @@ def _outcome_from_router(operation):
             "the worker stopped before the flash started; nothing was written "
             "to the modem",
         )
+    unknown = (
+        "the worker stopped during the flash and the router cannot be reached "
+        "({error}): the modem state is unknown, check the device"
+    )
     try:
-        exit_code = _read_router_exit_code(operation)
-    except Exception as error:
+        upgrader_class = get_upgrader_class(operation.image.type)
+        connection = _get_connection(operation.device)
+    except (LookupError, AttributeError, RecoverableModemFailure) as error:
+        return OperationStatus.FAILED, unknown.format(error=one_line(error))
+    upgrader = upgrader_class(operation, connection)
+    if not hasattr(upgrader, "outcome_after_worker_death"):
+        connection.disconnect()
         return (
             OperationStatus.FAILED,
-            f"the worker stopped during the flash and the router cannot be "
-            f"reached ({error}): the modem state is unknown, check the device",
+            "the worker stopped during the flash: the modem state is unknown, "
+            "check the device",
         )
-    from .upgraders.wrapper import EXIT_ABORTED, EXIT_SUCCESS
-
-    if exit_code == EXIT_SUCCESS:
-        return OperationStatus.SUCCESS, "the router's journal reports success"
-    if exit_code == EXIT_ABORTED:
-        return OperationStatus.ABORTED, "the router's journal reports an aborted flash"
-    if exit_code is None:
-        return (
-            OperationStatus.FAILED,
-            "the worker stopped and the router has no outcome for this operation: "
-            "the modem state is unknown, check the device",
-        )
-    return OperationStatus.FAILED, f"the router's journal reports exit {exit_code}"
-
-
-def _read_router_exit_code(operation):
-    from .ssh import RouterShell
-
-    options = get_upgrader_class(operation.image.type).get_options(
-        operation.upgrade_options
-    )
-    path = posixpath.join(
-        options["remote_dir"], "openwisp-modem-upgrader", str(operation.pk), "exit_code"
-    )
-    connection = _get_connection(operation.device)
     try:
-        output, _ = RouterShell(connection).run_raw(
-            f"cat {shlex.quote(path)} 2>/dev/null; true", timeout=20
-        )
+        message = upgrader.outcome_after_worker_death(operation.image)
+    except ModemUpgradeAborted as error:
+        return OperationStatus.ABORTED, str(error)
+    except RecoverableModemFailure as error:
+        return OperationStatus.FAILED, unknown.format(error=one_line(error))
+    except IrrecoverableModemFailure as error:
+        return OperationStatus.FAILED, str(error)
     finally:
         connection.disconnect()
-    output = output.strip()
-    return int(output) if output.isdigit() else None
+    return OperationStatus.SUCCESS, message

@@ -10,9 +10,11 @@ import time
 from paramiko.ssh_exception import SSHException
 from scp import SCPClient, SCPException
 
-from .exceptions import RecoverableModemFailure
+from .exceptions import IrrecoverableModemFailure, RecoverableModemFailure
 
 CHUNK_SIZE = 1024 * 1024
+# what the router's scp answers when the target filesystem is full
+NO_SPACE = "No space left on device"
 
 
 class TransferTimeout(RecoverableModemFailure):
@@ -48,10 +50,22 @@ def stream_file_to_router(
     except RecoverableModemFailure:
         raise
     except (SCPException, SSHException, OSError, EOFError) as error:
-        raise RecoverableModemFailure(f"transfer interrupted: {error}") from error
+        reason = one_line(error)
+        if NO_SPACE in reason:
+            # sending the image again cannot help: the storage is too small
+            raise IrrecoverableModemFailure(
+                f"the router ran out of space while receiving the image ({reason}):"
+                " free space there or set the remote_dir option to a larger storage"
+            ) from error
+        raise RecoverableModemFailure(f"transfer interrupted: {reason}") from error
     finally:
         if client is not None:
             _close_quietly(client)
+
+
+def one_line(error):
+    """An error's text on one line (scp's messages end with a newline)."""
+    return " ".join(str(error).split())
 
 
 def _close_quietly(client):
@@ -69,7 +83,9 @@ def upload_directory(transport, local_dir, remote_dir, timeout=120):
         # scp -r semantics: remote_dir must not exist, it becomes the copy
         client.put(local_dir, remote_path=remote_dir, recursive=True)
     except (SCPException, SSHException, OSError, EOFError) as error:
-        raise RecoverableModemFailure(f"uploading the scripts failed: {error}")
+        raise RecoverableModemFailure(
+            f"uploading the scripts failed: {one_line(error)}"
+        )
     finally:
         if client is not None:
             _close_quietly(client)

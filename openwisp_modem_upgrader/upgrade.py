@@ -20,6 +20,13 @@ from .exceptions import UpgradeNotAllowed
 from .swapper import load_model
 
 logger = logging.getLogger(__name__)
+# How far past the last applied record a batch of journal records may start.
+# The router numbers records 1, 2, 3... and re-sends from its last
+# acknowledged one, so a real batch starts right after the last applied
+# record; a gap only follows an acknowledgement of a report that was not
+# applied. Far more than that means a seq the journal cannot have produced:
+# applying it would make every later record look old (the journal pinned).
+MAX_JOURNAL_SEQ_GAP = 1000
 
 
 def _operations():
@@ -186,6 +193,8 @@ def record_journal(operation_id, last_seq, messages, progress=None):
         )
         if current is None or last_seq <= current:
             return False
+        if not journal_seq_plausible(current, first_seq):
+            return False
         new = [m for i, m in enumerate(messages) if first_seq + i > current]
         if _apply(
             {"device_seq": current},
@@ -196,6 +205,11 @@ def record_journal(operation_id, last_seq, messages, progress=None):
         ):
             return True
     return False
+
+
+def journal_seq_plausible(last_applied, first_seq):
+    """Whether a batch starting at ``first_seq`` can come from the journal."""
+    return first_seq <= last_applied + 1 + MAX_JOURNAL_SEQ_GAP
 
 
 def record_progress(operation_id, progress=None, message=None):

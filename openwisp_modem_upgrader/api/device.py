@@ -15,7 +15,13 @@ from rest_framework.views import APIView
 
 from ..base.models import TERMINAL_STATUSES, OperationStatus
 from ..swapper import load_model
-from ..upgrade import finish_operation, record_journal, record_progress
+from ..upgrade import (
+    finish_operation,
+    journal_seq_plausible,
+    record_journal,
+    record_progress,
+)
+from .parsers import DeviceReportJSONParser
 
 FAILURE_STATUSES = set(TERMINAL_STATUSES) - {OperationStatus.SUCCESS}
 MAX_LOG_LENGTH = 64 * 1024
@@ -45,6 +51,7 @@ class DeviceReportSerializer(serializers.Serializer):
 
 
 class DeviceReportView(APIView):
+    parser_classes = (DeviceReportJSONParser,)
     authentication_classes = ()
     permission_classes = ()
     throttle_classes = ()
@@ -59,7 +66,9 @@ class DeviceReportView(APIView):
         )
         if operation is None:
             return Response({"detail": _("Not found.")}, status=404)
-        if not key or not hmac.compare_digest(str(operation["device__key"]), key):
+        # bytes: compare_digest refuses non-ASCII str with a TypeError (a 500)
+        expected = str(operation["device__key"]).encode()
+        if not key or not hmac.compare_digest(expected, key.encode("utf-8", "replace")):
             return Response(
                 {"detail": _("Wrong or missing device key.")},
                 status=status.HTTP_403_FORBIDDEN,
@@ -78,6 +87,20 @@ class DeviceReportView(APIView):
         if "seq" in report:
             # one journal record per line (the device contract)
             lines = report["log"].split("\n") if report["log"] else []
+            first_seq = report["seq"] - len(lines) + 1
+            if not journal_seq_plausible(operation["device_seq"], first_seq):
+                return Response(
+                    {
+                        "seq": [
+                            _(
+                                "The router's journal cannot have produced this "
+                                "seq: the last applied record is %(seq)s."
+                            )
+                            % {"seq": operation["device_seq"]}
+                        ]
+                    },
+                    status=status.HTTP_400_BAD_REQUEST,
+                )
             applied = record_journal(
                 pk, report["seq"], lines, report["progress_percent"]
             )

@@ -15,8 +15,9 @@ from rest_framework import serializers
 from openwisp_users.api.mixins import FilterSerializerByOrgManaged
 from openwisp_utils.api.serializers import ValidatedModelSerializer
 
-from ..base.models import OperationStatus, version_validator
+from ..base.models import OperationStatus
 from ..batch import ExclusionReason
+from ..shell_values import version_validator
 from ..swapper import load_model
 
 ModemCategory = load_model("ModemCategory")
@@ -81,6 +82,11 @@ class BuildSerializer(BaseSerializer):
             "changelog",
         ) + TIMESTAMPS
         read_only_fields = TIMESTAMPS
+        # these reach the router's shell: refuse stray whitespace, never fix it
+        extra_kwargs = {
+            "version": {"trim_whitespace": False},
+            "modem_model": {"trim_whitespace": False},
+        }
 
 
 class FirmwareImageSerializer(BaseSerializer):
@@ -256,6 +262,7 @@ class BatchUpgradeSerializer(FilterSerializerByOrgManaged, serializers.Serialize
     from_version = serializers.CharField(
         required=False,
         allow_blank=True,
+        trim_whitespace=False,
         max_length=64,
         validators=[version_validator],
         help_text=_("only devices whose modem currently runs this version"),

@@ -37,6 +37,7 @@ from ..swapper import load_model
 from ..upgrade import cancel_batch, cancel_upgrade, start_upgrade
 from . import filters
 from .device import device_report
+from .parsers import BoundedJSONParser
 from .serializers import (
     BatchUpgradeOperationSerializer,
     BatchUpgradeSerializer,
@@ -85,6 +86,7 @@ class ChangePermission(ModelPermissions):
 
 class ProtectedAPIMixin(BaseProtectedAPIMixin, FilterByOrganizationManaged):
     permission_classes = (IsOrganizationManager, ModelPermissions)
+    parser_classes = (BoundedJSONParser, FormParser, MultiPartParser)
     throttle_scope = "modem_upgrader"
     pagination_class = OpenWispPagination
     filter_backends = (DjangoFilterBackend, OrderingFilter)

@@ -9,7 +9,7 @@ import os
 
 import swapper
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
-from django.core.validators import MaxValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator
 from django.db import models, transaction
 from django.db.models import Count, Q
 from django.template.defaultfilters import filesizeformat
@@ -21,17 +21,9 @@ from openwisp_utils.base import TimeStampedEditableModel
 
 from .. import settings as app_settings
 from ..compatibility import check_image_for_device
+from ..shell_values import modem_model_validator, version_validator
 from ..swapper import get_model_name, load_model
 from ..upgraders import get_upgrader_choices, get_upgrader_class
-
-modem_model_validator = RegexValidator(
-    r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
-    _("Use the exact model/variant reported by the modem, e.g. FN990A28."),
-)
-version_validator = RegexValidator(
-    r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$",
-    _("Letters, digits and . _ + - only, e.g. M0R.010000-B022."),
-)
 
 
 class OperationStatus(models.TextChoices):

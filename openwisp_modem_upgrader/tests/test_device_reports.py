@@ -152,3 +152,30 @@ class TestDeviceReports(TestModemUpgraderMixin, TestCase):
                 operation = self._reload()
                 self.assertEqual(operation.progress, 0)
                 self.assertEqual(operation.status, OperationStatus.IN_PROGRESS)
+
+    def test_seq_far_ahead_cannot_pin_the_journal(self):
+        from ..upgrade import MAX_JOURNAL_SEQ_GAP, record_journal
+
+        for seq in (2**31 - 1, MAX_JOURNAL_SEQ_GAP + 2):
+            with self.subTest(seq=seq):
+                response = self._report(
+                    {"progress_percent": 50, "status": "in-progress", "seq": seq}
+                )
+                self.assertEqual(response.status_code, 400, response.content)
+                self.assertIn("seq", response.data)
+                # the same rule for the journal read over SSH
+                self.assertFalse(record_journal(self.operation.pk, seq, ["x"], 50))
+                operation = self._reload()
+                self.assertEqual(operation.device_seq, 0)
+                self.assertEqual(operation.progress, 0)
+        # the router's real records still apply, over HTTP and SSH
+        response = self._report(
+            {"progress_percent": 25, "status": "in-progress", "log": "a", "seq": 1}
+        )
+        self.assertEqual(response.status_code, 200, response.content)
+        self.assertTrue(record_journal(self.operation.pk, 3, ["b", "c"], 30))
+        # a gap the router can produce (a lost acknowledgement) is accepted
+        self.assertTrue(
+            record_journal(self.operation.pk, 3 + MAX_JOURNAL_SEQ_GAP + 1, ["d"])
+        )
+        self.assertEqual(self._reload().device_seq, 3 + MAX_JOURNAL_SEQ_GAP + 1)

@@ -5,6 +5,7 @@ progress reports, so both channels (journal over SSH, HTTP reports) are real.
 """
 
 import os
+import subprocess
 import tempfile
 import time
 from datetime import timedelta
@@ -97,7 +98,7 @@ class EngineTestMixin(TestModemUpgraderMixin):
         build = self._create_build(
             version=NEW_VERSION,
             modem_model=FN990A28,
-            category=self._create_category(name=f"category {upgrader_type}"),
+            category=self._create_category(name=f"category {upgrader_type} {size}"),
         )
         with open(path, "rb") as stream:
             return self._create_image(
@@ -106,6 +107,17 @@ class EngineTestMixin(TestModemUpgraderMixin):
 
     def _create_firmware_image_of_type(self, upgrader_type):
         return self._create_firmware_image(upgrader_type=upgrader_type)
+
+    def router_files(self):
+        """What the router itself lists in ``remote_dir`` (over SSH)."""
+        listing = subprocess.run(
+            self.router.ssh_command(f"cd {self.remote_dir} && find . -mindepth 1"),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        return sorted(line[2:] for line in listing.stdout.splitlines())
 
     def upgrade(self, **options):
         upgrade_options = dict(
@@ -288,6 +300,14 @@ class TestEngine(EngineTestMixin, StaticLiveServerTestCase):
         operation.refresh_from_db()
         self.assertEqual(operation.status, OperationStatus.SUCCESS, operation.log)
         self.assertIn("journal reports success", operation.log)
+        # the server's own reading of the modem decided, as everywhere
+        self.assertIn("modem verified by the server", operation.log)
+        dmf = DeviceModemFirmware.objects.get(device=self.device)
+        self.assertTrue(dmf.installed)
+        self.assertIsNotNone(dmf.modem_detected_at)
+        self.assertNotIn(
+            f"openwisp-modem-upgrader/{operation.pk}.bin", self.router_files()
+        )
 
     def test_sweeper_without_router_records_unknown_state(self):
         with mock.patch.object(
@@ -313,6 +333,210 @@ class TestEngine(EngineTestMixin, StaticLiveServerTestCase):
         with self.assertRaises(ValidationError):
             self.upgrade()
         self.assertEqual(ModemUpgradeOperation.objects.count(), 1)
+
+
+class TestRouterLeftAsFound(EngineTestMixin, StaticLiveServerTestCase):
+    """Every path that ends before the flash leaves no image and no lock."""
+
+    def replace_router_command(self, name, script):
+        path = os.path.join(self.router.bin_dir, name)
+        os.unlink(path)
+        with open(path, "w") as command:
+            command.write(f"#!{self.router.bin_dir}/sh\n{script}\n")
+        os.chmod(path, 0o755)
+
+    def assertModemUntouched(self):
+        self.assertEqual(self.router.modem_state()["firmware"], "M0R.010000-B020")
+
+    def test_wrapper_refuses_arguments(self):
+        # a report URL the router's argument check refuses: exit 64
+        with mock.patch.object(
+            app_settings, "DEVICE_REPORT_BASE_URL", "http://127.0.0.1:1/?x=1"
+        ):
+            operation = self.upgrade()
+        self.assertEqual(operation.status, OperationStatus.FAILED, operation.log)
+        self.assertIn("exit 64", operation.log)
+        self.assertEqual(self.router_files(), [])
+        self.assertModemUntouched()
+
+    def test_wrapper_cannot_detach(self):
+        self.replace_router_command("start-stop-daemon", "exit 1")
+        operation = self.upgrade()
+        self.assertEqual(operation.status, OperationStatus.FAILED, operation.log)
+        self.assertIn("refused to start the flash (exit 1)", operation.log)
+        self.assertIn("nothing was written to the modem", operation.log)
+        self.assertEqual(self.router_files(), [])
+        self.assertModemUntouched()
+
+    def test_checksum_mismatch(self):
+        type(self.image).objects.filter(pk=self.image.pk).update(sha256="0" * 64)
+        self.image.refresh_from_db()
+        operation = self.upgrade()
+        self.assertEqual(operation.status, OperationStatus.FAILED, operation.log)
+        self.assertIn("sha256", operation.log)
+        files = self.router_files()
+        # the wrapper ran: its journal stays as the record, nothing else
+        self.assertNotIn(f"openwisp-modem-upgrader/{operation.pk}.bin", files)
+        self.assertNotIn(f"openwisp-modem-upgrader/{operation.pk}/lock", files)
+        self.assertIn(f"openwisp-modem-upgrader/{operation.pk}/exit_code", files)
+        self.assertModemUntouched()
+
+    def test_transfer_failure(self):
+        from .. import transfer
+
+        real = transfer.SCPClient.putfo
+
+        class BrokenStorage:
+            """Fails after the first chunk reached the router."""
+
+            def __init__(self, fileobj):
+                self.fileobj, self.reads = fileobj, 0
+
+            def __getattr__(self, name):
+                return getattr(self.fileobj, name)
+
+            def read(self, size):
+                self.reads += 1
+                if self.reads > 1:
+                    raise OSError("storage read error")
+                return self.fileobj.read(size)
+
+        def partial(client, fileobj, remote_path, *args, **kwargs):
+            if remote_path.endswith(".bin"):
+                fileobj = BrokenStorage(fileobj)
+            return real(client, fileobj, remote_path, *args, **kwargs)
+
+        self.image = self._create_firmware_image(size=3 * 1024 * 1024)
+        with mock.patch.object(transfer.SCPClient, "putfo", partial):
+            operation = self.upgrade()
+        self.assertEqual(operation.status, OperationStatus.FAILED, operation.log)
+        self.assertIn("giving up after 3 attempts", operation.log)
+        self.assertEqual(self.router_files(), [])
+        self.assertModemUntouched()
+
+    def test_no_space_left_during_transfer(self):
+        # a real full filesystem, and a df that claims there is room
+        small = os.path.join(self.router.tmp_dir, "small")
+        self.router.mount_tmpfs(small, 512)
+        self.remote_dir = small
+        self.image = self._create_firmware_image(size=2 * 1024 * 1024)
+        with mock.patch.object(WrapperUpgrader, "_parse_df", return_value=10**9):
+            operation = self.upgrade()
+        self.assertEqual(operation.status, OperationStatus.FAILED, operation.log)
+        self.assertIn("No space left on device", operation.log)
+        self.assertIn("remote_dir", operation.log)
+        self.assertNotIn("retrying", operation.log)
+        self.assertEqual(operation.attempts, 1)
+        self.assertEqual(self.router_files(), [])
+
+    def test_unparsable_df_fails_clearly(self):
+        self.replace_router_command("df", "echo 'df: unrecognized output'")
+        operation = self.upgrade()
+        self.assertEqual(operation.status, OperationStatus.FAILED, operation.log)
+        self.assertIn("cannot read the free space", operation.log)
+        self.assertEqual(operation.attempts, 1)
+        self.assertEqual(self.router_files(), [])
+
+    def test_stored_hostile_options_never_reach_router(self):
+        # stored before a validation rule existed (no full_clean here)
+        operation = ModemUpgradeOperation.objects.create(
+            device=self.device,
+            image=self.image,
+            upgrade_options=dict(
+                FAST, remote_dir=f"{self.remote_dir}\n", tool_path=self.tool_path
+            ),
+        )
+        run_operation(operation.pk)
+        operation.refresh_from_db()
+        self.assertEqual(operation.status, OperationStatus.FAILED, operation.log)
+        self.assertIn("invalid upgrade options", operation.log)
+        self.assertFalse(operation.flash_started)
+        self.assertEqual(self.router_files(), [])
+
+    def test_cancel_before_flash(self):
+        def cancel_after_transfer(upgrader):
+            real_transfer(upgrader)
+            cancel_upgrade(upgrader.operation)
+
+        real_transfer = WrapperUpgrader.transfer_firmware
+        with mock.patch.object(
+            WrapperUpgrader, "transfer_firmware", cancel_after_transfer
+        ):
+            operation = self.upgrade()
+        self.assertEqual(operation.status, OperationStatus.CANCELLED)
+        self.assertEqual(self.router_files(), [])
+        self.assertModemUntouched()
+
+
+class TestServerReadingDecides(EngineTestMixin, StaticLiveServerTestCase):
+    """Success only once the server itself read the new version."""
+
+    def kill_worker_after_wrapper_start(self):
+        with mock.patch.object(
+            WrapperUpgrader, "follow_wrapper", side_effect=SystemExit
+        ):
+            with self.assertRaises(SystemExit):
+                self.upgrade()
+        operation = ModemUpgradeOperation.objects.get(device=self.device)
+        exit_file = os.path.join(
+            self.remote_dir, "openwisp-modem-upgrader", str(operation.pk), "exit_code"
+        )
+        for _ in range(200):
+            if os.path.exists(exit_file):
+                break
+            time.sleep(0.05)
+        return operation
+
+    def sweep(self):
+        with mock.patch.object(app_settings, "STUCK_OPERATION_TIMEOUT", 0):
+            return fail_stuck_operations()
+
+    def test_sweeper_cannot_read_modem(self):
+        operation = self.kill_worker_after_wrapper_start()
+        self.router.set_modem(mode="absent")  # the modem does not answer
+        self.assertEqual(self.sweep(), 1)
+        operation.refresh_from_db()
+        self.assertEqual(operation.status, OperationStatus.FAILED, operation.log)
+        self.assertIn("journal reports success", operation.log)
+        self.assertIn("version unverified", operation.log)
+        self.assertFalse(DeviceModemFirmware.objects.get(device=self.device).installed)
+
+    def test_worker_cannot_read_modem_after_flash(self):
+        real_follow = WrapperUpgrader.follow_wrapper
+
+        def modem_gone_after_flash(upgrader):
+            exit_code = real_follow(upgrader)
+            self.router.set_modem(mode="absent")
+            return exit_code
+
+        with mock.patch.object(
+            WrapperUpgrader, "follow_wrapper", modem_gone_after_flash
+        ):
+            operation = self.upgrade(reboot_timeout=10)
+        self.assertEqual(operation.status, OperationStatus.FAILED, operation.log)
+        self.assertIn("version unverified", operation.log)
+        self.assertNotIn("verified the version itself", operation.log)
+        self.assertFalse(DeviceModemFirmware.objects.get(device=self.device).installed)
+
+    def test_worker_killed_before_wrapper_start(self):
+        # SIGKILL right after the point of no return: no clean-up runs
+        with mock.patch.object(
+            WrapperUpgrader, "start_wrapper", side_effect=SystemExit
+        ), mock.patch.object(WrapperUpgrader, "leave_router_as_found"):
+            with self.assertRaises(SystemExit):
+                self.upgrade()
+        operation = ModemUpgradeOperation.objects.get(device=self.device)
+        self.assertTrue(operation.flash_started)
+        self.assertIn(
+            f"openwisp-modem-upgrader/{operation.pk}.bin", self.router_files()
+        )
+        self.assertEqual(self.sweep(), 1)
+        operation.refresh_from_db()
+        self.assertEqual(operation.status, OperationStatus.FAILED, operation.log)
+        self.assertIn("nothing was written to the modem", operation.log)
+        self.assertNotIn("unknown", operation.log)
+        self.assertEqual(self.router.modem_state()["firmware"], "M0R.010000-B020")
+        self.assertEqual(self.router_files(), [])
 
 
 class TestUplinkLoss(EngineTestMixin, StaticLiveServerTestCase):

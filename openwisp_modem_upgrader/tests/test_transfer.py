@@ -7,7 +7,7 @@ from device.router import EmulatedRouter
 from django.test import SimpleTestCase, override_settings
 
 from ..device_scripts import scripts_dir
-from ..exceptions import RecoverableModemFailure
+from ..exceptions import IrrecoverableModemFailure, RecoverableModemFailure
 from ..transfer import TransferTimeout, stream_file_to_router
 
 
@@ -74,6 +74,32 @@ class TestStreamingTransfer(SimpleTestCase):
         transport.close()
         with self.assertRaises(RecoverableModemFailure):
             stream_file_to_router(transport, io.BytesIO(b"abc"), 3, self.remote, 10)
+
+    def test_scp_error_is_one_line(self):
+        missing = os.path.join(self.router.tmp_dir, "missing", "image.bin")
+        with self.assertRaises(RecoverableModemFailure) as context:
+            stream_file_to_router(
+                self.client.get_transport(), io.BytesIO(b"abc"), 3, missing, 10
+            )
+        message = str(context.exception)
+        self.assertIn("No such file or directory", message)
+        self.assertNotIn("\n", message)
+        self.assertEqual(message, message.strip())
+
+    def test_no_space_left_is_irrecoverable(self):
+        # /dev/full: every write fails with ENOSPC, as a full tmpfs does
+        with self.assertRaises(IrrecoverableModemFailure) as context:
+            stream_file_to_router(
+                self.client.get_transport(),
+                io.BytesIO(b"x" * 4096),
+                4096,
+                "/dev/full",
+                10,
+            )
+        message = str(context.exception)
+        self.assertIn("No space left on device", message)
+        self.assertIn("remote_dir", message)
+        self.assertNotIn("\n", message)
 
 
 class TestDeviceScripts(SimpleTestCase):

@@ -1,7 +1,8 @@
 import re
 
-import jsonschema
 from django.core.exceptions import ValidationError
+
+from ..shell_values import OptionsValidator
 
 
 class BaseModemUpgrader:
@@ -25,8 +26,12 @@ class BaseModemUpgrader:
 
     @classmethod
     def validate_upgrade_options(cls, options):
-        """Raises ``ValidationError`` with a readable reason."""
-        validator = jsonschema.Draft7Validator(cls.SCHEMA)
+        """Raises ``ValidationError`` with a readable reason.
+
+        Patterns are full matches (``shell_values``): option values reach
+        the router's shell.
+        """
+        validator = OptionsValidator(cls.SCHEMA)
         errors = sorted(validator.iter_errors(options or {}), key=lambda e: e.path)
         if errors:
             messages = []

@@ -1,6 +1,7 @@
 from django.utils.translation import gettext_lazy as _
 
-from .telit import SAFE_ARGS, SAFE_COMMAND, TelitFN990AUpgrader
+from ..shell_values import COMMAND, TOOL_ARGS
+from .telit import TelitFN990AUpgrader
 
 
 class GenericCommandUpgrader(TelitFN990AUpgrader):
@@ -21,12 +22,14 @@ class GenericCommandUpgrader(TelitFN990AUpgrader):
             "tool_path": {
                 "type": "string",
                 "title": "Flashing command on the router: absolute path or name",
-                "pattern": SAFE_COMMAND,
+                "pattern": COMMAND,
+                "maxLength": 255,
             },
             "tool_args": {
                 "type": "string",
                 "title": "Extra arguments for the command",
-                "pattern": SAFE_ARGS,
+                "pattern": TOOL_ARGS,
+                "maxLength": 200,
                 "default": "",
             },
         },

@@ -1,12 +1,7 @@
 from django.utils.translation import gettext_lazy as _
 
+from ..shell_values import COMMAND, STORAGE_DIR, TOOL_ARGS
 from .wrapper import WrapperUpgrader
-
-# Absolute paths and plain words only: these values reach the router's shell.
-SAFE_PATH = r"^/[A-Za-z0-9._/+-]{0,254}$"
-# an absolute path, or a bare command name looked up in the router's PATH
-SAFE_COMMAND = r"^(/[A-Za-z0-9._/+-]{0,254}|[A-Za-z0-9._+-]{1,64})$"
-SAFE_ARGS = r"^[A-Za-z0-9 ._=/:+-]{0,200}$"
 
 
 class TelitFN990AUpgrader(WrapperUpgrader):
@@ -21,19 +16,25 @@ class TelitFN990AUpgrader(WrapperUpgrader):
             "tool_path": {
                 "type": "string",
                 "title": "uxfp on the router: absolute path or command name",
-                "pattern": SAFE_COMMAND,
+                "pattern": COMMAND,
+                "maxLength": 255,
                 "default": "uxfp",
             },
             "tool_args": {
                 "type": "string",
                 "title": "Extra arguments for the tool (e.g. --speed 921600)",
-                "pattern": SAFE_ARGS,
+                "pattern": TOOL_ARGS,
+                "maxLength": 200,
                 "default": "",
             },
             "remote_dir": {
                 "type": "string",
-                "title": "Directory on the router receiving the image",
-                "pattern": SAFE_PATH,
+                "title": (
+                    "Directory on the router receiving the image: RAM-backed "
+                    "/tmp or a mounted USB/extroot path"
+                ),
+                "pattern": STORAGE_DIR,
+                "maxLength": 255,
                 "default": "/tmp",
             },
             "transfer_timeout": {

@@ -16,6 +16,7 @@ import posixpath
 import shlex
 import time
 
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from .. import settings as app_settings
@@ -27,6 +28,7 @@ from ..exceptions import (
     ModemUpgradeCancelled,
     RecoverableModemFailure,
 )
+from ..shell_values import MODEM_MODEL, VERSION, full_match
 from ..ssh import RouterShell
 from ..swapper import load_model
 from ..transfer import stream_file_to_router, upload_directory
@@ -53,31 +55,115 @@ class WrapperUpgrader(BaseModemUpgrader):
     journal_read_timeout = 30
 
     def upgrade(self, image):
+        self.check_shell_values(image)
         self.shell = RouterShell(self.connection)
         self.image = image
-        base = posixpath.join(self.options["remote_dir"], "openwisp-modem-upgrader")
-        self.paths = {
-            "base": base,
-            "scripts": posixpath.join(base, "scripts"),
-            "firmware": posixpath.join(base, f"{self.operation.pk}.bin"),
-            "journal_dir": posixpath.join(base, str(self.operation.pk)),
-        }
+        self.paths = self.router_paths()
+        # until the router is told to flash nothing there can be running
+        self.wrapper_may_run = False
         try:
             self.prepare_router()
             self.transfer_firmware()
             if not mark_flash_started(self.operation.pk):
                 raise ModemUpgradeCancelled("cancelled before the flash started")
+            self.start_wrapper()
         except BaseException:
-            self.remove_firmware()
+            # a /tmp image of 100 MB-1 GB left behind can starve the router
+            if not self.wrapper_may_run:
+                self.leave_router_as_found()
             raise
-        self.start_wrapper()
         # while the wrapper may still run the image must stay on the router
         exit_code = self.follow_wrapper()
         self.remove_firmware()
         self.raise_for_exit_code(exit_code)
         self.verify_version()
 
+    def router_paths(self):
+        base = posixpath.join(self.options["remote_dir"], "openwisp-modem-upgrader")
+        return {
+            "base": base,
+            "scripts": posixpath.join(base, "scripts"),
+            "firmware": posixpath.join(base, f"{self.operation.pk}.bin"),
+            "journal_dir": posixpath.join(base, str(self.operation.pk)),
+        }
+
+    def outcome_after_worker_death(self, image):
+        """What became of an operation whose worker died; raises like ``upgrade``.
+
+        Used by the stuck-operation sweeper once the point of no return was
+        crossed. The router's state decides: no journal directory means the
+        wrapper never started (nothing was written to the modem); a journal
+        reporting success still needs the server's own reading of the modem.
+        Returns a message on success.
+        """
+        self.check_shell_values(image)
+        self.shell = RouterShell(self.connection)
+        self.image = image
+        self.paths = self.router_paths()
+        journal_dir = shlex.quote(self.paths["journal_dir"])
+        exit_file = shlex.quote(posixpath.join(self.paths["journal_dir"], "exit_code"))
+        output, _ = self.shell.run_raw(
+            f"if [ -d {journal_dir} ]; then echo wrapper-started;"
+            f" cat {exit_file} 2>/dev/null; fi; true",
+            timeout=self.journal_read_timeout,
+        )
+        if "wrapper-started" not in output:
+            self.leave_router_as_found()
+            raise IrrecoverableModemFailure(
+                "the worker stopped after the point of no return but before the "
+                "flashing wrapper started (no journal for this operation on the "
+                "router): nothing was written to the modem"
+            )
+        exit_part = output.partition("wrapper-started")[2].strip()
+        if not exit_part.isdigit():
+            raise IrrecoverableModemFailure(
+                "the worker stopped and the router has no outcome for this "
+                "operation: the modem state is unknown, check the device"
+            )
+        exit_code = int(exit_part)
+        self.remove_firmware()
+        if exit_code == EXIT_ABORTED:
+            raise ModemUpgradeAborted("the router's journal reports an aborted flash")
+        if exit_code != EXIT_SUCCESS:
+            raise IrrecoverableModemFailure(
+                f"the router's journal reports exit {exit_code}"
+            )
+        self.log("the router's journal reports success")
+        try:
+            info = self.read_modem_info()
+        except (RecoverableModemFailure, ValueError) as error:
+            info, reason = None, str(error)
+        else:
+            reason = "no version in its answer"
+        if not info or not self.detected_version(info):
+            raise IrrecoverableModemFailure(
+                "the router reports success but the server could not read the "
+                f"modem ({reason}): version unverified, check the device"
+            )
+        self.check_version(info)
+        return "upgrade successful"
+
     # -- stage helpers -----------------------------------------------------
+
+    def check_shell_values(self, image):
+        """Refuses values that must not reach the router's shell.
+
+        The model validated them when the operation was created; checked
+        again here for operations stored before a validation rule changed.
+        """
+        try:
+            self.validate_upgrade_options(self.operation.upgrade_options)
+        except ValidationError as error:
+            raise IrrecoverableModemFailure(
+                f"invalid upgrade options: {'; '.join(error.messages)}"
+            )
+        build = image.build
+        for name, pattern, value in (
+            ("version", VERSION, build.version),
+            ("modem model", MODEM_MODEL, build.modem_model),
+        ):
+            if not full_match(pattern, value):
+                raise IrrecoverableModemFailure(f"invalid build {name}: {value!r}")
 
     def log(self, message, progress=None):
         record_progress(self.operation.pk, progress=progress, message=message)
@@ -102,8 +188,14 @@ class WrapperUpgrader(BaseModemUpgrader):
             ]
         )
         available = self._parse_df(output)
+        if available is None:
+            # never guess: an image that does not fit can starve a tmpfs /tmp
+            raise IrrecoverableModemFailure(
+                f"cannot read the free space in {self.options['remote_dir']} on the "
+                f"router from df's output: {' '.join(output.split())[-200:]!r}"
+            )
         needed = self.image.size + SPACE_MARGIN
-        if available is not None and available * 1024 < needed:
+        if available * 1024 < needed:
             raise IrrecoverableModemFailure(
                 f"not enough space in {self.options['remote_dir']} on the router: "
                 f"{available} KiB free, {needed // 1024} KiB needed "
@@ -188,11 +280,22 @@ class WrapperUpgrader(BaseModemUpgrader):
 
     def start_wrapper(self):
         self.log("starting the flashing wrapper on the router (no cancel from now)")
+        # a lost answer does not tell whether the wrapper started
+        self.wrapper_may_run = True
         output, code = self.shell.run(
             self.wrapper_arguments(), timeout=60, exit_codes=None
         )
         if code != EXIT_SUCCESS:
-            self.raise_for_exit_code(code, output)
+            # refused (bad arguments, could not detach): nothing runs, except
+            # when another live wrapper holds this operation's lock
+            self.wrapper_may_run = code == EXIT_BUSY
+            if self.wrapper_may_run:
+                self.raise_for_exit_code(code, output)
+            detail = " ".join(output.split())[-300:]
+            raise IrrecoverableModemFailure(
+                f"the router refused to start the flash (exit {code}): nothing "
+                f"was written to the modem{': ' + detail if detail else ''}"
+            )
 
     def follow_wrapper(self):
         """Follows the router's journal until the wrapper exits; its exit code.
@@ -290,26 +393,48 @@ class WrapperUpgrader(BaseModemUpgrader):
         raise IrrecoverableModemFailure(f"the flash failed (exit {code}){detail}")
 
     def verify_version(self):
-        """Reads the modem again from the server's side and records it."""
+        """Reads the modem again from the server's side and records it.
+
+        The server's own reading is the rule: when the modem cannot be read
+        before ``reboot_timeout`` the operation fails as unverified, even
+        though the router verified the version itself.
+        """
         deadline = time.monotonic() + self.options["reboot_timeout"]
-        script = posixpath.join(self.paths["scripts"], "modem-info.sh")
         while True:
             try:
                 self.shell.reconnect()
-                output, _ = self.shell.run(["sh", script], timeout=60)
-                info = json.loads(output)
-                break
+                info = self.read_modem_info()
+                if self.detected_version(info):
+                    break
+                reason = "no version in its answer"
             except (RecoverableModemFailure, ValueError) as error:
-                if time.monotonic() > deadline:
-                    self.log(
-                        "could not read the modem from the server "
-                        f"({error}); the router verified the version itself"
-                    )
-                    return
-                time.sleep(self.poll_interval)
+                reason = str(error)
+            if time.monotonic() > deadline:
+                raise IrrecoverableModemFailure(
+                    "the router reports success but the server could not read the "
+                    f"modem within {self.options['reboot_timeout']}s ({reason}): "
+                    "version unverified, check the device"
+                )
+            time.sleep(self.poll_interval)
+        self.check_version(info)
+
+    def read_modem_info(self):
+        """The modem as ``modem-info.sh`` on the router reads it (one attempt)."""
+        script = posixpath.join(self.paths["scripts"], "modem-info.sh")
+        output, _ = self.shell.run(["sh", script], timeout=60)
+        info = json.loads(output)
+        if not isinstance(info, dict):
+            raise ValueError(f"unexpected answer of modem-info.sh: {output[:200]!r}")
+        return info
+
+    @staticmethod
+    def detected_version(info):
+        return info.get("firmware") or info.get("revision")
+
+    def check_version(self, info):
         self.record_modem_info(info)
         expected = self.image.build.version
-        detected = info.get("firmware") or info.get("revision")
+        detected = self.detected_version(info)
         if detected != expected:
             raise IrrecoverableModemFailure(
                 f"the modem reports version {detected!r} after the flash, "
@@ -333,6 +458,22 @@ class WrapperUpgrader(BaseModemUpgrader):
                 "modem_detected_at": timezone.now(),
             },
         )
+
+    def leave_router_as_found(self):
+        """Removes everything this operation put on the router (no wrapper ran)."""
+        paths = self.paths
+        command = (
+            "rm -rf "
+            + " ".join(
+                shlex.quote(paths[name])
+                for name in ("firmware", "journal_dir", "scripts")
+            )
+            + f"; rmdir {shlex.quote(paths['base'])} 2>/dev/null; true"
+        )
+        try:
+            self.shell.run_raw(command, timeout=30)
+        except RecoverableModemFailure:
+            pass  # link gone: the next attempt's preparation clears it
 
     def remove_firmware(self):
         try:

@@ -432,6 +432,18 @@ class EmulatedRouter:
                 time.sleep(0.01)
         raise RuntimeError(f"dropbear not listening: {self._read_log()}")
 
+    def mount_tmpfs(self, path, size_kib):
+        """A small filesystem of its own at ``path``, as the router sees it.
+
+        dropbear runs in a private mount namespace: mount inside it.
+        """
+        os.makedirs(path, exist_ok=True)
+        subprocess.run(
+            ["nsenter", "-t", str(self._dropbear.pid), "-m", "mount", "-t", "tmpfs"]
+            + ["-o", f"size={size_kib}k", "tmpfs", path],
+            check=True,
+        )
+
     def _read_log(self):
         with open(os.path.join(self.root, "dropbear.log")) as f:
             return f.read()
