@@ -53,6 +53,8 @@ def run_operation(operation_id, task=None):
         record_progress(operation_id, message=f"attempt {attempt} of {MAX_ATTEMPTS}")
         connection = _get_connection(operation.device)
         upgrader = upgrader_class(operation, connection)
+        # a partial image is kept on the router only for a retry to continue
+        upgrader.retry_follows = attempt < MAX_ATTEMPTS
         try:
             upgrader.upgrade(operation.image)
         finally:

@@ -45,6 +45,8 @@ STORAGE_DIR = rf"^(?!/(?:{'|'.join(SYSTEM_DIRECTORIES)})(?:/|$))(?:{_SEGMENT}){{
 TOOL_ARGS = r"^(?!.*\.\.)(?:[A-Za-z0-9._=/:+-]{1,64}(?: [A-Za-z0-9._=/:+-]{1,64})*)?$"
 VERSION = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$"
 MODEM_MODEL = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+# the image's name on the router is its sha256
+SHA256 = r"^[0-9a-f]{64}$"
 
 
 def full_match(pattern, value):

@@ -33,6 +33,13 @@ class RouterShell:
             raise RecoverableModemFailure("the SSH session to the router is closed")
         return transport
 
+    def is_connected(self):
+        try:
+            self.transport
+        except (RecoverableModemFailure, AttributeError):
+            return False  # closed, or never opened
+        return True
+
     def reconnect(self):
         self.close()
         try:

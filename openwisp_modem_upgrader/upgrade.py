@@ -217,6 +217,14 @@ def record_progress(operation_id, progress=None, message=None):
     return _apply({}, operation_id, progress, message)
 
 
+def add_bytes_sent(operation_id, count):
+    """Counts data sent to the router (whatever the status: it was paid for)."""
+    if count > 0:
+        _operations().filter(pk=operation_id).update(
+            bytes_sent=F("bytes_sent") + int(count)
+        )
+
+
 def _apply(filters, operation_id, progress, message, **changes):
     now = timezone.now()
     filters.update(pk=operation_id, status=OperationStatus.IN_PROGRESS)

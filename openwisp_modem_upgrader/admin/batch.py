@@ -30,6 +30,7 @@ def batch_summary(batch):
     return {
         "total": total,
         "done": done,
+        "bytes_sent": batch.data_sent(),
         "progress": int(done * 100 / total) if total else 0,
         "statuses": [
             {

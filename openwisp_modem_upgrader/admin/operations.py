@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.defaultfilters import filesizeformat
 from django.urls import path, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
@@ -55,7 +56,15 @@ class ModemUpgradeOperationAdmin(
     LiveProgressAdminMixin, MultitenantAdminMixin, ReadOnlyAdmin
 ):
     multitenant_parent = "device"
-    list_display = ("device", "image", "status", "progress", "created", "finished_at")
+    list_display = (
+        "device",
+        "image",
+        "status",
+        "progress",
+        "data_sent",
+        "created",
+        "finished_at",
+    )
     list_filter = ("status",)
     list_select_related = ("device", "image__build__category")
     search_fields = ("device__name",)
@@ -63,6 +72,10 @@ class ModemUpgradeOperationAdmin(
     change_form_template = "admin/modem_upgrader/operation_change_form.html"
 
     cancel_url_name = "modem_upgrader_cancel_operation"
+
+    @admin.display(description=_("data sent"), ordering="bytes_sent")
+    def data_sent(self, obj):
+        return filesizeformat(obj.bytes_sent)
 
     def has_cancel_permission(self, request, obj=None):
         opts = self.opts

@@ -6,7 +6,7 @@ organizations the user manages by openwisp-users' ``FilterSerializerByOrgManaged
 """
 
 import swapper
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Sum
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from drf_yasg.utils import swagger_serializer_method
@@ -173,7 +173,10 @@ def _count_name(status):
 
 def status_count_annotations():
     """Operations per status of each batch, as annotations of its queryset."""
-    annotations = {"count_total": Count("operations")}
+    annotations = {
+        "count_total": Count("operations"),
+        "bytes_sent_total": Sum("operations__bytes_sent"),
+    }
     for status in OperationStatus.values:
         annotations[_count_name(status)] = Count(
             "operations", filter=Q(operations__status=status)
@@ -193,6 +196,9 @@ class BatchUpgradeOperationSerializer(ReadOnlyBlankMixin, serializers.ModelSeria
     progress_report = serializers.SerializerMethodField()
     status_counts = serializers.SerializerMethodField()
     rates = serializers.SerializerMethodField()
+    bytes_sent = serializers.SerializerMethodField(
+        help_text=_("bytes sent to the routers by all its operations")
+    )
     build_version = serializers.CharField(source="build.version", read_only=True)
 
     class Meta:
@@ -210,6 +216,7 @@ class BatchUpgradeOperationSerializer(ReadOnlyBlankMixin, serializers.ModelSeria
             "progress_report",
             "status_counts",
             "rates",
+            "bytes_sent",
             "started_at",
             "finished_at",
         ) + TIMESTAMPS
@@ -234,6 +241,11 @@ class BatchUpgradeOperationSerializer(ReadOnlyBlankMixin, serializers.ModelSeria
     @swagger_serializer_method(serializer_or_field=StatusCountsSerializer)
     def get_status_counts(self, obj):
         return StatusCountsSerializer(self._counts(obj)).data
+
+    def get_bytes_sent(self, obj) -> int:
+        if hasattr(obj, "bytes_sent_total"):
+            return obj.bytes_sent_total or 0
+        return obj.data_sent()
 
     @swagger_serializer_method(serializer_or_field=RatesSerializer)
     def get_rates(self, obj):
@@ -388,6 +400,7 @@ class UpgradeOperationSerializer(ReadOnlyBlankMixin, serializers.ModelSerializer
             "progress",
             "flash_started",
             "attempts",
+            "bytes_sent",
             "upgrade_options",
             "started_at",
             "last_progress_at",

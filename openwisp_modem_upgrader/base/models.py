@@ -11,7 +11,7 @@ import swapper
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.core.validators import MaxValueValidator
 from django.db import models, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Sum
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext_lazy as _
 from private_storage.fields import PrivateFileField
@@ -326,6 +326,12 @@ class AbstractModemUpgradeOperation(UpgradeOptionsMixin, TimeStampedEditableMode
         help_text=_("the router was told to flash: cancelling is no longer possible"),
     )
     attempts = models.PositiveSmallIntegerField(default=0)
+    bytes_sent = models.PositiveBigIntegerField(
+        _("data sent"),
+        default=0,
+        editable=False,
+        help_text=_("bytes sent to the router: image transfers and scripts"),
+    )
     # last journal record of the device already applied (reports are replayed)
     device_seq = models.PositiveIntegerField(default=0)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -454,6 +460,10 @@ class AbstractModemBatchUpgradeOperation(
             for status in OperationStatus.values
         }
         return self.operations.aggregate(total=Count("pk"), **aggregates)
+
+    def data_sent(self):
+        """Bytes sent to the routers by all its operations (one query)."""
+        return self.operations.aggregate(total=Sum("bytes_sent"))["total"] or 0
 
     @property
     def progress_report(self):

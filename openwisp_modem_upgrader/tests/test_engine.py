@@ -38,6 +38,7 @@ from . import (
     ModemUpgradeOperation,
     TestModemUpgraderMixin,
 )
+from .faults import cut_transfers
 
 FAST = {"upgrade_timeout": 60, "reboot_timeout": 20, "progress_interval": 1}
 
@@ -237,22 +238,12 @@ class TestEngine(EngineTestMixin, StaticLiveServerTestCase):
         self.assertFalse(operation.flash_started)
 
     def test_transfer_interrupted_is_retried(self):
-        from .. import transfer
-
-        real = transfer.SCPClient.putfo
-        calls = {"count": 0}
-
-        def interrupted(client, fileobj, remote_path, *args, **kwargs):
-            if remote_path.endswith(".bin"):
-                calls["count"] += 1
-                if calls["count"] == 1:
-                    raise EOFError("connection reset during transfer")
-            return real(client, fileobj, remote_path, *args, **kwargs)
-
-        with mock.patch.object(transfer.SCPClient, "putfo", interrupted):
+        self.image = self._create_firmware_image(size=3 * 1024 * 1024)
+        with cut_transfers(at_fraction=0.5, times=1):
             operation = self.upgrade()
         self.assertEqual(operation.status, OperationStatus.SUCCESS, operation.log)
         self.assertIn("transfer interrupted", operation.log)
+        self.assertIn("resuming the transfer", operation.log)
 
     def test_not_enough_space_fails_clearly(self):
         with mock.patch.object(WrapperUpgrader, "_parse_df", return_value=10):
@@ -382,37 +373,13 @@ class TestRouterLeftAsFound(EngineTestMixin, StaticLiveServerTestCase):
         self.assertModemUntouched()
 
     def test_transfer_failure(self):
-        from .. import transfer
-
-        real = transfer.SCPClient.putfo
-
-        class BrokenStorage:
-            """Fails after the first chunk reached the router."""
-
-            def __init__(self, fileobj):
-                self.fileobj, self.reads = fileobj, 0
-
-            def __getattr__(self, name):
-                return getattr(self.fileobj, name)
-
-            def read(self, size):
-                self.reads += 1
-                if self.reads > 1:
-                    raise OSError("storage read error")
-                return self.fileobj.read(size)
-
-        def partial(client, fileobj, remote_path, *args, **kwargs):
-            if remote_path.endswith(".bin"):
-                fileobj = BrokenStorage(fileobj)
-            return real(client, fileobj, remote_path, *args, **kwargs)
-
+        # every attempt loses the link: the last one leaves nothing behind
         self.image = self._create_firmware_image(size=3 * 1024 * 1024)
-        with mock.patch.object(transfer.SCPClient, "putfo", partial):
+        with cut_transfers(at_fraction=0.3, times=3):
             operation = self.upgrade()
         self.assertEqual(operation.status, OperationStatus.FAILED, operation.log)
         self.assertIn("giving up after 3 attempts", operation.log)
         self.assertEqual(self.router_files(), [])
-        self.assertModemUntouched()
 
     def test_no_space_left_during_transfer(self):
         # a real full filesystem, and a df that claims there is room
@@ -528,7 +495,7 @@ class TestServerReadingDecides(EngineTestMixin, StaticLiveServerTestCase):
         operation = ModemUpgradeOperation.objects.get(device=self.device)
         self.assertTrue(operation.flash_started)
         self.assertIn(
-            f"openwisp-modem-upgrader/{operation.pk}.bin", self.router_files()
+            f"openwisp-modem-upgrader/{self.image.sha256}.bin", self.router_files()
         )
         self.assertEqual(self.sweep(), 1)
         operation.refresh_from_db()

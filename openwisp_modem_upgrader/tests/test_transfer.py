@@ -1,6 +1,7 @@
 import hashlib
 import io
 import os
+import time
 
 import paramiko
 from device.router import EmulatedRouter
@@ -8,7 +9,15 @@ from django.test import SimpleTestCase, override_settings
 
 from ..device_scripts import scripts_dir
 from ..exceptions import IrrecoverableModemFailure, RecoverableModemFailure
-from ..transfer import TransferTimeout, stream_file_to_router
+from ..transfer import (
+    RouterCopy,
+    TransferPlan,
+    TransferTimeout,
+    parse_probe,
+    plan_transfer,
+    probe_command,
+    stream_file_to_router,
+)
 
 
 class TestStreamingTransfer(SimpleTestCase):
@@ -82,7 +91,7 @@ class TestStreamingTransfer(SimpleTestCase):
                 self.client.get_transport(), io.BytesIO(b"abc"), 3, missing, 10
             )
         message = str(context.exception)
-        self.assertIn("No such file or directory", message)
+        self.assertIn("nonexistent directory", message)
         self.assertNotIn("\n", message)
         self.assertEqual(message, message.strip())
 
@@ -100,6 +109,101 @@ class TestStreamingTransfer(SimpleTestCase):
         self.assertIn("No space left on device", message)
         self.assertIn("remote_dir", message)
         self.assertNotIn("\n", message)
+
+    def test_rate_cap_holds(self):
+        size, rate = 20 * 1024 * 1024, 8 * 1024 * 1024
+        content = os.urandom(size)
+        started = time.monotonic()
+        stream_file_to_router(
+            self.client.get_transport(),
+            io.BytesIO(content),
+            size,
+            self.remote,
+            60,
+            rate_limit=rate,
+        )
+        elapsed = time.monotonic() - started
+        # never faster than the cap allows (10 % tolerance)
+        self.assertLessEqual(size / elapsed, 1.1 * rate)
+        with open(self.remote, "rb") as received:
+            self.assertEqual(received.read(), content)
+
+    def test_resume_appends_the_rest(self):
+        content = os.urandom(3 * 1024 * 1024 + 5)
+        with open(self.remote, "wb") as partial:
+            partial.write(content[:1000])
+        stream_file_to_router(
+            self.client.get_transport(),
+            io.BytesIO(content),
+            len(content),
+            self.remote,
+            60,
+            offset=1000,
+        )
+        with open(self.remote, "rb") as received:
+            self.assertEqual(received.read(), content)
+
+    def test_resume_refused_when_the_partial_changed(self):
+        content = os.urandom(4096)
+        with open(self.remote, "wb") as partial:
+            partial.write(content[:999])
+        with self.assertRaises(RecoverableModemFailure) as context:
+            stream_file_to_router(
+                self.client.get_transport(),
+                io.BytesIO(content),
+                len(content),
+                self.remote,
+                60,
+                offset=1000,
+            )
+        self.assertIn("partial image on the router changed", str(context.exception))
+        with open(self.remote, "rb") as kept:
+            self.assertEqual(kept.read(), content[:999])
+
+    def test_probe_reads_size_and_sha256_of_the_copy(self):
+        content = os.urandom(5000)
+        with open(self.remote, "wb") as copy:
+            copy.write(content)
+        stdin, stdout, _ = self.client.exec_command(probe_command(self.remote))
+        self.assertEqual(
+            parse_probe(stdout.read().decode()),
+            RouterCopy(5000, hashlib.sha256(content).hexdigest()),
+        )
+        missing = os.path.join(self.router.tmp_dir, "missing.bin")
+        stdin, stdout, _ = self.client.exec_command(probe_command(missing))
+        self.assertEqual(parse_probe(stdout.read().decode()), RouterCopy(0, ""))
+
+
+class TestTransferPlan(SimpleTestCase):
+    content = bytes(range(256)) * 4096  # 1 MiB
+
+    def plan(self, router_bytes):
+        copy = RouterCopy(len(router_bytes), hashlib.sha256(router_bytes).hexdigest())
+        if not router_bytes:
+            copy = RouterCopy()
+        return plan_transfer(
+            copy,
+            io.BytesIO(self.content),
+            len(self.content),
+            hashlib.sha256(self.content).hexdigest(),
+        )
+
+    def test_plans(self):
+        size = len(self.content)
+        self.assertEqual(self.plan(b""), TransferPlan(0, "absent"))
+        self.assertEqual(self.plan(self.content), TransferPlan(size, "complete"))
+        self.assertTrue(self.plan(self.content).skip)
+        self.assertEqual(self.plan(self.content[:777]), TransferPlan(777, "resume"))
+        corrupt = b"x" + self.content[1:777]
+        self.assertEqual(self.plan(corrupt), TransferPlan(0, "mismatch"))
+        self.assertEqual(self.plan(self.content + b"!"), TransferPlan(0, "mismatch"))
+
+    def test_garbage_probe_answer(self):
+        for answer in ("", "abc", "-5 deadbeef"):
+            with self.subTest(answer=answer), self.assertRaises(
+                RecoverableModemFailure
+            ):
+                parse_probe(answer)
 
 
 class TestDeviceScripts(SimpleTestCase):

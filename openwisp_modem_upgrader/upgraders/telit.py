@@ -44,6 +44,16 @@ class TelitFN990AUpgrader(WrapperUpgrader):
                 "maximum": 14400,
                 "default": 1800,
             },
+            "max_transfer_rate": {
+                "type": "integer",
+                "title": (
+                    "Transfer rate cap in bytes per second (0: unlimited), for "
+                    "metered or shared cellular uplinks"
+                ),
+                "minimum": 0,
+                "maximum": 10**10,
+                "default": 0,
+            },
             "upgrade_timeout": {
                 "type": "integer",
                 "title": "Flash timeout (seconds)",

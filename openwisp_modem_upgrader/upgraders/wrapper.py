@@ -12,6 +12,7 @@ Vendors differ only in the tool command line and options: subclasses set
 """
 
 import json
+import os
 import posixpath
 import shlex
 import time
@@ -28,11 +29,22 @@ from ..exceptions import (
     ModemUpgradeCancelled,
     RecoverableModemFailure,
 )
-from ..shell_values import MODEM_MODEL, VERSION, full_match
+from ..shell_values import MODEM_MODEL, SHA256, VERSION, full_match
 from ..ssh import RouterShell
 from ..swapper import load_model
-from ..transfer import stream_file_to_router, upload_directory
-from ..upgrade import mark_flash_started, record_journal, record_progress
+from ..transfer import (
+    parse_probe,
+    plan_transfer,
+    probe_command,
+    stream_file_to_router,
+    upload_directory,
+)
+from ..upgrade import (
+    add_bytes_sent,
+    mark_flash_started,
+    record_journal,
+    record_progress,
+)
 from .base import BaseModemUpgrader
 
 # exit codes of modem-upgrade.sh (docs/user/device-contract.rst)
@@ -45,7 +57,22 @@ EXIT_USAGE = 64
 SPACE_MARGIN = 1024 * 1024
 
 
+class RouterBusy(RecoverableModemFailure):
+    """A wrapper runs on the router: nothing of it may be touched."""
+
+
+def scripts_size():
+    """Bytes of the device scripts one upload sends (counted as data used)."""
+    total = 0
+    for directory, _, files in os.walk(scripts_dir()):
+        total += sum(os.path.getsize(os.path.join(directory, name)) for name in files)
+    return total
+
+
 class WrapperUpgrader(BaseModemUpgrader):
+    # set by the engine: a recoverable failure will be retried, so a partial
+    # image stays on the router for the retry to continue
+    retry_follows = False
     # seconds between two reads of the router's journal while following it
     poll_interval = 2
     # extra time granted after the flash and reboot timeouts before giving up
@@ -67,6 +94,13 @@ class WrapperUpgrader(BaseModemUpgrader):
             if not mark_flash_started(self.operation.pk):
                 raise ModemUpgradeCancelled("cancelled before the flash started")
             self.start_wrapper()
+        except RouterBusy:
+            raise  # nothing was touched: another wrapper may be using it all
+        except RecoverableModemFailure:
+            # the retry continues from the image bytes the router holds
+            if not self.wrapper_may_run:
+                self.leave_router_as_found(keep_image=self.retry_follows)
+            raise
         except BaseException:
             # a /tmp image of 100 MB-1 GB left behind can starve the router
             if not self.wrapper_may_run:
@@ -80,10 +114,13 @@ class WrapperUpgrader(BaseModemUpgrader):
 
     def router_paths(self):
         base = posixpath.join(self.options["remote_dir"], "openwisp-modem-upgrader")
+        # named by content: a retry or a re-run finds what an earlier attempt sent
+        sha256 = self.image.sha256
+        image_name = sha256 if full_match(SHA256, sha256) else str(self.operation.pk)
         return {
             "base": base,
             "scripts": posixpath.join(base, "scripts"),
-            "firmware": posixpath.join(base, f"{self.operation.pk}.bin"),
+            "firmware": posixpath.join(base, f"{image_name}.bin"),
             "journal_dir": posixpath.join(base, str(self.operation.pk)),
         }
 
@@ -169,32 +206,30 @@ class WrapperUpgrader(BaseModemUpgrader):
         record_progress(self.operation.pk, progress=progress, message=message)
 
     def prepare_router(self):
-        """Clears leftovers, checks free space and uploads the scripts.
+        """Checks the router, reads what it holds of the image, sends the scripts.
 
-        Round trips are what cost on a cellular link: one command, one SCP.
+        Round trips are what cost on a cellular link: one command (no other
+        flash running, leftovers cleared, free space, the image's copy read),
+        one SCP.
         """
         paths = self.paths
-        output, _ = self.shell.run_all(
-            [
-                [
-                    "rm",
-                    "-rf",
-                    paths["firmware"],
-                    paths["journal_dir"],
-                    paths["scripts"],
-                ],
-                ["mkdir", "-p", paths["base"]],
-                ["df", "-k", self.options["remote_dir"]],
-            ]
-        )
-        available = self._parse_df(output)
+        output, _ = self.shell.run_raw(self._prepare_command(), timeout=120)
+        if "--busy--" in output:
+            raise RouterBusy(
+                "another flash is running on the router (its wrapper holds a lock): "
+                "nothing was sent"
+            )
+        df_output, _, probe_output = output.partition("--image--")
+        self.router_copy = parse_probe(probe_output)
+        available = self._parse_df(df_output.partition("--df--")[2])
         if available is None:
             # never guess: an image that does not fit can starve a tmpfs /tmp
             raise IrrecoverableModemFailure(
                 f"cannot read the free space in {self.options['remote_dir']} on the "
-                f"router from df's output: {' '.join(output.split())[-200:]!r}"
+                f"router from df's output: {' '.join(df_output.split())[-200:]!r}"
             )
-        needed = self.image.size + SPACE_MARGIN
+        # the router's copy is continued or replaced: its bytes count as free
+        needed = self.image.size + SPACE_MARGIN - self.router_copy.size
         if available * 1024 < needed:
             raise IrrecoverableModemFailure(
                 f"not enough space in {self.options['remote_dir']} on the router: "
@@ -202,6 +237,26 @@ class WrapperUpgrader(BaseModemUpgrader):
                 "(set the remote_dir option to a larger storage)"
             )
         upload_directory(self.shell.transport, scripts_dir(), paths["scripts"])
+        add_bytes_sent(self.operation.pk, scripts_size())
+
+    def _prepare_command(self):
+        quote = shlex.quote
+        paths = self.paths
+        base, image = quote(paths["base"]), quote(paths["firmware"])
+        return (
+            # a wrapper still running (any operation) may be reading an image
+            f"for pid_file in {base}/*/lock/pid; do"
+            ' pid=$(cat "$pid_file" 2>/dev/null)'
+            ' && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null'
+            ' && { echo "--busy--"; exit 0; };'
+            " done;"
+            f" rm -rf {quote(paths['journal_dir'])} {quote(paths['scripts'])}"
+            f" && mkdir -p {base} || exit 1;"
+            # images of earlier operations: only this one may be continued
+            f' for old in {base}/*.bin; do [ "$old" = {image} ] || rm -f "$old"; done;'
+            f" echo --df--; df -k {quote(self.options['remote_dir'])};"
+            f" echo --image--; {probe_command(paths['firmware'])}"
+        )
 
     @staticmethod
     def _parse_df(output):
@@ -214,11 +269,43 @@ class WrapperUpgrader(BaseModemUpgrader):
             return None
 
     def transfer_firmware(self):
+        """Sends what the router lacks of the image (resume, skip, rate cap)."""
         size = self.image.size
-        self.log(f"transferring {size} bytes to the router", progress=0)
+        with self.image.file.open("rb") as firmware:
+            plan = plan_transfer(self.router_copy, firmware, size, self.image.sha256)
+            if plan.skip:
+                self.log(
+                    "the router already holds this image (sha256 verified there): "
+                    "nothing to send",
+                    progress=10,
+                )
+                return
+            self.log(
+                self._plan_message(plan, size), progress=int(10 * plan.offset / size)
+            )
+            self._stream(firmware, plan.offset, size)
+        self.log("firmware transferred", progress=10)
+
+    @staticmethod
+    def _plan_message(plan, size):
+        if plan.reason == "resume":
+            return (
+                f"resuming the transfer: the router holds the first {plan.offset} "
+                f"bytes intact, sending the other {size - plan.offset}"
+            )
+        if plan.reason == "mismatch":
+            return (
+                f"the router's partial copy does not match the image: "
+                f"sending all {size} bytes again"
+            )
+        return f"transferring {size} bytes to the router"
+
+    def _stream(self, firmware, offset, size):
+        done = [offset]
         last_logged = [0.0]
 
         def on_progress(sent, total):
+            done[0] = sent
             now = time.monotonic()
             if now - last_logged[0] >= 1 or sent == total:
                 last_logged[0] = now
@@ -226,16 +313,20 @@ class WrapperUpgrader(BaseModemUpgrader):
                     self.operation.pk, progress=int(10 * sent / max(total, 1))
                 )
 
-        with self.image.file.open("rb") as firmware:
+        try:
             stream_file_to_router(
                 self.shell.transport,
                 firmware,
                 size,
                 self.paths["firmware"],
                 self.options["transfer_timeout"],
+                offset=offset,
+                rate_limit=self.options.get("max_transfer_rate", 0),
                 on_progress=on_progress,
             )
-        self.log("firmware transferred", progress=10)
+        finally:
+            # counted whatever happens: the data plan paid for them
+            add_bytes_sent(self.operation.pk, done[0] - offset)
 
     def wrapper_arguments(self):
         device = self.operation.device
@@ -459,21 +550,30 @@ class WrapperUpgrader(BaseModemUpgrader):
             },
         )
 
-    def leave_router_as_found(self):
-        """Removes everything this operation put on the router (no wrapper ran)."""
+    def leave_router_as_found(self, keep_image=False):
+        """Removes everything this operation put on the router (no wrapper ran).
+
+        ``keep_image``: a retry follows and continues from the image's bytes.
+        """
         paths = self.paths
+        names = (
+            ("journal_dir", "scripts")
+            if keep_image
+            else ("firmware", "journal_dir", "scripts")
+        )
         command = (
             "rm -rf "
-            + " ".join(
-                shlex.quote(paths[name])
-                for name in ("firmware", "journal_dir", "scripts")
-            )
+            + " ".join(shlex.quote(paths[name]) for name in names)
             + f"; rmdir {shlex.quote(paths['base'])} 2>/dev/null; true"
         )
         try:
+            if not keep_image and not self.shell.is_connected():
+                # the last attempt lost the link: one more try, or the image
+                # stays in the router's RAM until the next upgrade clears it
+                self.shell.reconnect()
             self.shell.run_raw(command, timeout=30)
         except RecoverableModemFailure:
-            pass  # link gone: the next attempt's preparation clears it
+            pass  # link gone: the next upgrade's preparation clears it
 
     def remove_firmware(self):
         try:

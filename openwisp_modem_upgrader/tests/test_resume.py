@@ -1,0 +1,144 @@
+"""Cellular-friendly transfers against a real emulated router: resume after a
+drop, skip an image the router holds, count the data sent."""
+
+import os
+import shutil
+
+from django.contrib.staticfiles.testing import StaticLiveServerTestCase
+
+from ..base.models import OperationStatus
+from ..upgraders.wrapper import scripts_size
+from . import NEW_VERSION
+from .faults import cut_transfers
+from .test_engine import EngineTestMixin
+
+MIB = 1024 * 1024
+
+
+class TestResumableTransfer(EngineTestMixin, StaticLiveServerTestCase):
+    def setUp(self):
+        super().setUp()
+        self.image = self._create_firmware_image(size=8 * MIB)
+        self.router_image = os.path.join(
+            self.remote_dir, "openwisp-modem-upgrader", f"{self.image.sha256}.bin"
+        )
+
+    def image_bytes_sent(self, operation):
+        """Bytes of the image itself: what the operation counted, less the
+        scripts (uploaded once per attempt)."""
+        return operation.bytes_sent - operation.attempts * scripts_size()
+
+    def place_on_router(self, length=None, corrupt=False):
+        os.makedirs(os.path.dirname(self.router_image), exist_ok=True)
+        with self.image.file.open("rb") as source, open(
+            self.router_image, "wb"
+        ) as target:
+            if length is None:
+                shutil.copyfileobj(source, target)
+            else:
+                content = source.read(length)
+                if corrupt:
+                    content = content[:-1] + bytes([content[-1] ^ 0xFF])
+                target.write(content)
+
+    def assert_upgraded(self, operation):
+        self.assertEqual(operation.status, OperationStatus.SUCCESS, operation.log)
+        self.assertIn("sha256 verified", operation.log)
+        self.assertEqual(self.router.modem_state()["firmware"], NEW_VERSION)
+
+    def test_cut_at_half_resumes(self):
+        with cut_transfers(at_fraction=0.5, times=1) as offsets:
+            operation = self.upgrade()
+        self.assert_upgraded(operation)
+        self.assertEqual(operation.attempts, 2)
+        self.assertIn("transfer interrupted", operation.log)
+        self.assertIn("resuming the transfer", operation.log)
+        size = self.image.size
+        # the retry started where the router's intact copy ended
+        self.assertEqual(offsets[0], 0)
+        self.assertGreaterEqual(offsets[1], size * 0.4)
+        self.assertLessEqual(self.image_bytes_sent(operation), 1.1 * size)
+        self.assertGreaterEqual(self.image_bytes_sent(operation), size)
+
+    def test_two_cuts_still_send_little_more_than_the_image(self):
+        # each cut loses what was in flight (SSH windows): small beside an image
+        self.image = self._create_firmware_image(size=32 * MIB)
+        with cut_transfers(at_fraction=0.4, times=2) as offsets:
+            operation = self.upgrade()
+        self.assert_upgraded(operation)
+        self.assertEqual(len(offsets), 3)
+        self.assertEqual(offsets, sorted(offsets))
+        self.assertLessEqual(self.image_bytes_sent(operation), 1.1 * self.image.size)
+
+    def test_corrupt_partial_restarts_from_zero(self):
+        self.place_on_router(length=self.image.size // 2, corrupt=True)
+        operation = self.upgrade()
+        self.assert_upgraded(operation)
+        self.assertIn("does not match the image", operation.log)
+        self.assertEqual(self.image_bytes_sent(operation), self.image.size)
+
+    def test_intact_partial_is_continued(self):
+        self.place_on_router(length=3 * MIB)
+        operation = self.upgrade()
+        self.assert_upgraded(operation)
+        self.assertIn("holds the first 3145728 bytes intact", operation.log)
+        self.assertEqual(self.image_bytes_sent(operation), self.image.size - 3 * MIB)
+
+    def test_present_image_sends_nothing(self):
+        self.place_on_router()
+        operation = self.upgrade()
+        self.assert_upgraded(operation)
+        self.assertIn("already holds this image", operation.log)
+        self.assertEqual(operation.bytes_sent, scripts_size())
+        self.assertEqual(self.image_bytes_sent(operation), 0)
+
+    def test_longer_copy_is_replaced(self):
+        self.place_on_router()
+        with open(self.router_image, "ab") as target:
+            target.write(b"trailing garbage")
+        operation = self.upgrade()
+        self.assert_upgraded(operation)
+        self.assertIn("does not match the image", operation.log)
+        self.assertEqual(self.image_bytes_sent(operation), self.image.size)
+
+    def test_images_of_earlier_operations_are_removed(self):
+        stale = os.path.join(
+            self.remote_dir, "openwisp-modem-upgrader", "0" * 64 + ".bin"
+        )
+        os.makedirs(os.path.dirname(stale), exist_ok=True)
+        with open(stale, "wb") as f:
+            f.write(b"old image")
+        operation = self.upgrade()
+        self.assert_upgraded(operation)
+        self.assertFalse(os.path.exists(stale))
+        # and the flashed image is gone too: nothing left but the journal
+        self.assertNotIn(
+            f"openwisp-modem-upgrader/{self.image.sha256}.bin", self.router_files()
+        )
+
+    def test_never_writes_while_a_wrapper_runs(self):
+        # another operation's wrapper holds its lock (a live process)
+        lock = os.path.join(self.remote_dir, "openwisp-modem-upgrader", "other", "lock")
+        os.makedirs(lock)
+        with open(os.path.join(lock, "pid"), "w") as f:
+            f.write(str(os.getpid()))
+        self.place_on_router(length=MIB)
+        operation = self.upgrade()
+        self.assertEqual(operation.status, OperationStatus.FAILED, operation.log)
+        self.assertIn("another flash is running on the router", operation.log)
+        self.assertFalse(operation.flash_started)
+        self.assertEqual(operation.bytes_sent, 0)
+        # the copy that wrapper may be reading was left untouched
+        self.assertEqual(os.path.getsize(self.router_image), MIB)
+
+    def test_final_failed_attempt_leaves_no_partial(self):
+        with cut_transfers(at_fraction=0.5, times=3) as offsets:
+            operation = self.upgrade()
+        self.assertEqual(operation.status, OperationStatus.FAILED, operation.log)
+        self.assertIn("giving up after 3 attempts", operation.log)
+        self.assertFalse(os.path.exists(self.router_image))
+        self.assertEqual(self.router_files(), [])
+        # each attempt continued the previous one
+        self.assertEqual(offsets[0], 0)
+        self.assertGreater(offsets[1], 0)
+        self.assertGreater(offsets[2], offsets[1])
