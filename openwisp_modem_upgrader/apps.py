@@ -25,6 +25,17 @@ class ModemUpgraderConfig(ApiAppConfig):
         super().ready(*args, **kwargs)
         self.register_menu_group()
         self.connect_file_cleanup()
+        self.connect_detection_trigger()
+
+    def connect_detection_trigger(self):
+        from openwisp_controller.connection.signals import is_working_changed
+
+        from .detection import connection_working_changed
+
+        is_working_changed.connect(
+            connection_working_changed,
+            dispatch_uid="modem_upgrader.detect_on_connection_working",
+        )
 
     def connect_file_cleanup(self):
         from django.db.models.signals import post_delete

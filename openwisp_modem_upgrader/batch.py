@@ -62,9 +62,7 @@ def candidate_devices(batch):
         qs = qs.filter(devicelocation__location_id=batch.location_id)
     if batch.from_version:
         qs = qs.filter(
-            Exists(
-                _modems().filter(modem_firmware_version=batch.from_version)
-            )
+            Exists(_modems().filter(modem_firmware_version=batch.from_version))
         )
     return qs
 
@@ -90,8 +88,7 @@ def _shown_modem(build, field):
     first modem of the build's model, else the first modem."""
     rank = Case(
         When(
-            Q(modem_model=build.modem_model)
-            & ~Q(modem_firmware_version=build.version),
+            Q(modem_model=build.modem_model) & ~Q(modem_firmware_version=build.version),
             then=Value(0),
         ),
         When(modem_model=build.modem_model, then=Value(1)),
@@ -187,9 +184,9 @@ def start_batch(batch):
 
     Each operation flashes one modem (``target_usb_path``): a router with two
     modems to upgrade gets the second in a later batch, since a device runs
-    one upgrade at a time. The rows are inserted in bulk; a device that started another upgrade since
-    the preview is skipped by the database's one-active-upgrade constraint
-    instead of failing the whole batch.
+    one upgrade at a time. The rows are inserted in bulk; a device that
+    started another upgrade since the preview is skipped by the database's
+    one-active-upgrade constraint instead of failing the whole batch.
     """
     Operation = load_model("ModemUpgradeOperation")
     DeviceModemFirmware = load_model("DeviceModemFirmware")

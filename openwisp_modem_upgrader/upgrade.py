@@ -263,11 +263,12 @@ def finish_operation(operation_id, status, message=None):
             return False
         operation = _operations().select_related("image").get(pk=operation_id)
         if status == OperationStatus.SUCCESS and operation.image_id:
-            load_model("DeviceModemFirmware").objects.filter(
-                device_id=operation.device_id,
-                usb_path=operation.usb_path,
-                image_id=operation.image_id,
-            ).update(
+            modems = load_model("DeviceModemFirmware").objects.filter(
+                device_id=operation.device_id, image_id=operation.image_id
+            )
+            if operation.usb_path:
+                modems = modems.filter(usb_path=operation.usb_path)
+            modems.update(
                 installed=True, modem_firmware_version=operation.image.build.version
             )
     refresh_batch(operation.batch_id)

@@ -449,14 +449,18 @@ class DeviceModemFirmwareSerializer(ReadOnlyBlankMixin, serializers.ModelSeriali
     class Meta:
         model = DeviceModemFirmware
         fields = (
-            "device",
-            "device_name",
-            "organization",
-            "usb_path",
-            "image",
-            "upgrade_options",
-            "upgrade_operation",
-        ) + DETECTED_FIELDS + TIMESTAMPS
+            (
+                "device",
+                "device_name",
+                "organization",
+                "usb_path",
+                "image",
+                "upgrade_options",
+                "upgrade_operation",
+            )
+            + DETECTED_FIELDS
+            + TIMESTAMPS
+        )
         read_only_fields = ("device",) + DETECTED_FIELDS + TIMESTAMPS
 
     def __init__(self, *args, **kwargs):

@@ -538,9 +538,7 @@ class DeviceModemFirmwareView(
         serializer = self.get_serializer(modem_firmware, data=request.data)
         serializer.is_valid(raise_exception=True)
         known = set(
-            self.get_queryset()
-            .filter(device=device)
-            .values_list("usb_path", flat=True)
+            self.get_queryset().filter(device=device).values_list("usb_path", flat=True)
         )
         try:
             operation = start_upgrade(

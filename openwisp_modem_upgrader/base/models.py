@@ -375,7 +375,12 @@ class AbstractDeviceModemDetection(TimeStampedEditableModel):
         on_delete=models.CASCADE,
         related_name="modem_detection",
     )
-    attempted_at = models.DateTimeField(db_index=True)
+    started_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("when the last run began")
+    )
+    attempted_at = models.DateTimeField(
+        db_index=True, help_text=_("when the last run ended")
+    )
     succeeded_at = models.DateTimeField(
         null=True, blank=True, help_text=_("last run that read the router's modems")
     )

@@ -11,12 +11,9 @@ Vendors differ only in the tool command line and options: subclasses set
 ``default_tool`` and extend ``SCHEMA``.
 """
 
-import json
 import posixpath
 import shlex
 import time
-
-from django.utils import timezone
 
 from .. import settings as app_settings
 from ..base.models import TERMINAL_STATUSES
@@ -178,6 +175,8 @@ class WrapperUpgrader(BaseModemUpgrader):
             "--device-key",
             device.key,
         ]
+        if self.operation.usb_path:
+            args += ["--usb-path", self.operation.usb_path]
         if options.get("tool_args"):
             args += ["--tool-args", options["tool_args"]]
         if not options["verify_checksum"]:
@@ -290,16 +289,19 @@ class WrapperUpgrader(BaseModemUpgrader):
         raise IrrecoverableModemFailure(f"the flash failed (exit {code}){detail}")
 
     def verify_version(self):
-        """Reads the modem again from the server's side and records it."""
+        """Reads the modems again from the server's side and records them."""
+        from ..detection import GarbageOutput, parse_modem_list
+
         deadline = time.monotonic() + self.options["reboot_timeout"]
         script = posixpath.join(self.paths["scripts"], "modem-info.sh")
         while True:
             try:
                 self.shell.reconnect()
                 output, _ = self.shell.run(["sh", script], timeout=60)
-                info = json.loads(output)
+                modems = parse_modem_list(output)
+                info = self.flashed_modem(modems)
                 break
-            except (RecoverableModemFailure, ValueError) as error:
+            except (RecoverableModemFailure, GarbageOutput, LookupError) as error:
                 if time.monotonic() > deadline:
                     self.log(
                         "could not read the modem from the server "
@@ -307,7 +309,7 @@ class WrapperUpgrader(BaseModemUpgrader):
                     )
                     return
                 time.sleep(self.poll_interval)
-        self.record_modem_info(info)
+        self.record_modem_info(modems)
         expected = self.image.build.version
         detected = info.get("firmware") or info.get("revision")
         if detected != expected:
@@ -317,21 +319,34 @@ class WrapperUpgrader(BaseModemUpgrader):
             )
         self.log(f"modem verified by the server: {info.get('model')} {detected}", 100)
 
-    def record_modem_info(self, info):
-        def value(key):
-            text = info.get(key) or ""
-            return "" if text == "--" else str(text)[:64]
+    def flashed_modem(self, modems):
+        """The entry of the modem this operation flashed; LookupError when
+        it is not (yet) listed in normal mode."""
+        usb_path = self.operation.usb_path
+        candidates = [
+            m
+            for m in modems
+            if m["mode"] == "normal"
+            and (m["usb_path"] == usb_path if usb_path else True)
+        ]
+        if not usb_path and len(candidates) > 1:
+            # the wrapper flashed the first modem of the vendor
+            candidates = [
+                m for m in candidates if m["model"] == self.image.build.modem_model
+            ]
+        if not candidates:
+            raise LookupError(f"modem {usb_path or 'to verify'} not listed yet")
+        return candidates[0]
 
-        load_model("DeviceModemFirmware").objects.update_or_create(
-            device_id=self.operation.device_id,
-            defaults={
-                "modem_manufacturer": value("manufacturer"),
-                "modem_model": value("model"),
-                "modem_revision": value("revision"),
-                "modem_firmware_version": value("firmware"),
-                "modem_imei": value("imei")[:32],
-                "modem_detected_at": timezone.now(),
-            },
+    def record_modem_info(self, modems):
+        from ..base.models import ModemChangeSource
+        from ..detection import record_modems
+
+        record_modems(
+            self.operation.device,
+            modems,
+            ModemChangeSource.UPGRADE,
+            operation=self.operation,
         )
 
     def remove_firmware(self):

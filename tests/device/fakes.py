@@ -229,9 +229,9 @@ def mmcli_answer(state, args):
             if extra["mode"] != "normal":
                 return "error: couldn't find modem\n", 1
             document = _mm_json(dict(state, **extra))
-            document["modem"]["generic"]["device"] = (
-                f"/sys/devices/platform/soc/xhci-hcd.1/usb1/{extra['usb_path']}"
-            )
+            document["modem"]["generic"][
+                "device"
+            ] = f"/sys/devices/platform/soc/xhci-hcd.1/usb1/{extra['usb_path']}"
             return json.dumps(document, separators=(",", ":")) + "\n", 0
         if not _mm_visible(state) or args[1] not in ("0", MM_PATH):
             return "error: couldn't find modem\n", 1

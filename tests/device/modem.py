@@ -55,6 +55,7 @@ EXTRA_MODEM = {
 def extra_modems(state):
     return [dict(EXTRA_MODEM, **extra) for extra in state.get("extra_modems", [])]
 
+
 DEFAULT_STATE = {
     "manufacturer": "Telit",
     "model": "FN990A28",
