@@ -18,13 +18,14 @@ import re
 import threading
 import time
 import uuid
+from contextlib import nullcontext
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from functools import lru_cache
 
 import swapper
 from django.core.cache import cache
-from django.db import close_old_connections, transaction
+from django.db import connection, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -73,7 +74,16 @@ CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # what changes a modem's identity; a change of one of these without an
 # upgrade explaining it is flagged
 IDENTITY = ("modem_model", "modem_revision", "modem_firmware_version", "modem_imei")
+CATCH_ALL = (".+", ".*")
 _detecting = threading.local()
+# SQLite takes one writer at a time and answers "table is locked" to the
+# others at once (no busy wait in shared-cache mode): detection threads take
+# turns for their database work there; SSH still runs in parallel.
+_sqlite_lock = threading.Lock()
+
+
+def db_turn():
+    return _sqlite_lock if connection.vendor == "sqlite" else nullcontext()
 
 
 class GarbageOutput(ValueError):
@@ -179,7 +189,8 @@ def _read_router(device):
     DeviceConnection = swapper.load_model("connection", "DeviceConnection")
     _detecting.device_id = device.pk
     try:
-        connection = DeviceConnection.get_working_connection(device)
+        with db_turn():
+            device_connection = DeviceConnection.get_working_connection(device)
     except NoWorkingDeviceConnectionError as error:
         reason = error.connection.failure_reason if error.connection else ""
         return (
@@ -194,7 +205,7 @@ def _read_router(device):
     finally:
         _detecting.device_id = None
     try:
-        output, code = RouterShell(connection).run_script(
+        output, code = RouterShell(device_connection).run_script(
             modem_info_script(), timeout=app_settings.DETECTION_TIMEOUT
         )
     except CommandTimeout as error:
@@ -202,7 +213,7 @@ def _read_router(device):
     except RecoverableModemFailure as error:
         return DetectionStatus.UNREACHABLE, str(error), None
     finally:
-        connection.disconnect()
+        device_connection.disconnect()
     if code != 0:
         return (
             DetectionStatus.ERROR,
@@ -378,12 +389,17 @@ def _explaining_operation(row):
 
 
 def _vendor_status(model):
+    """ok when an upgrader made for this model exists; catch-all upgraders
+    (the generic command one) do not count: they know no model."""
     for upgrader_type in app_settings.UPGRADERS_MAP:
         try:
-            if get_upgrader_class(upgrader_type).supports_modem(model):
-                return DetectionStatus.OK, ""
+            upgrader_class = get_upgrader_class(upgrader_type)
         except LookupError:
             continue
+        if upgrader_class.modem_model_pattern in CATCH_ALL:
+            continue
+        if upgrader_class.supports_modem(model):
+            return DetectionStatus.OK, ""
     return (
         DetectionStatus.UNKNOWN_VENDOR,
         f"no upgrader can flash {model[:64]} modems (inventory only)",
@@ -473,21 +489,37 @@ def detect_devices(device_ids, concurrency=None):
         app_settings.DETECTION_CONCURRENCY, app_settings.DETECTION_TIMEOUT + 120
     )
     Device = swapper.load_model("config", "Device")
-    counts = {}
 
     def detect_one(device_id):
         held = slots.acquire()
         try:
-            device = Device.objects.filter(pk=device_id).first()
+            with db_turn():
+                device = Device.objects.filter(pk=device_id).first()
             return detect_device(device) if device else None
         finally:
             slots.release(held)
-            close_old_connections()
 
+    def detect_in_thread(device_id):
+        try:
+            return detect_one(device_id)
+        finally:
+            # pool threads die with the pool: never leave their connection open
+            with db_turn():
+                connections.close_all()
+
+    device_ids = list(device_ids)
+    if len(device_ids) <= 1 or concurrency == 1:
+        statuses = map(detect_one, device_ids)
+        return _count(statuses)
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        for status in pool.map(detect_one, device_ids):
-            if status:
-                counts[status] = counts.get(status, 0) + 1
+        return _count(pool.map(detect_in_thread, device_ids))
+
+
+def _count(statuses):
+    counts = {}
+    for status in statuses:
+        if status:
+            counts[status] = counts.get(status, 0) + 1
     return counts
 
 
