@@ -10,6 +10,7 @@ from unittest import mock
 
 import swapper
 from device.router import EmulatedRouter
+from django.db import connection
 from django.test import TestCase, TransactionTestCase
 from django.utils import timezone
 
@@ -392,7 +393,8 @@ class TestSweep(DetectionMixin, TransactionTestCase):
         self.assertEqual(len(intervals), self.routers - 1)
         peak = max_overlap(intervals)
         self.assertLessEqual(peak, self.bound)
-        self.assertGreater(peak, 1, "detections never ran in parallel")
+        if connection.vendor != "sqlite":  # SQLite: one at a time (detection.py)
+            self.assertGreater(peak, 1, "detections never ran in parallel")
         # a second sweep finds nothing due
         self.assertEqual(detection.due_devices(), [])
 
