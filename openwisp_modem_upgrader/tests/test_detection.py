@@ -355,6 +355,18 @@ class TestParsing(TestCase):
                 with self.assertRaises(detection.GarbageOutput):
                     parse_modem_list(output)
 
+    def test_sweep_is_scheduled(self):
+        from celery import current_app
+
+        entries = [
+            entry
+            for entry in current_app.conf.beat_schedule.values()
+            if entry["task"] == "openwisp_modem_upgrader.sweep_modem_detection"
+        ]
+        self.assertEqual(
+            [e["schedule"] for e in entries], [app_settings.DETECTION_SWEEP_SCHEDULE]
+        )
+
     def test_fair_order(self):
         pairs = [("a1", "A"), ("a2", "A"), ("a3", "A"), ("b1", "B"), ("c1", "C")]
         self.assertEqual(fair_order(pairs), ["a1", "b1", "c1", "a2", "a3"])
