@@ -302,6 +302,27 @@ class TestDetectionWithModemManager(DetectionMixin, TestCase):
         self.assertFalse(DeviceModemDetection.objects.exists())
 
 
+class TestOnDemand(TestModemUpgraderMixin, TestCase):
+    def test_queue_detection_of_a_queryset(self):
+        org_b = self._create_org(name="org b", slug="org-b")
+        a1, a2 = (
+            self._create_device(name=f"a{n}", mac_address=f"02:00:00:00:00:0{n}")
+            for n in (1, 2)
+        )
+        b1 = self._create_device(
+            name="b1", mac_address="02:00:00:00:00:09", organization=org_b
+        )
+        Device = swapper.load_model("config", "Device")
+        with mock.patch(
+            "openwisp_modem_upgrader.tasks.detect_modems.delay"
+        ) as delay, self.captureOnCommitCallbacks(execute=True):
+            queued = detection.queue_detection(Device.objects.order_by("name"))
+            delay.assert_not_called()  # only once committed
+        self.assertEqual(queued, 3)
+        (ids,), _ = delay.call_args
+        self.assertEqual(ids, [str(a1.pk), str(b1.pk), str(a2.pk)])
+
+
 class TestDetectionWithAtCommands(DetectionMixin, TestCase):
     router_options = {"modem_manager": False}
 
