@@ -359,7 +359,10 @@ def _apply_reading(row, modem, source, operation, now, upgrading):
     first_reading = row.modem_detected_at is None
     changed = [field for field, value in new.items() if getattr(row, field) != value]
     identity_changed = [f for f in changed if f in IDENTITY]
+    # an upgrade explains its own modem only, not the router's other one
     explaining = operation
+    if operation is not None and operation.usb_path not in ("", row.usb_path):
+        explaining = None
     if changed and explaining is None and not first_reading:
         explaining = _explaining_operation(row)
     unexplained = bool(identity_changed) and not first_reading and explaining is None
