@@ -45,6 +45,8 @@ STORAGE_DIR = rf"^(?!/(?:{'|'.join(SYSTEM_DIRECTORIES)})(?:/|$))(?:{_SEGMENT}){{
 TOOL_ARGS = r"^(?!.*\.\.)(?:[A-Za-z0-9._=/:+-]{1,64}(?: [A-Za-z0-9._=/:+-]{1,64})*)?$"
 VERSION = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$"
 MODEM_MODEL = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+# a sysfs USB path (modem-upgrade.sh --usb-path)
+USB_PATH = r"^[0-9]{1,3}-[0-9]{1,3}(?:\.[0-9]{1,3}){0,6}$"
 
 
 def full_match(pattern, value):
@@ -74,6 +76,7 @@ class FullMatchValidator:
 version_validator = FullMatchValidator(
     VERSION, _("Letters, digits and . _ + - only, e.g. M0R.010000-B022.")
 )
+usb_path_validator = FullMatchValidator(USB_PATH, _("A sysfs USB path such as 1-1.2."))
 modem_model_validator = FullMatchValidator(
     MODEM_MODEL,
     _("Use the exact model/variant reported by the modem, e.g. FN990A28."),
