@@ -65,10 +65,17 @@ check_number() {
 	esac
 }
 
+# check_usb_path NAME VALUE: a sysfs USB path such as 1-1.2, nothing else.
+check_usb_path() {
+	check_value "$1" "$2" '0-9.-'
+	printf '%s\n' "$2" | grep -Eq '^[0-9]{1,3}-[0-9]{1,3}(\.[0-9]{1,3}){0,6}$' ||
+		usage "$1 is not a USB path like 1-1.2"
+}
+
 parse_arguments() {
 	OPERATION_ID='' FIRMWARE='' SHA256='' EXPECTED_VERSION='' EXPECTED_MODEL=''
 	WORKDIR='' TOOL=${UXFP:-uxfp} TOOL_ARGS='' REPORT_URL='' DEVICE_UUID='' DEVICE_KEY=''
-	NO_CHECKSUM='' DETACH='' MODEM_SERVICE='' LOSSRECOVERY=''
+	NO_CHECKSUM='' DETACH='' MODEM_SERVICE='' LOSSRECOVERY='' MODEM_USB_PATH=''
 	FLASH_TIMEOUT=1800 REBOOT_TIMEOUT=300 REPORT_INTERVAL=10
 	FINAL_REPORT_TIMEOUT=600 HTTP_TIMEOUT=10
 	while [ $# -gt 0 ]; do
@@ -101,6 +108,7 @@ parse_arguments() {
 		--device-uuid) check_value "$pa_option" "$pa_value" '0-9a-fA-F-'; DEVICE_UUID=$pa_value ;;
 		--device-key) check_value "$pa_option" "$pa_value" 'A-Za-z0-9._~-'; DEVICE_KEY=$pa_value ;;
 		--modem-service) check_value "$pa_option" "$pa_value" 'A-Za-z0-9._/+-'; MODEM_SERVICE=$pa_value ;;
+		--usb-path) check_usb_path "$pa_option" "$pa_value"; MODEM_USB_PATH=$pa_value ;;
 		--flash-timeout) check_number "$pa_option" "$pa_value"; FLASH_TIMEOUT=$pa_value ;;
 		--reboot-timeout) check_number "$pa_option" "$pa_value"; REBOOT_TIMEOUT=$pa_value ;;
 		--report-interval) check_number "$pa_option" "$pa_value"; REPORT_INTERVAL=$pa_value ;;

@@ -25,6 +25,29 @@ class ModemUpgraderConfig(ApiAppConfig):
         super().ready(*args, **kwargs)
         self.register_menu_group()
         self.connect_file_cleanup()
+        self.connect_detection_trigger()
+        self.schedule_detection_sweep()
+
+    def schedule_detection_sweep(self):
+        """Adds the periodic detection sweep to Celery beat, unless the
+        project schedules it itself or disabled it (schedule None)."""
+        from celery import current_app
+
+        schedule = app_settings.DETECTION_SWEEP_SCHEDULE
+        beat = current_app.conf.beat_schedule
+        task = "openwisp_modem_upgrader.sweep_modem_detection"
+        if schedule and not any(e.get("task") == task for e in beat.values()):
+            beat["sweep_modem_detection"] = {"task": task, "schedule": schedule}
+
+    def connect_detection_trigger(self):
+        from openwisp_controller.connection.signals import is_working_changed
+
+        from .detection import connection_working_changed
+
+        is_working_changed.connect(
+            connection_working_changed,
+            dispatch_uid="modem_upgrader.detect_on_connection_working",
+        )
 
     def connect_file_cleanup(self):
         from django.db.models.signals import post_delete

@@ -13,8 +13,10 @@ from django.db.models import (
     Case,
     CharField,
     Exists,
+    IntegerField,
     OuterRef,
     Q,
+    Subquery,
     UUIDField,
     Value,
     When,
@@ -33,6 +35,7 @@ class ExclusionReason:
     OTHER_MODEL = "other-modem-model"
     BOARD = "incompatible-board"
     UP_TO_DATE = "already-on-version"
+    NOT_DETECTED = "not-detected"
 
     labels = {
         DEACTIVATED: _("device deactivated"),
@@ -41,22 +44,59 @@ class ExclusionReason:
         OTHER_MODEL: _("the modem is another model"),
         BOARD: _("no image validated for this router model"),
         UP_TO_DATE: _("already on this version"),
+        NOT_DETECTED: _("modem not detected yet"),
     }
 
 
 def candidate_devices(batch):
-    """Devices of the batch's organization with a known modem, filtered."""
+    """Devices of the batch's organization, filtered.
+
+    Devices without any known modem stay in (excluded as not detected yet);
+    ``from_version`` keeps devices with a modem on that version.
+    """
     Device = swapper.load_model("config", "Device")
-    qs = Device.objects.filter(
-        organization_id=batch.organization_id, modem_firmware__isnull=False
-    )
+    qs = Device.objects.filter(organization_id=batch.organization_id)
     if batch.group_id:
         qs = qs.filter(group_id=batch.group_id)
     if batch.location_id:
         qs = qs.filter(devicelocation__location_id=batch.location_id)
     if batch.from_version:
-        qs = qs.filter(modem_firmware__modem_firmware_version=batch.from_version)
+        qs = qs.filter(
+            Exists(_modems().filter(modem_firmware_version=batch.from_version))
+        )
     return qs
+
+
+def _modems():
+    """A device's modems, as a subquery on the outer device."""
+    return load_model("DeviceModemFirmware").objects.filter(device_id=OuterRef("pk"))
+
+
+def _target_modems(batch):
+    """The device's modems a batch would flash, best candidate first: of the
+    build's model, not on its version (and on ``from_version`` if set)."""
+    build = batch.build
+    modems = _modems().filter(modem_model=build.modem_model)
+    modems = modems.exclude(modem_firmware_version=build.version)
+    if batch.from_version:
+        modems = modems.filter(modem_firmware_version=batch.from_version)
+    return modems.order_by("usb_path")
+
+
+def _shown_modem(build, field):
+    """A value of the modem the preview shows: the target modem, else the
+    first modem of the build's model, else the first modem."""
+    rank = Case(
+        When(
+            Q(modem_model=build.modem_model) & ~Q(modem_firmware_version=build.version),
+            then=Value(0),
+        ),
+        When(modem_model=build.modem_model, then=Value(1)),
+        default=Value(2),
+        output_field=IntegerField(),
+    )
+    modems = _modems().annotate(rank=rank).order_by("rank", "usb_path")
+    return Subquery(modems.values(field)[:1])
 
 
 def _image_for_board(images):
@@ -69,7 +109,9 @@ def _image_for_board(images):
 
 
 def annotate_preview(batch):
-    """Candidates annotated with ``image_id`` and ``exclusion_reason`` (NULL = ok)."""
+    """Candidates annotated with ``target_image_id``, ``target_usb_path`` (the
+    modem to flash), the shown ``modem_model`` / ``modem_firmware_version``
+    and ``exclusion_reason`` (NULL = eligible)."""
     build = batch.build
     images = list(build.images.order_by("created"))
     Operation = load_model("ModemUpgradeOperation")
@@ -80,18 +122,21 @@ def annotate_preview(batch):
     connected = DeviceConnection.objects.filter(device_id=OuterRef("pk"), enabled=True)
     qs = candidate_devices(batch).annotate(
         target_image_id=_image_for_board(images),
+        target_usb_path=Subquery(_target_modems(batch).values("usb_path")[:1]),
+        modem_model=_shown_modem(build, "modem_model"),
+        modem_firmware_version=_shown_modem(build, "modem_firmware_version"),
         has_running=Exists(running),
         has_connection=Exists(connected),
+        has_modem=Exists(_modems()),
+        has_model=Exists(_modems().filter(modem_model=build.modem_model)),
     )
     reason = Case(
         When(_is_deactivated=True, then=Value(ExclusionReason.DEACTIVATED)),
         When(has_running=True, then=Value(ExclusionReason.RUNNING)),
+        When(has_modem=False, then=Value(ExclusionReason.NOT_DETECTED)),
+        When(has_model=False, then=Value(ExclusionReason.OTHER_MODEL)),
         When(
-            ~Q(modem_firmware__modem_model=build.modem_model),
-            then=Value(ExclusionReason.OTHER_MODEL),
-        ),
-        When(
-            modem_firmware__modem_firmware_version=build.version,
+            target_usb_path__isnull=True,
             then=Value(ExclusionReason.UP_TO_DATE),
         ),
         When(target_image_id__isnull=True, then=Value(ExclusionReason.BOARD)),
@@ -137,9 +182,11 @@ def create_batch(build, organization, upgrade_options=None, **filters):
 def start_batch(batch):
     """Creates one operation per eligible device and queues them.
 
-    The rows are inserted in bulk; a device that started another upgrade since
-    the preview is skipped by the database's one-active-upgrade constraint
-    instead of failing the whole batch.
+    Each operation flashes one modem (``target_usb_path``): a router with two
+    modems to upgrade gets the second in a later batch, since a device runs
+    one upgrade at a time. The rows are inserted in bulk; a device that
+    started another upgrade since the preview is skipped by the database's
+    one-active-upgrade constraint instead of failing the whole batch.
     """
     Operation = load_model("ModemUpgradeOperation")
     DeviceModemFirmware = load_model("DeviceModemFirmware")
@@ -153,17 +200,20 @@ def start_batch(batch):
         if not updated:
             return []  # already fanned out (task delivered twice)
         eligible = list(
-            preview_batch(batch)["devices"].values_list("pk", "target_image_id")
+            preview_batch(batch)["devices"].values_list(
+                "pk", "target_image_id", "target_usb_path"
+            )
         )
         Operation.objects.bulk_create(
             [
                 Operation(
                     device_id=device_id,
                     image_id=image_id,
+                    usb_path=usb_path,
                     batch_id=batch.pk,
                     upgrade_options=batch.upgrade_options,
                 )
-                for device_id, image_id in eligible
+                for device_id, image_id, usb_path in eligible
             ],
             batch_size=500,
             ignore_conflicts=True,
@@ -171,10 +221,15 @@ def start_batch(batch):
         created = Operation.objects.filter(
             batch_id=batch.pk, status=OperationStatus.IDLE
         )
-        for image_id in {image_id for _, image_id in eligible}:
-            DeviceModemFirmware.objects.filter(
-                device_id__in=created.filter(image_id=image_id).values("device_id")
-            ).update(image_id=image_id, installed=False)
+        for image_id in {image_id for _, image_id, _ in eligible}:
+            targeted = created.filter(
+                image_id=image_id,
+                device_id=OuterRef("device_id"),
+                usb_path=OuterRef("usb_path"),
+            )
+            DeviceModemFirmware.objects.filter(Exists(targeted)).update(
+                image_id=image_id, installed=False
+            )
         operation_ids = [str(pk) for pk in created.values_list("pk", flat=True)]
     if not operation_ids:
         from .upgrade import refresh_batch

@@ -1,11 +1,13 @@
 from swapper import swappable_setting
 
 from .base.models import (
+    AbstractDeviceModemDetection,
     AbstractDeviceModemFirmware,
     AbstractModemBatchUpgradeOperation,
     AbstractModemBuild,
     AbstractModemCategory,
     AbstractModemFirmwareImage,
+    AbstractModemHistory,
     AbstractModemUpgradeOperation,
 )
 
@@ -44,3 +46,15 @@ class ModemUpgradeOperation(AbstractModemUpgradeOperation):
     class Meta(AbstractModemUpgradeOperation.Meta):
         abstract = False
         swappable = swappable_setting("modem_upgrader", "ModemUpgradeOperation")
+
+
+class DeviceModemDetection(AbstractDeviceModemDetection):
+    class Meta(AbstractDeviceModemDetection.Meta):
+        abstract = False
+        swappable = swappable_setting("modem_upgrader", "DeviceModemDetection")
+
+
+class ModemHistory(AbstractModemHistory):
+    class Meta(AbstractModemHistory.Meta):
+        abstract = False
+        swappable = swappable_setting("modem_upgrader", "ModemHistory")

@@ -57,3 +57,24 @@ except ImportError as error:
     raise ImproperlyConfigured(
         f"OPENWISP_MODEM_UPGRADER_PRIVATE_STORAGE_INSTANCE cannot be imported: {error}"
     )
+
+# --- modem detection (docs/user/inventory.rst) ---
+# Detect a device's modems when its SSH connection becomes working.
+DETECT_ON_CONNECTION_WORKING = getattr(
+    settings, "OPENWISP_MODEM_UPGRADER_DETECT_ON_CONNECTION_WORKING", True
+)
+# The periodic sweep skips devices whose last detection attempt is newer.
+DETECTION_INTERVAL = getattr(
+    settings, "OPENWISP_MODEM_UPGRADER_DETECTION_INTERVAL", 12 * 3600
+)
+# How often the sweep runs: the app adds this Celery beat entry itself;
+# None leaves the sweep out.
+DETECTION_SWEEP_SCHEDULE = getattr(
+    settings, "OPENWISP_MODEM_UPGRADER_DETECTION_SWEEP_SCHEDULE", 3600
+)
+# Fleet-wide bound on SSH sessions open for detection at the same time.
+DETECTION_CONCURRENCY = getattr(
+    settings, "OPENWISP_MODEM_UPGRADER_DETECTION_CONCURRENCY", 16
+)
+# Seconds the modem listing may take on one router (SSH command timeout).
+DETECTION_TIMEOUT = getattr(settings, "OPENWISP_MODEM_UPGRADER_DETECTION_TIMEOUT", 60)

@@ -47,6 +47,8 @@ VERSION = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$"
 MODEM_MODEL = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 # the image's name on the router is its sha256
 SHA256 = r"^[0-9a-f]{64}$"
+# a sysfs USB path (modem-upgrade.sh --usb-path)
+USB_PATH = r"^[0-9]{1,3}-[0-9]{1,3}(?:\.[0-9]{1,3}){0,6}$"
 
 
 def full_match(pattern, value):
@@ -76,6 +78,7 @@ class FullMatchValidator:
 version_validator = FullMatchValidator(
     VERSION, _("Letters, digits and . _ + - only, e.g. M0R.010000-B022.")
 )
+usb_path_validator = FullMatchValidator(USB_PATH, _("A sysfs USB path such as 1-1.2."))
 modem_model_validator = FullMatchValidator(
     MODEM_MODEL,
     _("Use the exact model/variant reported by the modem, e.g. FN990A28."),

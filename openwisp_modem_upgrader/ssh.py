@@ -7,6 +7,7 @@ router's only uplink): every failure is turned into a
 
 import shlex
 import socket
+import time
 
 from paramiko.ssh_exception import SSHException
 
@@ -78,6 +79,46 @@ class RouterShell:
         if exit_codes is not None and code not in exit_codes:
             raise CommandExitError(command, code, output)
         return output, code
+
+    def run_script(self, script, timeout=60, max_output=1024 * 1024):
+        """Runs ``script`` with ``sh -s`` (sent on stdin, nothing uploaded).
+
+        One command in the open session: no SCP, no extra round trip.
+        Returns ``(stdout, exit code)``; raises ``RecoverableModemFailure``
+        on SSH errors and when ``timeout`` seconds pass in total.
+        """
+        deadline = time.monotonic() + timeout
+        try:
+            channel = self.transport.open_session(timeout=timeout)
+            channel.settimeout(timeout)
+            channel.exec_command("sh -s")
+            channel.sendall(script.encode())
+            channel.shutdown_write()
+            chunks, size = [], 0
+            while True:
+                channel.settimeout(max(deadline - time.monotonic(), 0.01))
+                chunk = channel.recv(65536)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > max_output:
+                    raise RecoverableModemFailure(
+                        f"the router's answer exceeds {max_output} bytes"
+                    )
+                chunks.append(chunk)
+            if not channel.status_event.wait(max(deadline - time.monotonic(), 0.01)):
+                raise socket.timeout()
+            code = channel.exit_status
+            channel.close()
+        except socket.timeout as error:
+            raise CommandTimeout(f"command timed out after {timeout}s") from error
+        except (SSHException, OSError, EOFError) as error:
+            raise RecoverableModemFailure(f"SSH command failed: {error}") from error
+        return b"".join(chunks).decode("utf-8", "replace"), code
+
+
+class CommandTimeout(RecoverableModemFailure):
+    pass
 
 
 class CommandExitError(RecoverableModemFailure):

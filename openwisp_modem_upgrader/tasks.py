@@ -32,3 +32,24 @@ def fail_stuck_operations():
     from .engine import fail_stuck_operations as sweep
 
     return sweep()
+
+
+@shared_task(name="openwisp_modem_upgrader.detect_device_modems")
+def detect_device_modems(device_id):
+    from .detection import detect_devices
+
+    return detect_devices([device_id])
+
+
+@shared_task(name="openwisp_modem_upgrader.detect_modems")
+def detect_modems(device_ids):
+    from .detection import detect_devices
+
+    return detect_devices(device_ids)
+
+
+@shared_task(name="openwisp_modem_upgrader.sweep_modem_detection")
+def sweep_modem_detection():
+    from .detection import sweep
+
+    return sweep()

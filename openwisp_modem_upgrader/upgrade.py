@@ -33,22 +33,31 @@ def _operations():
     return load_model("ModemUpgradeOperation").objects
 
 
-def start_upgrade(device, image, upgrade_options=None, batch=None):
+def start_upgrade(device, image, upgrade_options=None, batch=None, usb_path=None):
     """Validates and creates an operation, then queues it once committed.
 
-    Raises ``ValidationError`` with the reason when the upgrade is not allowed
-    (incompatible image, invalid options, another upgrade running...).
+    ``usb_path`` names the modem to flash; when not given, the one modem of
+    the router that the image fits (see ``target_usb_path``). Raises
+    ``ValidationError`` with the reason when the upgrade is not allowed
+    (incompatible image, invalid options, another upgrade running, several
+    modems and none chosen...).
     """
     from .tasks import upgrade_modem_firmware
 
+    if usb_path is None:
+        usb_path = target_usb_path(device, image.build)
     operation = load_model("ModemUpgradeOperation")(
-        device=device, image=image, upgrade_options=upgrade_options or {}, batch=batch
+        device=device,
+        image=image,
+        upgrade_options=upgrade_options or {},
+        batch=batch,
+        usb_path=usb_path,
     )
     operation.full_clean()
     try:
         with transaction.atomic():
             operation.save()
-            _assign_image_to_device(device, image)
+            _assign_image_to_device(device, image, usb_path)
     except IntegrityError:
         # lost a race with another start: the partial unique index said no
         raise ValidationError(
@@ -58,9 +67,26 @@ def start_upgrade(device, image, upgrade_options=None, batch=None):
     return operation
 
 
-def _assign_image_to_device(device, image):
+def target_usb_path(device, build):
+    """The modem an upgrade to ``build`` targets when none was chosen.
+
+    The router's only modem; among several, the only one of the build's
+    model; otherwise ``""`` (operation validation then asks for a choice).
+    """
+    modems = list(
+        load_model("DeviceModemFirmware")
+        .objects.filter(device=device)
+        .values_list("usb_path", "modem_model")
+    )
+    if len(modems) == 1:
+        return modems[0][0]
+    matching = [path for path, model in modems if model == build.modem_model]
+    return matching[0] if len(matching) == 1 else ""
+
+
+def _assign_image_to_device(device, image, usb_path):
     load_model("DeviceModemFirmware").objects.update_or_create(
-        device=device, defaults={"image": image, "installed": False}
+        device=device, usb_path=usb_path, defaults={"image": image, "installed": False}
     )
 
 
@@ -259,9 +285,12 @@ def finish_operation(operation_id, status, message=None):
             return False
         operation = _operations().select_related("image").get(pk=operation_id)
         if status == OperationStatus.SUCCESS and operation.image_id:
-            load_model("DeviceModemFirmware").objects.filter(
+            modems = load_model("DeviceModemFirmware").objects.filter(
                 device_id=operation.device_id, image_id=operation.image_id
-            ).update(
+            )
+            if operation.usb_path:
+                modems = modems.filter(usb_path=operation.usb_path)
+            modems.update(
                 installed=True, modem_firmware_version=operation.image.build.version
             )
     refresh_batch(operation.batch_id)

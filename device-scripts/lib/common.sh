@@ -21,6 +21,12 @@ AT_TIMEOUT=${AT_TIMEOUT:-5}
 # interrupted upgrade: Telit bootloader, Qualcomm EDL, fastboot.
 FLASHING_USB_IDS="1bc7:9010 05c6:9008 18d1:d00d"
 MODEM_USB_VENDOR=${MODEM_USB_VENDOR:-1bc7}
+# USB vendors whose devices modem-info.sh lists as modems (Telit, Quectel,
+# Sierra Wireless, Huawei, SIMCom, Fibocom); ModemManager adds any other.
+MODEM_USB_VENDORS=${MODEM_USB_VENDORS:-"$MODEM_USB_VENDOR 2c7c 1199 12d1 1e0e 2cb7"}
+# The modem to work on (sysfs USB path, e.g. 1-1.2); empty: the first
+# modem of vendor $MODEM_USB_VENDOR (the router's only modem).
+MODEM_USB_PATH=${MODEM_USB_PATH:-}
 
 have_command() {
 	command -v "$1" >/dev/null 2>&1
@@ -138,35 +144,68 @@ json_get() {
 
 # --- USB / sysfs -----------------------------------------------------------
 
-# Sets MODEM_USB (usb path such as 2-1), MODEM_USB_ID (vid:pid) and
-# MODEM_MODE (normal, flashing or absent) from sysfs.
-find_modem_usb() {
-	MODEM_USB=
-	MODEM_USB_ID=
-	MODEM_MODE=absent
-	for fmu_dev in "$SYSFS_ROOT"/bus/usb/devices/*; do
-		if [ ! -r "$fmu_dev/idVendor" ] || [ ! -r "$fmu_dev/idProduct" ]; then
-			continue
+# usb_mode DIR VENDORS: prints "flashing" or "normal" for the USB device in
+# sysfs directory DIR when it is a modem (a flashing id, or one of VENDORS,
+# '*' for any); fails otherwise.
+usb_mode() {
+	[ -r "$1/idVendor" ] && [ -r "$1/idProduct" ] || return 1
+	um_id="$(cat "$1/idVendor"):$(cat "$1/idProduct")"
+	for um_flash in $FLASHING_USB_IDS; do
+		if [ "$um_id" = "$um_flash" ]; then
+			echo flashing
+			return 0
 		fi
-		fmu_id="$(cat "$fmu_dev/idVendor"):$(cat "$fmu_dev/idProduct")"
-		for fmu_flash in $FLASHING_USB_IDS; do
-			if [ "$fmu_id" = "$fmu_flash" ]; then
-				MODEM_USB=${fmu_dev##*/}
-				MODEM_USB_ID=$fmu_id
-				MODEM_MODE=flashing
-				return 0
-			fi
-		done
-		case $fmu_id in
-		"$MODEM_USB_VENDOR":*)
-			MODEM_USB=${fmu_dev##*/}
-			MODEM_USB_ID=$fmu_id
-			MODEM_MODE=normal
+	done
+	[ "$2" = '*' ] && echo normal && return 0
+	for um_vendor in $2; do
+		case $um_id in
+		"$um_vendor":*)
+			echo normal
 			return 0
 			;;
 		esac
 	done
 	return 1
+}
+
+# Sets MODEM_USB (usb path such as 2-1), MODEM_USB_ID (vid:pid) and
+# MODEM_MODE (normal, flashing or absent) from sysfs: the modem at
+# $MODEM_USB_PATH when set (any vendor), else the first one of vendor
+# $MODEM_USB_VENDOR or in a flashing mode.
+find_modem_usb() {
+	MODEM_USB=
+	MODEM_USB_ID=
+	MODEM_MODE=absent
+	if [ -n "$MODEM_USB_PATH" ]; then
+		# chosen by the server from a detection: whatever the vendor
+		fmu_candidates="$SYSFS_ROOT/bus/usb/devices/$MODEM_USB_PATH"
+		fmu_vendors='*'
+	else
+		fmu_candidates="$SYSFS_ROOT/bus/usb/devices/*"
+		fmu_vendors=$MODEM_USB_VENDOR
+	fi
+	for fmu_dev in $fmu_candidates; do
+		fmu_mode=$(usb_mode "$fmu_dev" "$fmu_vendors") || continue
+		MODEM_USB=${fmu_dev##*/}
+		MODEM_USB_ID="$(cat "$fmu_dev/idVendor"):$(cat "$fmu_dev/idProduct")"
+		MODEM_MODE=$fmu_mode
+		return 0
+	done
+	return 1
+}
+
+# list_modem_usb_paths: every modem's USB path, one per line, sorted: USB
+# devices of a modem vendor or in a flashing mode, and whatever ModemManager
+# lists.
+list_modem_usb_paths() {
+	{
+		for lmu_dev in "$SYSFS_ROOT"/bus/usb/devices/*; do
+			case ${lmu_dev##*/} in *:*) continue ;; esac
+			usb_mode "$lmu_dev" "$MODEM_USB_VENDORS" >/dev/null &&
+				printf '%s\n' "${lmu_dev##*/}"
+		done
+		mm_usb_paths
+	} | grep -E '^[0-9]{1,3}-[0-9]{1,3}(\.[0-9]{1,3}){0,6}$' | sort -u
 }
 
 # tty_of_interface USB_PATH INTERFACE: prints /dev/ttyUSBn or nothing.
@@ -200,6 +239,7 @@ at_query() {
 # FIRMWARE (modem firmware, #SWPKGV line 2), IMEI, UID (ModemManager device
 # uid) and SOURCE (mmcli or at). Values a modem does not give stay empty.
 identify_modem_state() {
+	MODEM_USB_ID=
 	MODEM_AT_PORT=
 	MODEM_DIAG_PORT=
 	MODEM_MANUFACTURER=
@@ -209,6 +249,8 @@ identify_modem_state() {
 	MODEM_IMEI=
 	MODEM_UID=
 	MODEM_SOURCE=
+	# ModemManager's answers are cached for one listing, never across a flash
+	[ -n "$MM_CACHE_KEEP" ] || rm -f "$SCRATCH"/mm-*
 	find_modem_usb || return 0
 	MODEM_DIAG_PORT=$(tty_of_interface "$MODEM_USB" "$DIAG_INTERFACE")
 	[ "$MODEM_MODE" = normal ] || return 0
@@ -228,19 +270,55 @@ mm_value() {
 	printf '%s' "$mmv"
 }
 
+# mm_indexes: ModemManager's modem indexes, one per line (cached).
+mm_indexes() {
+	if [ ! -f "$SCRATCH/mm-indexes" ]; then
+		if have_command "$MMCLI"; then
+			run_bounded "$AT_TIMEOUT" "$MMCLI" -L 2>/dev/null |
+				sed -n 's|.*/Modem/\([0-9][0-9]*\).*|\1|p' >"$SCRATCH/mm-indexes"
+		else
+			: >"$SCRATCH/mm-indexes"
+		fi
+	fi
+	cat "$SCRATCH/mm-indexes"
+}
+
+# mm_json INDEX: `mmcli -m INDEX -J` (cached); fails when it fails.
+mm_json() {
+	if [ ! -f "$SCRATCH/mm-$1.json" ]; then
+		run_bounded "$AT_TIMEOUT" "$MMCLI" -m "$1" -J >"$SCRATCH/mm-$1.json.tmp" \
+			2>/dev/null || return 1
+		mv "$SCRATCH/mm-$1.json.tmp" "$SCRATCH/mm-$1.json"
+	fi
+	cat "$SCRATCH/mm-$1.json"
+}
+
+# mm_usb_paths: the USB paths of ModemManager's modems (the last element
+# of modem.generic.device, a sysfs path), one per line.
+mm_usb_paths() {
+	for mup_index in $(mm_indexes); do
+		mup_device=$(mm_json "$mup_index" | json_get device) || continue
+		printf '%s\n' "${mup_device##*/}"
+	done
+}
+
 identify_with_mmcli() {
-	have_command "$MMCLI" || return 1
-	mm_index=$(run_bounded "$AT_TIMEOUT" "$MMCLI" -L 2>/dev/null |
-		sed -n 's|.*/Modem/\([0-9][0-9]*\).*|\1|p' | head -n 1)
-	[ -n "$mm_index" ] || return 1
-	MM_JSON=$(run_bounded "$AT_TIMEOUT" "$MMCLI" -m "$mm_index" -J 2>/dev/null) || return 1
-	MODEM_MODEL=$(mm_value model)
-	[ -n "$MODEM_MODEL" ] || return 1
-	MODEM_MANUFACTURER=$(mm_value manufacturer)
-	MODEM_REVISION=$(mm_value revision)
-	MODEM_IMEI=$(mm_value equipment-identifier)
-	MODEM_UID=$(mm_value device)
-	MODEM_SOURCE=mmcli
+	for iwm_index in $(mm_indexes); do
+		MM_JSON=$(mm_json "$iwm_index") || continue
+		iwm_device=$(mm_value device)
+		# the modem found on USB; the first one when none was
+		if [ -z "$MODEM_USB" ] || [ "${iwm_device##*/}" = "$MODEM_USB" ]; then
+			MODEM_MODEL=$(mm_value model)
+			[ -n "$MODEM_MODEL" ] || return 1
+			MODEM_MANUFACTURER=$(mm_value manufacturer)
+			MODEM_REVISION=$(mm_value revision)
+			MODEM_IMEI=$(mm_value equipment-identifier)
+			MODEM_UID=$iwm_device
+			MODEM_SOURCE=mmcli
+			return 0
+		fi
+	done
+	return 1
 }
 
 read_swpkgv() {
@@ -281,11 +359,13 @@ modem_version() {
 }
 
 modem_json() {
-	printf '{"manufacturer":%s,"model":%s,"revision":%s,"firmware":%s,"imei":%s,' \
-		"$(json_string "$MODEM_MANUFACTURER")" "$(json_string "$MODEM_MODEL")" \
+	printf '{"usb_path":%s,"manufacturer":%s,' "$(json_string "$MODEM_USB")" \
+		"$(json_string "$MODEM_MANUFACTURER")"
+	printf '"model":%s,"revision":%s,"firmware":%s,"imei":%s,' \
+		"$(json_string "$MODEM_MODEL")" \
 		"$(json_string "$MODEM_REVISION")" "$(json_string "$MODEM_FIRMWARE")" \
 		"$(json_string "$MODEM_IMEI")"
-	printf '"ports":{"at":%s,"diag":%s},"mode":%s,"source":%s,"usb_id":%s}\n' \
+	printf '"ports":{"at":%s,"diag":%s},"mode":%s,"source":%s,"usb_id":%s}' \
 		"$(json_string "$MODEM_AT_PORT")" "$(json_string "$MODEM_DIAG_PORT")" \
 		"$(json_string "$MODEM_MODE")" "$(json_string "$MODEM_SOURCE")" \
 		"$(json_string "$MODEM_USB_ID")"

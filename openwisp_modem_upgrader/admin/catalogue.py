@@ -68,8 +68,14 @@ def running_devices(user):
     )
     if not user.is_superuser:
         devices = devices.filter(device__organization__in=user.organizations_managed)
+    # a router with two modems on this version counts once
     count = devices.order_by().annotate(
-        count=Func(F("pk"), function="COUNT", output_field=IntegerField())
+        count=Func(
+            F("device_id"),
+            function="COUNT",
+            template="%(function)s(DISTINCT %(expressions)s)",
+            output_field=IntegerField(),
+        )
     )
     return Subquery(count.values("count"), output_field=IntegerField())
 

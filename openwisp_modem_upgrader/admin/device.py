@@ -1,4 +1,4 @@
-"""The device page: the modem's firmware and its recent upgrades.
+"""The device page: its modems' firmware and its recent upgrades.
 
 Both inlines are appended to openwisp-controller's ``DeviceAdmin``. Saving
 the "Modem Firmware" inline starts an upgrade through ``upgrade.start_upgrade``;
@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from openwisp_controller.config.admin import DeviceAdmin
 
 from ..swapper import load_model
-from ..upgrade import start_upgrade
+from ..upgrade import start_upgrade, target_usb_path
 from .filters import ModemFirmwareVersionFilter, ModemModelFilter
 from .options import UpgradeOptionsFormMixin
 from .widgets import ImageSelect
@@ -94,7 +94,10 @@ class DeviceModemFirmwareForm(UpgradeOptionsFormMixin, forms.ModelForm):
             return cleaned_data
         # the same validation start_upgrade() runs, shown as form errors
         operation = ModemUpgradeOperation(
-            device=self.device, image=image, upgrade_options=options
+            device=self.device,
+            image=image,
+            upgrade_options=options,
+            usb_path=self.target_usb_path(image),
         )
         try:
             operation.full_clean()
@@ -106,18 +109,31 @@ class DeviceModemFirmwareForm(UpgradeOptionsFormMixin, forms.ModelForm):
         self.upgrade_options = options
         return cleaned_data
 
+    def target_usb_path(self, image):
+        """This row's modem; for the blank row of an undetected device, the
+        one start_upgrade() would choose."""
+        if self.instance.pk:
+            return self.instance.usb_path
+        return target_usb_path(self.device, image.build)
+
     def save(self, commit=True):
         image = self.cleaned_data.get("upgrade_to")
         if image is None or not commit or not self.may_upgrade:
             return self.instance
         try:
-            start_upgrade(self.device, image, self.upgrade_options)
+            operation = start_upgrade(
+                self.device,
+                image,
+                self.upgrade_options,
+                usb_path=self.target_usb_path(image),
+            )
         except ValidationError as error:
             # lost a race since clean(): report it instead of a server error
             for message in error.messages:
                 messages.error(self.request, message)
-        return DeviceModemFirmware.objects.filter(device=self.device).first() or (
-            self.instance
+            return self.instance
+        return DeviceModemFirmware.objects.get(
+            device=self.device, usb_path=operation.usb_path
         )
 
 
@@ -128,15 +144,18 @@ class DeviceModemFirmwareInline(admin.StackedInline):
     verbose_name = _("Modem Firmware")
     verbose_name_plural = verbose_name
     can_delete = False
-    max_num = 1
-    extra = 1
+    max_num = None
     detected_fields = (
+        "usb_path",
         "modem_manufacturer",
         "modem_model",
         "modem_revision",
         "modem_firmware_version",
         "modem_imei",
         "modem_detected_at",
+        "detection_status",
+        "detection_reason",
+        "unexplained_change_at",
         "image",
         "installed",
     )
@@ -148,6 +167,12 @@ class DeviceModemFirmwareInline(admin.StackedInline):
 
     def _get_conditional_queryset(self, request, obj):
         return True
+
+    def get_extra(self, request, obj=None, **kwargs):
+        # one row per modem; a blank one only while no modem is known
+        if obj is not None and DeviceModemFirmware.objects.filter(device=obj).exists():
+            return 0
+        return 1
 
     def get_formset(self, request, obj=None, **kwargs):
         form = type(

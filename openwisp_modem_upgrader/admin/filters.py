@@ -1,6 +1,7 @@
 """Device list filters by what the modems report."""
 
 from django.contrib import admin
+from django.db.models import Exists, OuterRef
 from django.utils.translation import gettext_lazy as _
 
 from ..swapper import load_model
@@ -18,7 +19,10 @@ class DeviceModemFieldFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value():
-            return queryset.filter(**{f"modem_firmware__{self.field}": self.value()})
+            modems = load_model("DeviceModemFirmware").objects.filter(
+                device_id=OuterRef("pk"), **{self.field: self.value()}
+            )
+            return queryset.filter(Exists(modems))
         return queryset
 
 

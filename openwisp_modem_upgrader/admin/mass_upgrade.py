@@ -109,7 +109,7 @@ def preview(form):
         build=form.build, organization=data["organization"], **filters
     )
     result = preview_batch(batch)
-    columns = ("pk", "name", "modem_firmware__modem_firmware_version")
+    columns = ("pk", "name", "modem_firmware_version")
     devices = result["devices"]
     excluded = [
         dict(row, reason=ExclusionReason.labels.get(row["exclusion_reason"]))

@@ -17,7 +17,7 @@ from openwisp_utils.api.serializers import ValidatedModelSerializer
 
 from ..base.models import OperationStatus
 from ..batch import ExclusionReason
-from ..shell_values import version_validator
+from ..shell_values import usb_path_validator, version_validator
 from ..swapper import load_model
 
 ModemCategory = load_model("ModemCategory")
@@ -353,11 +353,13 @@ class PreviewDeviceSerializer(ReadOnlyBlankMixin, serializers.Serializer):
     id = serializers.UUIDField(source="pk", read_only=True)
     name = serializers.CharField(read_only=True)
     model = serializers.CharField(read_only=True, help_text=_("router model"))
-    modem_model = serializers.CharField(
-        source="modem_firmware__modem_model", read_only=True
-    )
-    modem_firmware_version = serializers.CharField(
-        source="modem_firmware__modem_firmware_version", read_only=True
+    modem_model = serializers.CharField(read_only=True, allow_null=True)
+    modem_firmware_version = serializers.CharField(read_only=True, allow_null=True)
+    usb_path = serializers.CharField(
+        source="target_usb_path",
+        read_only=True,
+        allow_null=True,
+        help_text=_("the modem the upgrade would flash"),
     )
     image = serializers.UUIDField(
         source="target_image_id", allow_null=True, read_only=True
@@ -415,8 +417,27 @@ class UpgradeOperationDetailSerializer(UpgradeOperationSerializer):
         read_only_fields = fields
 
 
+DETECTED_FIELDS = (
+    "installed",
+    "modem_manufacturer",
+    "modem_model",
+    "modem_revision",
+    "modem_firmware_version",
+    "modem_imei",
+    "modem_detected_at",
+    "detection_attempted_at",
+    "detection_status",
+    "detection_reason",
+    "unexplained_change",
+    "unexplained_change_at",
+)
+
+
 class DeviceModemFirmwareSerializer(ReadOnlyBlankMixin, serializers.ModelSerializer):
-    """What a device's modem runs; setting ``image`` starts its upgrade."""
+    """What one modem of a device runs; setting ``image`` starts its upgrade.
+
+    ``usb_path`` chooses the modem on routers with several.
+    """
 
     device_name = serializers.CharField(source="device.name", read_only=True)
     organization = serializers.UUIDField(
@@ -434,34 +455,33 @@ class DeviceModemFirmwareSerializer(ReadOnlyBlankMixin, serializers.ModelSeriali
         help_text=_("options of the upgrader (see the image type's schema)"),
     )
     upgrade_operation = serializers.SerializerMethodField()
+    usb_path = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=32,
+        validators=[usb_path_validator],
+        help_text=_(
+            "the modem (sysfs USB path, e.g. 1-1.2); may be omitted when the "
+            "router has one modem"
+        ),
+    )
 
     class Meta:
         model = DeviceModemFirmware
         fields = (
-            "device",
-            "device_name",
-            "organization",
-            "image",
-            "upgrade_options",
-            "upgrade_operation",
-            "installed",
-            "modem_manufacturer",
-            "modem_model",
-            "modem_revision",
-            "modem_firmware_version",
-            "modem_imei",
-            "modem_detected_at",
-        ) + TIMESTAMPS
-        read_only_fields = (
-            "device",
-            "installed",
-            "modem_manufacturer",
-            "modem_model",
-            "modem_revision",
-            "modem_firmware_version",
-            "modem_imei",
-            "modem_detected_at",
-        ) + TIMESTAMPS
+            (
+                "device",
+                "device_name",
+                "organization",
+                "usb_path",
+                "image",
+                "upgrade_options",
+                "upgrade_operation",
+            )
+            + DETECTED_FIELDS
+            + TIMESTAMPS
+        )
+        read_only_fields = ("device",) + DETECTED_FIELDS + TIMESTAMPS
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -29,10 +29,15 @@ from openwisp_users.api.permissions import (
 )
 from openwisp_utils.api.pagination import OpenWispPagination
 
-from ..base.models import ACTIVE_STATUSES, TERMINAL_STATUSES, OperationStatus
+from ..base.models import (
+    ACTIVE_STATUSES,
+    TERMINAL_STATUSES,
+    OperationStatus,
+)
 from ..batch import create_batch, preview_batch
 from ..exceptions import UpgradeNotAllowed
 from ..private_storage.views import modem_firmware_download
+from ..shell_values import usb_path_validator
 from ..swapper import load_model
 from ..upgrade import cancel_batch, cancel_upgrade, start_upgrade
 from . import filters
@@ -299,8 +304,9 @@ class BuildUpgradeView(ProtectedAPIMixin, generics.GenericAPIView):
             "pk",
             "name",
             "model",
-            "modem_firmware__modem_model",
-            "modem_firmware__modem_firmware_version",
+            "modem_model",
+            "modem_firmware_version",
+            "target_usb_path",
             "target_image_id",
             "exclusion_reason",
         )
@@ -463,10 +469,46 @@ class DeviceModemFirmwareView(
             context["device"] = self.get_device()
         return context
 
+    def requested_usb_path(self):
+        """``usb_path`` from the query or the body; None when not given.
+
+        Raises a 400 for a value that is not a USB path.
+        """
+        value = self.request.query_params.get("usb_path")
+        if value is None and isinstance(self.request.data, dict):
+            value = self.request.data.get("usb_path")
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise serializers.ValidationError({"usb_path": _("Not a USB path.")})
+        try:
+            usb_path_validator(value)
+        except ValidationError as error:
+            raise serializers.ValidationError({"usb_path": error.messages})
+        return value
+
     def get_object(self):
-        # get_device() limits the devices to the managed organizations; devices
-        # are never shared, so no further object permission applies
-        return self.get_queryset().filter(device=self.get_device()).first()
+        """The modem chosen by ``usb_path``, or the device's only modem.
+
+        None when there is no such modem; a 400 when the device has several
+        and none was chosen. get_device() limits the devices to the managed
+        organizations; devices are never shared, so no further object
+        permission applies.
+        """
+        modems = self.get_queryset().filter(device=self.get_device())
+        usb_path = self.requested_usb_path()
+        if usb_path is not None:
+            return modems.filter(usb_path=usb_path).first()
+        found = list(modems[:2])
+        if len(found) > 1:
+            raise serializers.ValidationError(
+                {
+                    "usb_path": _(
+                        "This device has several modems: choose one with usb_path."
+                    )
+                }
+            )
+        return found[0] if found else None
 
     def get_queryset(self):
         # scoped by the parent device instead of the organization lookup
@@ -488,21 +530,32 @@ class DeviceModemFirmwareView(
         }
     )
     def put(self, request, *args, **kwargs):
-        modem_firmware = self.get_object()
+        device = self.get_device()
+        usb_path = self.requested_usb_path()
+        modem_firmware = (
+            self.get_queryset().filter(device=device, usb_path=usb_path).first()
+            if usb_path is not None
+            else None
+        )
         serializer = self.get_serializer(modem_firmware, data=request.data)
         serializer.is_valid(raise_exception=True)
-        device = self.get_device()
+        known = set(
+            self.get_queryset().filter(device=device).values_list("usb_path", flat=True)
+        )
         try:
             operation = start_upgrade(
                 device,
                 serializer.validated_data["image"],
                 upgrade_options=serializer.validated_data.get("upgrade_options"),
+                usb_path=usb_path,
             )
         except ValidationError as error:
             return validation_error_response(error)
         serializer.context["upgrade_operation"] = operation
-        created = modem_firmware is None
-        modem_firmware = self.get_queryset().get(device=device)
+        created = operation.usb_path not in known
+        modem_firmware = self.get_queryset().get(
+            device=device, usb_path=operation.usb_path
+        )
         return Response(
             self.get_serializer(modem_firmware, context=serializer.context).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,

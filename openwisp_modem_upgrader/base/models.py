@@ -21,7 +21,11 @@ from openwisp_utils.base import TimeStampedEditableModel
 
 from .. import settings as app_settings
 from ..compatibility import check_image_for_device
-from ..shell_values import modem_model_validator, version_validator
+from ..shell_values import (
+    modem_model_validator,
+    usb_path_validator,
+    version_validator,
+)
 from ..swapper import get_model_name, load_model
 from ..upgraders import get_upgrader_choices, get_upgrader_class
 
@@ -257,13 +261,47 @@ class AbstractModemFirmwareImage(TimeStampedEditableModel):
             transaction.on_commit(lambda: storage.delete(name))
 
 
-class AbstractDeviceModemFirmware(TimeStampedEditableModel):
-    """What a device's modem runs: the image we installed and what it reports."""
+class DetectionStatus(models.TextChoices):
+    """Outcome of reading a device's modems (per device and per modem)."""
 
-    device = models.OneToOneField(
+    OK = "ok", _("ok")
+    UNREACHABLE = "unreachable", _("router unreachable")
+    TIMEOUT = "timeout", _("timed out")
+    NO_MODEM = "no_modem", _("no modem")
+    FLASHING = "flashing", _("modem in flashing mode")
+    UNKNOWN_VENDOR = "unknown_vendor", _("no upgrader for this modem")
+    NOT_IDENTIFIED = "not_identified", _("modem does not answer")
+    MISSING = "missing", _("modem not seen at the last detection")
+    GARBAGE = "garbage", _("unreadable answer")
+    ERROR = "error", _("error")
+
+
+class ModemChangeSource(models.TextChoices):
+    DETECTION = "detection", _("detection")
+    UPGRADE = "upgrade", _("upgrade")
+    DEVICE_REPORT = "device_report", _("device report")
+
+
+class AbstractDeviceModemFirmware(TimeStampedEditableModel):
+    """One modem of a device: what it reports and the image we installed.
+
+    A router may hold several modems, told apart by their sysfs USB path
+    (``1-1.2``). An empty ``usb_path`` is a modem known before its path was
+    (an upgrade started before any detection): the wrapper then picks the
+    router's only modem, and the first detection fills the path in.
+    """
+
+    device = models.ForeignKey(
         swapper.get_model_name("config", "Device"),
         on_delete=models.CASCADE,
-        related_name="modem_firmware",
+        related_name="modems",
+    )
+    usb_path = models.CharField(
+        _("USB path"),
+        max_length=32,
+        blank=True,
+        validators=[usb_path_validator],
+        help_text=_("sysfs USB path of the modem on the router, e.g. 1-1.2"),
     )
     image = models.ForeignKey(
         get_model_name("ModemFirmwareImage"),
@@ -282,12 +320,30 @@ class AbstractDeviceModemFirmware(TimeStampedEditableModel):
     )
     modem_firmware_version = models.CharField(max_length=64, blank=True, db_index=True)
     modem_imei = models.CharField(_("modem IMEI"), max_length=32, blank=True)
-    modem_detected_at = models.DateTimeField(null=True, blank=True)
+    modem_detected_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("last time the modem answered")
+    )
+    detection_attempted_at = models.DateTimeField(null=True, blank=True)
+    detection_status = models.CharField(
+        max_length=16, choices=DetectionStatus.choices, blank=True, db_index=True
+    )
+    detection_reason = models.CharField(max_length=255, blank=True)
+    unexplained_change = models.BooleanField(
+        default=False,
+        db_index=True,
+        help_text=_(
+            "revision or IMEI changed with no upgrade explaining it "
+            "(flashed by hand, modem replaced)"
+        ),
+    )
+    unexplained_change_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         abstract = True
         verbose_name = _("Device Modem Firmware")
         verbose_name_plural = _("Device Modem Firmware")
+        unique_together = ("device", "usb_path")
+        ordering = ("usb_path",)
 
     def __str__(self):
         return f"{self.device} {self.modem_model} {self.modem_firmware_version}".strip()
@@ -295,6 +351,87 @@ class AbstractDeviceModemFirmware(TimeStampedEditableModel):
     def clean(self):
         if self.image_id and self.device_id:
             check_image_for_device(self.device, self.image, self.modem_model)
+
+
+class AbstractDeviceModemDetection(TimeStampedEditableModel):
+    """The last detection run on a device, whatever its modems.
+
+    Outcomes that belong to the router rather than a modem (unreachable,
+    no modem, garbage output) live here, so a device never detected has no
+    row and the sweep can pick devices by ``attempted_at``.
+    """
+
+    device = models.OneToOneField(
+        swapper.get_model_name("config", "Device"),
+        on_delete=models.CASCADE,
+        related_name="modem_detection",
+    )
+    started_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("when the last run began")
+    )
+    attempted_at = models.DateTimeField(
+        db_index=True, help_text=_("when the last run ended")
+    )
+    succeeded_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("last run that read the router's modems")
+    )
+    status = models.CharField(
+        max_length=16, choices=DetectionStatus.choices, db_index=True
+    )
+    reason = models.CharField(max_length=255, blank=True)
+    modem_count = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+        verbose_name = _("Device Modem Detection")
+        verbose_name_plural = _("Device Modem Detections")
+
+    def __str__(self):
+        return f"{self.device} {self.status}"
+
+
+class AbstractModemHistory(TimeStampedEditableModel):
+    """One change seen on a modem; never written when nothing changed."""
+
+    device = models.ForeignKey(
+        swapper.get_model_name("config", "Device"),
+        on_delete=models.CASCADE,
+        related_name="modem_history",
+    )
+    modem = models.ForeignKey(
+        get_model_name("DeviceModemFirmware"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="history",
+    )
+    usb_path = models.CharField(_("USB path"), max_length=32, blank=True)
+    detected_at = models.DateTimeField(db_index=True)
+    manufacturer = models.CharField(max_length=64, blank=True)
+    model = models.CharField(max_length=64, blank=True)
+    revision = models.CharField(max_length=128, blank=True)
+    firmware_version = models.CharField(max_length=64, blank=True)
+    imei = models.CharField(_("IMEI"), max_length=32, blank=True)
+    source = models.CharField(max_length=16, choices=ModemChangeSource.choices)
+    operation = models.ForeignKey(
+        get_model_name("ModemUpgradeOperation"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        help_text=_("the upgrade that explains this change"),
+    )
+    unexplained = models.BooleanField(
+        default=False, help_text=_("revision or IMEI changed with no upgrade")
+    )
+
+    class Meta:
+        abstract = True
+        verbose_name = _("Modem History")
+        verbose_name_plural = _("Modem History")
+        ordering = ("-detected_at",)
+
+    def __str__(self):
+        return f"{self.device} {self.model} {self.firmware_version} ({self.source})"
 
 
 class AbstractModemUpgradeOperation(UpgradeOptionsMixin, TimeStampedEditableModel):
@@ -310,6 +447,15 @@ class AbstractModemUpgradeOperation(UpgradeOptionsMixin, TimeStampedEditableMode
         null=True,
         blank=True,
         related_name="operations",
+    )
+    usb_path = models.CharField(
+        _("modem USB path"),
+        max_length=32,
+        blank=True,
+        validators=[usb_path_validator],
+        help_text=_(
+            "the modem to flash (sysfs USB path); empty: the router's only modem"
+        ),
     )
     status = models.CharField(
         max_length=12,
@@ -377,9 +523,20 @@ class AbstractModemUpgradeOperation(UpgradeOptionsMixin, TimeStampedEditableMode
         if self._state.adding:
             if self.device.is_deactivated():
                 raise ValidationError(_("This device is deactivated."))
+            modems = load_model("DeviceModemFirmware").objects.filter(
+                device_id=self.device_id
+            )
+            if not self.usb_path and modems.exclude(usb_path="").count() > 1:
+                raise ValidationError(
+                    {
+                        "usb_path": _(
+                            "This router has several modems: choose the one "
+                            "to upgrade."
+                        )
+                    }
+                )
             detected = (
-                load_model("DeviceModemFirmware")
-                .objects.filter(device_id=self.device_id)
+                modems.filter(usb_path=self.usb_path)
                 .values_list("modem_model", flat=True)
                 .first()
             )

@@ -10,6 +10,8 @@ MODELS = (
     "devicemodemfirmware",
     "modemupgradeoperation",
     "modembatchupgradeoperation",
+    "devicemodemdetection",
+    "modemhistory",
 )
 OPERATOR_ACTIONS = ("view",)
 ADMINISTRATOR_ACTIONS = ("add", "change", "delete", "view")

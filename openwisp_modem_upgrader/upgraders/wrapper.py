@@ -11,14 +11,12 @@ Vendors differ only in the tool command line and options: subclasses set
 ``default_tool`` and extend ``SCHEMA``.
 """
 
-import json
 import os
 import posixpath
 import shlex
 import time
 
 from django.core.exceptions import ValidationError
-from django.utils import timezone
 
 from .. import settings as app_settings
 from ..base.models import TERMINAL_STATUSES
@@ -167,17 +165,13 @@ class WrapperUpgrader(BaseModemUpgrader):
             )
         self.log("the router's journal reports success")
         try:
-            info = self.read_modem_info()
-        except (RecoverableModemFailure, ValueError) as error:
-            info, reason = None, str(error)
-        else:
-            reason = "no version in its answer"
-        if not info or not self.detected_version(info):
+            modems, info = self.read_flashed_modem()
+        except (RecoverableModemFailure, ValueError, LookupError) as error:
             raise IrrecoverableModemFailure(
                 "the router reports success but the server could not read the "
-                f"modem ({reason}): version unverified, check the device"
+                f"modem ({error}): version unverified, check the device"
             )
-        self.check_version(info)
+        self.check_version(modems, info)
         return "upgrade successful"
 
     # -- stage helpers -----------------------------------------------------
@@ -361,6 +355,8 @@ class WrapperUpgrader(BaseModemUpgrader):
             "--device-key",
             device.key,
         ]
+        if self.operation.usb_path:
+            args += ["--usb-path", self.operation.usb_path]
         if options.get("tool_args"):
             args += ["--tool-args", options["tool_args"]]
         if not options["verify_checksum"]:
@@ -484,21 +480,19 @@ class WrapperUpgrader(BaseModemUpgrader):
         raise IrrecoverableModemFailure(f"the flash failed (exit {code}){detail}")
 
     def verify_version(self):
-        """Reads the modem again from the server's side and records it.
+        """Reads the modems again from the server's side and records them.
 
-        The server's own reading is the rule: when the modem cannot be read
-        before ``reboot_timeout`` the operation fails as unverified, even
-        though the router verified the version itself.
+        The server's own reading is the rule: when the flashed modem cannot
+        be read before ``reboot_timeout`` the operation fails as unverified,
+        even though the router verified the version itself.
         """
         deadline = time.monotonic() + self.options["reboot_timeout"]
         while True:
             try:
                 self.shell.reconnect()
-                info = self.read_modem_info()
-                if self.detected_version(info):
-                    break
-                reason = "no version in its answer"
-            except (RecoverableModemFailure, ValueError) as error:
+                modems, info = self.read_flashed_modem()
+                break
+            except (RecoverableModemFailure, ValueError, LookupError) as error:
                 reason = str(error)
             if time.monotonic() > deadline:
                 raise IrrecoverableModemFailure(
@@ -507,23 +501,28 @@ class WrapperUpgrader(BaseModemUpgrader):
                     "version unverified, check the device"
                 )
             time.sleep(self.poll_interval)
-        self.check_version(info)
+        self.check_version(modems, info)
 
-    def read_modem_info(self):
-        """The modem as ``modem-info.sh`` on the router reads it (one attempt)."""
+    def read_flashed_modem(self):
+        """Every modem as ``modem-info.sh`` reads them (one attempt), and the
+        one this operation flashed. ``GarbageOutput`` (a ``ValueError``) or
+        ``LookupError`` when it cannot be told."""
+        from ..detection import parse_modem_list
+
         script = posixpath.join(self.paths["scripts"], "modem-info.sh")
         output, _ = self.shell.run(["sh", script], timeout=60)
-        info = json.loads(output)
-        if not isinstance(info, dict):
-            raise ValueError(f"unexpected answer of modem-info.sh: {output[:200]!r}")
-        return info
+        modems = parse_modem_list(output)
+        info = self.flashed_modem(modems)
+        if not self.detected_version(info):
+            raise LookupError("no version in the modem's answer")
+        return modems, info
 
     @staticmethod
     def detected_version(info):
         return info.get("firmware") or info.get("revision")
 
-    def check_version(self, info):
-        self.record_modem_info(info)
+    def check_version(self, modems, info):
+        self.record_modem_info(modems)
         expected = self.image.build.version
         detected = self.detected_version(info)
         if detected != expected:
@@ -533,21 +532,34 @@ class WrapperUpgrader(BaseModemUpgrader):
             )
         self.log(f"modem verified by the server: {info.get('model')} {detected}", 100)
 
-    def record_modem_info(self, info):
-        def value(key):
-            text = info.get(key) or ""
-            return "" if text == "--" else str(text)[:64]
+    def flashed_modem(self, modems):
+        """The entry of the modem this operation flashed; LookupError when
+        it is not (yet) listed in normal mode."""
+        usb_path = self.operation.usb_path
+        candidates = [
+            m
+            for m in modems
+            if m["mode"] == "normal"
+            and (m["usb_path"] == usb_path if usb_path else True)
+        ]
+        if not usb_path and len(candidates) > 1:
+            # the wrapper flashed the first modem of the vendor
+            candidates = [
+                m for m in candidates if m["model"] == self.image.build.modem_model
+            ]
+        if not candidates:
+            raise LookupError(f"modem {usb_path or 'to verify'} not listed yet")
+        return candidates[0]
 
-        load_model("DeviceModemFirmware").objects.update_or_create(
-            device_id=self.operation.device_id,
-            defaults={
-                "modem_manufacturer": value("manufacturer"),
-                "modem_model": value("model"),
-                "modem_revision": value("revision"),
-                "modem_firmware_version": value("firmware"),
-                "modem_imei": value("imei")[:32],
-                "modem_detected_at": timezone.now(),
-            },
+    def record_modem_info(self, modems):
+        from ..base.models import ModemChangeSource
+        from ..detection import record_modems
+
+        record_modems(
+            self.operation.device,
+            modems,
+            ModemChangeSource.UPGRADE,
+            operation=self.operation,
         )
 
     def leave_router_as_found(self, keep_image=False):

@@ -15,7 +15,13 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from device.firmware import HEADER_SIZE, read_header  # noqa: E402
-from device.modem import AT_PORT, DIAG_PORT, MM_DEVICE_UID, ModemState  # noqa: E402
+from device.modem import (  # noqa: E402
+    AT_PORT,
+    DIAG_PORT,
+    MM_DEVICE_UID,
+    ModemState,
+    extra_modems,
+)
 
 FAIL_LINE = "[+] could not complete firmware upload"
 
@@ -204,10 +210,29 @@ def _mm_visible(state):
 
 def mmcli_answer(state, args):
     if args == ["-L"]:
-        if _mm_visible(state):
-            return f"    {MM_PATH} [{state['manufacturer']}] {state['model']}\n", 0
-        return "No modems were found\n", 0
+        lines = [
+            f"    {MM_PATH} [{state['manufacturer']}] {state['model']}\n"
+            for _ in range(1)
+            if _mm_visible(state)
+        ]
+        for index, extra in enumerate(extra_modems(state), start=1):
+            if extra["mode"] == "normal":
+                lines.append(
+                    f"    {MM_PATH[:-1]}{index} "
+                    f"[{extra['manufacturer']}] {extra['model']}\n"
+                )
+        return "".join(lines) or "No modems were found\n", 0
     if len(args) == 3 and args[0] == "-m" and args[2] == "-J":
+        extras = extra_modems(state)
+        if args[1].isdigit() and 1 <= int(args[1]) <= len(extras):
+            extra = extras[int(args[1]) - 1]
+            if extra["mode"] != "normal":
+                return "error: couldn't find modem\n", 1
+            document = _mm_json(dict(state, **extra))
+            document["modem"]["generic"][
+                "device"
+            ] = f"/sys/devices/platform/soc/xhci-hcd.1/usb1/{extra['usb_path']}"
+            return json.dumps(document, separators=(",", ":")) + "\n", 0
         if not _mm_visible(state) or args[1] not in ("0", MM_PATH):
             return "error: couldn't find modem\n", 1
         return json.dumps(_mm_json(state), separators=(",", ":")) + "\n", 0
@@ -340,6 +365,10 @@ def sms_tool(modem, args):
     port, command = args[1], args[3].upper()
     modem.event("at", command)
     state = modem.read()
+    for extra in extra_modems(state):
+        if port == f"/dev/{extra['at_tty']}" and extra["mode"] == "normal":
+            sys.stdout.write(at_answer(dict(state, **extra), command))
+            return 0
     if port != at_port(state):
         sys.stderr.write(f"sms_tool: cannot open {port}\n")
         return 1

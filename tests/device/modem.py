@@ -36,6 +36,26 @@ FAULTS = (
     "uplink-loss",  # netns routers: the uplink is down while the modem is away
 )
 
+# Further modems of the router (detection only, never flashed): each dict
+# overrides these; ``at_tty``/``diag_tty`` name its ports.
+EXTRA_MODEM = {
+    "usb_path": "1-1.2",
+    "usb_id": "1bc7:1071",
+    "manufacturer": "Telit",
+    "model": "FN990A28",
+    "firmware": "M0R.010000-B020",
+    "revision": "45.00.010-B020-P0R.001600",
+    "imei": "351234567890999",
+    "mode": "normal",
+    "at_tty": "ttyUSB6",
+    "diag_tty": "ttyUSB4",
+}
+
+
+def extra_modems(state):
+    return [dict(EXTRA_MODEM, **extra) for extra in state.get("extra_modems", [])]
+
+
 DEFAULT_STATE = {
     "manufacturer": "Telit",
     "model": "FN990A28",
@@ -51,6 +71,7 @@ DEFAULT_STATE = {
     "reboot_delay": 0.3,
     "usb_flashing_id": FLASHING_USB_ID,
     "uci": {},
+    "extra_modems": [],
     "netns": None,
     "bg_pids": [],
     "events": [],
@@ -115,9 +136,12 @@ class ModemState:
         with self._locked():
             state = self._load()
             usb_before = (state["mode"], state["usb_flashing_id"])
+            extra_before = json.dumps(state.get("extra_modems"))
             yield state
             state.pop("events", None)
             usb_after = (state["mode"], state["usb_flashing_id"])
+            if json.dumps(state.get("extra_modems")) != extra_before:
+                usb_after += ("extra modems changed",)
             self._save(state, sync=usb_after != usb_before)
 
     def event(self, *words):
@@ -134,8 +158,15 @@ class ModemState:
             _write(os.path.join(hub, "idVendor"), "1d6b")
             _write(os.path.join(hub, "idProduct"), "0003")
         for name in os.listdir(devices):
-            if name == USB_PATH or name.startswith(USB_PATH + ":"):
+            if name not in ("usb1", "usb2"):
                 shutil.rmtree(os.path.join(devices, name))
+        for extra in extra_modems(state):
+            _usb_device(
+                devices,
+                extra["usb_path"],
+                extra["usb_id"],
+                {0: extra["diag_tty"], 2: extra["at_tty"]},
+            )
         mode = state["mode"]
         if mode == "absent":
             return
@@ -143,13 +174,17 @@ class ModemState:
             usb_id, ports = NORMAL_USB_ID, NORMAL_PORTS
         else:
             usb_id, ports = state["usb_flashing_id"], FLASHING_PORTS
-        device = os.path.join(devices, USB_PATH)
-        os.makedirs(device)
-        vendor, product = usb_id.split(":")
-        _write(os.path.join(device, "idVendor"), vendor)
-        _write(os.path.join(device, "idProduct"), product)
-        for interface, tty in ports.items():
-            os.makedirs(os.path.join(devices, f"{USB_PATH}:1.{interface}", tty))
+        _usb_device(devices, USB_PATH, usb_id, ports)
+
+
+def _usb_device(devices, usb_path, usb_id, ports):
+    device = os.path.join(devices, usb_path)
+    os.makedirs(device)
+    vendor, product = usb_id.split(":")
+    _write(os.path.join(device, "idVendor"), vendor)
+    _write(os.path.join(device, "idProduct"), product)
+    for interface, tty in ports.items():
+        os.makedirs(os.path.join(devices, f"{usb_path}:1.{interface}", tty))
 
 
 def _write(path, text):

@@ -73,13 +73,12 @@ esac
     *[!A-Z0-9+#]*) ;;
     *)
         if [ -f "$view/sms_tool/$4" ]; then
-            printf '["at", "%s"]\\n' "$4" >>"$events"
             { read -r _; read -r port; } <"$view/sms_tool/port"
-            if [ -z "$port" ] || [ "$2" != "$port" ]; then
-                echo "sms_tool: cannot open $2" >&2
-                exit 1
+            # another modem's port (or none): the Python tool answers
+            if [ -n "$port" ] && [ "$2" = "$port" ]; then
+                printf '["at", "%s"]\\n' "$4" >>"$events"
+                answer "$view/sms_tool/$4"
             fi
-            answer "$view/sms_tool/$4"
         fi
         ;;
     esac
@@ -157,7 +156,8 @@ class EmulatedRouter:
         **modem,
     ):
         """``modem`` may set any key of ``modem.DEFAULT_STATE`` (model,
-        firmware, revision, imei, mode, fault, flash_duration, reboot_delay).
+        firmware, revision, imei, mode, fault, flash_duration, reboot_delay,
+        extra_modems: a list of further modems, see ``modem.EXTRA_MODEM``).
         ``modem_manager=False`` leaves mmcli out (the AT path is used).
         ``netns=True`` runs dropbear inside a network namespace of its own
         (see :mod:`device.netns`)."""

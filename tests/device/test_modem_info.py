@@ -1,17 +1,27 @@
-"""modem-info.sh: ModemManager and AT paths, absent and flashing modems."""
+"""modem-info.sh: every modem of the router, ModemManager and AT paths,
+absent and flashing modems."""
 
 import json
 import os
 
 from .helpers import MODEM_INFO, RouterTestCase
 
+SECOND_MODEM = {"usb_path": "1-1.2", "firmware": "M0R.010000-B022"}
+
 
 class ModemInfoTestCase(RouterTestCase):
-    def info(self):
+    def modems(self):
         result = self.router.run([MODEM_INFO])
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertEqual(result.stdout.count("\n"), 1, result.stdout)
-        return json.loads(result.stdout)
+        modems = json.loads(result.stdout)
+        self.assertIsInstance(modems, list)
+        return modems
+
+    def info(self):
+        modems = self.modems()
+        self.assertEqual(len(modems), 1, modems)
+        return modems[0]
 
 
 class TestWithModemManager(ModemInfoTestCase):
@@ -19,6 +29,7 @@ class TestWithModemManager(ModemInfoTestCase):
         self.assertEqual(
             self.info(),
             {
+                "usb_path": "2-1",
                 "manufacturer": "Telit",
                 "model": "FN990A28",
                 "revision": "45.00.010-B020-P0R.001600",
@@ -34,14 +45,11 @@ class TestWithModemManager(ModemInfoTestCase):
     def test_started_by_relative_name(self):
         result = self.router.run(["modem-info.sh"], cwd=os.path.dirname(MODEM_INFO))
         self.assertEqual(result.returncode, 0, result.stderr)
-        self.assertEqual(json.loads(result.stdout)["model"], "FN990A28")
+        self.assertEqual(json.loads(result.stdout)[0]["model"], "FN990A28")
 
     def test_absent(self):
         self.router.set_modem(mode="absent")
-        info = self.info()
-        self.assertEqual(info["mode"], "absent")
-        self.assertEqual(info["model"], "")
-        self.assertEqual(info["ports"], {"at": "", "diag": ""})
+        self.assertEqual(self.modems(), [])
 
     def test_flashing_mode(self):
         for usb_id in ("1bc7:9010", "05c6:9008", "18d1:d00d"):
@@ -50,12 +58,48 @@ class TestWithModemManager(ModemInfoTestCase):
                 info = self.info()
                 self.assertEqual(info["mode"], "flashing")
                 self.assertEqual(info["usb_id"], usb_id)
+                self.assertEqual(info["usb_path"], "2-1")
                 self.assertEqual(info["ports"]["diag"], "/dev/ttyUSB0")
                 self.assertEqual(info["model"], "")
 
     def test_json_is_escaped(self):
         self.router.set_modem(manufacturer='Tel"it\\ x')
         self.assertEqual(self.info()["manufacturer"], 'Tel"it\\ x')
+
+    def test_two_modems(self):
+        self.router.set_modem(extra_modems=[SECOND_MODEM])
+        first, second = self.modems()
+        # sorted by USB path
+        self.assertEqual(first["usb_path"], "1-1.2")
+        self.assertEqual(first["firmware"], "M0R.010000-B022")
+        self.assertEqual(first["imei"], "351234567890999")
+        self.assertEqual(first["ports"], {"at": "/dev/ttyUSB6", "diag": "/dev/ttyUSB4"})
+        self.assertEqual(first["source"], "mmcli")
+        self.assertEqual(second["usb_path"], "2-1")
+        self.assertEqual(second["firmware"], "M0R.010000-B020")
+        self.assertEqual(second["imei"], "351234567890123")
+
+    def test_one_of_two_modems_flashing(self):
+        self.router.set_modem(
+            extra_modems=[dict(SECOND_MODEM, mode="flashing", usb_id="05c6:9008")]
+        )
+        first, second = self.modems()
+        self.assertEqual((first["usb_path"], first["mode"]), ("1-1.2", "flashing"))
+        self.assertEqual(first["model"], "")
+        self.assertEqual((second["mode"], second["model"]), ("normal", "FN990A28"))
+
+    def test_other_vendor_is_listed(self):
+        quectel = {
+            "usb_path": "1-1.3",
+            "usb_id": "2c7c:0512",
+            "manufacturer": "Quectel",
+            "model": "EM12",
+            "firmware": "EM12GPAR01A21M4G",
+            "revision": "EM12GPAR01A21M4G",
+        }
+        self.router.set_modem(extra_modems=[quectel])
+        first, _ = self.modems()
+        self.assertEqual((first["manufacturer"], first["model"]), ("Quectel", "EM12"))
 
 
 class TestWithAtCommands(ModemInfoTestCase):
@@ -69,6 +113,14 @@ class TestWithAtCommands(ModemInfoTestCase):
         self.assertEqual(info["imei"], "351234567890123")
         self.assertEqual(info["revision"], "45.00.010-B020-P0R.001600")
         self.assertEqual(info["firmware"], "M0R.010000-B020")
+
+    def test_two_modems_at_path(self):
+        self.router.set_modem(extra_modems=[SECOND_MODEM])
+        first, second = self.modems()
+        self.assertEqual((first["source"], second["source"]), ("at", "at"))
+        self.assertEqual(first["firmware"], "M0R.010000-B022")
+        self.assertEqual(first["imei"], "351234567890999")
+        self.assertEqual(second["firmware"], "M0R.010000-B020")
 
     def test_cgmr_fallback_without_swpkgv(self):
         self.router.set_fault("no-swpkgv")

@@ -187,6 +187,10 @@ if SAMPLE_APP:
     MODEM_UPGRADER_MODEMBATCHUPGRADEOPERATION_MODEL = (
         "sample_modem_upgrader.ModemBatchUpgradeOperation"
     )
+    MODEM_UPGRADER_DEVICEMODEMDETECTION_MODEL = (
+        "sample_modem_upgrader.DeviceModemDetection"
+    )
+    MODEM_UPGRADER_MODEMHISTORY_MODEL = "sample_modem_upgrader.ModemHistory"
 
 try:
     from openwisp2.local_settings import *  # noqa

@@ -1,11 +1,13 @@
 from django.db import models
 
 from openwisp_modem_upgrader.base.models import (
+    AbstractDeviceModemDetection,
     AbstractDeviceModemFirmware,
     AbstractModemBatchUpgradeOperation,
     AbstractModemBuild,
     AbstractModemCategory,
     AbstractModemFirmwareImage,
+    AbstractModemHistory,
     AbstractModemUpgradeOperation,
 )
 
@@ -44,4 +46,14 @@ class ModemBatchUpgradeOperation(DetailsModel, AbstractModemBatchUpgradeOperatio
 
 class ModemUpgradeOperation(DetailsModel, AbstractModemUpgradeOperation):
     class Meta(AbstractModemUpgradeOperation.Meta):
+        abstract = False
+
+
+class DeviceModemDetection(DetailsModel, AbstractDeviceModemDetection):
+    class Meta(AbstractDeviceModemDetection.Meta):
+        abstract = False
+
+
+class ModemHistory(DetailsModel, AbstractModemHistory):
+    class Meta(AbstractModemHistory.Meta):
         abstract = False

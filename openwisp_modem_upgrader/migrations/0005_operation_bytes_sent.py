@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("modem_upgrader", "0003_full_match_validators"),
+        ("modem_upgrader", "0004_modem_inventory"),
     ]
 
     operations = [
