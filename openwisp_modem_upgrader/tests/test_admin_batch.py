@@ -10,7 +10,7 @@ from django.urls import reverse
 from openwisp_users.tests.utils import TestMultitenantAdminMixin
 
 from ..base.models import OperationStatus
-from ..upgrade import mark_flash_started, mark_in_progress
+from ..upgrade import add_bytes_sent, mark_flash_started, mark_in_progress
 from . import (
     NEW_VERSION,
     OLD_VERSION,
@@ -246,6 +246,23 @@ class TestBatchPage(MassUpgradeMixin, TestCase):
         )
         self.assertContains(response, 'class="modem-operation"', count=1)
         self.assertContains(response, "dev-001")
+
+    def test_data_sent_shown(self):
+        batch = self._batch(self._devices(2))
+        first, second = batch.operations.order_by("device__name")
+        add_bytes_sent(first.pk, 3 * 1024 * 1024)
+        add_bytes_sent(second.pk, 1024 * 1024)
+        add_bytes_sent(second.pk, 0)  # nothing sent: nothing counted
+        response = self.client.get(
+            admin_url(ModemBatchUpgradeOperation, "change", batch.pk)
+        )
+        self.assertContains(response, "4.0\xa0MB (4194304 bytes)")
+        response = self.client.get(admin_url(ModemUpgradeOperation, "changelist"))
+        self.assertContains(response, "3.0\xa0MB")
+        response = self.client.get(
+            admin_url(ModemUpgradeOperation, "change", second.pk)
+        )
+        self.assertContains(response, "1048576")
 
     def test_pagination(self):
         batch = self._batch(self._devices(55))

@@ -13,7 +13,12 @@ from openwisp_controller.config.tests.utils import CreateDeviceGroupMixin
 from .. import settings as app_settings
 from ..base.models import OperationStatus
 from ..batch import ExclusionReason, create_batch
-from ..upgrade import mark_flash_started, mark_in_progress, start_upgrade
+from ..upgrade import (
+    add_bytes_sent,
+    mark_flash_started,
+    mark_in_progress,
+    start_upgrade,
+)
 from . import (
     FIRMWARE_CONTENT,
     FN990A28,
@@ -782,6 +787,16 @@ class TestUpgradeApi(ApiTestMixin, TestCase):
             response.data["progress_report"], "0 out of 2 devices completed"
         )
         self.assertEqual(response.data["rates"]["success"], 0)
+        self.assertEqual(response.data["bytes_sent"], 0)
+        add_bytes_sent(flashing.pk, 5000)
+        add_bytes_sent(idle.pk, 700)
+        response = self.client.get(api_url("batch_upgrade_operation_detail", batch.pk))
+        self.assertEqual(response.data["bytes_sent"], 5700)
+        # lists annotate the total: the same figure
+        response = self.client.get(api_url("batch_upgrade_operation_list"))
+        self.assertEqual(response.data["results"][0]["bytes_sent"], 5700)
+        response = self.client.get(api_url("upgrade_operation_detail", flashing.pk))
+        self.assertEqual(response.data["bytes_sent"], 5000)
 
     def test_batch_cancel(self):
         batch, flashing, idle = self._running_batch()
