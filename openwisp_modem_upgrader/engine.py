@@ -38,7 +38,18 @@ MAX_ATTEMPTS = app_settings.RETRY_OPTIONS.get("max_retries", 2) + 1
 def run_operation(operation_id, task=None):
     Operation = load_model("ModemUpgradeOperation")
     if not mark_in_progress(operation_id):
-        return  # cancelled or finished meanwhile (or a duplicate delivery)
+        # cancelled or finished meanwhile, or a duplicate delivery: a task
+        # redelivered after its worker died (acks_late) finds the operation
+        # in progress and never starts a second upgrade (nor a second
+        # flash); the stuck-operation sweeper finishes it from the router's
+        # journal
+        if task is not None and task.request.delivery_info.get("redelivered"):
+            logger.warning(
+                "modem upgrade %s: task delivered again while the operation "
+                "is not idle (its worker stopped?): not started twice",
+                operation_id,
+            )
+        return
     operation = Operation.objects.select_related(
         "device", "image__build__category"
     ).get(pk=operation_id)

@@ -48,6 +48,8 @@ manage() { "$python" "$root/tests/manage.py" "$@"; }
 
 manage migrate --noinput -v 0 2>/dev/null
 manage shell -c "from openwisp2.demo import load; load()" >/dev/null 2>&1
+# real objects for the {id} operations, and the config pointing at them
+manage shell -c "from openwisp2.fuzz_data import load; load('$work_dir/schemathesis.toml')" >/dev/null
 token="$(manage shell -c "
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
@@ -62,7 +64,9 @@ print(s.getsockname()[1])
 s.close()
 ")"
 base="http://127.0.0.1:$port"
-manage runserver "127.0.0.1:$port" --noreload >"$work_dir/server.log" 2>&1 &
+# not through manage(): $! must be the server's own PID for the clean-up
+"$python" "$root/tests/manage.py" runserver "127.0.0.1:$port" --noreload \
+    >"$work_dir/server.log" 2>&1 &
 server_pid=$!
 
 schema_url="$base/api/v1/modem-upgrader/schema/?format=openapi"
@@ -80,7 +84,8 @@ done
 status=0
 # from the throwaway directory: schemathesis keeps a cache in the current one
 cd "$work_dir"
-timeout "$((max_time + 60))" "$root/.venv/bin/schemathesis" run "$schema_url" \
+timeout "$((max_time + 60))" "$root/.venv/bin/schemathesis" \
+    --config-file "$work_dir/schemathesis.toml" run "$schema_url" \
     --header "Authorization: Bearer $token" \
     --checks not_a_server_error,response_schema_conformance \
     --max-examples "$max_examples" \

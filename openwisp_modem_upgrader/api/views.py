@@ -43,6 +43,7 @@ from ..upgrade import cancel_batch, cancel_upgrade, start_upgrade
 from . import filters
 from .device import device_report
 from .parsers import BoundedJSONParser
+from .schema import ModemUpgraderAutoSchema
 from .serializers import (
     BatchUpgradeOperationSerializer,
     BatchUpgradeSerializer,
@@ -97,6 +98,7 @@ class ProtectedAPIMixin(BaseProtectedAPIMixin, FilterByOrganizationManaged):
     filter_backends = (DjangoFilterBackend, OrderingFilter)
     ordering = ("-created",)
     ordering_fields = ("created", "modified")
+    swagger_schema = ModemUpgraderAutoSchema
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -138,6 +140,23 @@ DETAIL_SCHEMA = openapi.Schema(
     type=openapi.TYPE_OBJECT,
     properties={"detail": openapi.Schema(type=openapi.TYPE_STRING)},
 )
+# PUT, POST and PATCH of a device's modem all start an upgrade: the image is
+# always required (the serializer's image is nullable only when read)
+UPGRADE_REQUEST_SCHEMA = openapi.Schema(
+    type=openapi.TYPE_OBJECT,
+    required=["image"],
+    properties={
+        "image": openapi.Schema(
+            type=openapi.TYPE_STRING,
+            format=openapi.FORMAT_UUID,
+            description=_("the image to flash: setting it starts the upgrade"),
+        ),
+        "upgrade_options": openapi.Schema(
+            type=openapi.TYPE_OBJECT,
+            description=_("options of the upgrader (see the image type's schema)"),
+        ),
+    },
+)
 
 
 # catalogue
@@ -175,7 +194,8 @@ class FirmwareImageListView(ProtectedAPIMixin, generics.ListCreateAPIView):
 
     queryset = ModemFirmwareImage.objects.select_related("build__category")
     serializer_class = FirmwareImageSerializer
-    parser_classes = (MultiPartParser, FormParser)
+    # a file travels in multipart only
+    parser_classes = (MultiPartParser,)
     organization_field = "build__category__organization"
     filterset_class = filters.FirmwareImageFilter
     ordering_fields = ("type", "created", "modified")
@@ -514,6 +534,9 @@ class DeviceModemFirmwareView(
         # scoped by the parent device instead of the organization lookup
         return self.queryset.all()
 
+    @swagger_auto_schema(
+        responses={200: DeviceModemFirmwareSerializer, 404: DETAIL_SCHEMA}
+    )
     def get(self, request, *args, **kwargs):
         modem_firmware = self.get_object()
         if modem_firmware is None:
@@ -524,10 +547,11 @@ class DeviceModemFirmwareView(
         return Response(self.get_serializer(modem_firmware).data)
 
     @swagger_auto_schema(
+        request_body=UPGRADE_REQUEST_SCHEMA,
         responses={
             200: DeviceModemFirmwareSerializer,
             201: DeviceModemFirmwareSerializer,
-        }
+        },
     )
     def put(self, request, *args, **kwargs):
         device = self.get_device()
@@ -562,19 +586,21 @@ class DeviceModemFirmwareView(
         )
 
     @swagger_auto_schema(
+        request_body=UPGRADE_REQUEST_SCHEMA,
         responses={
             200: DeviceModemFirmwareSerializer,
             201: DeviceModemFirmwareSerializer,
-        }
+        },
     )
     def post(self, request, *args, **kwargs):
         return self.put(request, *args, **kwargs)
 
     @swagger_auto_schema(
+        request_body=UPGRADE_REQUEST_SCHEMA,
         responses={
             200: DeviceModemFirmwareSerializer,
             201: DeviceModemFirmwareSerializer,
-        }
+        },
     )
     def patch(self, request, *args, **kwargs):
         return self.put(request, *args, **kwargs)

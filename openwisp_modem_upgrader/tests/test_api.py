@@ -1,6 +1,7 @@
 """Operator REST API: catalogue, uploads, downloads, upgrades and cancels."""
 
 import json
+import re
 from unittest import mock
 
 from django.db import transaction
@@ -11,6 +12,7 @@ from rest_framework.authtoken.models import Token
 from openwisp_controller.config.tests.utils import CreateDeviceGroupMixin
 
 from .. import settings as app_settings
+from .. import shell_values
 from ..base.models import OperationStatus
 from ..batch import ExclusionReason, create_batch
 from ..upgrade import (
@@ -1058,3 +1060,38 @@ class TestSchema(ApiTestMixin, TestCase):
         self.assertIn("multipart/form-data", upload["consumes"])
         docs = self.client.get(api_url("docs"))
         self.assertEqual(docs.status_code, 200)
+
+    def test_schema_says_what_validation_accepts(self):
+        schema = self.client.get(api_url("schema"), {"format": "openapi"}).json()
+        definitions, paths = schema["definitions"], schema["paths"]
+        build = definitions["Build"]["properties"]
+        self.assertEqual(build["version"]["pattern"], shell_values.VERSION)
+        self.assertEqual(build["modem_model"]["pattern"], shell_values.MODEM_MODEL)
+        name_pattern = definitions["Category"]["properties"]["name"]["pattern"]
+        description = definitions["Category"]["properties"]["description"]
+        for value, valid in (("Telit", True), (" ", False), ("a\x00b", False)):
+            self.assertEqual(bool(re.search(name_pattern, value)), valid, value)
+        self.assertFalse(re.search(description["pattern"], "a\x00"))
+        self.assertTrue(re.search(description["pattern"], ""))
+        dry_run = paths["/build/{id}/upgrade/"]["get"]["parameters"]
+        from_version = next(p for p in dry_run if p["name"] == "from_version")
+        self.assertTrue(re.search(from_version["pattern"], ""))
+        self.assertFalse(re.search(from_version["pattern"], "1 2"))
+        upload = paths["/build/{id}/image/"]["post"]
+        # a file travels in multipart only
+        self.assertEqual(upload["consumes"], ["multipart/form-data"])
+        boards = next(p for p in upload["parameters"] if p["name"] == "boards")
+        self.assertFalse(re.search(boards["items"]["pattern"], "  "))
+        modem = paths["/device/{id}/modem-firmware/"]
+        self.assertEqual(
+            modem["get"]["responses"]["200"]["schema"]["$ref"],
+            "#/definitions/DeviceModemFirmware",
+        )
+        for method in ("put", "post", "patch"):
+            body = next(p for p in modem[method]["parameters"] if p["in"] == "body")
+            self.assertEqual(body["schema"]["required"], ["image"], method)
+            self.assertNotIn("x-nullable", body["schema"]["properties"]["image"])
+            # nested upgrade options: JSON only
+            self.assertEqual(
+                modem[method].get("consumes", schema["consumes"]), ["application/json"]
+            )

@@ -7,8 +7,13 @@ addresses.
 Checks, exiting non-zero on the first failure:
 1. one upgrade through a real worker ends in success with the new version;
 2. a mass upgrade of several routers, run by two worker processes;
-3. the worker is killed (SIGKILL) mid-flash: the router finishes alone, a
-   fresh worker starts, and the stuck-operation sweeper records the truth.
+3. the worker is killed (SIGKILL) mid-flash: the router finishes alone, the
+   task (acks_late) is delivered again to a fresh worker, which refuses it,
+   the stuck-operation sweeper records the truth, and the modem was flashed
+   exactly once;
+4. the worker is killed between the point of no return and the start of the
+   flashing wrapper: no journal on the router, the sweeper says nothing was
+   written to the modem, no flash, the image removed from the router.
 
 Run by scripts/test.sh; needs scripts/postgres.sh's cluster (DB=postgres...).
 """
@@ -46,15 +51,30 @@ class Stack:
             REDIS_URL=f"redis://127.0.0.1:{self.redis_port}",
             POSTGRES_DB=f"modem_stack_{os.getpid()}",
             DEVICE_REPORT_BASE_URL=f"http://127.0.0.1:{self.http_port}",
+            # a killed worker's task comes back within the run (production
+            # waits past the task's time limit)
+            CELERY_VISIBILITY_TIMEOUT=str(VISIBILITY_TIMEOUT),
         )
         os.environ.pop("TESTING", None)
 
-    def spawn(self, name, argv):
+    def spawn(self, name, argv, env=None):
         log = open(os.path.join(self.tmp, f"{name}.log"), "w")
         self.processes[name] = subprocess.Popen(
-            argv, cwd=TESTS, stdout=log, stderr=subprocess.STDOUT
+            argv,
+            cwd=TESTS,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ, **(env or {})),
         )
         return self.processes[name]
+
+    def log(self, name):
+        with open(os.path.join(self.tmp, f"{name}.log")) as log:
+            return log.read()
+
+    def kill(self, name):
+        self.processes[name].send_signal(signal.SIGKILL)
+        self.processes[name].wait()
 
     def start(self):
         self.spawn(
@@ -104,7 +124,7 @@ class Stack:
         self.start_worker("worker-1")
         self.wait_http()
 
-    def start_worker(self, name):
+    def start_worker(self, name, env=None):
         return self.spawn(
             name,
             [
@@ -121,6 +141,7 @@ class Stack:
                 "--without-heartbeat",
                 "--without-mingle",
             ],
+            env=env,
         )
 
     def wait_http(self, timeout=60):
@@ -168,6 +189,9 @@ def wait_for(condition, timeout, what):
 
 
 CHECKS_PASSED = []
+# seconds before Redis delivers again a task a killed worker held; kombu
+# looks for such tasks every 10 s
+VISIBILITY_TIMEOUT = 5
 
 
 def check(condition, message):
@@ -312,12 +336,26 @@ def scenarios(stack, routers):
         f"{time.monotonic() - t0:.1f}s",
     )
 
-    print("3. worker killed mid-flash, recovered by the sweeper")
+    def flashes(router):
+        """How many times uxfp flashed this router's modem (the emulator's log)."""
+        return sum(1 for event in router.modem_state()["events"] if event[0] == "uxfp")
+
+    def redelivery_refused(worker, operation):
+        return f"modem upgrade {operation.pk}: task delivered again" in stack.log(
+            worker
+        )
+
+    def router_files(router):
+        base = os.path.join(router.tmp_dir, "openwisp-modem-upgrader")
+        return sorted(os.listdir(base)) if os.path.isdir(base) else []
+
+    print("3. worker killed mid-flash: task redelivered, recovered by the sweeper")
     router, device = batch_routers[0]
     router.set_modem(firmware="M0R.010000-B020", flash_duration=4)
     DeviceModemFirmware.objects.filter(device=device).update(
         modem_firmware_version="M0R.010000-B020"
     )
+    flashes_before = flashes(router)
     operation = start_upgrade(device, image, options(router))
     wait_for(
         lambda: Operation.objects.filter(pk=operation.pk, flash_started=True).exists(),
@@ -325,18 +363,23 @@ def scenarios(stack, routers):
         "the flash to start",
     )
     for name in ("worker-1", "worker-2"):
-        stack.processes[name].send_signal(signal.SIGKILL)
-        stack.processes[name].wait()
+        stack.kill(name)
     print("  both workers killed with SIGKILL during the flash")
     exit_file = os.path.join(
         router.tmp_dir, "openwisp-modem-upgrader", str(operation.pk), "exit_code"
     )
     wait_for(lambda: os.path.exists(exit_file), 60, "the router to finish alone")
     stack.start_worker("worker-3")
+    wait_for(
+        lambda: redelivery_refused("worker-3", operation),
+        VISIBILITY_TIMEOUT + 40,
+        "the killed worker's task to be delivered again",
+    )
+    check(True, "the task held by the killed worker was delivered again")
     operation.refresh_from_db()
     check(
-        operation.status == "in-progress",
-        "the operation is still in progress after the worker died",
+        operation.status == "in-progress" and operation.attempts == 1,
+        "the redelivered task was refused: still in progress, one attempt",
     )
     app_settings.STUCK_OPERATION_TIMEOUT = 0
     finished = fail_stuck_operations()
@@ -345,6 +388,61 @@ def scenarios(stack, routers):
         finished >= 1 and operation.status == "success",
         f"sweeper finished it truthfully: {operation.status} "
         f"({operation.log.splitlines()[-1]})",
+    )
+    check(
+        flashes(router) - flashes_before == 1,
+        f"the modem was flashed exactly once "
+        f"({flashes(router) - flashes_before} uxfp run)",
+    )
+
+    print("4. worker killed after the point of no return, before the wrapper")
+    stack.kill("worker-3")
+    router, device = batch_routers[1]
+    router.set_modem(firmware="M0R.010000-B020")
+    DeviceModemFirmware.objects.filter(device=device).update(
+        modem_firmware_version="M0R.010000-B020"
+    )
+    flashes_before = flashes(router)
+    marker = os.path.join(stack.tmp, "crossed-point-of-no-return")
+    stack.start_worker(
+        "worker-4", env={"MODEM_WORKER_PAUSE_AFTER_NO_RETURN": f"60:{marker}"}
+    )
+    operation = start_upgrade(device, image, options(router))
+    wait_for(lambda: os.path.exists(marker), 60, "the point of no return")
+    stack.kill("worker-4")
+    operation.refresh_from_db()
+    print(
+        f"  worker killed with SIGKILL after the point of no return "
+        f"(flash_started={operation.flash_started}), router holds "
+        f"{router_files(router)}"
+    )
+    check(
+        operation.flash_started and str(operation.pk) not in router_files(router),
+        "killed inside the window: point of no return crossed, no journal",
+    )
+    stack.start_worker("worker-5")
+    wait_for(
+        lambda: redelivery_refused("worker-5", operation),
+        VISIBILITY_TIMEOUT + 40,
+        "the killed worker's task to be delivered again",
+    )
+    check(True, "the task was delivered again and refused")
+    finished = fail_stuck_operations()
+    operation.refresh_from_db()
+    check(
+        finished >= 1
+        and operation.status == "failed"
+        and "nothing was written to the modem" in operation.log,
+        f"sweeper: {operation.status} ({operation.log.splitlines()[-1]})",
+    )
+    check(
+        flashes(router) == flashes_before
+        and router.modem_state()["firmware"] == "M0R.010000-B020",
+        "no flash: the modem still runs its old version",
+    )
+    check(
+        not any(name.endswith(".bin") for name in router_files(router)),
+        f"the image was removed from the router (left: {router_files(router)})",
     )
 
 

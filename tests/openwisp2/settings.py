@@ -113,6 +113,15 @@ SESSION_CACHE_ALIAS = "default"
 
 CELERY_BROKER_URL = f"{REDIS_URL}/2"
 CELERY_RESULT_BACKEND = None
+# The upgrade task is acknowledged late: a worker killed while holding it
+# leaves it unacknowledged and Redis delivers it again after this many
+# seconds. Above the task's hard time limit (TASK_TIMEOUT + 60), so a task
+# still running is not delivered twice; a redelivery is refused anyway while
+# the operation is in progress (engine.run_operation). The real-stack run
+# shortens it to see the redelivery.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", 3900))
+}
 if TESTING and not os.environ.get("CELERY_REAL_WORKER"):
     CELERY_TASK_ALWAYS_EAGER = True
     CELERY_TASK_EAGER_PROPAGATES = True
