@@ -18,10 +18,10 @@ import re
 import threading
 import time
 import uuid
-from contextlib import nullcontext
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from datetime import timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import swapper
 from django.core.cache import cache
@@ -40,6 +40,7 @@ from .base.models import (
 )
 from .device_scripts import scripts_dir
 from .exceptions import RecoverableModemFailure
+from .signals import unexplained_modem_change
 from .ssh import CommandTimeout, RouterShell
 from .swapper import load_model
 from .upgraders import get_upgrader_class
@@ -355,6 +356,10 @@ def _apply_reading(row, modem, source, operation, now, upgrading):
     if not upgrading or source == ModemChangeSource.UPGRADE:
         _link_image(row)
     row.save()
+    if unexplained:
+        transaction.on_commit(
+            partial(unexplained_modem_change.send, sender=type(row), modem=row)
+        )
     if changed:
         load_model("ModemHistory").objects.create(
             device_id=row.device_id,
