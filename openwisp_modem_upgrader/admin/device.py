@@ -179,8 +179,9 @@ class DeviceModemFirmwareInline(admin.StackedInline):
     def _get_conditional_queryset(self, request, obj):
         return True
 
-    def get_urls(self):
-        # openwisp-controller's DeviceAdmin adds its conditional inlines' URLs
+    def detection_urls(self):
+        # prepended to DeviceAdmin's URLs (see below): after them, the
+        # admin's "<path:object_id>/" catch-all would answer first
         name = f"{Device._meta.app_label}_{Device._meta.model_name}"
         return [
             path(
@@ -333,6 +334,15 @@ class RecentModemUpgradesInline(admin.StackedInline):
         return False
 
 
+_device_admin_urls = DeviceAdmin.get_urls
+
+
+def device_admin_urls(self):
+    inline = DeviceModemFirmwareInline(self.model, self.admin_site)
+    return inline.detection_urls() + _device_admin_urls(self)
+
+
+DeviceAdmin.get_urls = device_admin_urls
 DeviceAdmin.conditional_inlines += [
     DeviceModemFirmwareInline,
     RecentModemUpgradesInline,
