@@ -76,11 +76,12 @@ CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # upgrade explaining it is flagged
 IDENTITY = ("modem_model", "modem_revision", "modem_firmware_version", "modem_imei")
 CATCH_ALL = (".+", ".*")
+SSH_CONNECTOR = "openwisp_controller.connection.connectors.ssh.Ssh"
 _detecting = threading.local()
-# SQLite takes one writer at a time and answers "table is locked" to the
-# others at once (no busy wait in shared-cache mode): detection threads take
-# turns for their database work there; SSH still runs in parallel.
-_sqlite_lock = threading.Lock()
+# SQLite (the test project's database) answers "table is locked" at once to
+# concurrent threads of the in-memory shared-cache database: there
+# detections run one at a time. PostgreSQL runs them in parallel.
+_sqlite_lock = threading.RLock()
 
 
 def db_turn():
@@ -187,11 +188,10 @@ def detect_device(device):
 
 def _read_router(device):
     """``(status, reason, modems or None)`` from one SSH session."""
-    DeviceConnection = swapper.load_model("connection", "DeviceConnection")
     _detecting.device_id = device.pk
     try:
         with db_turn():
-            device_connection = DeviceConnection.get_working_connection(device)
+            device_connection = working_connection(device)
     except NoWorkingDeviceConnectionError as error:
         reason = error.connection.failure_reason if error.connection else ""
         return (
@@ -225,6 +225,24 @@ def _read_router(device):
         return DetectionStatus.OK, "", parse_modem_list(output)
     except GarbageOutput as error:
         return DetectionStatus.GARBAGE, f"unreadable modem list: {error}", None
+
+
+def working_connection(device):
+    """``DeviceConnection.get_working_connection()`` without its open
+    iterator: a cursor left open while connecting would keep SQLite's table
+    locks for the whole detection."""
+    DeviceConnection = swapper.load_model("connection", "DeviceConnection")
+    candidates = list(
+        DeviceConnection.objects.filter(
+            device=device, enabled=True, credentials__connector=SSH_CONNECTOR
+        ).order_by("-is_working")
+    )
+    for device_connection in candidates:
+        if device_connection.connect():
+            return device_connection
+    raise NoWorkingDeviceConnectionError(
+        connection=candidates[-1] if candidates else None
+    )
 
 
 def _record_detection(device, started_at, status, reason, modems):
@@ -342,7 +360,10 @@ def _apply_reading(row, modem, source, operation, now, upgrading):
     first_reading = row.modem_detected_at is None
     changed = [field for field, value in new.items() if getattr(row, field) != value]
     identity_changed = [f for f in changed if f in IDENTITY]
+    # an upgrade explains its own modem only, not the router's other one
     explaining = operation
+    if operation is not None and operation.usb_path not in ("", row.usb_path):
+        explaining = None
     if changed and explaining is None and not first_reading:
         explaining = _explaining_operation(row)
     unexplained = bool(identity_changed) and not first_reading and explaining is None
@@ -500,7 +521,7 @@ def detect_devices(device_ids, concurrency=None):
         try:
             with db_turn():
                 device = Device.objects.filter(pk=device_id).first()
-            return detect_device(device) if device else None
+                return detect_device(device) if device else None
         finally:
             slots.release(held)
 

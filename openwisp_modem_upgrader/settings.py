@@ -67,7 +67,8 @@ DETECT_ON_CONNECTION_WORKING = getattr(
 DETECTION_INTERVAL = getattr(
     settings, "OPENWISP_MODEM_UPGRADER_DETECTION_INTERVAL", 12 * 3600
 )
-# How often the sweep runs (the Celery beat entry, see the docs).
+# How often the sweep runs: the app adds this Celery beat entry itself;
+# None leaves the sweep out.
 DETECTION_SWEEP_SCHEDULE = getattr(
     settings, "OPENWISP_MODEM_UPGRADER_DETECTION_SWEEP_SCHEDULE", 3600
 )

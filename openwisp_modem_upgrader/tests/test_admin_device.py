@@ -21,7 +21,7 @@ from . import (
     TestModemUpgraderMixin,
 )
 
-DMF_PREFIX = "modem_firmware"
+DMF_PREFIX = "modems"
 
 
 def device_url(device):

@@ -897,6 +897,37 @@ class TestUpgradeApi(ApiTestMixin, TestCase):
             [o["id"] for o in history.data["results"]], [str(operation.pk)]
         )
 
+    def test_device_modem_firmware_of_a_two_modem_router(self):
+        DeviceModemFirmware.objects.filter(device=self.device).update(usb_path="2-1")
+        DeviceModemFirmware.objects.create(
+            device=self.device, usb_path="1-1.2", modem_model=FN990A28
+        )
+        url = api_url("device_modem_firmware", self.device.pk)
+        response = self.client.get(url)
+        self.assertEqual(response.status_code, 400)
+        self.assertIn("usb_path", response.data)
+        response = self.client.get(url, {"usb_path": "1-1.2"})
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual(response.data["usb_path"], "1-1.2")
+        for bad in ("1-1.2;reboot", "1-1.2\n", "x"):
+            with self.subTest(usb_path=bad):
+                response = self.client.get(url, {"usb_path": bad})
+                self.assertEqual(response.status_code, 400)
+                response = self._json(
+                    "put", url, {"image": str(self.image.pk), "usb_path": bad}
+                )
+                self.assertEqual(response.status_code, 400)
+        self.assertFalse(ModemUpgradeOperation.objects.exists())
+        with mock.patch(QUEUE_UPGRADE):
+            response = self._json("put", url, {"image": str(self.image.pk)})
+            self.assertEqual(response.status_code, 400)
+            response = self._json(
+                "put", url, {"image": str(self.image.pk), "usb_path": "1-1.2"}
+            )
+        self.assertEqual(response.status_code, 200, response.data)
+        self.assertEqual(response.data["usb_path"], "1-1.2")
+        self.assertEqual(ModemUpgradeOperation.objects.get().usb_path, "1-1.2")
+
     def test_device_modem_firmware_created(self):
         device = self._create_device(name="new", mac_address="00:11:22:33:44:0a")
         url = api_url("device_modem_firmware", device.pk)

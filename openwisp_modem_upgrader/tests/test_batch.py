@@ -19,8 +19,10 @@ from ..upgrade import (
     finish_operation,
     mark_flash_started,
     mark_in_progress,
+    start_upgrade,
 )
 from . import (
+    FN990A28,
     NEW_VERSION,
     DeviceModemFirmware,
     ModemBatchUpgradeOperation,
@@ -198,6 +200,49 @@ class TestBatch(CreateDeviceGroupMixin, TestModemUpgraderMixin, TestCase):
         self.assertEqual(
             DeviceModemFirmware.objects.filter(image=image, installed=False).count(), 3
         )
+
+    def test_two_modem_router_gets_one_operation_on_the_right_modem(self):
+        image = self._create_image()
+        (device,) = self._devices(1)
+        # the row of _create_modem_device is the modem at 2-1, already upgraded
+        DeviceModemFirmware.objects.filter(device=device).update(
+            usb_path="2-1", modem_firmware_version=NEW_VERSION
+        )
+        DeviceModemFirmware.objects.create(
+            device=device,
+            usb_path="1-1.2",
+            modem_model=FN990A28,
+            modem_firmware_version="M0R.010000-B020",
+        )
+        preview = preview_batch(self._batch(image.build))
+        (eligible,) = preview["devices"]
+        self.assertEqual(eligible.target_usb_path, "1-1.2")
+        self.assertEqual(eligible.modem_firmware_version, "M0R.010000-B020")
+        batch, queue = self._run(image.build)
+        operation = ModemUpgradeOperation.objects.get(batch=batch)
+        self.assertEqual(operation.usb_path, "1-1.2")
+        targeted = DeviceModemFirmware.objects.get(device=device, usb_path="1-1.2")
+        other = DeviceModemFirmware.objects.get(device=device, usb_path="2-1")
+        self.assertEqual((targeted.image, targeted.installed), (image, False))
+        self.assertIsNone(other.image)
+
+    def test_several_modems_need_a_choice(self):
+        image = self._create_image()
+        (device,) = self._devices(1)
+        DeviceModemFirmware.objects.filter(device=device).update(usb_path="2-1")
+        DeviceModemFirmware.objects.create(
+            device=device, usb_path="1-1.2", modem_model=FN990A28
+        )
+        with mock.patch(QUEUE):
+            with self.assertRaises(ValidationError) as context:
+                start_upgrade(device, image)
+            self.assertIn("usb_path", context.exception.message_dict)
+            operation = start_upgrade(device, image, usb_path="1-1.2")
+        self.assertEqual(operation.usb_path, "1-1.2")
+        with self.assertRaises(ValidationError):
+            ModemUpgradeOperation(
+                device=device, image=image, usb_path="1-1.2;reboot"
+            ).full_clean()
 
     def test_device_started_meanwhile_is_skipped_not_fatal(self):
         image = self._create_image()

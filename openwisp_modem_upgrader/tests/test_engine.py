@@ -14,6 +14,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from device.firmware import write_firmware_stream
 from device.router import EmulatedRouter
 from django.contrib.staticfiles.testing import StaticLiveServerTestCase
+from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.test import TestCase
 from django.utils import timezone
@@ -137,6 +138,46 @@ class TestEngine(EngineTestMixin, StaticLiveServerTestCase):
         )
         self.assertNotIn(f"{operation.pk}.bin", leftovers)
         self.assertFalse(self.router.modem_state()["inhibited_by"])
+
+    def test_two_modem_router_flashes_the_chosen_modem(self):
+        from ..base.models import ModemChangeSource
+        from ..detection import detect_device
+        from ..swapper import load_model
+
+        ModemHistory = load_model("ModemHistory")
+        # a second FN990A28 that sorts first in sysfs: without --usb-path the
+        # wrapper would pick it
+        self.router.set_modem(extra_modems=[{"usb_path": "1-1.2"}])
+        DeviceModemFirmware.objects.filter(device=self.device).delete()
+        detect_device(self.device)
+        self.assertEqual(
+            DeviceModemFirmware.objects.filter(device=self.device).count(), 2
+        )
+        with self.assertRaises(ValidationError):
+            start_upgrade(self.device, self.image, dict(FAST))
+        operation = start_upgrade(
+            self.device,
+            self.image,
+            dict(FAST, remote_dir=self.remote_dir, tool_path=self.tool_path),
+            usb_path="2-1",
+        )
+        operation.refresh_from_db()
+        self.assertEqual(operation.status, OperationStatus.SUCCESS, operation.log)
+        (flash,) = [e for e in self.router.modem_state()["events"] if e[0] == "uxfp"]
+        # the DIAG port of the modem at 2-1 (1-1.2's is ttyUSB4)
+        self.assertEqual(flash[flash.index("--port") + 1], "/dev/ttyUSB0")
+        target = DeviceModemFirmware.objects.get(device=self.device, usb_path="2-1")
+        other = DeviceModemFirmware.objects.get(device=self.device, usb_path="1-1.2")
+        self.assertEqual(target.modem_firmware_version, NEW_VERSION)
+        self.assertTrue(target.installed)
+        self.assertFalse(target.unexplained_change)
+        self.assertEqual(other.modem_firmware_version, "M0R.010000-B020")
+        change = ModemHistory.objects.filter(source=ModemChangeSource.UPGRADE).get()
+        self.assertEqual((change.operation, change.usb_path), (operation, "2-1"))
+        self.assertEqual(change.firmware_version, NEW_VERSION)
+        # the next detection sees nothing new
+        detect_device(self.device)
+        self.assertEqual(ModemHistory.objects.count(), 3)
 
     def test_irrecoverable_failures_fail_without_retry(self):
         cases = {

@@ -296,6 +296,11 @@ class TestHostileArguments(RouterTestCase):
         {"expected_model": None},
         {"operation_id": ""},
         {"operation_id": "a" * 65},
+        {"usb_path": f"2-1;touch {PWNED}"},
+        {"usb_path": "2-1\n"},
+        {"usb_path": "../2-1"},
+        {"usb_path": "2-1."},
+        {"usb_path": "2"},
     ]
 
     def test_hostile_values_are_rejected(self):
@@ -322,6 +327,22 @@ class TestHostileArguments(RouterTestCase):
                 result = self.router.run([UPGRADE, *args])
                 self.assertEqual(result.returncode, EXIT_USAGE, result.stderr)
                 self.assertFalse(os.path.exists(self.opdir()))
+
+
+class TestUsbPath(RouterTestCase):
+    def test_flashes_the_modem_at_the_usb_path(self):
+        # 1-1.2 sorts first: without --usb-path it would be chosen
+        self.router.set_modem(extra_modems=[{"usb_path": "1-1.2"}])
+        result = self.upgrade(usb_path="2-1")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        (flash,) = [e for e in self.router.modem_state()["events"] if e[0] == "uxfp"]
+        self.assertEqual(flash[flash.index("--port") + 1], "/dev/ttyUSB0")
+
+    def test_no_modem_at_the_usb_path(self):
+        result = self.upgrade(usb_path="3-1")
+        self.assertNotIn(result.returncode, (0, EXIT_USAGE), result.stderr)
+        uxfp = [e for e in self.router.modem_state()["events"] if e[0] == "uxfp"]
+        self.assertEqual(uxfp, [])
 
 
 class TestOperationIdIsLowercaseUuid(RouterTestCase):
