@@ -21,7 +21,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from datetime import timedelta
-from functools import lru_cache, partial
+from functools import lru_cache
 
 import swapper
 from django.core.cache import cache
@@ -40,7 +40,7 @@ from .base.models import (
 )
 from .device_scripts import scripts_dir
 from .exceptions import RecoverableModemFailure
-from .signals import unexplained_modem_change
+from .signals import send_after_commit, unexplained_modem_change
 from .ssh import CommandTimeout, RouterShell
 from .swapper import load_model
 from .upgraders import get_upgrader_class
@@ -378,9 +378,7 @@ def _apply_reading(row, modem, source, operation, now, upgrading):
         _link_image(row)
     row.save()
     if unexplained:
-        transaction.on_commit(
-            partial(unexplained_modem_change.send, sender=type(row), modem=row)
-        )
+        send_after_commit(unexplained_modem_change, sender=type(row), modem=row)
     if changed:
         load_model("ModemHistory").objects.create(
             device_id=row.device_id,

@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 
 from .base.models import ACTIVE_STATUSES, TERMINAL_STATUSES, OperationStatus
 from .exceptions import UpgradeNotAllowed
-from .signals import modem_batch_finished, modem_upgrade_finished
+from .signals import modem_batch_finished, modem_upgrade_finished, send_after_commit
 from .swapper import load_model
 
 logger = logging.getLogger(__name__)
@@ -273,13 +273,11 @@ def finish_operation(operation_id, status, message=None):
                 installed=True, modem_firmware_version=operation.image.build.version
             )
     operation.status = status
-    transaction.on_commit(
-        partial(
-            modem_upgrade_finished.send,
-            sender=type(operation),
-            operation=operation,
-            status=status,
-        )
+    send_after_commit(
+        modem_upgrade_finished,
+        sender=type(operation),
+        operation=operation,
+        status=status,
     )
     refresh_batch(operation.batch_id)
     return True
@@ -307,9 +305,7 @@ def refresh_batch(batch_id):
     )
     if closed:
         batch.status = status
-        transaction.on_commit(
-            partial(modem_batch_finished.send, sender=Batch, batch=batch)
-        )
+        send_after_commit(modem_batch_finished, sender=Batch, batch=batch)
 
 
 def _log_line(message):

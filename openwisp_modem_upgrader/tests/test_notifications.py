@@ -10,6 +10,7 @@ from openwisp_notifications.swapper import load_model as load_notification_model
 from ..base.models import ModemChangeSource, OperationStatus
 from ..batch import create_batch
 from ..detection import record_modems
+from ..signals import modem_upgrade_finished
 from ..upgrade import finish_operation, mark_in_progress, start_upgrade
 from . import FN990A28, OLD_VERSION, DeviceModemFirmware, TestModemUpgraderMixin
 
@@ -147,3 +148,17 @@ class TestNotifications(TestModemUpgraderMixin, TestCase):
         self.assertEqual(notification.target, self.device)
         self.assertIn("350000000000002", notification.message)
         self.assertNotIn("outsider", self._recipients("modem_unexplained_change"))
+
+    def test_failing_receiver_does_not_interrupt_the_upgrade(self):
+        def broken(**kwargs):
+            raise RuntimeError("mail server down")
+
+        modem_upgrade_finished.connect(broken, dispatch_uid="test-broken")
+        self.addCleanup(modem_upgrade_finished.disconnect, dispatch_uid="test-broken")
+        with self.assertLogs("openwisp_modem_upgrader.signals", "ERROR") as logs:
+            operation = self._failed_operation(OperationStatus.FAILED)
+        self.assertIn("mail server down", logs.output[0])
+        operation.refresh_from_db()
+        self.assertEqual(operation.status, OperationStatus.FAILED)
+        # the other receivers still ran
+        self.assertTrue(self._notifications("modem_upgrade_failed").exists())
