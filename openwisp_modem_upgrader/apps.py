@@ -1,6 +1,7 @@
 from django.utils.translation import gettext_lazy as _
 from swapper import get_model_name
 
+from openwisp_utils.admin_theme import register_dashboard_chart
 from openwisp_utils.admin_theme.menu import register_menu_group
 from openwisp_utils.api.apps import ApiAppConfig
 from openwisp_utils.utils import default_or_test
@@ -26,6 +27,8 @@ class ModemUpgraderConfig(ApiAppConfig):
         self.register_menu_group()
         self.connect_file_cleanup()
         self.connect_detection_trigger()
+        self.register_notifications()
+        self.register_dashboard_charts()
         self.schedule_detection_sweep()
 
     def schedule_detection_sweep(self):
@@ -49,6 +52,43 @@ class ModemUpgraderConfig(ApiAppConfig):
             dispatch_uid="modem_upgrader.detect_on_connection_working",
         )
 
+    def register_notifications(self):
+        from .notifications import connect_receivers, register_notification_types
+
+        register_notification_types()
+        connect_receivers()
+
+    def register_dashboard_charts(self):
+        from django.db.models import Case, Count, When
+
+        from .inventory import ComplianceState, compliance_state
+
+        states = [
+            ComplianceState.UP_TO_DATE,
+            ComplianceState.BEHIND,
+            ComplianceState.UNREACHABLE,
+            ComplianceState.NOT_DETECTED,
+        ]
+        register_dashboard_chart(
+            position=30,
+            config={
+                "name": _("Modem firmware compliance"),
+                "query_params": {
+                    "app_label": "config",
+                    "model": "device",
+                    "annotate": {"modem_compliance": compliance_state()},
+                    "aggregate": {
+                        state: Count(Case(When(modem_compliance=state, then=1)))
+                        for state in states
+                    },
+                },
+                "colors": {state: ComplianceState.colors[state] for state in states},
+                "labels": {state: ComplianceState.labels[state] for state in states},
+                # the device list filter of the same name (admin/filters.py)
+                "filters": {"key": "modem_compliance", **{s: s for s in states}},
+            },
+        )
+
     def connect_file_cleanup(self):
         from django.db.models.signals import post_delete
 
@@ -68,6 +108,7 @@ class ModemUpgraderConfig(ApiAppConfig):
             3: ("Mass Modem Upgrades", "ModemBatchUpgradeOperation", "ow-mass-upgrade"),
             4: ("Modem Upgrade Operations", "ModemUpgradeOperation", "ow-firmware"),
         }
+        links = {5: ("Modem Compliance", "ModemBuild", "compliance", "ow-dashboard")}
         register_menu_group(
             position=101,
             config={
@@ -81,6 +122,15 @@ class ModemUpgraderConfig(ApiAppConfig):
                         "icon": icon,
                     }
                     for position, (label, model, icon) in items.items()
+                }
+                | {
+                    position: {
+                        "label": _(label),
+                        "model": get_model_name(self.label, model),
+                        "name": name,
+                        "icon": icon,
+                    }
+                    for position, (label, model, name, icon) in links.items()
                 },
             },
         )

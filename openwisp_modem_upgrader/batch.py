@@ -36,6 +36,7 @@ class ExclusionReason:
     BOARD = "incompatible-board"
     UP_TO_DATE = "already-on-version"
     NOT_DETECTED = "not-detected"
+    NO_MODEM = "no-modem"
 
     labels = {
         DEACTIVATED: _("device deactivated"),
@@ -45,6 +46,7 @@ class ExclusionReason:
         BOARD: _("no image validated for this router model"),
         UP_TO_DATE: _("already on this version"),
         NOT_DETECTED: _("modem not detected yet"),
+        NO_MODEM: _("no modem found by the last detection"),
     }
 
 
@@ -52,10 +54,13 @@ def candidate_devices(batch):
     """Devices of the batch's organization, filtered.
 
     Devices without any known modem stay in (excluded as not detected yet);
-    ``from_version`` keeps devices with a modem on that version.
+    ``from_version`` keeps devices with a modem on that version;
+    ``device_ids`` (e.g. a compliance row) keeps only those devices.
     """
     Device = swapper.load_model("config", "Device")
     qs = Device.objects.filter(organization_id=batch.organization_id)
+    if batch.device_ids:
+        qs = qs.filter(pk__in=batch.device_ids)
     if batch.group_id:
         qs = qs.filter(group_id=batch.group_id)
     if batch.location_id:
@@ -129,10 +134,21 @@ def annotate_preview(batch):
         has_connection=Exists(connected),
         has_modem=Exists(_modems()),
         has_model=Exists(_modems().filter(modem_model=build.modem_model)),
+        # a run that read the router's modem list, even an empty one
+        has_detection=Exists(
+            load_model("DeviceModemDetection").objects.filter(
+                device_id=OuterRef("pk"), succeeded_at__isnull=False
+            )
+        ),
     )
     reason = Case(
         When(_is_deactivated=True, then=Value(ExclusionReason.DEACTIVATED)),
         When(has_running=True, then=Value(ExclusionReason.RUNNING)),
+        When(
+            has_modem=False,
+            has_detection=True,
+            then=Value(ExclusionReason.NO_MODEM),
+        ),
         When(has_modem=False, then=Value(ExclusionReason.NOT_DETECTED)),
         When(has_model=False, then=Value(ExclusionReason.OTHER_MODEL)),
         When(
@@ -157,6 +173,13 @@ def preview_batch(batch):
         "devices": qs.filter(exclusion_reason__isnull=True),
         "excluded": qs.filter(exclusion_reason__isnull=False),
     }
+
+
+def not_detected_devices(batch):
+    """The preview's devices excluded as "modem not detected yet"."""
+    return preview_batch(batch)["excluded"].filter(
+        exclusion_reason=ExclusionReason.NOT_DETECTED
+    )
 
 
 def create_batch(build, organization, upgrade_options=None, **filters):

@@ -40,6 +40,7 @@ from .base.models import (
 from .device_scripts import scripts_dir
 from .exceptions import RecoverableModemFailure
 from .shell_values import usb_path_validator
+from .signals import send_after_commit, unexplained_modem_change
 from .ssh import CommandTimeout, RouterShell
 from .swapper import load_model
 from .upgraders import get_upgrader_class
@@ -376,6 +377,8 @@ def _apply_reading(row, modem, source, operation, now, upgrading):
     if not upgrading or source == ModemChangeSource.UPGRADE:
         _link_image(row)
     row.save()
+    if unexplained:
+        send_after_commit(unexplained_modem_change, sender=type(row), modem=row)
     if changed:
         load_model("ModemHistory").objects.create(
             device_id=row.device_id,

@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 
 from .base.models import ACTIVE_STATUSES, TERMINAL_STATUSES, OperationStatus
 from .exceptions import UpgradeNotAllowed
+from .signals import modem_batch_finished, modem_upgrade_finished, send_after_commit
 from .swapper import load_model
 
 logger = logging.getLogger(__name__)
@@ -293,6 +294,13 @@ def finish_operation(operation_id, status, message=None):
             modems.update(
                 installed=True, modem_firmware_version=operation.image.build.version
             )
+    operation.status = status
+    send_after_commit(
+        modem_upgrade_finished,
+        sender=type(operation),
+        operation=operation,
+        status=status,
+    )
     refresh_batch(operation.batch_id)
     return True
 
@@ -314,9 +322,12 @@ def refresh_batch(batch_id):
         status = OperationStatus.CANCELLED
     else:
         status = OperationStatus.FAILED
-    Batch.objects.filter(pk=batch_id, status__in=ACTIVE_STATUSES).update(
+    closed = Batch.objects.filter(pk=batch_id, status__in=ACTIVE_STATUSES).update(
         status=status, finished_at=timezone.now()
     )
+    if closed:
+        batch.status = status
+        send_after_commit(modem_batch_finished, sender=Batch, batch=batch)
 
 
 def _log_line(message):

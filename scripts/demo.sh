@@ -27,13 +27,13 @@ export DEMO_ROUTER_FILE="$run_dir/router.json"
 rm -f "$DEMO_ROUTER_FILE"
 
 cd tests
-# an emulated OpenWrt router with a Telit FN990A, so upgrades really run
+# emulated OpenWrt routers with Telit FN990A modems, so upgrades really run
 ../.venv/bin/python openwisp2/demo_router.py "$DEMO_ROUTER_FILE" \
     >"$run_dir/router.log" 2>&1 &
 pids="$pids $!"
 ../.venv/bin/python manage.py migrate --noinput -v 0
 tries=0
-while [ ! -f "$DEMO_ROUTER_FILE" ] && [ $tries -lt 100 ]; do
+while [ ! -f "$DEMO_ROUTER_FILE" ] && [ $tries -lt 300 ]; do
     sleep 0.1
     tries=$((tries + 1))
 done
@@ -43,5 +43,6 @@ done
 pids="$pids $!"
 echo "Celery worker log: $run_dir/celery.log"
 echo "Open http://127.0.0.1:$port/admin/ and log in as admin / admin"
+echo "Devices: modem columns; Modem Firmware > Modem Compliance; the dashboard chart"
 echo "Devices > demo-router > Modem Firmware: choose the build and save to upgrade"
 ../.venv/bin/python manage.py runserver "127.0.0.1:$port" --noreload

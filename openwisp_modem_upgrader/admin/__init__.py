@@ -4,7 +4,9 @@
 * ``mass_upgrade``: the mass upgrade preview and confirmation;
 * ``batch``: the mass upgrade page (progress, counts, operations, cancel);
 * ``operations``: the operation list and detail, cancel of one operation;
-* ``device``: the inlines and list filters added to the device admin.
+* ``device``: the inlines of the device page (modems, history, upgrades);
+* ``inventory``: the device list's modem columns, filters, "Detect modems";
+* ``compliance``: the compliance page.
 """
 
-from . import batch, catalogue, device, operations  # noqa: F401
+from . import batch, catalogue, compliance, device, inventory, operations  # noqa: F401

@@ -12,6 +12,7 @@ from openwisp_utils.admin import TimeReadonlyAdminMixin
 
 from ..swapper import load_model
 from .changelog import render_changelog
+from .compliance import compliance_view
 from .mass_upgrade import mass_upgrade_view
 from .multitenancy import SharedObjectsAdminMixin
 
@@ -119,13 +120,22 @@ class ModemBuildAdmin(
         )
 
     def get_urls(self):
+        opts = self.model._meta
         return [
             path(
                 "<uuid:build_pk>/mass-upgrade/",
                 self.admin_site.admin_view(self.mass_upgrade_view),
                 name="modem_upgrader_mass_upgrade",
-            )
+            ),
+            path(
+                "compliance/",
+                self.admin_site.admin_view(self.compliance_view),
+                name=f"{opts.app_label}_{opts.model_name}_compliance",
+            ),
         ] + super().get_urls()
+
+    def compliance_view(self, request):
+        return compliance_view(self, request)
 
     def mass_upgrade_view(self, request, build_pk):
         return mass_upgrade_view(self, request, build_pk)

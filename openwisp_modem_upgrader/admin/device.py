@@ -1,31 +1,42 @@
-"""The device page: its modems' firmware and its recent upgrades.
+"""The device page: its modems, their detection and history, and upgrades.
 
 Both inlines are appended to openwisp-controller's ``DeviceAdmin``. Saving
 the "Modem Firmware" inline starts an upgrade through ``upgrade.start_upgrade``;
-nothing else writes operations from here.
+nothing else writes operations from here. The tab's "Detect modems" and
+"Acknowledge" buttons post (``formaction``) to the inline's own views.
 """
+
+import uuid
 
 import swapper
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 
 from openwisp_controller.config.admin import DeviceAdmin
 
+from ..inventory import acknowledge_unexplained_change
 from ..swapper import load_model
 from ..upgrade import start_upgrade, target_usb_path
-from .filters import ModemFirmwareVersionFilter, ModemModelFilter
+from .inventory import may_acknowledge, may_detect, queue_detection_with_message
 from .options import UpgradeOptionsFormMixin
 from .widgets import ImageSelect
 
 Device = swapper.load_model("config", "Device")
+DeviceModemDetection = load_model("DeviceModemDetection")
+ModemHistory = load_model("ModemHistory")
 DeviceModemFirmware = load_model("DeviceModemFirmware")
 ModemFirmwareImage = load_model("ModemFirmwareImage")
 ModemUpgradeOperation = load_model("ModemUpgradeOperation")
 
 RECENT_OPERATIONS = 5
+HISTORY_ROWS = 20
+MODEM_TAB = "modems-group"
 
 
 def compatible_images(device, detected_modem_model):
@@ -168,6 +179,56 @@ class DeviceModemFirmwareInline(admin.StackedInline):
     def _get_conditional_queryset(self, request, obj):
         return True
 
+    def detection_urls(self):
+        # prepended to DeviceAdmin's URLs (see below): after them, the
+        # admin's "<path:object_id>/" catch-all would answer first
+        name = f"{Device._meta.app_label}_{Device._meta.model_name}"
+        return [
+            path(
+                "<uuid:pk>/detect-modems/",
+                self.admin_site.admin_view(self.detect_view),
+                name=f"{name}_detect_modems",
+            ),
+            path(
+                "<uuid:pk>/acknowledge-modem-change/",
+                self.admin_site.admin_view(self.acknowledge_view),
+                name=f"{name}_acknowledge_modem_change",
+            ),
+        ]
+
+    def _managed_device(self, request, pk):
+        device_admin = self.admin_site._registry[Device]
+        return get_object_or_404(device_admin.get_queryset(request), pk=pk)
+
+    def _device_page(self, device):
+        opts = Device._meta
+        url = reverse(
+            f"admin:{opts.app_label}_{opts.model_name}_change", args=[device.pk]
+        )
+        return HttpResponseRedirect(f"{url}#{MODEM_TAB}")
+
+    def detect_view(self, request, pk):
+        if request.method != "POST" or not may_detect(request.user):
+            raise PermissionDenied
+        device = self._managed_device(request, pk)
+        queue_detection_with_message(request, [device])
+        return self._device_page(device)
+
+    def acknowledge_view(self, request, pk):
+        """Clears the unexplained-change flag of one modem of the device."""
+        if request.method != "POST" or not may_acknowledge(request.user):
+            raise PermissionDenied
+        device = self._managed_device(request, pk)
+        try:
+            modem_pk = uuid.UUID(request.POST.get("acknowledge_modem", ""))
+        except ValueError:
+            modem_pk = None
+        if modem_pk is None or not acknowledge_unexplained_change(device, modem_pk):
+            messages.error(request, _("No unexplained change to acknowledge."))
+        else:
+            messages.success(request, _("The modem change was acknowledged."))
+        return self._device_page(device)
+
     def get_extra(self, request, obj=None, **kwargs):
         # one row per modem; a blank one only while no modem is known
         if obj is not None and DeviceModemFirmware.objects.filter(device=obj).exists():
@@ -186,7 +247,26 @@ class DeviceModemFirmwareInline(admin.StackedInline):
         )
         kwargs["form"] = form
         kwargs["fields"] = ["upgrade_to"] if form.may_upgrade else []
-        return super().get_formset(request, obj, **kwargs)
+        formset = super().get_formset(request, obj, **kwargs)
+        # what the tab shows besides the modems (see the inline's template)
+        formset.detection = None
+        formset.history = []
+        formset.may_detect = obj is not None and may_detect(request.user)
+        formset.may_acknowledge = obj is not None and may_acknowledge(request.user)
+        if obj is not None:
+            formset.detection = DeviceModemDetection.objects.filter(device=obj).first()
+            formset.history = list(
+                ModemHistory.objects.filter(device=obj)
+                .select_related("operation")
+                .order_by("-detected_at")[:HISTORY_ROWS]
+            )
+            opts = Device._meta
+            prefix = f"admin:{opts.app_label}_{opts.model_name}"
+            formset.detect_url = reverse(f"{prefix}_detect_modems", args=[obj.pk])
+            formset.acknowledge_url = reverse(
+                f"{prefix}_acknowledge_modem_change", args=[obj.pk]
+            )
+        return formset
 
     def get_fields(self, request, obj=None):
         if self._may_upgrade(request, obj):
@@ -254,8 +334,16 @@ class RecentModemUpgradesInline(admin.StackedInline):
         return False
 
 
+_device_admin_urls = DeviceAdmin.get_urls
+
+
+def device_admin_urls(self):
+    inline = DeviceModemFirmwareInline(self.model, self.admin_site)
+    return inline.detection_urls() + _device_admin_urls(self)
+
+
+DeviceAdmin.get_urls = device_admin_urls
 DeviceAdmin.conditional_inlines += [
     DeviceModemFirmwareInline,
     RecentModemUpgradesInline,
 ]
-DeviceAdmin.list_filter += [ModemModelFilter, ModemFirmwareVersionFilter]

@@ -11,13 +11,20 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
-from ..batch import ExclusionReason, create_batch, preview_batch
+from ..batch import (
+    ExclusionReason,
+    create_batch,
+    not_detected_devices,
+    preview_batch,
+)
 from ..swapper import load_model
+from .inventory import may_detect, queue_detection_with_message
 from .options import UpgradeOptionsFormMixin, options_from_cleaned_data
 
 Organization = swapper.load_model("openwisp_users", "Organization")
 DeviceGroup = swapper.load_model("config", "DeviceGroup")
 Location = swapper.load_model("geo", "Location")
+Device = swapper.load_model("config", "Device")
 ModemBatchUpgradeOperation = load_model("ModemBatchUpgradeOperation")
 
 PREVIEW_ROWS = 100
@@ -35,6 +42,12 @@ class MassUpgradeForm(UpgradeOptionsFormMixin, forms.Form):
     )
     from_version = forms.CharField(
         label=_("current modem firmware version"), max_length=64, required=False
+    )
+    # exactly these devices (e.g. "upgrade these devices" of a compliance row)
+    device_ids = forms.ModelMultipleChoiceField(
+        queryset=Device.objects.none(),
+        required=False,
+        widget=forms.MultipleHiddenInput,
     )
 
     def __init__(self, *args, build, user, **kwargs):
@@ -55,6 +68,9 @@ class MassUpgradeForm(UpgradeOptionsFormMixin, forms.Form):
         self.fields["location"].queryset = Location.objects.filter(
             organization__in=orgs
         ).order_by("name")
+        self.fields["device_ids"].queryset = Device.objects.filter(
+            organization__in=orgs
+        )
         self.upgrader_types = sorted(set(build.images.values_list("type", flat=True)))
         self.add_option_fields(self.upgrader_types)
 
@@ -65,6 +81,12 @@ class MassUpgradeForm(UpgradeOptionsFormMixin, forms.Form):
             value = cleaned_data.get(field)
             if value and organization and value.organization_id != organization.pk:
                 self.add_error(field, _("Choose one of the organization you selected."))
+        devices = cleaned_data.get("device_ids")
+        if devices and organization:
+            if any(device.organization_id != organization.pk for device in devices):
+                self.add_error(
+                    None, _("The chosen devices belong to another organization.")
+                )
         return cleaned_data
 
     def upgrade_options(self):
@@ -78,6 +100,9 @@ class MassUpgradeForm(UpgradeOptionsFormMixin, forms.Form):
             "group": self.cleaned_data.get("group"),
             "location": self.cleaned_data.get("location"),
             "from_version": self.cleaned_data.get("from_version", ""),
+            "device_ids": [
+                str(device.pk) for device in self.cleaned_data.get("device_ids") or []
+            ],
         }
 
     def add_batch_errors(self, error):
@@ -103,12 +128,11 @@ class MassUpgradeForm(UpgradeOptionsFormMixin, forms.Form):
 
 def preview(form):
     """Eligible and excluded devices for the form's filters (a few rows each)."""
-    data = form.cleaned_data
-    filters = {k: v for k, v in form.filters().items() if v}
-    batch = ModemBatchUpgradeOperation(
-        build=form.build, organization=data["organization"], **filters
-    )
+    batch = form_batch(form)
     result = preview_batch(batch)
+    not_detected = result["excluded"].filter(
+        exclusion_reason=ExclusionReason.NOT_DETECTED
+    )
     columns = ("pk", "name", "modem_firmware_version")
     devices = result["devices"]
     excluded = [
@@ -122,9 +146,28 @@ def preview(form):
         "devices_count": devices.count(),
         "excluded": excluded,
         "excluded_count": result["excluded"].count(),
+        "not_detected_count": not_detected.count(),
+        "chosen_devices_count": len(batch.device_ids),
         "preview_rows": PREVIEW_ROWS,
         "preview_ready": True,
     }
+
+
+def form_batch(form):
+    """The unsaved batch the form describes (what the preview shows)."""
+    filters = {k: v for k, v in form.filters().items() if v}
+    return ModemBatchUpgradeOperation(
+        build=form.build, organization=form.cleaned_data["organization"], **filters
+    )
+
+
+def detect_not_detected(request, form):
+    """ "Detect these devices": queues detection of the preview's devices
+    excluded as "modem not detected yet"."""
+    if not may_detect(request.user):
+        messages.error(request, _("You may not detect modems."))
+        return
+    queue_detection_with_message(request, not_detected_devices(form_batch(form)))
 
 
 def mass_upgrade_view(model_admin, request, build_pk):
@@ -137,7 +180,9 @@ def mass_upgrade_view(model_admin, request, build_pk):
     form = MassUpgradeForm(data or None, build=build, user=request.user)
     context = {}
     if form.is_bound and form.is_valid():
-        if "confirm" in request.POST:
+        if "detect" in request.POST:
+            detect_not_detected(request, form)
+        elif "confirm" in request.POST:
             try:
                 batch = create_batch(
                     build,

@@ -15,7 +15,7 @@ from rest_framework import serializers
 from openwisp_users.api.mixins import FilterSerializerByOrgManaged
 from openwisp_utils.api.serializers import ValidatedModelSerializer
 
-from ..base.models import OperationStatus
+from ..base.models import MAX_BATCH_DEVICE_IDS, OperationStatus
 from ..batch import ExclusionReason
 from ..shell_values import usb_path_validator, version_validator
 from ..swapper import load_model
@@ -29,6 +29,7 @@ ModemBatchUpgradeOperation = load_model("ModemBatchUpgradeOperation")
 Organization = swapper.load_model("openwisp_users", "Organization")
 DeviceGroup = swapper.load_model("config", "DeviceGroup")
 Location = swapper.load_model("geo", "Location")
+Device = swapper.load_model("config", "Device")
 
 TIMESTAMPS = ("created", "modified")
 
@@ -212,6 +213,7 @@ class BatchUpgradeOperationSerializer(ReadOnlyBlankMixin, serializers.ModelSeria
             "group",
             "location",
             "from_version",
+            "device_ids",
             "upgrade_options",
             "progress_report",
             "status_counts",
@@ -279,6 +281,15 @@ class BatchUpgradeSerializer(FilterSerializerByOrgManaged, serializers.Serialize
         validators=[version_validator],
         help_text=_("only devices whose modem currently runs this version"),
     )
+    device_ids = serializers.ListField(
+        child=serializers.UUIDField(),
+        required=False,
+        max_length=MAX_BATCH_DEVICE_IDS,
+        help_text=_(
+            "only these devices (ids of the organization's devices), e.g. the "
+            "devices of a compliance row"
+        ),
+    )
     upgrade_options = serializers.JSONField(
         required=False,
         help_text=_("options of the upgrader (see the image type's schema)"),
@@ -292,6 +303,16 @@ class BatchUpgradeSerializer(FilterSerializerByOrgManaged, serializers.Serialize
     def validate(self, data):
         organization = self._organization(data.get("organization"))
         data["organization"] = organization
+        device_ids = sorted({str(pk) for pk in data.get("device_ids") or []})
+        if device_ids:
+            found = Device.objects.filter(
+                pk__in=device_ids, organization=organization
+            ).count()
+            if found != len(device_ids):
+                raise serializers.ValidationError(
+                    {"device_ids": _("Unknown devices or of another organization.")}
+                )
+        data["device_ids"] = device_ids
         for field in ("group", "location"):
             related = data.get(field)
             if related is not None and related.organization_id != organization.pk:
@@ -336,6 +357,7 @@ class BatchUpgradeSerializer(FilterSerializerByOrgManaged, serializers.Serialize
             "group": data.get("group"),
             "location": data.get("location"),
             "from_version": data.get("from_version", ""),
+            "device_ids": data.get("device_ids") or [],
         }
 
 

@@ -10,7 +10,7 @@ from drf_yasg import openapi
 from drf_yasg.views import get_schema_view
 from rest_framework.permissions import AllowAny
 
-from . import views
+from . import inventory, views
 
 app_name = "modem_upgrader"
 
@@ -87,6 +87,19 @@ operator_urlpatterns = [
         views.device_upgrade_operation_list,
         name="api_device_upgrade_operation_list",
     ),
+    path(
+        "device/<uuid:pk>/detect-modems/",
+        inventory.device_detect,
+        name="api_device_detect_modems",
+    ),
+    path(
+        "device/<uuid:pk>/acknowledge-modem-change/",
+        inventory.acknowledge,
+        name="api_device_acknowledge_modem_change",
+    ),
+    path("detect-modems/", inventory.detect, name="api_detect_modems"),
+    path("modem-history/", inventory.modem_history_list, name="api_modem_history_list"),
+    path("compliance/", inventory.compliance, name="api_compliance"),
 ]
 
 schema_view = get_schema_view(

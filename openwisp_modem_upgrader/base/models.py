@@ -6,6 +6,7 @@ previews and fan-out in ``batch.py``.
 
 import hashlib
 import os
+import uuid
 
 import swapper
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
@@ -28,6 +29,9 @@ from ..shell_values import (
 )
 from ..swapper import get_model_name, load_model
 from ..upgraders import get_upgrader_choices, get_upgrader_class
+
+# the device-id filter of a batch is sent as a form/JSON list: bound it
+MAX_BATCH_DEVICE_IDS = 10000
 
 
 class OperationStatus(models.TextChoices):
@@ -575,6 +579,15 @@ class AbstractModemBatchUpgradeOperation(
         validators=[version_validator],
         help_text=_("only devices whose modem currently runs this version"),
     )
+    device_ids = models.JSONField(
+        _("devices"),
+        default=list,
+        blank=True,
+        help_text=_(
+            "only these devices (ids), e.g. the devices of a compliance row; "
+            "empty: every device matching the other filters"
+        ),
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -594,10 +607,34 @@ class AbstractModemBatchUpgradeOperation(
         self._validate_org_relation("build_category", field_error="build")
         self._validate_org_relation("group")
         self._validate_org_relation("location")
+        self._validate_device_ids()
         if self.build_id:
             upgrader_types = self.build.images.values_list("type", flat=True)
             for upgrader_type in set(upgrader_types):
                 self.validate_upgrade_options(upgrader_type)
+
+    def _validate_device_ids(self):
+        """A list of ids of devices of the batch's organization, or empty."""
+        ids = self.device_ids
+        if not ids:
+            self.device_ids = []
+            return
+        error = ValidationError(
+            {"device_ids": _("Give a list of ids of this organization's devices.")}
+        )
+        if not isinstance(ids, list) or len(ids) > MAX_BATCH_DEVICE_IDS:
+            raise error
+        try:
+            ids = sorted({str(uuid.UUID(str(pk))) for pk in ids})
+        except (TypeError, ValueError, AttributeError):
+            raise error
+        Device = swapper.load_model("config", "Device")
+        found = Device.objects.filter(
+            pk__in=ids, organization_id=self.organization_id
+        ).count()
+        if found != len(ids):
+            raise error
+        self.device_ids = ids
 
     @property
     def build_category(self):

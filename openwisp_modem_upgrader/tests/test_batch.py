@@ -2,11 +2,18 @@ from unittest import mock
 
 from django.core.exceptions import ValidationError
 from django.test import TestCase
+from django.utils import timezone
 
 from openwisp_controller.config.tests.utils import CreateDeviceGroupMixin
 
-from ..base.models import OperationStatus
-from ..batch import ExclusionReason, create_batch, preview_batch
+from ..base.models import DetectionStatus, OperationStatus
+from ..batch import (
+    ExclusionReason,
+    create_batch,
+    not_detected_devices,
+    preview_batch,
+)
+from ..swapper import load_model
 from ..upgrade import (
     cancel_batch,
     finish_operation,
@@ -24,6 +31,7 @@ from . import (
 )
 
 QUEUE = "openwisp_modem_upgrader.tasks.upgrade_modem_firmware.delay"
+DeviceModemDetection = load_model("DeviceModemDetection")
 
 
 class TestBatch(CreateDeviceGroupMixin, TestModemUpgraderMixin, TestCase):
@@ -67,8 +75,16 @@ class TestBatch(CreateDeviceGroupMixin, TestModemUpgraderMixin, TestCase):
         board.model = "Router B"
         board.save()
         offline.deviceconnection_set.update(enabled=False)
-        # a device whose modem was never detected is listed as such
-        self._create_device(name="no-modem", mac_address="00:00:00:00:00:09")
+        # never detected: excluded with its own reason (the preview offers
+        # to detect it); detected without a modem: excluded as such
+        never = self._create_device(name="never", mac_address="00:00:00:00:00:09")
+        empty = self._create_device(name="empty", mac_address="00:00:00:00:00:0a")
+        DeviceModemDetection.objects.create(
+            device=empty,
+            attempted_at=timezone.now(),
+            succeeded_at=timezone.now(),
+            status=DetectionStatus.NO_MODEM,
+        )
         batch = self._batch(build)
         # images of the build, then one query per list, whatever the fleet size
         with self.assertNumQueries(3):
@@ -86,11 +102,45 @@ class TestBatch(CreateDeviceGroupMixin, TestModemUpgraderMixin, TestCase):
                 current.name: ExclusionReason.UP_TO_DATE,
                 board.name: ExclusionReason.BOARD,
                 offline.name: ExclusionReason.NO_CONNECTION,
-                "no-modem": ExclusionReason.NOT_DETECTED,
+                never.name: ExclusionReason.NOT_DETECTED,
+                empty.name: ExclusionReason.NO_MODEM,
             },
+        )
+        self.assertEqual(
+            list(not_detected_devices(batch).values_list("pk", flat=True)),
+            [never.pk],
         )
         for reason in excluded.values():
             self.assertIn(reason, ExclusionReason.labels)
+
+    def test_preview_device_ids(self):
+        image = self._create_image()
+        chosen, other, outside = self._devices(3)
+        batch = self._batch(image.build, device_ids=[str(chosen.pk), str(other.pk)])
+        batch.full_clean()
+        preview = preview_batch(batch)
+        self.assertEqual(
+            set(preview["devices"].values_list("pk", flat=True)), {chosen.pk, other.pk}
+        )
+        self.assertFalse(preview["excluded"].exists())
+        batch, _queue = self._run(image.build, device_ids=[str(chosen.pk)])
+        self.assertEqual(batch.device_ids, [str(chosen.pk)])
+        self.assertEqual(
+            list(batch.operations.values_list("device_id", flat=True)), [chosen.pk]
+        )
+
+    def test_device_ids_validation(self):
+        image = self._create_image()
+        foreign_org = self._create_org(name="foreign", slug="foreign")
+        foreign = self._create_device(
+            organization=foreign_org, mac_address="00:00:00:00:01:01"
+        )
+        for device_ids in (["not-a-uuid"], [str(foreign.pk)], "text", [None]):
+            with self.subTest(device_ids=device_ids):
+                with self.assertRaises(ValidationError) as context:
+                    self._batch(image.build, device_ids=device_ids).full_clean()
+                self.assertIn("device_ids", context.exception.message_dict)
+        self.assertFalse(ModemBatchUpgradeOperation.objects.exists())
 
     def test_preview_filters(self):
         image = self._create_image()

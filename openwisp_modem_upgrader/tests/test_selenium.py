@@ -389,3 +389,44 @@ class TestModemUpgraderBrowser(
             self.find_element(By.CSS_SELECTOR, ".modem-log").text,
         )
         self.assertEqual(FN990A28, self.image.build.modem_model)
+
+    # the inventory: the "Detect modems" action and the dashboard chart
+
+    def test_detect_modems_action(self):
+        from ..swapper import load_model
+
+        DeviceModemDetection = load_model("DeviceModemDetection")
+        self.device.modems.all().delete()
+        opts = self.device._meta
+        self.open(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
+        checkbox = self.find_element(
+            By.CSS_SELECTOR, f'input.action-select[value="{self.device.pk}"]'
+        )
+        self.click(checkbox)
+        Select(self.find_element(By.NAME, "action")).select_by_value("detect_modems")
+        self.click(self.find_element(By.CSS_SELECTOR, 'button[name="index"]'))
+        self.wait_for_admin_success_message(timeout=30)
+        self.assertIn(
+            "Modem detection queued for 1 device.",
+            self.find_element(By.CSS_SELECTOR, ".messagelist").text,
+        )
+        # Celery runs eagerly here: the emulated router was really read
+        detection = DeviceModemDetection.objects.get(device=self.device)
+        self.assertEqual(detection.status, "ok")
+        self.assertEqual(
+            list(self.device.modems.values_list("modem_model", flat=True)),
+            [FN990A28],
+        )
+        self.open(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
+        self.assertEqual(
+            self.find_element(By.CSS_SELECTOR, "td.field-modem_model").text, FN990A28
+        )
+        self.screenshot("device-list-modems.png")
+
+    def test_compliance_dashboard_chart(self):
+        self.open(reverse("admin:index"))
+        chart = self.wait_for_presence(
+            By.XPATH, '//*[contains(text(), "Modem firmware compliance")]', 10
+        )
+        self.assertTrue(chart.is_displayed())
+        self.screenshot("dashboard-modem-compliance.png")

@@ -1,7 +1,8 @@
 """Demo data: an admin, an organization, a category, an FN990A build with its
-image and a demo device whose modem was detected. With an emulated router
-running (demo_router.py, started by scripts/demo.sh) the demo device is
-connected to it over SSH, so upgrades really run. Safe to run again."""
+image, and one device per emulated router (demo_router.py, started by
+scripts/demo.sh) connected to it over SSH, plus one router that is never
+reachable. Their modems are detected here, so the inventory (device list,
+compliance, dashboard) shows them before any upgrade. Safe to run again."""
 
 import json
 import os
@@ -51,25 +52,40 @@ def load():
     )
     if created:
         _add_demo_image(build, Image)
-    device, _ = Device.objects.get_or_create(
-        name="demo-router",
-        organization=org,
-        defaults={"mac_address": "02:00:00:00:00:01", "model": "Demo Router"},
-    )
-    router = _read_router_description()
-    DeviceModemFirmware.objects.update_or_create(
-        device=device,
-        defaults={
-            "modem_manufacturer": "Telit",
-            "modem_model": DEMO_MODEL,
-            "modem_firmware_version": (
-                router["modem"]["firmware"] if router else "M0R.010000-B020"
-            ),
-            "installed": False,
-        },
-    )
-    if router:
+    routers = _read_router_description()
+    devices = []
+    for number, router in enumerate(routers, start=1):
+        device = _demo_device(Device, org, router["name"], number)
         _connect_device_to_router(device, router)
+        devices.append(device)
+        print(
+            f"{device.name} is an emulated router on {router['host']}:{router['port']}"
+        )
+    if routers:
+        # a router that never answers: the inventory shows it unreachable
+        offline = _demo_device(Device, org, "demo-router-offline", 9)
+        _connect_device_to_router(
+            offline,
+            {"host": "127.0.0.9", "port": 9, "private_key": routers[0]["private_key"]},
+        )
+        devices.append(offline)
+        # the inventory shows something before any upgrade has run
+        from openwisp_modem_upgrader.detection import detect_devices
+
+        print("Modem detection:", detect_devices([d.pk for d in devices]))
+    else:
+        # no emulated router (manage.py shell without demo.sh): a device
+        # whose modem is known, so the admin still has something to show
+        device = _demo_device(Device, org, "demo-router", 1)
+        DeviceModemFirmware.objects.update_or_create(
+            device=device,
+            usb_path="",
+            defaults={
+                "modem_manufacturer": "Telit",
+                "modem_model": DEMO_MODEL,
+                "modem_firmware_version": "M0R.010000-B020",
+            },
+        )
     print("Demo data ready: organization 'Demo Operator', build", build)
 
 
@@ -87,12 +103,26 @@ def _add_demo_image(build, Image):
         image.save()
 
 
+def _demo_device(Device, org, name, number):
+    device, _ = Device.objects.get_or_create(
+        name=name,
+        organization=org,
+        defaults={
+            "mac_address": f"02:00:00:00:00:{number:02x}",
+            "model": "Demo Router",
+        },
+    )
+    return device
+
+
 def _read_router_description():
+    """The routers demo_router.py runs (a list; [] when none runs)."""
     path = os.environ.get("DEMO_ROUTER_FILE")
     if not path or not os.path.exists(path):
-        return None
+        return []
     with open(path) as description:
-        return json.load(description)
+        routers = json.load(description)
+    return routers if isinstance(routers, list) else [dict(routers, name="demo-router")]
 
 
 def _connect_device_to_router(device, router):
@@ -109,7 +139,7 @@ def _connect_device_to_router(device, router):
             device=device, backend="netjsonconfig.OpenWrt", config={"general": {}}
         )
     credentials, _ = Credentials.objects.update_or_create(
-        name="Demo router SSH key",
+        name=f"SSH key of {device.name}",
         organization=device.organization,
         defaults={
             "connector": "openwisp_controller.connection.connectors.ssh.Ssh",
@@ -126,4 +156,3 @@ def _connect_device_to_router(device, router):
     connection.enabled = True
     connection.full_clean()
     connection.save()
-    print(f"demo-router is an emulated router on {router['host']}:{router['port']}")

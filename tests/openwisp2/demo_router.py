@@ -1,5 +1,10 @@
-"""Runs one emulated router (dropbear + busybox + fake Telit FN990A) for the
-demo until it is terminated, and describes it in a JSON file for demo.py.
+"""Runs the demo's emulated routers (dropbear + busybox + fake Telit FN990A)
+until terminated, and describes them in a JSON file for demo.py.
+
+Routers (name, loopback address, modem): demo-router (FN990A28 on an old
+firmware, the one to upgrade), demo-router-b022 (a newer firmware, with
+ModemManager absent: read over AT), demo-router-two-modems (a second modem
+at USB 1-1.2). demo.py adds a fourth device that is never reachable.
 
 Usage: python openwisp2/demo_router.py DESCRIPTION.json
 """
@@ -14,28 +19,49 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from device.router import EmulatedRouter  # noqa: E402
 
+ROUTERS = (
+    ("demo-router", {"host": "127.0.0.2"}),
+    (
+        "demo-router-b022",
+        {"host": "127.0.0.3", "modem_manager": False, "firmware": "M0R.010000-B022"},
+    ),
+    (
+        "demo-router-two-modems",
+        {
+            "host": "127.0.0.4",
+            "extra_modems": [{"usb_path": "1-1.2", "firmware": "M0R.010000-B022"}],
+        },
+    ),
+)
+
 
 def main(description_path):
-    # a slower flash than the tests' so the progress bar can be watched
-    router = EmulatedRouter(host="127.0.0.2", flash_duration=20, reboot_delay=5)
-    router.start()
+    routers = []
     signal.signal(signal.SIGTERM, lambda *args: sys.exit(0))
     try:
-        with open(description_path + ".tmp", "w") as description:
-            json.dump(
+        description = []
+        for name, options in ROUTERS:
+            # a slower flash than the tests' so the progress bar can be watched
+            router = EmulatedRouter(flash_duration=20, reboot_delay=5, **options)
+            router.start()
+            routers.append(router)
+            description.append(
                 {
+                    "name": name,
                     "host": router.host,
                     "port": router.port,
                     "private_key": router.private_key,
                     "modem": router.modem_state(),
-                },
-                description,
+                }
             )
+        with open(description_path + ".tmp", "w") as output:
+            json.dump(description, output)
         os.rename(description_path + ".tmp", description_path)
         while True:
             time.sleep(3600)
     finally:
-        router.stop()
+        for router in routers:
+            router.stop()
 
 
 if __name__ == "__main__":

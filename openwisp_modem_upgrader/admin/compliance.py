@@ -1,0 +1,72 @@
+"""The compliance page: per organization and modem model, what the devices run.
+
+Served by the build admin (``modembuild/compliance/``, in the "Modem
+Firmware" menu). "Upgrade these devices" posts a row's devices (those
+behind, grouped by the build they would get) to the mass-upgrade preview.
+"""
+
+import swapper
+from django.core.exceptions import PermissionDenied
+from django.template.response import TemplateResponse
+from django.utils.translation import gettext_lazy as _
+
+from ..inventory import behind_device_groups, compliance_table
+from ..swapper import load_model
+
+Organization = swapper.load_model("openwisp_users", "Organization")
+
+
+def may_view_compliance(user):
+    opts = load_model("DeviceModemFirmware")._meta
+    return user.has_perm(f"{opts.app_label}.view_{opts.model_name}")
+
+
+def managed_organization_ids(user):
+    """None for superusers (every organization)."""
+    return None if user.is_superuser else list(user.organizations_managed)
+
+
+def compliance_view(model_admin, request):
+    if not may_view_compliance(request.user):
+        raise PermissionDenied
+    organization_ids = managed_organization_ids(request.user)
+    organizations = Organization.objects.order_by("name")
+    if organization_ids is not None:
+        organizations = organizations.filter(pk__in=organization_ids)
+    chosen = request.GET.get("organization")
+    if chosen and chosen in {
+        str(pk) for pk in organizations.values_list("pk", flat=True)
+    }:
+        organization_ids = [chosen]
+    else:
+        chosen = ""
+    rows = compliance_table(organization_ids)
+    groups = behind_device_groups(organization_ids)
+    builds = {
+        build.pk: build
+        for build in load_model("ModemBuild").objects.filter(
+            pk__in={pk for row in groups.values() for pk in row}
+        )
+    }
+    may_upgrade = model_admin.has_mass_upgrade_permission(request)
+    for row in rows:
+        row["upgrades"] = (
+            [
+                {"build": builds[build_id], "device_ids": device_ids}
+                for build_id, device_ids in groups.get(
+                    (row["organization"], row["modem_model"]), {}
+                ).items()
+                if build_id in builds
+            ]
+            if may_upgrade
+            else []
+        )
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": _("Modem firmware compliance"),
+        "opts": model_admin.model._meta,
+        "rows": rows,
+        "organizations": organizations,
+        "chosen_organization": chosen,
+    }
+    return TemplateResponse(request, "admin/modem_upgrader/compliance.html", context)

@@ -1,0 +1,121 @@
+"""The modem inventory on openwisp-controller's device admin.
+
+Device list: columns (modem model, firmware version, last detected, behind
+the newest build), filters and the "Detect modems" action. The columns are
+subqueries annotated on the list's queryset (``inventory.annotate_devices``),
+so the list costs the same number of queries for 10 or 10,000 devices.
+"""
+
+import swapper
+from django.contrib import admin, messages
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from openwisp_controller.config.admin import DeviceAdmin
+
+from ..detection import queue_detection
+from ..inventory import annotate_devices
+from ..swapper import load_model
+from .filters import (
+    LastDetectedFilter,
+    ModemComplianceFilter,
+    ModemFirmwareVersionFilter,
+    ModemModelFilter,
+)
+
+Device = swapper.load_model("config", "Device")
+
+
+def may_detect(user):
+    """Detection writes the detection rows: their change permission."""
+    opts = load_model("DeviceModemDetection")._meta
+    return user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+
+
+def may_acknowledge(user):
+    opts = load_model("DeviceModemFirmware")._meta
+    return user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+
+
+def queue_detection_with_message(request, devices):
+    count = queue_detection(devices)
+    messages.success(
+        request,
+        ngettext(
+            "Modem detection queued for %(count)d device.",
+            "Modem detection queued for %(count)d devices.",
+            count,
+        )
+        % {"count": count},
+    )
+    return count
+
+
+@admin.action(description=_("Detect modems"), permissions=["detect_modems"])
+def detect_modems(modeladmin, request, queryset):
+    queue_detection_with_message(request, queryset)
+
+
+def has_detect_modems_permission(self, request):
+    return may_detect(request.user)
+
+
+@admin.display(description=_("modem model"), ordering="inventory_modem_model")
+def modem_model(obj):
+    model = getattr(obj, "inventory_modem_model", None)
+    if not model:
+        return "-"
+    count = getattr(obj, "inventory_modem_count", None) or 1
+    return model if count == 1 else f"{model} (+{count - 1})"
+
+
+@admin.display(description=_("modem firmware"), ordering="inventory_firmware_version")
+def modem_firmware(obj):
+    return getattr(obj, "inventory_firmware_version", None) or "-"
+
+
+@admin.display(description=_("modem detected"), ordering="inventory_detected_at")
+def modem_detected(obj):
+    detected_at = getattr(obj, "inventory_detected_at", None)
+    if detected_at is None:
+        return _("never")
+    status = getattr(obj, "inventory_detection_status", "")
+    return format_html(
+        '<span class="modem-detection modem-detection-{}" title="{}">{}</span>',
+        status,
+        status,
+        admin.utils.display_for_value(detected_at, "-"),
+    )
+
+
+@admin.display(
+    description=_("modem behind the newest build"),
+    boolean=True,
+    ordering="inventory_behind",
+)
+def modem_behind(obj):
+    return getattr(obj, "inventory_behind", None)
+
+
+_get_queryset = DeviceAdmin.get_queryset
+
+
+def get_queryset(self, request):
+    queryset = _get_queryset(self, request)
+    match = getattr(request, "resolver_match", None)
+    if match and match.url_name and match.url_name.endswith("changelist"):
+        queryset = annotate_devices(queryset)
+    return queryset
+
+
+DeviceAdmin.get_queryset = get_queryset
+DeviceAdmin.has_detect_modems_permission = has_detect_modems_permission
+DeviceAdmin.actions.append(detect_modems)
+DeviceAdmin.list_display += [modem_model, modem_firmware, modem_detected, modem_behind]
+DeviceAdmin.list_filter += [
+    ModemModelFilter,
+    ModemFirmwareVersionFilter,
+    LastDetectedFilter,
+    ModemComplianceFilter,
+]

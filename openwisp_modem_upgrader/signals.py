@@ -1,0 +1,37 @@
+"""Signals of the module, sent once the change they announce is committed.
+
+``modem_upgrade_finished``: an operation reached a terminal status
+(``operation``, ``status``). ``modem_batch_finished``: a mass upgrade closed
+(``batch``). ``unexplained_modem_change``: a detection flagged a modem whose
+revision, firmware version or IMEI changed with no upgrade explaining it
+(``modem``, the ``DeviceModemFirmware`` row, and ``history``).
+"""
+
+import logging
+
+from django.db import transaction
+from django.dispatch import Signal
+
+logger = logging.getLogger(__name__)
+
+modem_upgrade_finished = Signal()
+modem_batch_finished = Signal()
+unexplained_modem_change = Signal()
+
+
+def send_after_commit(signal, sender, **kwargs):
+    """Sends ``signal`` once the current transaction commits (at once in
+    autocommit). A failing receiver (a notification that cannot be sent)
+    is logged: it must never undo or interrupt what the signal announces."""
+
+    def send():
+        for receiver, result in signal.send_robust(sender=sender, **kwargs):
+            if isinstance(result, Exception):
+                logger.error(
+                    "receiver %r of a modem upgrader signal failed: %r",
+                    receiver,
+                    result,
+                    exc_info=result,
+                )
+
+    transaction.on_commit(send)
