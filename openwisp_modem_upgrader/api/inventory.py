@@ -223,7 +223,9 @@ class AcknowledgeSerializer(serializers.Serializer):
 
 class AcknowledgedSerializer(serializers.Serializer):
     acknowledged = serializers.ListField(
-        child=serializers.CharField(), help_text=_("USB paths of the modems cleared")
+        # "" for a modem known before its USB path was
+        child=serializers.CharField(allow_blank=True),
+        help_text=_("USB paths of the modems cleared"),
     )
 
 

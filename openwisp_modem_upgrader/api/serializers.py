@@ -6,6 +6,7 @@ organizations the user manages by openwisp-users' ``FilterSerializerByOrgManaged
 """
 
 import swapper
+from django.core.exceptions import FieldDoesNotExist
 from django.db.models import Count, Q, Sum
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
@@ -32,17 +33,34 @@ Location = swapper.load_model("geo", "Location")
 Device = swapper.load_model("config", "Device")
 
 TIMESTAMPS = ("created", "modified")
+# a dry run's device ids travel in its URL: 100 of them keep the request line
+# under the 4 KiB that servers accept by default (gunicorn: 4094 bytes)
+MAX_PREVIEW_DEVICE_IDS = 100
 
 
 class ReadOnlyBlankMixin:
-    """Read-only text may be empty: say so in the schema (no ``minLength``)."""
+    """Read-only text may be empty: say so in the schema (no ``minLength``,
+    and ``""`` among the choices of a model field that may be blank)."""
 
     def get_fields(self):
         fields = super().get_fields()
-        for field in fields.values():
-            if field.read_only and isinstance(field, serializers.CharField):
+        for name, field in fields.items():
+            if not field.read_only:
+                continue
+            if isinstance(field, serializers.CharField):
                 field.allow_blank = True
+            elif isinstance(field, serializers.ChoiceField) and self._blank(
+                field.source or name  # fields are not bound yet
+            ):
+                field.choices = [("", "")] + list(field.choices.items())
         return fields
+
+    def _blank(self, model_field_name):
+        model = getattr(getattr(self, "Meta", None), "model", None)
+        try:
+            return model._meta.get_field(model_field_name).blank
+        except (AttributeError, FieldDoesNotExist):
+            return False
 
 
 class BaseSerializer(
@@ -199,6 +217,11 @@ class BatchUpgradeOperationSerializer(ReadOnlyBlankMixin, serializers.ModelSeria
     rates = serializers.SerializerMethodField()
     bytes_sent = serializers.SerializerMethodField(
         help_text=_("bytes sent to the routers by all its operations")
+    )
+    device_ids = serializers.ListField(
+        child=serializers.UUIDField(),
+        read_only=True,
+        help_text=_("only these devices (empty: every device of the filters)"),
     )
     build_version = serializers.CharField(source="build.version", read_only=True)
 
@@ -363,6 +386,14 @@ class BatchUpgradeSerializer(FilterSerializerByOrgManaged, serializers.Serialize
 
 class DryRunQuerySerializer(BatchUpgradeSerializer):
     upgrade_options = None
+    # in the URL here (see MAX_PREVIEW_DEVICE_IDS); a mass upgrade's POST
+    # takes up to MAX_BATCH_DEVICE_IDS
+    device_ids = serializers.ListField(
+        child=serializers.UUIDField(),
+        required=False,
+        max_length=MAX_PREVIEW_DEVICE_IDS,
+        help_text=_("only these devices (ids of the organization's devices)"),
+    )
     limit = serializers.IntegerField(
         min_value=0,
         max_value=1000,

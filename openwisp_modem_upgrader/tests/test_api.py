@@ -1074,6 +1074,15 @@ class TestSchema(ApiTestMixin, TestCase):
         self.assertFalse(re.search(description["pattern"], "a\x00"))
         self.assertTrue(re.search(description["pattern"], ""))
         dry_run = paths["/build/{id}/upgrade/"]["get"]["parameters"]
+        device_ids = next(p for p in dry_run if p["name"] == "device_ids")
+        # ids in a URL: bounded below the 4 KiB request line servers accept
+        self.assertLessEqual(device_ids["maxItems"] * 37, 4094 - 200)
+        batch = definitions["BatchUpgradeOperation"]["properties"]
+        self.assertEqual(batch["device_ids"]["type"], "array")
+        modem = definitions["DeviceModemFirmwareList"]["properties"]
+        self.assertIn("", modem["detection_status"]["enum"])
+        operation = definitions["UpgradeOperation"]["properties"]
+        self.assertNotIn("", operation["status"]["enum"])
         from_version = next(p for p in dry_run if p["name"] == "from_version")
         self.assertTrue(re.search(from_version["pattern"], ""))
         self.assertFalse(re.search(from_version["pattern"], "1 2"))

@@ -18,7 +18,10 @@ MIB = 1024 * 1024
 class TestResumableTransfer(EngineTestMixin, StaticLiveServerTestCase):
     def setUp(self):
         super().setUp()
-        self.image = self._create_firmware_image(size=8 * MIB)
+        self.use_image(8 * MIB)
+
+    def use_image(self, size):
+        self.image = self._create_firmware_image(size=size)
         self.router_image = os.path.join(
             self.remote_dir, "openwisp-modem-upgrader", f"{self.image.sha256}.bin"
         )
@@ -47,6 +50,9 @@ class TestResumableTransfer(EngineTestMixin, StaticLiveServerTestCase):
         self.assertEqual(self.router.modem_state()["firmware"], NEW_VERSION)
 
     def test_cut_at_half_resumes(self):
+        # what was in flight when the link dropped (up to an SSH window,
+        # 2 MiB) is lost: small beside a real image
+        self.use_image(32 * MIB)
         with cut_transfers(at_fraction=0.5, times=1) as offsets:
             operation = self.upgrade()
         self.assert_upgraded(operation)
@@ -61,8 +67,7 @@ class TestResumableTransfer(EngineTestMixin, StaticLiveServerTestCase):
         self.assertGreaterEqual(self.image_bytes_sent(operation), size)
 
     def test_two_cuts_still_send_little_more_than_the_image(self):
-        # each cut loses what was in flight (SSH windows): small beside an image
-        self.image = self._create_firmware_image(size=32 * MIB)
+        self.use_image(32 * MIB)
         with cut_transfers(at_fraction=0.4, times=2) as offsets:
             operation = self.upgrade()
         self.assert_upgraded(operation)

@@ -237,15 +237,34 @@ def scenarios(stack, routers):
     from django.core.files import File
 
     from openwisp_modem_upgrader import settings as app_settings
-    from openwisp_modem_upgrader.batch import create_batch
+    from openwisp_modem_upgrader.batch import (
+        ExclusionReason,
+        create_batch,
+        preview_batch,
+    )
+    from openwisp_modem_upgrader.detection import queue_detection
     from openwisp_modem_upgrader.engine import fail_stuck_operations
+    from openwisp_modem_upgrader.swapper import load_model
     from openwisp_modem_upgrader.tests import (
+        Device,
         DeviceModemFirmware,
+        ModemBatchUpgradeOperation,
         TestModemUpgraderMixin,
     )
+
+    DeviceModemDetection = load_model("DeviceModemDetection")
     from openwisp_modem_upgrader.upgrade import start_upgrade
 
     factory = TestModemUpgraderMixin()
+    org = factory._get_org()
+
+    def not_detected_preview(preview):
+        return (
+            preview["excluded"]
+            .filter(exclusion_reason=ExclusionReason.NOT_DETECTED)
+            .values_list("pk", flat=True)
+        )
+
     version = "M0R.010100-B024"
     firmware = os.path.join(stack.tmp, "fn990a.bin")
     write_firmware_stream(firmware, version, model="FN990A28", size=2 * 1024 * 1024)
@@ -253,7 +272,9 @@ def scenarios(stack, routers):
     with open(firmware, "rb") as stream:
         image = factory._create_image(build=build, file=File(stream, name="fn.bin"))
 
-    def router_device(index):
+    def router_device(index, detected=True):
+        """An emulated router and its device; ``detected=False``: the server
+        knows nothing of its modem yet (a router freshly added)."""
         router = EmulatedRouter(host=f"127.0.0.{10 + index}")
         router.start()
         routers.append(router)
@@ -272,11 +293,12 @@ def scenarios(stack, routers):
             params={"username": "root", "key": router.private_key, "port": router.port},
         )
         factory._create_device_connection(device=device, credentials=credentials)
-        DeviceModemFirmware.objects.create(
-            device=device,
-            modem_model="FN990A28",
-            modem_firmware_version="M0R.010000-B020",
-        )
+        if detected:
+            DeviceModemFirmware.objects.create(
+                device=device,
+                modem_model="FN990A28",
+                modem_firmware_version="M0R.010000-B020",
+            )
         return router, device
 
     def options(router):
@@ -310,11 +332,37 @@ def scenarios(stack, routers):
         f"router journal applied up to seq {operation.device_seq}",
     )
 
-    print("2. mass upgrade of 4 routers, two worker processes")
+    print("2. a fleet never seen before: detected, then mass-upgraded (2 workers)")
     stack.start_worker("worker-2")
-    batch_routers = [router_device(i) for i in range(2, 6)]
+    batch_routers = [router_device(i, detected=False) for i in range(2, 6)]
+    fleet = Device.objects.filter(pk__in=[d.pk for _, d in batch_routers])
+    preview = preview_batch(ModemBatchUpgradeOperation(build=build, organization=org))
+    check(
+        set(not_detected_preview(preview)) >= {d.pk for d in fleet},
+        "the preview excludes the 4 new routers: modem not detected yet",
+    )
+    t0 = time.monotonic()
+    queued = queue_detection(fleet)
+
+    def fleet_detected():
+        done = DeviceModemDetection.objects.filter(device__in=fleet, status="ok")
+        return list(done) if done.count() == len(batch_routers) else None
+
+    detections = wait_for(fleet_detected, 60, "the detection of the new routers")
+    modems = DeviceModemFirmware.objects.filter(device__in=fleet)
+    check(
+        queued == 4
+        and len(detections) == 4
+        and modems.count() == 4
+        and all(m.modem_model == "FN990A28" and m.usb_path for m in modems),
+        f"a worker detected the 4 routers' modems in {time.monotonic() - t0:.1f}s "
+        f"({', '.join(sorted({m.modem_firmware_version for m in modems}))})",
+    )
+    # one remote_dir for the batch; each router sees its own filesystem
+    # there, as real routers do (the emulated ones share the host's)
     shared_dir = os.path.join(stack.tmp, "routers")
-    os.makedirs(shared_dir)
+    for router, _ in batch_routers:
+        router.mount_tmpfs(shared_dir, 64 * 1024)
     t0 = time.monotonic()
     batch = create_batch(
         build,

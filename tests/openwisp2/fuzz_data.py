@@ -208,6 +208,8 @@ def _modem_device(org, name, mac_address, group, location):
         modem_manufacturer="Telit",
         modem_model=DEMO_MODEL,
         modem_firmware_version=OLD_VERSION,
+        # so that acknowledging reaches the core logic once
+        unexplained_change=True,
     )
     return device
 
@@ -340,5 +342,9 @@ def schemathesis_config(ids):
         operation(
             "/device/{id}/modem-upgrade-operation/", ["GET"], path__id=ids["device"]
         ),
+        operation(
+            "/device/{id}/acknowledge-modem-change/", ["POST"], path__id=ids["device"]
+        ),
+        operation("/device/{id}/detect-modems/", ["POST"], path__id=ids["device"]),
     ]
     return "".join(text)
