@@ -160,18 +160,26 @@ class TestStreamingTransfer(SimpleTestCase):
         with open(self.remote, "rb") as kept:
             self.assertEqual(kept.read(), content[:999])
 
+    def probe(self, path):
+        """What the router answers to the probe; the raw text on failure."""
+        _, stdout, stderr = self.client.exec_command(probe_command(path), timeout=30)
+        output, errors = stdout.read().decode(), stderr.read().decode()
+        stdout.channel.close()
+        try:
+            return parse_probe(output)
+        except RecoverableModemFailure as error:
+            self.fail(f"{error}; stdout {output!r}, stderr {errors!r}")
+
     def test_probe_reads_size_and_sha256_of_the_copy(self):
         content = os.urandom(5000)
         with open(self.remote, "wb") as copy:
             copy.write(content)
-        stdin, stdout, _ = self.client.exec_command(probe_command(self.remote))
         self.assertEqual(
-            parse_probe(stdout.read().decode()),
+            self.probe(self.remote),
             RouterCopy(5000, hashlib.sha256(content).hexdigest()),
         )
         missing = os.path.join(self.router.tmp_dir, "missing.bin")
-        stdin, stdout, _ = self.client.exec_command(probe_command(missing))
-        self.assertEqual(parse_probe(stdout.read().decode()), RouterCopy(0, ""))
+        self.assertEqual(self.probe(missing), RouterCopy(0, ""))
 
 
 class TestTransferPlan(SimpleTestCase):
