@@ -54,6 +54,7 @@ class Stack:
             # a killed worker's task comes back within the run (production
             # waits past the task's time limit)
             CELERY_VISIBILITY_TIMEOUT=str(VISIBILITY_TIMEOUT),
+            CELERY_UNACKED_MUTEX_EXPIRE="2",
         )
         os.environ.pop("TESTING", None)
 

@@ -120,7 +120,11 @@ CELERY_RESULT_BACKEND = None
 # the operation is in progress (engine.run_operation). The real-stack run
 # shortens it to see the redelivery.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", 3900))
+    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", 3900)),
+    # kombu's lock around redelivery: a worker killed while holding it delays
+    # every redelivery this long (kombu's default, 300 s); the real-stack run
+    # shortens it too
+    "unacked_mutex_expire": int(os.environ.get("CELERY_UNACKED_MUTEX_EXPIRE", 300)),
 }
 if TESTING and not os.environ.get("CELERY_REAL_WORKER"):
     CELERY_TASK_ALWAYS_EAGER = True
