@@ -1,7 +1,8 @@
 #!/bin/sh
-# Runs the whole test suite: the module's tests and the device-script tests
-# on SpatiaLite; the module's tests again on PostgreSQL/PostGIS (as production
-# runs it) against the swapped models of the sample app; then the real stack.
+# Runs the whole test suite: the module's tests (browser tests included) on
+# SpatiaLite; the module's tests again on PostgreSQL/PostGIS (as production
+# runs it) against the swapped models of the sample app, with the device-script
+# tests; then the real stack.
 # Closes with one line: "N passed, M failed" over everything it ran.
 set -eu
 cd "$(dirname "$0")/.."
@@ -33,7 +34,7 @@ run_suite() {
 logs=$(mktemp -d)
 trap './scripts/postgres.sh stop; rm -rf "$logs"' EXIT
 (
-    run_suite spatialite .venv/bin/python runtests.py "$@"
+    run_suite spatialite .venv/bin/python runtests.py openwisp_modem_upgrader "$@"
     exit $status
 ) >"$logs/spatialite.log" 2>&1 &
 spatialite_pid=$!
@@ -45,14 +46,17 @@ postgres_env=$(./scripts/postgres.sh start) || {
 }
 if [ -n "$postgres_env" ]; then
     eval "$postgres_env"
+    # the browser tests run once, above: this run balances them with the
+    # device-script tests, which need no database
     run_suite postgres-sample-app env SAMPLE_APP=1 .venv/bin/python runtests.py \
-        openwisp_modem_upgrader "$@" >"$logs/postgres.log" 2>&1
+        openwisp_modem_upgrader device --exclude-tag selenium "$@" \
+        >"$logs/postgres.log" 2>&1
 fi
 wait "$spatialite_pid" || status=1
 
-echo "== test suite on SpatiaLite (openwisp_modem_upgrader + device scripts) =="
+echo "== test suite on SpatiaLite (openwisp_modem_upgrader, browser tests) =="
 cat "$logs/spatialite.log"
-echo "== test suite on PostgreSQL/PostGIS, swapped sample models (SAMPLE_APP=1) =="
+echo "== on PostgreSQL/PostGIS, swapped sample models (SAMPLE_APP=1) + device scripts =="
 [ ! -f "$logs/postgres.log" ] || cat "$logs/postgres.log"
 
 echo "== real stack: PostgreSQL, Redis, Celery workers, ASGI server, routers =="

@@ -17,7 +17,7 @@ from unittest import mock
 
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.db import connections
-from django.test import TransactionTestCase
+from django.test import TransactionTestCase, tag
 from django.urls import reverse
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -129,6 +129,7 @@ os.environ.setdefault("SELENIUM_HEADLESS", "1")
 os.environ.setdefault("SE_CHROMEDRIVER", "/usr/bin/chromedriver")
 
 
+@tag("selenium")
 class TestModemUpgraderBrowser(
     EngineTestMixin, SeleniumTestMixin, ChannelsThreadLiveServerTestCase
 ):
