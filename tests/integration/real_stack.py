@@ -66,6 +66,8 @@ class Stack:
             stdout=log,
             stderr=subprocess.STDOUT,
             env=dict(os.environ, **(env or {})),
+            # its own process group: a kill takes its pool processes too
+            start_new_session=True,
         )
         return self.processes[name]
 
@@ -74,8 +76,14 @@ class Stack:
             return log.read()
 
     def kill(self, name):
-        self.processes[name].send_signal(signal.SIGKILL)
-        self.processes[name].wait()
+        """SIGKILL to the whole worker (main and pool processes), as when its
+        machine dies: no orphaned pool process finishes the task later."""
+        process = self.processes[name]
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait()
 
     def start(self):
         self.spawn(
@@ -159,10 +167,9 @@ class Stack:
         from django.db import connections
 
         connections.close_all()
-        for process in self.processes.values():
+        for name, process in self.processes.items():
             if process.poll() is None:
-                process.kill()
-                process.wait()
+                self.kill(name)
         subprocess.run(
             [
                 "dropdb",
@@ -389,6 +396,13 @@ def scenarios(stack, routers):
         """How many times uxfp flashed this router's modem (the emulator's log)."""
         return sum(1 for event in router.modem_state()["events"] if event[0] == "uxfp")
 
+    def start_worker_after_visibility(name, killed_at):
+        """kombu restores unacknowledged messages when a worker starts, then
+        only every 100 s: start the next worker once the killed worker's task
+        is visible again."""
+        time.sleep(max(0.0, killed_at + VISIBILITY_TIMEOUT + 1 - time.monotonic()))
+        stack.start_worker(name)
+
     def redelivery_refused(worker, operation):
         return f"modem upgrade {operation.pk}: task delivered again" in stack.log(
             worker
@@ -417,8 +431,9 @@ def scenarios(stack, routers):
     exit_file = os.path.join(
         router.tmp_dir, "openwisp-modem-upgrader", str(operation.pk), "exit_code"
     )
+    killed_at = time.monotonic()
     wait_for(lambda: os.path.exists(exit_file), 60, "the router to finish alone")
-    stack.start_worker("worker-3")
+    start_worker_after_visibility("worker-3", killed_at)
     wait_for(
         lambda: redelivery_refused("worker-3", operation),
         VISIBILITY_TIMEOUT + 40,
@@ -459,6 +474,7 @@ def scenarios(stack, routers):
     operation = start_upgrade(device, image, options(router))
     wait_for(lambda: os.path.exists(marker), 60, "the point of no return")
     stack.kill("worker-4")
+    killed_at = time.monotonic()
     operation.refresh_from_db()
     print(
         f"  worker killed with SIGKILL after the point of no return "
@@ -469,7 +485,7 @@ def scenarios(stack, routers):
         operation.flash_started and str(operation.pk) not in router_files(router),
         "killed inside the window: point of no return crossed, no journal",
     )
-    stack.start_worker("worker-5")
+    start_worker_after_visibility("worker-5", killed_at)
     wait_for(
         lambda: redelivery_refused("worker-5", operation),
         VISIBILITY_TIMEOUT + 40,
