@@ -2,7 +2,8 @@
 
 The stages and their progress ranges:
 
-* transfer 0-10 (server): scripts and image over streaming SCP;
+* transfer 0-10 (server): scripts over SCP, the image streamed over SSH,
+  resuming what the router already holds (``transfer.py``);
 * verify 10-20, execute 20-90, reboot 90-95, verify version 95-100: the
   wrapper on the router, which the server follows through the router's
   journal (over SSH) and the router's own progress reports (HTTP).
