@@ -29,18 +29,29 @@ class ModemUpgraderConfig(ApiAppConfig):
         self.connect_detection_trigger()
         self.register_notifications()
         self.register_dashboard_charts()
-        self.schedule_detection_sweep()
+        self.schedule_periodic_tasks()
 
-    def schedule_detection_sweep(self):
-        """Adds the periodic detection sweep to Celery beat, unless the
-        project schedules it itself or disabled it (schedule None)."""
+    def schedule_periodic_tasks(self):
+        """Adds the upgrade driver and the detection sweep to Celery beat,
+        unless the project schedules them itself or disabled them (schedule
+        None)."""
         from celery import current_app
 
-        schedule = app_settings.DETECTION_SWEEP_SCHEDULE
         beat = current_app.conf.beat_schedule
-        task = "openwisp_modem_upgrader.sweep_modem_detection"
-        if schedule and not any(e.get("task") == task for e in beat.values()):
-            beat["sweep_modem_detection"] = {"task": task, "schedule": schedule}
+        for name, task, schedule in (
+            (
+                "drive_modem_upgrades",
+                "openwisp_modem_upgrader.drive_modem_upgrades",
+                app_settings.DRIVER_SCHEDULE,
+            ),
+            (
+                "sweep_modem_detection",
+                "openwisp_modem_upgrader.sweep_modem_detection",
+                app_settings.DETECTION_SWEEP_SCHEDULE,
+            ),
+        ):
+            if schedule and not any(e.get("task") == task for e in beat.values()):
+                beat[name] = {"task": task, "schedule": schedule}
 
     def connect_detection_trigger(self):
         from openwisp_controller.connection.signals import is_working_changed

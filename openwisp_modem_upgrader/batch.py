@@ -25,6 +25,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .base.models import ACTIVE_STATUSES, OperationStatus
+from .rollout import wave_numbers
+from .scheduler import dispatch_soon
 from .swapper import load_model
 
 
@@ -182,15 +184,16 @@ def not_detected_devices(batch):
     )
 
 
-def create_batch(build, organization, upgrade_options=None, **filters):
-    """Validates and saves a batch, and queues its fan-out once committed."""
+def create_batch(build, organization, upgrade_options=None, **fields):
+    """Validates and saves a batch (filters, rollout and schedule ``fields``),
+    and queues its fan-out once committed."""
     from .tasks import fan_out_batch
 
     batch = load_model("ModemBatchUpgradeOperation")(
         build=build,
         organization=organization,
         upgrade_options=upgrade_options or {},
-        **filters,
+        **fields,
     )
     batch.full_clean()
     if not preview_batch(batch)["devices"].exists():
@@ -203,7 +206,8 @@ def create_batch(build, organization, upgrade_options=None, **filters):
 
 
 def start_batch(batch):
-    """Creates one operation per eligible device and queues them.
+    """Creates one operation per eligible device, in rollout waves; the
+    scheduler starts them (``scheduler.py``) within the batch's limits.
 
     Each operation flashes one modem (``target_usb_path``): a router with two
     modems to upgrade gets the second in a later batch, since a device runs
@@ -227,6 +231,7 @@ def start_batch(batch):
                 "pk", "target_image_id", "target_usb_path"
             )
         )
+        waves = wave_numbers(batch, len(eligible))
         Operation.objects.bulk_create(
             [
                 Operation(
@@ -235,8 +240,9 @@ def start_batch(batch):
                     usb_path=usb_path,
                     batch_id=batch.pk,
                     upgrade_options=batch.upgrade_options,
+                    wave=wave,
                 )
-                for device_id, image_id, usb_path in eligible
+                for (device_id, image_id, usb_path), wave in zip(eligible, waves)
             ],
             batch_size=500,
             ignore_conflicts=True,
@@ -258,12 +264,5 @@ def start_batch(batch):
         from .upgrade import refresh_batch
 
         refresh_batch(batch.pk)
-    transaction.on_commit(partial(_queue_operations, operation_ids))
+    transaction.on_commit(dispatch_soon)
     return operation_ids
-
-
-def _queue_operations(operation_ids):
-    from .tasks import upgrade_modem_firmware
-
-    for operation_id in operation_ids:
-        upgrade_modem_firmware.delay(operation_id)

@@ -1,10 +1,18 @@
-"""Runs one upgrade operation in a worker and maps every outcome to a status.
+"""Runs the two halves of an upgrade and maps every outcome to a status.
 
-The upgrader only raises; this is where exceptions become statuses, retries
-are scheduled, and where a worker's death is detected later (sweeper).
+* ``run_operation``: a worker does what needs it (``upgrader.start()``:
+  prepare the router, send the image, start the flash) and is freed;
+* ``follow_operation``: a short follow-up task, one look at the router
+  (``upgrader.poll()``), until the outcome or the outcome deadline.
+
+Upgraders only raise; this is where exceptions become statuses and retries
+are decided. When an operation runs next is the scheduler's business
+(``scheduler.py``): retries, offline routers and follow-ups are rows in the
+database, never long countdowns.
 """
 
 import logging
+import random
 from datetime import timedelta
 
 import swapper
@@ -14,12 +22,14 @@ from django.utils import timezone
 from openwisp_controller.connection.exceptions import NoWorkingDeviceConnectionError
 
 from . import settings as app_settings
-from .base.models import OperationStatus
+from .base.models import TERMINAL_STATUSES, OperationStatus
 from .exceptions import (
     IrrecoverableModemFailure,
+    ModemUntouched,
     ModemUpgradeAborted,
     ModemUpgradeCancelled,
     RecoverableModemFailure,
+    RouterUnreachable,
 )
 from .swapper import load_model
 from .transfer import one_line
@@ -28,69 +38,207 @@ from .upgrade import (
     mark_in_progress,
     record_progress,
     requeue_operation,
+    save_follow_state,
 )
 from .upgraders import get_upgrader_class
+from .upgraders.base import FLASHING
 
 logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = app_settings.RETRY_OPTIONS.get("max_retries", 2) + 1
 
 
+def _load(operation_id):
+    return (
+        load_model("ModemUpgradeOperation")
+        .objects.select_related("device", "image__build__category", "batch")
+        .get(pk=operation_id)
+    )
+
+
 def run_operation(operation_id, task=None):
-    Operation = load_model("ModemUpgradeOperation")
+    """The worker's part of an attempt."""
     if not mark_in_progress(operation_id):
-        # cancelled or finished meanwhile, or a duplicate delivery: a task
-        # redelivered after its worker died (acks_late) finds the operation
-        # in progress and never starts a second upgrade (nor a second
-        # flash); the stuck-operation sweeper finishes it from the router's
-        # journal
+        # cancelled or finished meanwhile, requeued for a later retry, or a
+        # duplicate delivery: a task redelivered after its worker died
+        # (acks_late) finds the operation in progress and never starts a
+        # second upgrade (nor a second flash)
         if task is not None and task.request.delivery_info.get("redelivered"):
             logger.warning(
                 "modem upgrade %s: task delivered again while the operation "
-                "is not idle (its worker stopped?): not started twice",
+                "is not queued (its worker stopped?): not started twice",
                 operation_id,
             )
         return
-    operation = Operation.objects.select_related(
-        "device", "image__build__category"
-    ).get(pk=operation_id)
+    operation = _load(operation_id)
     attempt = operation.attempts
     try:
-        if operation.image is None:
-            raise IrrecoverableModemFailure("the firmware image was deleted")
-        try:
-            upgrader_class = get_upgrader_class(operation.image.type)
-        except LookupError as error:
-            raise IrrecoverableModemFailure(str(error))
+        upgrader_class = _upgrader_class(operation)
         record_progress(operation_id, message=f"attempt {attempt} of {MAX_ATTEMPTS}")
         connection = _get_connection(operation.device)
         upgrader = upgrader_class(operation, connection)
         # a partial image is kept on the router only for a retry to continue
         upgrader.retry_follows = attempt < MAX_ATTEMPTS
         try:
-            upgrader.upgrade(operation.image)
+            result = upgrader.start(operation.image)
         finally:
             connection.disconnect()
-    except RecoverableModemFailure as error:
-        _retry_or_fail(operation, attempt, error, task)
-    except ModemUpgradeCancelled as error:
-        record_progress(operation_id, message=str(error))
-    except ModemUpgradeAborted as error:
-        finish_operation(operation_id, OperationStatus.ABORTED, str(error))
-    except IrrecoverableModemFailure as error:
-        finish_operation(operation_id, OperationStatus.FAILED, str(error))
     except SoftTimeLimitExceeded:
+        limit = _upgrader_time_limit(operation)
+        settle(operation, IrrecoverableModemFailure(f"exceeded the time limit of {limit}s"))
+    except Exception as error:
+        settle(operation, error)
+    else:
+        if result == FLASHING:
+            save_follow_state(operation_id, upgrader.state, app_settings.FOLLOW_INTERVAL)
+            upgrader.log(
+                "the flash goes on on the router; the server follows its reports"
+            )
+        else:
+            finish_operation(operation_id, OperationStatus.SUCCESS, "upgrade successful")
+
+
+def follow_operation(operation_id):
+    """One look at a flash that goes on without a worker."""
+    operation = _load(operation_id)
+    if operation.status in TERMINAL_STATUSES:
+        # finished by the router's own report: let the upgrader tidy up
+        _clean_up(operation)
+        return
+    if operation.status != OperationStatus.IN_PROGRESS or not operation.flash_started:
+        return
+    try:
+        upgrader_class = _upgrader_class(operation)
+        if not upgrader_class.detached:
+            _outcome_of_held_worker(operation, upgrader_class)
+            return
+        connection = _get_connection(operation.device)
+        upgrader = upgrader_class(operation, connection)
+        try:
+            message = upgrader.poll(operation.image)
+        finally:
+            connection.disconnect()
+    except ModemUntouched as error:
+        settle(operation, error)
+    except RecoverableModemFailure as error:
+        # the modem is the router's uplink: silence during a flash is normal
+        if not operation.follow_state.get("unreachable"):
+            record_progress(
+                operation_id,
+                message=f"router unreachable ({one_line(error)}); the flash goes on there",
+            )
+        state = dict(operation.follow_state, unreachable=True)
+        _keep_following(operation, state)
+    except Exception as error:
+        settle(operation, error)
+    else:
+        if message is None:
+            state = dict(upgrader.state)
+            if state.pop("unreachable", None):
+                record_progress(operation_id, message="router reachable again")
+            _keep_following(operation, state)
+        else:
+            finish_operation(operation_id, OperationStatus.SUCCESS, message)
+
+
+def _outcome_of_held_worker(operation, upgrader_class):
+    """An upgrader that flashes while its worker waits: the worker finishes
+    the operation; past the outcome deadline, it died."""
+    remaining = (operation.outcome_deadline - timezone.now()).total_seconds()
+    if remaining > 0:
+        save_follow_state(operation.pk, operation.follow_state, remaining)
+        return
+    try:
+        connection = _get_connection(operation.device)
+    except RecoverableModemFailure as error:
         finish_operation(
-            operation_id,
+            operation.pk,
             OperationStatus.FAILED,
-            f"the upgrade exceeded the time limit of {app_settings.TASK_TIMEOUT}s",
+            "the worker stopped during the flash and the router cannot be "
+            f"reached ({one_line(error)}): the modem state is unknown, check "
+            "the device",
         )
-    except Exception as error:  # a bug must still leave a terminal record
-        logger.exception("modem upgrade %s crashed", operation_id)
+        return
+    try:
+        upgrader = upgrader_class(operation, connection)
+        message = upgrader.outcome_after_worker_death(operation.image)
+    except RecoverableModemFailure as error:
+        error = IrrecoverableModemFailure(
+            f"the modem state is unknown ({one_line(error)}), check the device"
+        )
+        settle(operation, error)
+    except Exception as error:
+        settle(operation, error)
+    else:
+        finish_operation(operation.pk, OperationStatus.SUCCESS, message)
+    finally:
+        connection.disconnect()
+
+
+def _keep_following(operation, state):
+    if timezone.now() >= operation.outcome_deadline:
+        timeout = int((operation.outcome_deadline - operation.started_at).total_seconds())
+        finish_operation(
+            operation.pk,
+            OperationStatus.FAILED,
+            f"no outcome from the router within the deadline ({timeout}s after "
+            "the start): the modem state is unknown, check the router",
+        )
+        return
+    save_follow_state(operation.pk, state, app_settings.FOLLOW_INTERVAL)
+
+
+def _clean_up(operation):
+    load_model("ModemUpgradeOperation").objects.filter(pk=operation.pk).update(
+        next_check_at=None
+    )
+    if not operation.flash_started or operation.image is None:
+        return
+    try:
+        connection = _get_connection(operation.device)
+    except RecoverableModemFailure:
+        return
+    try:
+        _upgrader_class(operation)(operation, connection).clean_up(operation.image)
+    except Exception:  # never fails a finished operation
+        logger.exception("modem upgrade %s: clean-up failed", operation.pk)
+    finally:
+        connection.disconnect()
+
+
+def settle(operation, error):
+    """Turns an upgrader's exception into a status or a retry."""
+    operation_id = operation.pk
+    if isinstance(error, RecoverableModemFailure):
+        _retry_or_fail(operation, error)
+    elif isinstance(error, ModemUpgradeCancelled):
+        record_progress(operation_id, message=str(error))
+    elif isinstance(error, ModemUpgradeAborted):
+        finish_operation(operation_id, OperationStatus.ABORTED, str(error))
+    elif isinstance(error, IrrecoverableModemFailure):
+        finish_operation(operation_id, OperationStatus.FAILED, str(error))
+    else:  # a bug must still leave a terminal record
+        logger.error(
+            "modem upgrade %s crashed", operation_id, exc_info=error
+        )
         finish_operation(
             operation_id, OperationStatus.FAILED, f"unexpected error: {error!r}"
         )
-    else:
-        finish_operation(operation_id, OperationStatus.SUCCESS, "upgrade successful")
+
+
+def _upgrader_class(operation):
+    if operation.image is None:
+        raise IrrecoverableModemFailure("the firmware image was deleted")
+    try:
+        return get_upgrader_class(operation.image.type)
+    except LookupError as error:
+        raise IrrecoverableModemFailure(str(error))
+
+
+def _upgrader_time_limit(operation):
+    try:
+        return _upgrader_class(operation).worker_time_limit(operation.upgrade_options)
+    except IrrecoverableModemFailure:
+        return app_settings.TASK_TIMEOUT
 
 
 def _get_connection(device):
@@ -99,102 +247,102 @@ def _get_connection(device):
         return DeviceConnection.get_working_connection(device)
     except NoWorkingDeviceConnectionError as error:
         reason = error.connection.failure_reason if error.connection else ""
-        raise RecoverableModemFailure(
+        raise RouterUnreachable(
             f"no working SSH connection to the device{': ' + reason if reason else ''}"
         )
 
 
-def _retry_or_fail(operation, attempt, error, task):
-    from .tasks import upgrade_modem_firmware
-
-    # re-read: the upgrader crossed the point of no return after the load
-    flash_started = (
-        type(operation)
-        .objects.filter(pk=operation.pk)
-        .values_list("flash_started", flat=True)
-        .get()
+def retry_delay(attempt):
+    """The documented policy: exponential backoff, capped, with jitter."""
+    options = app_settings.RETRY_OPTIONS
+    delay = min(
+        options.get("retry_backoff", 60) * 2 ** max(attempt - 1, 0),
+        options.get("retry_backoff_max", 600),
     )
-    if flash_started:
+    if options.get("retry_jitter", True):
+        delay = random.randint(delay // 2, delay)  # spread a fleet's retries
+    return delay
+
+
+def waiting_deadline(operation):
+    """Until when an offline router is waited for."""
+    batch = operation.batch
+    deadline = operation.deadline or (batch.deadline if batch else None)
+    if deadline:
+        return deadline
+    return operation.created + timedelta(seconds=app_settings.OFFLINE_WAIT)
+
+
+def _retry_or_fail(operation, error):
+    Operation = load_model("ModemUpgradeOperation")
+    # re-read: the upgrader may have crossed the point of no return
+    current = Operation.objects.values("flash_started", "attempts").get(pk=operation.pk)
+    attempt = current["attempts"]
+    untouched = isinstance(error, ModemUntouched)
+    reason = one_line(error)
+    if current["flash_started"] and not untouched:
         # the router may still be flashing: never start a second flash blindly
         finish_operation(
             operation.pk,
             OperationStatus.FAILED,
-            f"{one_line(error)}; the flash had started, not retrying",
+            f"{reason}; the flash had started, not retrying",
+        )
+        return
+    now = timezone.now()
+    if isinstance(error, RouterUnreachable):
+        deadline = waiting_deadline(operation)
+        delay = retry_delay(attempt)
+        if now + timedelta(seconds=delay) >= deadline:
+            finish_operation(
+                operation.pk,
+                OperationStatus.FAILED,
+                f"{reason}; the router stayed offline until the deadline "
+                f"({deadline:%Y-%m-%d %H:%M} UTC)",
+            )
+            return
+        requeue_operation(
+            operation.pk,
+            f"{reason}; router offline, trying again in {delay}s "
+            f"(waiting until {deadline:%Y-%m-%d %H:%M} UTC)",
+            not_before=now + timedelta(seconds=delay),
+            refund_attempt=True,
         )
         return
     if attempt >= MAX_ATTEMPTS:
         finish_operation(
             operation.pk,
             OperationStatus.FAILED,
-            f"{one_line(error)}; giving up after {attempt} attempts",
+            f"{reason}; giving up after {attempt} attempts",
         )
         return
-    options = app_settings.RETRY_OPTIONS
-    delay = min(
-        options.get("retry_backoff", 60) * 2 ** (attempt - 1),
-        options.get("retry_backoff_max", 600),
+    delay = retry_delay(attempt)
+    requeue_operation(
+        operation.pk,
+        f"{reason}; retrying in {delay}s",
+        not_before=now + timedelta(seconds=delay),
+        untouched=untouched,
     )
-    if requeue_operation(operation.pk, f"{one_line(error)}; retrying in {delay}s"):
-        upgrade_modem_firmware.apply_async((str(operation.pk),), countdown=delay)
 
 
-def fail_stuck_operations():
-    """Finishes operations whose worker died: no progress for too long.
-
-    When the router can still be reached its journal decides the outcome;
-    otherwise the record says truthfully that the outcome is unknown.
-    """
+def recover_lost_workers(now):
+    """Operations whose worker went silent before the point of no return
+    (it died, or its machine did): the attempt is retried. After the point
+    of no return the follow-up tasks decide, from the router."""
     Operation = load_model("ModemUpgradeOperation")
-    limit = timezone.now() - timedelta(seconds=app_settings.STUCK_OPERATION_TIMEOUT)
-    stuck = Operation.objects.filter(
-        status=OperationStatus.IN_PROGRESS, last_progress_at__lt=limit
-    ).select_related("device", "image")
-    finished = 0
-    for operation in stuck.iterator():
-        status, message = _outcome_from_router(operation)
-        finished += finish_operation(operation.pk, status, message)
-    idle_limit = timezone.now() - timedelta(seconds=app_settings.TASK_TIMEOUT * 2)
-    for operation_id in Operation.objects.filter(
-        status=OperationStatus.IDLE, created__lt=idle_limit
-    ).values_list("pk", flat=True):
-        finished += finish_operation(
-            operation_id, OperationStatus.FAILED, "never picked up by a worker"
+    limit = now - timedelta(seconds=app_settings.STUCK_OPERATION_TIMEOUT)
+    lost = Operation.objects.filter(
+        status=OperationStatus.IN_PROGRESS,
+        flash_started=False,
+        last_progress_at__lt=limit,
+    ).select_related("batch")
+    count = 0
+    for operation in lost.iterator():
+        _retry_or_fail(
+            operation,
+            RecoverableModemFailure(
+                "the worker stopped before the flash started; nothing was "
+                "written to the modem"
+            ),
         )
-    return finished
-
-
-def _outcome_from_router(operation):
-    if not operation.flash_started:
-        return (
-            OperationStatus.FAILED,
-            "the worker stopped before the flash started; nothing was written "
-            "to the modem",
-        )
-    unknown = (
-        "the worker stopped during the flash and the router cannot be reached "
-        "({error}): the modem state is unknown, check the device"
-    )
-    try:
-        upgrader_class = get_upgrader_class(operation.image.type)
-        connection = _get_connection(operation.device)
-    except (LookupError, AttributeError, RecoverableModemFailure) as error:
-        return OperationStatus.FAILED, unknown.format(error=one_line(error))
-    upgrader = upgrader_class(operation, connection)
-    if not hasattr(upgrader, "outcome_after_worker_death"):
-        connection.disconnect()
-        return (
-            OperationStatus.FAILED,
-            "the worker stopped during the flash: the modem state is unknown, "
-            "check the device",
-        )
-    try:
-        message = upgrader.outcome_after_worker_death(operation.image)
-    except ModemUpgradeAborted as error:
-        return OperationStatus.ABORTED, str(error)
-    except RecoverableModemFailure as error:
-        return OperationStatus.FAILED, unknown.format(error=one_line(error))
-    except IrrecoverableModemFailure as error:
-        return OperationStatus.FAILED, str(error)
-    finally:
-        connection.disconnect()
-    return OperationStatus.SUCCESS, message
+        count += 1
+    return count

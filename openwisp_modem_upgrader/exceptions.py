@@ -12,6 +12,16 @@ class RecoverableModemFailure(ModemUpgradeError):
     """
 
 
+class RouterUnreachable(RecoverableModemFailure):
+    """The router cannot be reached (offline, no working connection): it is
+    waited for, within the deadline, without counting an attempt."""
+
+
+class ModemUntouched(RecoverableModemFailure):
+    """Nothing was written to the modem even though the point of no return
+    was crossed (the router's wrapper says so, or never started): retried."""
+
+
 class IrrecoverableModemFailure(ModemUpgradeError):
     """Retrying cannot help (checksum mismatch, wrong model, tool error...)."""
 

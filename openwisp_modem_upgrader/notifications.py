@@ -15,6 +15,7 @@ from .swapper import load_model
 
 UPGRADE_FAILED = "modem_upgrade_failed"
 BATCH_FINISHED = "modem_mass_upgrade_finished"
+BATCH_STOPPED = "modem_mass_upgrade_stopped"
 UNEXPLAINED_CHANGE = "modem_unexplained_change"
 
 
@@ -59,6 +60,21 @@ def register_notification_types():
                 "[{notification.target}]({notification.target_link}) finished "
                 "as {status}: {success} succeeded, {failed} failed, {aborted} "
                 "aborted, {cancelled} cancelled out of {total} devices."
+            ),
+        },
+        models=[Batch],
+    )
+    register_notification_type(
+        BATCH_STOPPED,
+        {
+            "verbose_name": _("Mass modem upgrade stopped"),
+            "verb": _("stopped"),
+            "level": "error",
+            "email_subject": _("[{site.name}] {notification.target} stopped"),
+            "message": _(
+                "[{notification.target}]({notification.target_link}) stopped "
+                "starting devices: {reason}. Resume it or retry the failed "
+                "devices from its page."
             ),
         },
         models=[Batch],
@@ -114,6 +130,12 @@ def batch_finished(batch, **kwargs):
     )
 
 
+def batch_stopped(batch, reason, **kwargs):
+    notify.send(
+        sender=batch, type=BATCH_STOPPED, target=batch, reason=reason[:500]
+    )
+
+
 def unexplained_change(modem, **kwargs):
     notify.send(
         sender=modem,
@@ -130,10 +152,14 @@ def unexplained_change(modem, **kwargs):
 def connect_receivers():
     from .signals import (
         modem_batch_finished,
+        modem_batch_stopped,
         modem_upgrade_finished,
         unexplained_modem_change,
     )
 
+    modem_batch_stopped.connect(
+        batch_stopped, dispatch_uid="modem_upgrader.notify_batch_stopped"
+    )
     modem_upgrade_finished.connect(
         upgrade_finished, dispatch_uid="modem_upgrader.notify_upgrade_finished"
     )

@@ -25,12 +25,16 @@ RETRY_OPTIONS = getattr(
     dict(max_retries=2, retry_backoff=60, retry_backoff_max=600, retry_jitter=True),
 )
 
-# Hard limit of one upgrade task; flashing takes minutes, transfers of 1 GB more.
-TASK_TIMEOUT = getattr(settings, "OPENWISP_MODEM_UPGRADER_TASK_TIMEOUT", 3600)
+# Time limit of the worker's part of an upgrade beyond the transfer timeout
+# (connecting, preparing the router, starting the flash); the flash itself
+# runs without a worker and is bounded by its own timeouts.
+TASK_TIMEOUT = getattr(settings, "OPENWISP_MODEM_UPGRADER_TASK_TIMEOUT", 600)
 
-# An operation whose last progress is older than this is considered stuck.
+# Before the point of no return a worker records progress at least every
+# few seconds (transfer) or minutes (router preparation): an operation silent
+# this long lost its worker, and the attempt is retried.
 STUCK_OPERATION_TIMEOUT = getattr(
-    settings, "OPENWISP_MODEM_UPGRADER_STUCK_OPERATION_TIMEOUT", 2 * 3600
+    settings, "OPENWISP_MODEM_UPGRADER_STUCK_OPERATION_TIMEOUT", 600
 )
 
 API_ENABLED = getattr(settings, "OPENWISP_MODEM_UPGRADER_API", True)
@@ -78,3 +82,34 @@ DETECTION_CONCURRENCY = getattr(
 )
 # Seconds the modem listing may take on one router (SSH command timeout).
 DETECTION_TIMEOUT = getattr(settings, "OPENWISP_MODEM_UPGRADER_DETECTION_TIMEOUT", 60)
+
+# --- fleet-scale engine and rollouts (docs/user/settings.rst) ---
+# Default concurrency limit of a mass upgrade (devices upgrading at once).
+BATCH_CONCURRENCY = getattr(settings, "OPENWISP_MODEM_UPGRADER_BATCH_CONCURRENCY", 50)
+# Default automatic stop of a mass upgrade: failures reaching this percentage
+# of the finished devices, once at least BATCH_FAILURE_MINIMUM have finished.
+BATCH_FAILURE_THRESHOLD = getattr(
+    settings, "OPENWISP_MODEM_UPGRADER_BATCH_FAILURE_THRESHOLD", 20
+)
+BATCH_FAILURE_MINIMUM = getattr(
+    settings, "OPENWISP_MODEM_UPGRADER_BATCH_FAILURE_MINIMUM", 10
+)
+# Installation-wide bound on upgrades in flight (queued or running), all
+# organizations and batches together.
+MAX_CONCURRENT_UPGRADES = getattr(
+    settings, "OPENWISP_MODEM_UPGRADER_MAX_CONCURRENT_UPGRADES", 500
+)
+# Seconds between two runs of the driver (Celery beat): starts due devices,
+# follows flashing routers, finds lost workers and messages. None leaves the
+# entry out (the project schedules it itself).
+DRIVER_SCHEDULE = getattr(settings, "OPENWISP_MODEM_UPGRADER_DRIVER_SCHEDULE", 10)
+# Seconds between two reads of a flashing router's journal over SSH (the
+# router's own HTTP reports arrive in between and trigger an early read).
+FOLLOW_INTERVAL = getattr(settings, "OPENWISP_MODEM_UPGRADER_FOLLOW_INTERVAL", 30)
+# A follow-up task holds an operation this long; a dead one is retried after.
+FOLLOW_LEASE = getattr(settings, "OPENWISP_MODEM_UPGRADER_FOLLOW_LEASE", 300)
+# How long an offline router is waited for when the batch has no deadline.
+OFFLINE_WAIT = getattr(settings, "OPENWISP_MODEM_UPGRADER_OFFLINE_WAIT", 24 * 3600)
+# A queued operation not picked up this long is published again (a message
+# lost with a broker restart); a duplicate delivery is refused by the engine.
+REPUBLISH_AFTER = getattr(settings, "OPENWISP_MODEM_UPGRADER_REPUBLISH_AFTER", 900)

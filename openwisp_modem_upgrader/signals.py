@@ -2,7 +2,9 @@
 
 ``modem_upgrade_finished``: an operation reached a terminal status
 (``operation``, ``status``). ``modem_batch_finished``: a mass upgrade closed
-(``batch``). ``unexplained_modem_change``: a detection flagged a modem whose
+(``batch``). ``modem_batch_stopped``: a mass upgrade stopped starting
+devices because its failures reached the threshold (``batch``, ``reason``).
+``unexplained_modem_change``: a detection flagged a modem whose
 revision, firmware version or IMEI changed with no upgrade explaining it
 (``modem``, the ``DeviceModemFirmware`` row, and ``history``).
 """
@@ -16,6 +18,7 @@ logger = logging.getLogger(__name__)
 
 modem_upgrade_finished = Signal()
 modem_batch_finished = Signal()
+modem_batch_stopped = Signal()
 unexplained_modem_change = Signal()
 
 

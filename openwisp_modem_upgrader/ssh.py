@@ -16,7 +16,7 @@ from openwisp_controller.connection.connectors.exceptions import (
     CommandTimeoutException,
 )
 
-from .exceptions import RecoverableModemFailure
+from .exceptions import RecoverableModemFailure, RouterUnreachable
 
 
 class RouterShell:
@@ -46,7 +46,7 @@ class RouterShell:
         try:
             self.connector.connect()
         except Exception as error:
-            raise RecoverableModemFailure(f"cannot reach the router: {error}")
+            raise RouterUnreachable(f"cannot reach the router: {error}")
 
     def close(self):
         try:

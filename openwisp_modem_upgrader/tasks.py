@@ -1,4 +1,6 @@
-"""Thin Celery entry points; the work is done in ``engine.py`` and ``batch.py``."""
+"""Thin Celery entry points; the work is done in ``engine.py``,
+``scheduler.py`` and ``batch.py``. Every task is short except the worker's
+part of an upgrade, whose time limit the scheduler sets per operation."""
 
 from celery import shared_task
 
@@ -27,11 +29,38 @@ def fan_out_batch(batch_id):
     start_batch(batch)
 
 
+@shared_task(
+    name="openwisp_modem_upgrader.follow_modem_upgrade",
+    acks_late=True,
+    soft_time_limit=240,
+    time_limit=300,
+)
+def follow_modem_upgrade(operation_id):
+    from .engine import follow_operation
+
+    follow_operation(operation_id)
+
+
+@shared_task(name="openwisp_modem_upgrader.dispatch_modem_upgrades")
+def dispatch_modem_upgrades():
+    from .scheduler import dispatch
+
+    return dispatch()
+
+
+@shared_task(name="openwisp_modem_upgrader.drive_modem_upgrades")
+def drive_modem_upgrades():
+    from .scheduler import drive
+
+    return drive()
+
+
 @shared_task(name="openwisp_modem_upgrader.fail_stuck_operations")
 def fail_stuck_operations():
-    from .engine import fail_stuck_operations as sweep
+    """Kept for beat schedules written for earlier versions: the driver."""
+    from .scheduler import drive
 
-    return sweep()
+    return drive()
 
 
 @shared_task(name="openwisp_modem_upgrader.detect_device_modems")

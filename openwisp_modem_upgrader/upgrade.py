@@ -6,7 +6,7 @@ cancel and the stuck-operation sweeper can race without overwriting each other.
 """
 
 import logging
-from functools import partial
+from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -34,16 +34,21 @@ def _operations():
     return load_model("ModemUpgradeOperation").objects
 
 
-def start_upgrade(device, image, upgrade_options=None, batch=None, usb_path=None):
+def start_upgrade(
+    device, image, upgrade_options=None, batch=None, usb_path=None, **schedule
+):
     """Validates and creates an operation, then queues it once committed.
 
+    The operation waits for the scheduler (``scheduler.py``), which starts
+    it as soon as its schedule (``scheduled_at``, ``deadline``, a daily
+    window: ``schedule``) and the concurrency limits allow.
     ``usb_path`` names the modem to flash; when not given, the one modem of
     the router that the image fits (see ``target_usb_path``). Raises
     ``ValidationError`` with the reason when the upgrade is not allowed
     (incompatible image, invalid options, another upgrade running, several
     modems and none chosen...).
     """
-    from .tasks import upgrade_modem_firmware
+    from .scheduler import dispatch_soon
 
     if usb_path is None:
         usb_path = target_usb_path(device, image.build)
@@ -53,6 +58,7 @@ def start_upgrade(device, image, upgrade_options=None, batch=None, usb_path=None
         upgrade_options=upgrade_options or {},
         batch=batch,
         usb_path=usb_path,
+        **schedule,
     )
     operation.full_clean()
     try:
@@ -64,7 +70,7 @@ def start_upgrade(device, image, upgrade_options=None, batch=None, usb_path=None
         raise ValidationError(
             _("Another modem upgrade is already running on this device.")
         )
-    transaction.on_commit(partial(upgrade_modem_firmware.delay, str(operation.pk)))
+    transaction.on_commit(dispatch_soon)
     return operation
 
 
@@ -152,13 +158,17 @@ def cancel_batch(batch):
 def mark_in_progress(operation_id):
     """idle -> in-progress; False when another worker has it or it finished.
 
-    Only an idle operation can start, so a task delivered twice never runs
-    two upgrades of the same device at once.
+    Only an idle operation the scheduler queued can start, so a task
+    delivered twice never runs two upgrades of the same device at once, and
+    a stale message (its operation requeued for a later retry) starts
+    nothing.
     """
     now = timezone.now()
     return bool(
         _operations()
-        .filter(pk=operation_id, status=OperationStatus.IDLE)
+        .filter(
+            pk=operation_id, status=OperationStatus.IDLE, dispatched_at__isnull=False
+        )
         .update(
             status=OperationStatus.IN_PROGRESS,
             started_at=now,
@@ -171,8 +181,47 @@ def mark_in_progress(operation_id):
     )
 
 
-def requeue_operation(operation_id, message):
-    """in-progress -> idle before a retry; refused once the flash started."""
+def requeue_operation(
+    operation_id, message, not_before, untouched=False, refund_attempt=False
+):
+    """in-progress -> idle, waiting for the scheduler until ``not_before``.
+
+    Refused once the flash started, unless the modem is known ``untouched``
+    (the router says nothing was written). ``refund_attempt``: the router
+    was offline, which does not count as an attempt.
+    """
+    now = timezone.now()
+    filters = {"pk": operation_id, "status": OperationStatus.IN_PROGRESS}
+    if not untouched:
+        filters["flash_started"] = False
+    changes = {
+        "status": OperationStatus.IDLE,
+        "flash_started": False,
+        "dispatched_at": None,
+        "not_before": not_before,
+        "outcome_deadline": None,
+        "next_check_at": None,
+        "follow_state": {},
+        "last_progress_at": now,
+        "modified": now,
+        "log": Concat(F("log"), Value(_log_line(message))),
+    }
+    if refund_attempt:
+        changes["attempts"] = Greatest(F("attempts") - 1, Value(0))
+    return bool(_operations().filter(**filters).update(**changes))
+
+
+# the worker records the wrapper's start within this; if it died before,
+# the first follow-up finds out what the router holds
+START_GRACE = 90
+
+
+def mark_flash_started(operation_id, outcome_timeout):
+    """Crosses the point of no return; False if cancelled in the meantime.
+
+    From now on the database holds when the outcome is due and when the
+    router is read next: the follow-up does not depend on this worker.
+    """
     now = timezone.now()
     return bool(
         _operations()
@@ -180,23 +229,27 @@ def requeue_operation(operation_id, message):
             pk=operation_id, status=OperationStatus.IN_PROGRESS, flash_started=False
         )
         .update(
-            status=OperationStatus.IDLE,
+            flash_started=True,
+            outcome_deadline=now + timedelta(seconds=outcome_timeout),
+            next_check_at=now + timedelta(seconds=START_GRACE),
             last_progress_at=now,
             modified=now,
-            log=Concat(F("log"), Value(_log_line(message))),
         )
     )
 
 
-def mark_flash_started(operation_id):
-    """Crosses the point of no return; False if cancelled in the meantime."""
+def save_follow_state(operation_id, state, next_check_in):
+    """Keeps an upgrader's state between two looks at the router and says
+    when to look next; nothing changes once the operation finished."""
     now = timezone.now()
     return bool(
         _operations()
-        .filter(
-            pk=operation_id, status=OperationStatus.IN_PROGRESS, flash_started=False
+        .filter(pk=operation_id, status=OperationStatus.IN_PROGRESS)
+        .update(
+            follow_state=state,
+            next_check_at=now + timedelta(seconds=next_check_in),
+            modified=now,
         )
-        .update(flash_started=True, last_progress_at=now, modified=now)
     )
 
 
@@ -263,15 +316,22 @@ def _apply(filters, operation_id, progress, message, **changes):
     return bool(_operations().filter(**filters).update(**changes))
 
 
-def finish_operation(operation_id, status, message=None):
+def finish_operation(operation_id, status, message=None, clean_up=False):
     """Moves an active operation to a terminal status, exactly once.
 
     Returns False when it had already finished (e.g. cancelled, or finished by
-    the device's own report), in which case nothing changes.
+    the device's own report), in which case nothing changes. ``clean_up``
+    (an outcome the router reported itself): one more follow-up lets the
+    upgrader tidy the router (e.g. remove the image).
     """
     assert status in TERMINAL_STATUSES, status
     now = timezone.now()
-    changes = {"status": status, "finished_at": now, "modified": now}
+    changes = {
+        "status": status,
+        "finished_at": now,
+        "modified": now,
+        "next_check_at": now if clean_up else None,
+    }
     if status == OperationStatus.SUCCESS:
         changes["progress"] = 100
     if message:
@@ -295,6 +355,10 @@ def finish_operation(operation_id, status, message=None):
                 installed=True, modem_firmware_version=operation.image.build.version
             )
     operation.status = status
+    from .scheduler import dispatch_soon
+
+    # a slot is free: the next waiting device may start
+    transaction.on_commit(dispatch_soon)
     send_after_commit(
         modem_upgrade_finished,
         sender=type(operation),
@@ -313,6 +377,9 @@ def refresh_batch(batch_id):
     batch = Batch.objects.get(pk=batch_id)
     counts = batch.status_counts()
     if counts[OperationStatus.IDLE] or counts[OperationStatus.IN_PROGRESS]:
+        from .rollout import stop_on_failures
+
+        stop_on_failures(batch, counts)
         return
     if not counts["total"]:
         status = OperationStatus.FAILED

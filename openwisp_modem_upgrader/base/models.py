@@ -29,6 +29,7 @@ from ..shell_values import (
 )
 from ..swapper import get_model_name, load_model
 from ..upgraders import get_upgrader_choices, get_upgrader_class
+from .rollout import RolloutMixin, RolloutState, ScheduleMixin  # noqa: F401
 
 # the device-id filter of a batch is sent as a form/JSON list: bound it
 MAX_BATCH_DEVICE_IDS = 10000
@@ -438,7 +439,9 @@ class AbstractModemHistory(TimeStampedEditableModel):
         return f"{self.device} {self.model} {self.firmware_version} ({self.source})"
 
 
-class AbstractModemUpgradeOperation(UpgradeOptionsMixin, TimeStampedEditableModel):
+class AbstractModemUpgradeOperation(
+    ScheduleMixin, UpgradeOptionsMixin, TimeStampedEditableModel
+):
     device = models.ForeignKey(
         swapper.get_model_name("config", "Device"), on_delete=models.CASCADE
     )
@@ -487,6 +490,23 @@ class AbstractModemUpgradeOperation(UpgradeOptionsMixin, TimeStampedEditableMode
     started_at = models.DateTimeField(null=True, blank=True)
     last_progress_at = models.DateTimeField(null=True, blank=True, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # --- engine state (scheduler.py): what the database says, not a worker
+    wave = models.PositiveIntegerField(default=1, help_text=_("rollout wave"))
+    not_before = models.DateTimeField(
+        null=True, blank=True, db_index=True, help_text=_("retry backoff")
+    )
+    dispatched_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("queued for a worker")
+    )
+    outcome_deadline = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text=_("after the point of no return: the outcome is due by then"),
+    )
+    next_check_at = models.DateTimeField(
+        null=True, blank=True, db_index=True, help_text=_("next read of the router")
+    )
+    follow_state = models.JSONField(default=dict, blank=True, editable=False)
 
     class Meta:
         abstract = True
@@ -545,11 +565,12 @@ class AbstractModemUpgradeOperation(UpgradeOptionsMixin, TimeStampedEditableMode
                 .first()
             )
             check_image_for_device(self.device, self.image, detected)
+        self.clean_schedule()
         self.validate_upgrade_options(self.image.type)
 
 
 class AbstractModemBatchUpgradeOperation(
-    OrgMixin, UpgradeOptionsMixin, TimeStampedEditableModel
+    OrgMixin, RolloutMixin, UpgradeOptionsMixin, TimeStampedEditableModel
 ):
     build = models.ForeignKey(get_model_name("ModemBuild"), on_delete=models.CASCADE)
     status = models.CharField(
@@ -604,6 +625,7 @@ class AbstractModemBatchUpgradeOperation(
             return str(self.pk)
 
     def clean(self):
+        self.clean_rollout()
         self._validate_org_relation("build_category", field_error="build")
         self._validate_org_relation("group")
         self._validate_org_relation("location")

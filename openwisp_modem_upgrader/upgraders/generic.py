@@ -1,10 +1,9 @@
 from django.utils.translation import gettext_lazy as _
 
-from ..shell_values import COMMAND, TOOL_ARGS
-from .telit import TelitFN990AUpgrader
+from .wrapper import WrapperUpgrader, wrapper_options
 
 
-class GenericCommandUpgrader(TelitFN990AUpgrader):
+class GenericCommandUpgrader(WrapperUpgrader):
     """Runs a customer-installed flashing command through the same wrapper.
 
     The command must accept ``--file <image> --port <port>`` and may print
@@ -13,24 +12,9 @@ class GenericCommandUpgrader(TelitFN990AUpgrader):
 
     label = _("Generic flashing command")
     modem_model_pattern = r".+"
-    SCHEMA = {
-        **TelitFN990AUpgrader.SCHEMA,
-        "title": "Generic flashing command options",
-        "required": ["tool_path"],
-        "properties": {
-            **TelitFN990AUpgrader.SCHEMA["properties"],
-            "tool_path": {
-                "type": "string",
-                "title": "Flashing command on the router: absolute path or name",
-                "pattern": COMMAND,
-                "maxLength": 255,
-            },
-            "tool_args": {
-                "type": "string",
-                "title": "Extra arguments for the command",
-                "pattern": TOOL_ARGS,
-                "maxLength": 200,
-                "default": "",
-            },
-        },
-    }
+    SCHEMA = wrapper_options(
+        "Generic flashing command options",
+        tool_path={"title": "Flashing command on the router: absolute path or name"},
+        tool_args_title="Extra arguments for the command",
+        required=["tool_path"],
+    )

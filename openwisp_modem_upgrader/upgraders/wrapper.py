@@ -8,8 +8,11 @@ The stages and their progress ranges:
   wrapper on the router, which the server follows through the router's
   journal (over SSH) and the router's own progress reports (HTTP).
 
-Vendors differ only in the tool command line and options: subclasses set
-``default_tool`` and extend ``SCHEMA``.
+A worker runs ``start()`` (transfer, start of the detached wrapper) and is
+freed; the engine's follow-up tasks call ``poll()``, one SSH round trip each,
+until the wrapper's exit code and the server's reading of the modem. Vendors
+differ only in the tool and its options: each is a sibling subclass with its
+own ``SCHEMA`` built from ``wrapper_options()``.
 """
 
 import os
@@ -20,14 +23,22 @@ import time
 from django.core.exceptions import ValidationError
 
 from .. import settings as app_settings
-from ..base.models import TERMINAL_STATUSES
+from ..device_contract import (
+    EXIT_ABORTED,
+    EXIT_BUSY,
+    EXIT_RECOVERABLE,
+    EXIT_SUCCESS,
+    contiguous_tail,
+    parse_journal_line,
+)
 from ..device_scripts import scripts_dir
 from ..exceptions import (
     IrrecoverableModemFailure,
+    ModemUntouched,
     ModemUpgradeAborted,
-    ModemUpgradeCancelled,
     RecoverableModemFailure,
 )
+from ..shell_values import COMMAND, STORAGE_DIR, TOOL_ARGS
 from ..shell_values import MODEM_MODEL, SHA256, VERSION, full_match
 from ..ssh import RouterShell
 from ..swapper import load_model
@@ -38,26 +49,92 @@ from ..transfer import (
     stream_file_to_router,
     upload_directory,
 )
-from ..upgrade import (
-    add_bytes_sent,
-    mark_flash_started,
-    record_journal,
-    record_progress,
-)
-from .base import BaseModemUpgrader
+from ..upgrade import add_bytes_sent, record_journal, record_progress
+from .base import FLASHING, BaseModemUpgrader
 
-# exit codes of modem-upgrade.sh (docs/user/device-contract.rst)
-EXIT_SUCCESS = 0
-EXIT_RECOVERABLE = 1
-EXIT_IRRECOVERABLE = 2
-EXIT_ABORTED = 3
-EXIT_BUSY = 4
-EXIT_USAGE = 64
 SPACE_MARGIN = 1024 * 1024
 
 
 class RouterBusy(RecoverableModemFailure):
     """A wrapper runs on the router: nothing of it may be touched."""
+
+
+def wrapper_options(title, tool_path, tool_args_title, required=()):
+    """The options schema of a wrapper-driven upgrader: its tool's path and
+    arguments, then what every wrapper upgrade shares."""
+    schema = {
+        "type": "object",
+        "title": title,
+        "additionalProperties": False,
+        "properties": {
+            "tool_path": {
+                "type": "string",
+                "pattern": COMMAND,
+                "maxLength": 255,
+                **tool_path,
+            },
+            "tool_args": {
+                "type": "string",
+                "title": tool_args_title,
+                "pattern": TOOL_ARGS,
+                "maxLength": 200,
+                "default": "",
+            },
+        "remote_dir": {
+            "type": "string",
+            "title": (
+                "Directory on the router receiving the image: RAM-backed "
+                "/tmp or a mounted USB/extroot path"
+            ),
+            "pattern": STORAGE_DIR,
+            "maxLength": 255,
+            "default": "/tmp",
+        },
+        "transfer_timeout": {
+            "type": "integer",
+            "title": "Transfer timeout (seconds)",
+            "minimum": 10,
+            "maximum": 14400,
+            "default": 1800,
+        },
+        "max_transfer_rate": {
+            "type": "integer",
+            "title": (
+                "Transfer rate cap in bytes per second (0: unlimited), for "
+                "metered or shared cellular uplinks"
+            ),
+            "minimum": 0,
+            "maximum": 10**10,
+            "default": 0,
+        },
+        "upgrade_timeout": {
+            "type": "integer",
+            "title": "Flash timeout (seconds)",
+            "minimum": 60,
+            "maximum": 14400,
+            "default": 1800,
+        },
+        "reboot_timeout": {
+            "type": "integer",
+            "title": "Time allowed for the modem to come back (seconds)",
+            "minimum": 10,
+            "maximum": 3600,
+            "default": 300,
+        },
+        "verify_checksum": {
+            "type": "boolean",
+            "title": "Verify the image checksum on the router",
+            "default": True,
+        },
+        "progress_interval": {
+            "type": "integer",
+            "title": "Seconds between progress reports of the router",
+            "minimum": 1,
+            "maximum": 600,
+            "default": 10,
+        },
+        },
+    }
 
 
 def scripts_size():
@@ -69,29 +146,24 @@ def scripts_size():
 
 
 class WrapperUpgrader(BaseModemUpgrader):
+    detached = True
     # set by the engine: a recoverable failure will be retried, so a partial
     # image stays on the router for the retry to continue
     retry_follows = False
-    # seconds between two reads of the router's journal while following it
-    poll_interval = 2
-    # extra time granted after the flash and reboot timeouts before giving up
-    follow_margin = 120
     # a journal read slower than this means the link is gone (cellular RTTs
     # stay far below it)
     journal_read_timeout = 30
 
-    def upgrade(self, image):
-        self.check_shell_values(image)
-        self.shell = RouterShell(self.connection)
-        self.image = image
-        self.paths = self.router_paths()
+    def start(self, image):
+        """Prepares the router, sends what it lacks of the image and starts
+        the detached wrapper; the flash then goes on without a worker."""
+        self.begin(image)
         # until the router is told to flash nothing there can be running
         self.wrapper_may_run = False
         try:
             self.prepare_router()
             self.transfer_firmware()
-            if not mark_flash_started(self.operation.pk):
-                raise ModemUpgradeCancelled("cancelled before the flash started")
+            self.point_of_no_return()
             self.start_wrapper()
         except RouterBusy:
             raise  # nothing was touched: another wrapper may be using it all
@@ -105,11 +177,35 @@ class WrapperUpgrader(BaseModemUpgrader):
             if not self.wrapper_may_run:
                 self.leave_router_as_found()
             raise
-        # while the wrapper may still run the image must stay on the router
-        exit_code = self.follow_wrapper()
-        self.remove_firmware()
-        self.raise_for_exit_code(exit_code)
-        self.verify_version()
+        self.state["wrapper_started"] = True
+        return FLASHING
+
+    def begin(self, image):
+        self.check_shell_values(image)
+        self.shell = RouterShell(self.connection)
+        self.image = image
+        self.paths = self.router_paths()
+
+    def poll(self, image):
+        """One SSH round trip: new journal records and the exit code; once
+        the wrapper exited, the server's own reading of the modem."""
+        self.begin(image)
+        if "exit_code" not in self.state:
+            exit_code = self.read_journal()
+            if exit_code is None:
+                return None
+            self.state["exit_code"] = exit_code
+            self.remove_firmware()
+            self.raise_for_exit_code(exit_code)
+            self.log("the router reports success, reading the modem")
+        return self.verify_version()
+
+    def clean_up(self, image):
+        try:
+            self.begin(image)
+            self.remove_firmware()
+        except Exception:  # best effort: tmpfs is cleared at reboot
+            pass
 
     def router_paths(self):
         base = posixpath.join(self.options["remote_dir"], "openwisp-modem-upgrader")
@@ -122,58 +218,6 @@ class WrapperUpgrader(BaseModemUpgrader):
             "firmware": posixpath.join(base, f"{image_name}.bin"),
             "journal_dir": posixpath.join(base, str(self.operation.pk)),
         }
-
-    def outcome_after_worker_death(self, image):
-        """What became of an operation whose worker died; raises like ``upgrade``.
-
-        Used by the stuck-operation sweeper once the point of no return was
-        crossed. The router's state decides: no journal directory means the
-        wrapper never started (nothing was written to the modem); a journal
-        reporting success still needs the server's own reading of the modem.
-        Returns a message on success.
-        """
-        self.check_shell_values(image)
-        self.shell = RouterShell(self.connection)
-        self.image = image
-        self.paths = self.router_paths()
-        journal_dir = shlex.quote(self.paths["journal_dir"])
-        exit_file = shlex.quote(posixpath.join(self.paths["journal_dir"], "exit_code"))
-        output, _ = self.shell.run_raw(
-            f"if [ -d {journal_dir} ]; then echo wrapper-started;"
-            f" cat {exit_file} 2>/dev/null; fi; true",
-            timeout=self.journal_read_timeout,
-        )
-        if "wrapper-started" not in output:
-            self.leave_router_as_found()
-            raise IrrecoverableModemFailure(
-                "the worker stopped after the point of no return but before the "
-                "flashing wrapper started (no journal for this operation on the "
-                "router): nothing was written to the modem"
-            )
-        exit_part = output.partition("wrapper-started")[2].strip()
-        if not exit_part.isdigit():
-            raise IrrecoverableModemFailure(
-                "the worker stopped and the router has no outcome for this "
-                "operation: the modem state is unknown, check the device"
-            )
-        exit_code = int(exit_part)
-        self.remove_firmware()
-        if exit_code == EXIT_ABORTED:
-            raise ModemUpgradeAborted("the router's journal reports an aborted flash")
-        if exit_code != EXIT_SUCCESS:
-            raise IrrecoverableModemFailure(
-                f"the router's journal reports exit {exit_code}"
-            )
-        self.log("the router's journal reports success")
-        try:
-            modems, info = self.read_flashed_modem()
-        except (RecoverableModemFailure, ValueError, LookupError) as error:
-            raise IrrecoverableModemFailure(
-                "the router reports success but the server could not read the "
-                f"modem ({error}): version unverified, check the device"
-            )
-        self.check_version(modems, info)
-        return "upgrade successful"
 
     # -- stage helpers -----------------------------------------------------
 
@@ -196,9 +240,6 @@ class WrapperUpgrader(BaseModemUpgrader):
         ):
             if not full_match(pattern, value):
                 raise IrrecoverableModemFailure(f"invalid build {name}: {value!r}")
-
-    def log(self, message, progress=None):
-        record_progress(self.operation.pk, progress=progress, message=message)
 
     def prepare_router(self):
         """Checks the router, reads what it holds of the image, sends the scripts.
@@ -385,91 +426,58 @@ class WrapperUpgrader(BaseModemUpgrader):
                 f"was written to the modem{': ' + detail if detail else ''}"
             )
 
-    def follow_wrapper(self):
-        """Follows the router's journal until the wrapper exits; its exit code.
-
-        The SSH session may drop for the whole flash (modem = uplink): keep
-        reconnecting until the deadline, and stop early if the router's own
-        report already finished the operation.
-        """
-        options = self.options
-        timeout = (
-            options["upgrade_timeout"] + options["reboot_timeout"] + self.follow_margin
-        )
-        deadline = time.monotonic() + timeout
-        link_lost = False
-        while time.monotonic() < deadline:
-            if self._finished_by_router_report():
-                return self._exit_code_from_status()
-            try:
-                if link_lost:
-                    self.shell.reconnect()
-                    self.log("router reachable again, catching up with its journal")
-                    link_lost = False
-                exit_code = self.read_journal()
-            except RecoverableModemFailure as error:
-                if not link_lost:
-                    self.log(f"router unreachable ({error}); the flash goes on there")
-                link_lost = True
-                exit_code = None
-            if exit_code is not None:
-                return exit_code
-            time.sleep(self.poll_interval)
-        raise IrrecoverableModemFailure(
-            f"no outcome from the router within {timeout} seconds: "
-            "the modem state is unknown, check the router"
-        )
-
     def read_journal(self):
-        """Applies the journal records not seen yet; the exit code, if any."""
+        """Applies the journal records not seen yet; the exit code, if any.
+
+        No journal directory: the wrapper never started (the worker stopped
+        between the point of no return and the start), so the modem is
+        untouched.
+        """
         operation = load_model("ModemUpgradeOperation").objects.only("device_seq")
         seen = operation.get(pk=self.operation.pk).device_seq
+        journal_dir = shlex.quote(self.paths["journal_dir"])
         journal = posixpath.join(self.paths["journal_dir"], "journal")
         exit_file = posixpath.join(self.paths["journal_dir"], "exit_code")
         command = (
-            f"awk -F '\\t' -v seen={int(seen)} '$1 > seen' {shlex.quote(journal)}"
+            f"[ -d {journal_dir} ] || {{ echo '--no-journal--'; exit 0; }};"
+            f" awk -F '\\t' -v seen={int(seen)} '$1 > seen' {shlex.quote(journal)}"
             f" 2>/dev/null; echo '--exit-code--'; cat {shlex.quote(exit_file)}"
             " 2>/dev/null; true"
         )
         output, _ = self.shell.run_raw(command, timeout=self.journal_read_timeout)
+        if "--no-journal--" in output and not self.state.get("wrapper_started"):
+            self.leave_router_as_found(keep_image=True)
+            raise ModemUntouched(
+                "the worker stopped after the point of no return but before the "
+                "flashing wrapper started (no journal for this operation on the "
+                "router): nothing was written to the modem"
+            )
+        self.state["wrapper_started"] = True
         records, _, exit_part = output.partition("--exit-code--")
-        messages, last_seq, progress = [], None, None
-        for line in records.splitlines():
-            fields = line.split("\t", 4)
-            if len(fields) != 5 or not fields[0].isdigit():
-                continue
-            seq, _, _, percent, message = fields
-            if last_seq is not None and int(seq) != last_seq + 1:
-                messages = []  # a gap: apply only the contiguous tail
-            messages.append(message)
-            last_seq = int(seq)
-            if percent.isdigit():
-                progress = min(int(percent), 100)
-        if last_seq is not None:
-            record_journal(self.operation.pk, last_seq, messages, progress)
+        parsed = [parse_journal_line(line) for line in records.splitlines()]
+        tail = contiguous_tail([record for record in parsed if record])
+        if tail:
+            record_journal(
+                self.operation.pk,
+                tail[-1].seq,
+                [record.message for record in tail],
+                max(record.percent for record in tail),
+            )
         exit_part = exit_part.strip()
         return int(exit_part) if exit_part.isdigit() else None
-
-    def _finished_by_router_report(self):
-        Operation = load_model("ModemUpgradeOperation")
-        status = Operation.objects.values_list("status", flat=True).get(
-            pk=self.operation.pk
-        )
-        self._reported_status = status
-        return status in TERMINAL_STATUSES
-
-    def _exit_code_from_status(self):
-        return {
-            "success": EXIT_SUCCESS,
-            "aborted": EXIT_ABORTED,
-        }.get(self._reported_status, EXIT_IRRECOVERABLE)
 
     @staticmethod
     def raise_for_exit_code(code, output=""):
         detail = f": {output.strip()[-300:]}" if output.strip() else ""
         if code == EXIT_SUCCESS:
             return
-        if code in (EXIT_RECOVERABLE, EXIT_BUSY):
+        if code == EXIT_RECOVERABLE:
+            # the wrapper exits so only before uxfp ran (a signal included)
+            raise ModemUntouched(
+                f"the router could not start the flash, the modem is untouched "
+                f"(exit {code}){detail}"
+            )
+        if code == EXIT_BUSY:
             raise RecoverableModemFailure(
                 f"the router could not start the flash (exit {code}){detail}"
             )
@@ -481,28 +489,28 @@ class WrapperUpgrader(BaseModemUpgrader):
         raise IrrecoverableModemFailure(f"the flash failed (exit {code}){detail}")
 
     def verify_version(self):
-        """Reads the modems again from the server's side and records them.
+        """Reads the modems from the server's side and records them: the
+        success message, ``None`` while the modem is not readable yet.
 
         The server's own reading is the rule: when the flashed modem cannot
-        be read before ``reboot_timeout`` the operation fails as unverified,
-        even though the router verified the version itself.
+        be read within ``reboot_timeout`` of the router's success the
+        operation fails as unverified, even though the router verified the
+        version itself.
         """
-        deadline = time.monotonic() + self.options["reboot_timeout"]
-        while True:
-            try:
-                self.shell.reconnect()
-                modems, info = self.read_flashed_modem()
-                break
-            except (RecoverableModemFailure, ValueError, LookupError) as error:
-                reason = str(error)
-            if time.monotonic() > deadline:
+        since = self.state.setdefault("verify_since", time.time())
+        try:
+            modems, info = self.read_flashed_modem()
+        except (RecoverableModemFailure, ValueError, LookupError) as error:
+            if time.time() - since > self.options["reboot_timeout"]:
                 raise IrrecoverableModemFailure(
                     "the router reports success but the server could not read the "
-                    f"modem within {self.options['reboot_timeout']}s ({reason}): "
+                    f"modem within {self.options['reboot_timeout']}s ({error}): "
                     "version unverified, check the device"
                 )
-            time.sleep(self.poll_interval)
+            self.state["verify_error"] = str(error)[:200]
+            return None
         self.check_version(modems, info)
+        return "upgrade successful"
 
     def read_flashed_modem(self):
         """Every modem as ``modem-info.sh`` reads them (one attempt), and the

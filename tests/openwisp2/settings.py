@@ -131,12 +131,8 @@ if TESTING and not os.environ.get("CELERY_REAL_WORKER"):
     CELERY_TASK_EAGER_PROPAGATES = True
     CELERY_BROKER_URL = "memory://"
 
-CELERY_BEAT_SCHEDULE = {
-    "fail_stuck_modem_upgrades": {
-        "task": "openwisp_modem_upgrader.fail_stuck_operations",
-        "schedule": 300,
-    },
-}
+# the module adds its own periodic tasks (driver, detection sweep)
+CELERY_BEAT_SCHEDULE = {}
 
 TIME_ZONE = "Europe/Rome"
 LANGUAGE_CODE = "en-gb"

@@ -1,0 +1,191 @@
+"""Abstract fields of schedules (batches and single upgrades) and rollouts
+(batches): when devices may start, how many at once, in which waves, and
+when a batch stops by itself. The engine that applies them is
+``scheduler.py`` (dispatch) and ``rollout.py`` (waves, stop, pause).
+"""
+
+import zoneinfo
+from datetime import datetime, timedelta
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from .. import settings as app_settings
+
+
+def validate_time_zone(value):
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ValidationError(_("Unknown time zone: %(zone)s") % {"zone": value})
+
+
+class ScheduleMixin(models.Model):
+    scheduled_at = models.DateTimeField(
+        _("start at"),
+        null=True,
+        blank=True,
+        help_text=_("no device starts before this time; empty: now"),
+    )
+    deadline = models.DateTimeField(
+        _("deadline"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "devices not started by then are not started any more (an offline "
+            "router is waited for until then); empty: the default wait"
+        ),
+    )
+    window_start = models.TimeField(
+        _("maintenance window start"),
+        null=True,
+        blank=True,
+        help_text=_("devices start only inside this daily window"),
+    )
+    window_end = models.TimeField(
+        _("maintenance window end"),
+        null=True,
+        blank=True,
+        help_text=_("may be earlier than the start: a window across midnight"),
+    )
+    window_timezone = models.CharField(
+        _("window time zone"),
+        max_length=64,
+        default="UTC",
+        validators=[validate_time_zone],
+    )
+
+    class Meta:
+        abstract = True
+
+    def clean_schedule(self):
+        if (self.window_start is None) != (self.window_end is None):
+            raise ValidationError(
+                {"window_end": _("Give both ends of the maintenance window, or none.")}
+            )
+        if self.window_start is not None and self.window_start == self.window_end:
+            raise ValidationError(
+                {"window_end": _("The window must not start and end at once.")}
+            )
+        if self.scheduled_at and self.deadline and self.deadline <= self.scheduled_at:
+            raise ValidationError(
+                {"deadline": _("The deadline must come after the start time.")}
+            )
+
+    @property
+    def has_window(self):
+        return self.window_start is not None and self.window_end is not None
+
+    def window_is_open(self, now):
+        """Whether ``now`` (aware) falls inside the daily window (always
+        true without a window). The start is inside, the end outside."""
+        if not self.has_window:
+            return True
+        local = now.astimezone(zoneinfo.ZoneInfo(self.window_timezone)).time()
+        start, end = self.window_start, self.window_end
+        if start < end:
+            return start <= local < end
+        return local >= start or local < end  # across midnight
+
+    def next_window_opening(self, now):
+        """When the window opens next (``now`` if open), aware."""
+        if self.window_is_open(now):
+            return now
+        zone = zoneinfo.ZoneInfo(self.window_timezone)
+        local = now.astimezone(zone)
+        opening = datetime.combine(local.date(), self.window_start, tzinfo=zone)
+        if opening <= local:
+            opening += timedelta(days=1)
+        return opening
+
+    def may_start(self, now):
+        """Scheduled time reached and window open."""
+        if self.scheduled_at and now < self.scheduled_at:
+            return False
+        return self.window_is_open(now)
+
+
+class RolloutState(models.TextChoices):
+    RUNNING = "running", _("running")
+    PAUSED = "paused", _("paused by an operator")
+    AWAITING = "awaiting-go-ahead", _("waiting for the go-ahead")
+    STOPPED = "stopped", _("stopped: too many failures")
+
+
+class RolloutMixin(ScheduleMixin):
+    max_concurrent = models.PositiveIntegerField(
+        _("concurrency limit"),
+        default=app_settings.BATCH_CONCURRENCY,
+        validators=[MinValueValidator(1), MaxValueValidator(100000)],
+        help_text=_("at most this many devices of the batch upgrading at once"),
+    )
+    canary_size = models.PositiveIntegerField(
+        _("canary wave"),
+        default=0,
+        validators=[MaxValueValidator(100000)],
+        help_text=_("devices upgraded first, alone (0: no canary wave)"),
+    )
+    canary_percent = models.BooleanField(
+        _("canary wave in percent"),
+        default=False,
+        help_text=_("the canary wave is a percentage of the batch's devices"),
+    )
+    wave_size = models.PositiveIntegerField(
+        _("wave size"),
+        default=0,
+        validators=[MaxValueValidator(100000)],
+        help_text=_("devices per wave after the canary (0: all the others)"),
+    )
+    confirm_waves = models.BooleanField(
+        _("wait for the go-ahead between waves"),
+        default=False,
+        help_text=_("after each wave, an operator resumes the batch"),
+    )
+    failure_threshold = models.PositiveIntegerField(
+        _("failure threshold"),
+        default=app_settings.BATCH_FAILURE_THRESHOLD,
+        validators=[MaxValueValidator(100000)],
+        help_text=_(
+            "the batch stops starting devices when failures reach this "
+            "number (or percentage); 0: never stop"
+        ),
+    )
+    failure_threshold_percent = models.BooleanField(
+        _("failure threshold in percent"),
+        default=True,
+        help_text=_("the threshold is a percentage of the finished devices"),
+    )
+    failure_threshold_minimum = models.PositiveIntegerField(
+        _("minimum finished devices"),
+        default=app_settings.BATCH_FAILURE_MINIMUM,
+        validators=[MaxValueValidator(100000)],
+        help_text=_("a percentage threshold applies from this many finished devices"),
+    )
+    rollout_state = models.CharField(
+        max_length=20,
+        choices=RolloutState.choices,
+        default=RolloutState.RUNNING,
+        db_index=True,
+    )
+    rollout_reason = models.CharField(max_length=255, blank=True)
+    current_wave = models.PositiveIntegerField(default=1)
+    # failures and finished devices before the last resume after a stop:
+    # the threshold counts what happens after the operator's decision
+    failures_acknowledged = models.PositiveIntegerField(default=0)
+    finished_acknowledged = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+    def clean_rollout(self):
+        self.clean_schedule()
+        if self.canary_percent and self.canary_size > 100:
+            raise ValidationError(
+                {"canary_size": _("A percentage is at most 100.")}
+            )
+        if self.failure_threshold_percent and self.failure_threshold > 100:
+            raise ValidationError(
+                {"failure_threshold": _("A percentage is at most 100.")}
+            )

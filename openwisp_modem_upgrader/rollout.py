@@ -1,0 +1,219 @@
+"""Rollout controls of a mass upgrade: waves, automatic stop, pause/resume.
+
+The batch's ``rollout_state`` says whether the scheduler may start its
+devices (``running``) or why not (paused, waiting for the go-ahead after a
+wave, stopped by failures). Every change is a conditional UPDATE, so the
+scheduler, finishing operations and operators can race safely.
+"""
+
+import math
+
+from django.db import transaction
+from django.db.models import Count, Min, Q
+from django.utils.translation import gettext as _
+
+from .base.models import ACTIVE_STATUSES, OperationStatus
+from .base.rollout import RolloutState
+from .exceptions import UpgradeNotAllowed
+from .signals import modem_batch_stopped, send_after_commit
+from .swapper import load_model
+
+FAILED_STATUSES = (OperationStatus.FAILED, OperationStatus.ABORTED)
+FINISHED_STATUSES = FAILED_STATUSES + (OperationStatus.SUCCESS,)
+
+
+def _batches():
+    return load_model("ModemBatchUpgradeOperation").objects
+
+
+def wave_sizes(batch, total):
+    """How many devices each wave holds, canary first."""
+    sizes = []
+    remaining = total
+    if batch.canary_size and remaining:
+        canary = (
+            math.ceil(total * batch.canary_size / 100)
+            if batch.canary_percent
+            else batch.canary_size
+        )
+        sizes.append(min(max(canary, 1), remaining))
+        remaining -= sizes[-1]
+    while remaining > 0:
+        size = min(batch.wave_size or remaining, remaining)
+        sizes.append(size)
+        remaining -= size
+    return sizes
+
+
+def wave_numbers(batch, total):
+    """The wave of each of ``total`` devices, in the fan-out's order."""
+    numbers = []
+    for wave, size in enumerate(wave_sizes(batch, total), start=1):
+        numbers.extend([wave] * size)
+    return numbers
+
+
+def failure_threshold_reached(batch, counts):
+    """Whether the failures since the last resume reach the threshold."""
+    if not batch.failure_threshold:
+        return False
+    failed = sum(counts[s] for s in FAILED_STATUSES) - batch.failures_acknowledged
+    finished = sum(counts[s] for s in FINISHED_STATUSES) - batch.finished_acknowledged
+    if batch.failure_threshold_percent:
+        if finished < max(batch.failure_threshold_minimum, 1):
+            return False
+        return failed * 100 >= batch.failure_threshold * finished
+    return failed >= batch.failure_threshold
+
+
+def stop_on_failures(batch, counts):
+    """Stops a running batch whose failures reach its threshold: no more
+    device starts (those flashing go on), operators are notified."""
+    if batch.rollout_state not in (RolloutState.RUNNING, RolloutState.AWAITING):
+        return False
+    if not failure_threshold_reached(batch, counts):
+        return False
+    failed = sum(counts[s] for s in FAILED_STATUSES) - batch.failures_acknowledged
+    finished = sum(counts[s] for s in FINISHED_STATUSES) - batch.finished_acknowledged
+    unit = "%" if batch.failure_threshold_percent else ""
+    reason = _(
+        "%(failed)s of %(finished)s finished devices failed (threshold "
+        "%(threshold)s%(unit)s): no more devices are started"
+    ) % {
+        "failed": failed,
+        "finished": finished,
+        "threshold": batch.failure_threshold,
+        "unit": unit,
+    }
+    stopped = (
+        _batches()
+        .filter(
+            pk=batch.pk,
+            rollout_state__in=(RolloutState.RUNNING, RolloutState.AWAITING),
+        )
+        .update(rollout_state=RolloutState.STOPPED, rollout_reason=reason[:255])
+    )
+    if stopped:
+        batch.rollout_state = RolloutState.STOPPED
+        batch.rollout_reason = reason
+        send_after_commit(
+            modem_batch_stopped, sender=type(batch), batch=batch, reason=reason
+        )
+    return bool(stopped)
+
+
+def advance_waves(batch):
+    """Opens the next wave once the current one finished; whether the batch
+    may start devices now (``running``)."""
+    operations = load_model("ModemUpgradeOperation").objects.filter(batch_id=batch.pk)
+    summary = operations.aggregate(
+        active_here=Count(
+            "pk", filter=Q(status__in=ACTIVE_STATUSES, wave__lte=batch.current_wave)
+        ),
+        next_wave=Min("wave", filter=Q(wave__gt=batch.current_wave)),
+    )
+    if summary["active_here"] or summary["next_wave"] is None:
+        return True
+    finished = batch.current_wave
+    if batch.confirm_waves:
+        reason = _(
+            "wave %(wave)s finished: waiting for an operator's go-ahead"
+        ) % {"wave": finished}
+        _batches().filter(pk=batch.pk, rollout_state=RolloutState.RUNNING).update(
+            rollout_state=RolloutState.AWAITING, rollout_reason=reason
+        )
+        batch.rollout_state = RolloutState.AWAITING
+        return False
+    _batches().filter(pk=batch.pk, current_wave=finished).update(
+        current_wave=summary["next_wave"]
+    )
+    batch.current_wave = summary["next_wave"]
+    return True
+
+
+def pause_batch(batch):
+    """No more device starts until resumed (those running go on)."""
+    updated = (
+        _batches()
+        .filter(pk=batch.pk, status__in=ACTIVE_STATUSES)
+        .exclude(rollout_state=RolloutState.PAUSED)
+        .update(rollout_state=RolloutState.PAUSED, rollout_reason="")
+    )
+    batch.refresh_from_db()
+    if not updated:
+        raise UpgradeNotAllowed(
+            _("This mass upgrade has finished.")
+            if batch.status not in ACTIVE_STATUSES
+            else _("This mass upgrade is already paused.")
+        )
+
+
+def resume_batch(batch):
+    """Running again: after a pause, as the go-ahead for the next wave, or
+    after an automatic stop (the failures so far are acknowledged)."""
+    from .scheduler import dispatch_soon
+
+    state = batch.rollout_state
+    if batch.status not in ACTIVE_STATUSES:
+        raise UpgradeNotAllowed(_("This mass upgrade has finished."))
+    if state == RolloutState.RUNNING:
+        raise UpgradeNotAllowed(_("This mass upgrade is already running."))
+    changes = {"rollout_state": RolloutState.RUNNING, "rollout_reason": ""}
+    operations = load_model("ModemUpgradeOperation").objects.filter(batch_id=batch.pk)
+    if state == RolloutState.AWAITING:
+        next_wave = operations.filter(wave__gt=batch.current_wave).aggregate(
+            next=Min("wave")
+        )["next"]
+        if next_wave:
+            changes["current_wave"] = next_wave
+    if state == RolloutState.STOPPED:
+        counts = operations.aggregate(
+            failed=Count("pk", filter=Q(status__in=FAILED_STATUSES)),
+            finished=Count("pk", filter=Q(status__in=FINISHED_STATUSES)),
+        )
+        changes["failures_acknowledged"] = counts["failed"]
+        changes["finished_acknowledged"] = counts["finished"]
+    updated = _batches().filter(pk=batch.pk, rollout_state=state).update(**changes)
+    batch.refresh_from_db()
+    if not updated:
+        raise UpgradeNotAllowed(_("The mass upgrade changed meanwhile: try again."))
+    transaction.on_commit(dispatch_soon)
+
+
+def retry_failed(batch):
+    """A new mass upgrade of the devices whose upgrade failed or aborted,
+    with the same build, options and rollout settings."""
+    from .batch import create_batch
+
+    device_ids = sorted(
+        {
+            str(pk)
+            for pk in batch.operations.filter(status__in=FAILED_STATUSES).values_list(
+                "device_id", flat=True
+            )
+        }
+    )
+    if not device_ids:
+        raise UpgradeNotAllowed(_("No device of this mass upgrade failed."))
+    fields = (
+        "max_concurrent",
+        "canary_size",
+        "canary_percent",
+        "wave_size",
+        "confirm_waves",
+        "failure_threshold",
+        "failure_threshold_percent",
+        "failure_threshold_minimum",
+        "window_start",
+        "window_end",
+        "window_timezone",
+    )
+    return create_batch(
+        batch.build,
+        batch.organization,
+        upgrade_options=batch.upgrade_options,
+        device_ids=device_ids,
+        **{field: getattr(batch, field) for field in fields},
+    )
+
+

@@ -1,0 +1,253 @@
+"""The one scheduler: which operations start now, which routers are read now.
+
+Everything it decides from is in the database (schedules, windows, waves,
+retry backoffs, outcome deadlines), so a restart of every worker, of beat or
+of the broker loses nothing. It runs:
+
+* ``drive()`` from Celery beat every ``DRIVER_SCHEDULE`` seconds;
+* ``dispatch()`` as soon as something frees or adds work (an upgrade
+  created or finished, a batch resumed), through ``dispatch_soon()``.
+
+Only what may run now is published, so the broker never holds more than the
+concurrency limits allow, and never a long countdown.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.core.cache import cache
+from django.db.models import Q
+from django.utils import timezone
+
+from . import settings as app_settings
+from .base.models import ACTIVE_STATUSES, TERMINAL_STATUSES, OperationStatus
+from .base.rollout import RolloutState
+from .swapper import load_model
+
+logger = logging.getLogger(__name__)
+LOCK_KEY = "openwisp-modem-upgrader:dispatch"
+AGAIN_KEY = "openwisp-modem-upgrader:dispatch-again"
+LOCK_TIMEOUT = 120
+
+
+def _operations():
+    return load_model("ModemUpgradeOperation").objects
+
+
+def in_flight(operations):
+    """Queued for a worker or running: what the concurrency limits count."""
+    return operations.filter(
+        Q(status=OperationStatus.IN_PROGRESS)
+        | Q(status=OperationStatus.IDLE, dispatched_at__isnull=False)
+    )
+
+
+def waiting(operations, now):
+    """Not queued yet, and no retry backoff pending."""
+    return operations.filter(
+        status=OperationStatus.IDLE, dispatched_at__isnull=True
+    ).filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+
+
+def dispatch_soon():
+    """Asks for a dispatch without waiting for the next beat."""
+    from .tasks import dispatch_modem_upgrades
+
+    dispatch_modem_upgrades.delay()
+
+
+def dispatch(now=None):
+    """Publishes the operations that may start now; how many.
+
+    One dispatcher at a time (a lock in the shared cache): two would each
+    see the same free slots. A dispatcher asked for while another runs
+    leaves a note, and the running one goes round once more.
+    """
+    if not cache.add(LOCK_KEY, 1, timeout=LOCK_TIMEOUT):
+        cache.set(AGAIN_KEY, 1, timeout=LOCK_TIMEOUT)
+        return 0
+    published = 0
+    try:
+        for _round in range(10):
+            cache.delete(AGAIN_KEY)
+            published += _dispatch_once(now or timezone.now())
+            if not cache.get(AGAIN_KEY):
+                break
+    finally:
+        cache.delete(LOCK_KEY)
+    return published
+
+
+def _dispatch_once(now):
+    from .rollout import advance_waves
+
+    free = app_settings.MAX_CONCURRENT_UPGRADES - in_flight(_operations()).count()
+    published = 0
+    # single upgrades first: an operator is waiting for that one device
+    if free > 0:
+        singles = waiting(_operations().filter(batch__isnull=True), now).order_by(
+            "created"
+        )
+        chosen = [
+            operation.pk
+            for operation in singles.only(*_SCHEDULE_FIELDS)[: free * 2]
+            if operation.may_start(now)
+        ][:free]
+        count = _claim_and_publish(chosen, now)
+        published += count
+        free -= count
+    Batch = load_model("ModemBatchUpgradeOperation")
+    batches = Batch.objects.filter(
+        status__in=ACTIVE_STATUSES,
+        started_at__isnull=False,
+        rollout_state=RolloutState.RUNNING,
+    ).order_by("created")
+    for batch in batches:
+        if free <= 0:
+            break
+        if not batch.may_start(now):
+            continue
+        if not advance_waves(batch):
+            continue
+        operations = _operations().filter(batch_id=batch.pk)
+        room = min(batch.max_concurrent - in_flight(operations).count(), free)
+        if room <= 0:
+            continue
+        chosen = list(
+            waiting(operations, now)
+            .filter(wave__lte=batch.current_wave)
+            .order_by("wave", "created", "pk")
+            .values_list("pk", flat=True)[:room]
+        )
+        count = _claim_and_publish(chosen, now)
+        published += count
+        free -= count
+    return published
+
+
+_SCHEDULE_FIELDS = (
+    "pk",
+    "scheduled_at",
+    "window_start",
+    "window_end",
+    "window_timezone",
+)
+
+
+def _claim_and_publish(operation_ids, now):
+    if not operation_ids:
+        return 0
+    claimed = _operations().filter(
+        pk__in=operation_ids, status=OperationStatus.IDLE, dispatched_at__isnull=True
+    )
+    if not claimed.update(dispatched_at=now):
+        return 0
+    queued = _operations().filter(pk__in=operation_ids, dispatched_at=now)
+    rows = list(queued.values_list("pk", "upgrade_options", "image__type"))
+    for pk, options, upgrader_type in rows:
+        publish_upgrade(pk, _time_limit(upgrader_type, options))
+    return len(rows)
+
+
+def _time_limit(upgrader_type, options):
+    from .upgraders import get_upgrader_class
+
+    try:
+        return get_upgrader_class(upgrader_type).worker_time_limit(options)
+    except LookupError:
+        return app_settings.TASK_TIMEOUT  # the engine fails it at once
+
+
+def publish_upgrade(operation_id, time_limit):
+    """Queues the worker's part of one attempt, limited to ``time_limit``."""
+    from .tasks import upgrade_modem_firmware
+
+    upgrade_modem_firmware.apply_async(
+        (str(operation_id),),
+        soft_time_limit=time_limit,
+        time_limit=time_limit + 60,
+    )
+
+
+def publish_follow(operation_id):
+    from .tasks import follow_modem_upgrade
+
+    follow_modem_upgrade.delay(str(operation_id))
+
+
+def drive(now=None):
+    """The periodic pass: everything time-driven, then a dispatch."""
+    from .engine import recover_lost_workers
+
+    now = now or timezone.now()
+    result = {
+        "expired": expire_waiting(now),
+        "lost_workers": recover_lost_workers(now),
+        "republished": republish_lost_messages(now),
+        "followed": follow_due(now),
+    }
+    result["dispatched"] = dispatch(now)
+    return result
+
+
+def follow_due(now):
+    """Publishes one follow-up per operation whose router is due a read.
+
+    Each is leased (``next_check_at`` moved past ``FOLLOW_LEASE``) before
+    it is published, so no operation is followed twice at the same time;
+    a follow-up that dies is retried when its lease ends.
+    """
+    due = _operations().filter(next_check_at__lte=now).filter(
+        Q(status=OperationStatus.IN_PROGRESS, flash_started=True)
+        | Q(status__in=TERMINAL_STATUSES)
+    )
+    ids = list(due.values_list("pk", flat=True)[: app_settings.MAX_CONCURRENT_UPGRADES])
+    if not ids:
+        return 0
+    lease = now + timedelta(seconds=app_settings.FOLLOW_LEASE)
+    leased = _operations().filter(pk__in=ids, next_check_at__lte=now)
+    leased.update(next_check_at=lease)
+    for pk in _operations().filter(pk__in=ids, next_check_at=lease).values_list(
+        "pk", flat=True
+    ):
+        publish_follow(pk)
+    return len(ids)
+
+
+def follow_now(operation_id):
+    """The router reported an outcome: read it at the next pass."""
+    _operations().filter(
+        pk=operation_id, status=OperationStatus.IN_PROGRESS, flash_started=True
+    ).update(next_check_at=timezone.now())
+
+
+def republish_lost_messages(now):
+    """Queued operations no worker took for ``REPUBLISH_AFTER`` seconds:
+    their message may be lost (a broker restarted without persistence).
+    Publishing again is safe: only one delivery can start an operation."""
+    limit = now - timedelta(seconds=app_settings.REPUBLISH_AFTER)
+    stale = _operations().filter(status=OperationStatus.IDLE, dispatched_at__lt=limit)
+    rows = list(stale.values_list("pk", "upgrade_options", "image__type")[:1000])
+    if rows:
+        _operations().filter(pk__in=[row[0] for row in rows]).update(dispatched_at=now)
+    for pk, options, upgrader_type in rows:
+        logger.warning("modem upgrade %s: queued for too long, publishing again", pk)
+        publish_upgrade(pk, _time_limit(upgrader_type, options))
+    return len(rows)
+
+
+def expire_waiting(now):
+    """Operations not started by their (or their batch's) deadline."""
+    from .upgrade import finish_operation
+
+    expired = waiting(_operations(), now + timedelta(days=36500)).filter(
+        Q(deadline__lt=now) | Q(deadline__isnull=True, batch__deadline__lt=now)
+    )
+    count = 0
+    for pk in expired.values_list("pk", flat=True):
+        count += finish_operation(
+            pk,
+            OperationStatus.FAILED,
+            "not started before the deadline: nothing was sent to the router",
+        )
+    return count
