@@ -18,6 +18,7 @@ from datetime import timedelta
 import swapper
 from celery.exceptions import SoftTimeLimitExceeded
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from openwisp_controller.connection.exceptions import NoWorkingDeviceConnectionError
 
@@ -55,9 +56,11 @@ def _load(operation_id):
     )
 
 
-def run_operation(operation_id, task=None):
-    """The worker's part of an attempt."""
-    if not mark_in_progress(operation_id):
+def run_operation(operation_id, task=None, dispatched_at=None):
+    """The worker's part of an attempt (``dispatched_at``: the scheduler's
+    token, an ISO date)."""
+    token = parse_datetime(dispatched_at) if dispatched_at else None
+    if not mark_in_progress(operation_id, token):
         # cancelled or finished meanwhile, requeued for a later retry, or a
         # duplicate delivery: a task redelivered after its worker died
         # (acks_late) finds the operation in progress and never starts a
@@ -84,17 +87,23 @@ def run_operation(operation_id, task=None):
             connection.disconnect()
     except SoftTimeLimitExceeded:
         limit = _upgrader_time_limit(operation)
-        settle(operation, IrrecoverableModemFailure(f"exceeded the time limit of {limit}s"))
+        settle(
+            operation, IrrecoverableModemFailure(f"exceeded the time limit of {limit}s")
+        )
     except Exception as error:
         settle(operation, error)
     else:
         if result == FLASHING:
-            save_follow_state(operation_id, upgrader.state, app_settings.FOLLOW_INTERVAL)
+            save_follow_state(
+                operation_id, upgrader.state, app_settings.FOLLOW_INTERVAL
+            )
             upgrader.log(
                 "the flash goes on on the router; the server follows its reports"
             )
         else:
-            finish_operation(operation_id, OperationStatus.SUCCESS, "upgrade successful")
+            finish_operation(
+                operation_id, OperationStatus.SUCCESS, "upgrade successful"
+            )
 
 
 def follow_operation(operation_id):
@@ -176,7 +185,9 @@ def _outcome_of_held_worker(operation, upgrader_class):
 
 def _keep_following(operation, state):
     if timezone.now() >= operation.outcome_deadline:
-        timeout = int((operation.outcome_deadline - operation.started_at).total_seconds())
+        timeout = int(
+            (operation.outcome_deadline - operation.started_at).total_seconds()
+        )
         finish_operation(
             operation.pk,
             OperationStatus.FAILED,
@@ -217,9 +228,7 @@ def settle(operation, error):
     elif isinstance(error, IrrecoverableModemFailure):
         finish_operation(operation_id, OperationStatus.FAILED, str(error))
     else:  # a bug must still leave a terminal record
-        logger.error(
-            "modem upgrade %s crashed", operation_id, exc_info=error
-        )
+        logger.error("modem upgrade %s crashed", operation_id, exc_info=error)
         finish_operation(
             operation_id, OperationStatus.FAILED, f"unexpected error: {error!r}"
         )

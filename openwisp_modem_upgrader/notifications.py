@@ -131,9 +131,7 @@ def batch_finished(batch, **kwargs):
 
 
 def batch_stopped(batch, reason, **kwargs):
-    notify.send(
-        sender=batch, type=BATCH_STOPPED, target=batch, reason=reason[:500]
-    )
+    notify.send(sender=batch, type=BATCH_STOPPED, target=batch, reason=reason[:500])
 
 
 def unexplained_change(modem, **kwargs):

@@ -116,9 +116,9 @@ def advance_waves(batch):
         return True
     finished = batch.current_wave
     if batch.confirm_waves:
-        reason = _(
-            "wave %(wave)s finished: waiting for an operator's go-ahead"
-        ) % {"wave": finished}
+        reason = _("wave %(wave)s finished: waiting for an operator's go-ahead") % {
+            "wave": finished
+        }
         _batches().filter(pk=batch.pk, rollout_state=RolloutState.RUNNING).update(
             rollout_state=RolloutState.AWAITING, rollout_reason=reason
         )
@@ -215,5 +215,3 @@ def retry_failed(batch):
         device_ids=device_ids,
         **{field: getattr(batch, field) for field in fields},
     )
-
-

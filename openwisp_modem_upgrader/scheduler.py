@@ -145,7 +145,9 @@ def _claim_and_publish(operation_ids, now):
     queued = _operations().filter(pk__in=operation_ids, dispatched_at=now)
     rows = list(queued.values_list("pk", "upgrade_options", "image__type"))
     for pk, options, upgrader_type in rows:
-        publish_upgrade(pk, _time_limit(upgrader_type, options))
+        publish_upgrade(
+            str(pk), time_limit=_time_limit(upgrader_type, options), dispatched_at=now
+        )
     return len(rows)
 
 
@@ -158,12 +160,16 @@ def _time_limit(upgrader_type, options):
         return app_settings.TASK_TIMEOUT  # the engine fails it at once
 
 
-def publish_upgrade(operation_id, time_limit):
-    """Queues the worker's part of one attempt, limited to ``time_limit``."""
+def publish_upgrade(operation_id, time_limit=None, dispatched_at=None):
+    """Queues the worker's part of one attempt, limited to ``time_limit``.
+    The message carries ``dispatched_at``: only the latest one can start
+    the operation."""
     from .tasks import upgrade_modem_firmware
 
+    time_limit = time_limit or app_settings.TASK_TIMEOUT
+    token = dispatched_at.isoformat() if dispatched_at else None
     upgrade_modem_firmware.apply_async(
-        (str(operation_id),),
+        (str(operation_id), token),
         soft_time_limit=time_limit,
         time_limit=time_limit + 60,
     )
@@ -197,9 +203,13 @@ def follow_due(now):
     it is published, so no operation is followed twice at the same time;
     a follow-up that dies is retried when its lease ends.
     """
-    due = _operations().filter(next_check_at__lte=now).filter(
-        Q(status=OperationStatus.IN_PROGRESS, flash_started=True)
-        | Q(status__in=TERMINAL_STATUSES)
+    due = (
+        _operations()
+        .filter(next_check_at__lte=now)
+        .filter(
+            Q(status=OperationStatus.IN_PROGRESS, flash_started=True)
+            | Q(status__in=TERMINAL_STATUSES)
+        )
     )
     ids = list(due.values_list("pk", flat=True)[: app_settings.MAX_CONCURRENT_UPGRADES])
     if not ids:
@@ -207,10 +217,12 @@ def follow_due(now):
     lease = now + timedelta(seconds=app_settings.FOLLOW_LEASE)
     leased = _operations().filter(pk__in=ids, next_check_at__lte=now)
     leased.update(next_check_at=lease)
-    for pk in _operations().filter(pk__in=ids, next_check_at=lease).values_list(
-        "pk", flat=True
+    for pk in (
+        _operations()
+        .filter(pk__in=ids, next_check_at=lease)
+        .values_list("pk", flat=True)
     ):
-        publish_follow(pk)
+        publish_follow(str(pk))
     return len(ids)
 
 
@@ -232,7 +244,9 @@ def republish_lost_messages(now):
         _operations().filter(pk__in=[row[0] for row in rows]).update(dispatched_at=now)
     for pk, options, upgrader_type in rows:
         logger.warning("modem upgrade %s: queued for too long, publishing again", pk)
-        publish_upgrade(pk, _time_limit(upgrader_type, options))
+        publish_upgrade(
+            str(pk), time_limit=_time_limit(upgrader_type, options), dispatched_at=now
+        )
     return len(rows)
 
 

@@ -15,10 +15,10 @@ from .swapper import load_model
     soft_time_limit=app_settings.TASK_TIMEOUT,
     time_limit=app_settings.TASK_TIMEOUT + 60,
 )
-def upgrade_modem_firmware(self, operation_id):
+def upgrade_modem_firmware(self, operation_id, dispatched_at=None):
     from .engine import run_operation
 
-    run_operation(operation_id, task=self)
+    run_operation(operation_id, task=self, dispatched_at=dispatched_at)
 
 
 @shared_task(name="openwisp_modem_upgrader.fan_out_batch")

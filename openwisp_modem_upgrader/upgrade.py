@@ -155,20 +155,22 @@ def cancel_batch(batch):
     return cancelled, refused
 
 
-def mark_in_progress(operation_id):
+def mark_in_progress(operation_id, dispatched_at=None):
     """idle -> in-progress; False when another worker has it or it finished.
 
-    Only an idle operation the scheduler queued can start, so a task
-    delivered twice never runs two upgrades of the same device at once, and
-    a stale message (its operation requeued for a later retry) starts
+    Only an idle operation can start, so a task delivered twice never runs
+    two upgrades of the same device at once. ``dispatched_at`` (carried by
+    the scheduler's message) must still be the operation's: a stale message
+    (its operation requeued for a later retry, or published again) starts
     nothing.
     """
     now = timezone.now()
+    filters = {"pk": operation_id, "status": OperationStatus.IDLE}
+    if dispatched_at is not None:
+        filters["dispatched_at"] = dispatched_at
     return bool(
         _operations()
-        .filter(
-            pk=operation_id, status=OperationStatus.IDLE, dispatched_at__isnull=False
-        )
+        .filter(**filters)
         .update(
             status=OperationStatus.IN_PROGRESS,
             started_at=now,
@@ -216,7 +218,7 @@ def requeue_operation(
 START_GRACE = 90
 
 
-def mark_flash_started(operation_id, outcome_timeout):
+def mark_flash_started(operation_id, outcome_timeout=2220):
     """Crosses the point of no return; False if cancelled in the meantime.
 
     From now on the database holds when the outcome is due and when the

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ..base.models import TERMINAL_STATUSES, OperationStatus
+from ..scheduler import follow_now
 from ..swapper import load_model
 from ..upgrade import (
     finish_operation,
@@ -109,9 +110,16 @@ class DeviceReportView(APIView):
                 pk, progress=report["progress_percent"], message=report["log"]
             )
         if report["status"] in FAILURE_STATUSES:
-            finish_operation(pk, report["status"], _("failure reported by the router"))
-        # success is only recorded: the worker (or the stuck-operation sweeper)
-        # finishes the operation once the server has read the modem's version
+            finish_operation(
+                pk,
+                report["status"],
+                _("failure reported by the router"),
+                clean_up=True,
+            )
+        elif report["status"] == OperationStatus.SUCCESS:
+            # only recorded: the next follow-up finishes the operation once
+            # the server has read the modem's version itself
+            follow_now(pk)
         return Response({"applied": applied, "status": report["status"]})
 
     patch = post

@@ -182,9 +182,7 @@ class RolloutMixin(ScheduleMixin):
     def clean_rollout(self):
         self.clean_schedule()
         if self.canary_percent and self.canary_size > 100:
-            raise ValidationError(
-                {"canary_size": _("A percentage is at most 100.")}
-            )
+            raise ValidationError({"canary_size": _("A percentage is at most 100.")})
         if self.failure_threshold_percent and self.failure_threshold > 100:
             raise ValidationError(
                 {"failure_threshold": _("A percentage is at most 100.")}

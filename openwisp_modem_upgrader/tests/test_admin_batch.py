@@ -50,7 +50,7 @@ class MassUpgradeMixin(TestModemUpgraderMixin, TestMultitenantAdminMixin):
         )
 
 
-@mock.patch("openwisp_modem_upgrader.tasks.upgrade_modem_firmware.delay")
+@mock.patch("openwisp_modem_upgrader.scheduler.publish_upgrade")
 class TestMassUpgradePreview(MassUpgradeMixin, TestCase):
     def test_action_redirects_to_preview(self, delay):
         response = self.client.post(

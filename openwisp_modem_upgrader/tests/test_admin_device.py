@@ -80,7 +80,7 @@ class DeviceAdminMixin(TestModemUpgraderMixin, TestMultitenantAdminMixin):
         return self.client.post(device_url(self.device), data)
 
 
-@mock.patch("openwisp_modem_upgrader.tasks.upgrade_modem_firmware.delay")
+@mock.patch("openwisp_modem_upgrader.scheduler.publish_upgrade")
 class TestModemFirmwareInline(DeviceAdminMixin, TestCase):
     def test_shows_detected_modem_and_compatible_images(self, delay):
         DeviceModemFirmware.objects.filter(device=self.device).update(
@@ -145,7 +145,7 @@ class TestModemFirmwareInline(DeviceAdminMixin, TestCase):
         self.assertEqual(operation.upgrade_options["upgrade_timeout"], 120)
         # defaults are not stored: the upgrader fills them in
         self.assertNotIn("verify_checksum", operation.upgrade_options)
-        delay.assert_called_once_with(str(operation.pk))
+        delay.assert_called_once_with(str(operation.pk), time_limit=mock.ANY, dispatched_at=mock.ANY)
         self.assertEqual(
             DeviceModemFirmware.objects.get(device=self.device).image, self.image
         )

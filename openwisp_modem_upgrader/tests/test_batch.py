@@ -30,7 +30,7 @@ from . import (
     TestModemUpgraderMixin,
 )
 
-QUEUE = "openwisp_modem_upgrader.tasks.upgrade_modem_firmware.delay"
+QUEUE = "openwisp_modem_upgrader.scheduler.publish_upgrade"
 DeviceModemDetection = load_model("DeviceModemDetection")
 
 
@@ -268,7 +268,13 @@ class TestBatch(CreateDeviceGroupMixin, TestModemUpgraderMixin, TestCase):
         self.assertEqual(
             list(batch.operations.values_list("device_id", flat=True)), [free.pk]
         )
-        self.assertEqual(queue.call_count, 1)
+        # the batch's one operation, and the racing single upgrade (the
+        # scheduler starts every waiting operation)
+        published = {call.args[0] for call in queue.call_args_list}
+        racing = ModemUpgradeOperation.objects.get(device=busy)
+        self.assertEqual(
+            published, {str(batch.operations.get().pk), str(racing.pk)}
+        )
 
     def test_no_eligible_device_is_a_clear_error(self):
         image = self._create_image()

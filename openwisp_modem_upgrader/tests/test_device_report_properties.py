@@ -17,7 +17,7 @@ from hypothesis.extra.django import TestCase
 from ..upgrade import mark_in_progress, start_upgrade
 from . import ModemUpgradeOperation, TestModemUpgraderMixin
 
-QUEUE_UPGRADE = "openwisp_modem_upgrader.tasks.upgrade_modem_firmware.delay"
+QUEUE_UPGRADE = "openwisp_modem_upgrader.scheduler.publish_upgrade"
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=50),

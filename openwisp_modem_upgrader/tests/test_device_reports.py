@@ -12,7 +12,7 @@ from . import ModemUpgradeOperation, TestModemUpgraderMixin
 class TestDeviceReports(TestModemUpgraderMixin, TestCase):
     def setUp(self):
         self.device = self._create_modem_device()
-        with mock.patch("openwisp_modem_upgrader.tasks.upgrade_modem_firmware.delay"):
+        with mock.patch("openwisp_modem_upgrader.scheduler.publish_upgrade"):
             self.operation = start_upgrade(self.device, self._create_image())
         mark_in_progress(self.operation.pk)
 

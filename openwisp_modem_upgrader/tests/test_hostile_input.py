@@ -16,7 +16,7 @@ from . import (
     TestModemUpgraderMixin,
 )
 
-QUEUE_UPGRADE = "openwisp_modem_upgrader.tasks.upgrade_modem_firmware.delay"
+QUEUE_UPGRADE = "openwisp_modem_upgrader.scheduler.publish_upgrade"
 
 
 def nested(depth):

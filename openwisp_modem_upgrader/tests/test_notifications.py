@@ -16,7 +16,7 @@ from . import FN990A28, OLD_VERSION, DeviceModemFirmware, TestModemUpgraderMixin
 
 Notification = load_notification_model("Notification")
 NotificationSetting = load_notification_model("NotificationSetting")
-QUEUE = "openwisp_modem_upgrader.tasks.upgrade_modem_firmware.delay"
+QUEUE = "openwisp_modem_upgrader.scheduler.publish_upgrade"
 
 
 class TestNotifications(TestModemUpgraderMixin, TestCase):

@@ -152,7 +152,7 @@ class TestModemUpgraderBrowser(
         super().setUp()
         self.queued = queue.Queue()
         patcher = mock.patch(
-            "openwisp_modem_upgrader.tasks.upgrade_modem_firmware.delay",
+            "openwisp_modem_upgrader.scheduler.publish_upgrade",
             side_effect=lambda operation_id: self.queued.put(operation_id),
         )
         patcher.start()

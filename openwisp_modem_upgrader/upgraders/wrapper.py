@@ -80,61 +80,64 @@ def wrapper_options(title, tool_path, tool_args_title, required=()):
                 "maxLength": 200,
                 "default": "",
             },
-        "remote_dir": {
-            "type": "string",
-            "title": (
-                "Directory on the router receiving the image: RAM-backed "
-                "/tmp or a mounted USB/extroot path"
-            ),
-            "pattern": STORAGE_DIR,
-            "maxLength": 255,
-            "default": "/tmp",
-        },
-        "transfer_timeout": {
-            "type": "integer",
-            "title": "Transfer timeout (seconds)",
-            "minimum": 10,
-            "maximum": 14400,
-            "default": 1800,
-        },
-        "max_transfer_rate": {
-            "type": "integer",
-            "title": (
-                "Transfer rate cap in bytes per second (0: unlimited), for "
-                "metered or shared cellular uplinks"
-            ),
-            "minimum": 0,
-            "maximum": 10**10,
-            "default": 0,
-        },
-        "upgrade_timeout": {
-            "type": "integer",
-            "title": "Flash timeout (seconds)",
-            "minimum": 60,
-            "maximum": 14400,
-            "default": 1800,
-        },
-        "reboot_timeout": {
-            "type": "integer",
-            "title": "Time allowed for the modem to come back (seconds)",
-            "minimum": 10,
-            "maximum": 3600,
-            "default": 300,
-        },
-        "verify_checksum": {
-            "type": "boolean",
-            "title": "Verify the image checksum on the router",
-            "default": True,
-        },
-        "progress_interval": {
-            "type": "integer",
-            "title": "Seconds between progress reports of the router",
-            "minimum": 1,
-            "maximum": 600,
-            "default": 10,
-        },
+            "remote_dir": {
+                "type": "string",
+                "title": (
+                    "Directory on the router receiving the image: RAM-backed "
+                    "/tmp or a mounted USB/extroot path"
+                ),
+                "pattern": STORAGE_DIR,
+                "maxLength": 255,
+                "default": "/tmp",
+            },
+            "transfer_timeout": {
+                "type": "integer",
+                "title": "Transfer timeout (seconds)",
+                "minimum": 10,
+                "maximum": 14400,
+                "default": 1800,
+            },
+            "max_transfer_rate": {
+                "type": "integer",
+                "title": (
+                    "Transfer rate cap in bytes per second (0: unlimited), for "
+                    "metered or shared cellular uplinks"
+                ),
+                "minimum": 0,
+                "maximum": 10**10,
+                "default": 0,
+            },
+            "upgrade_timeout": {
+                "type": "integer",
+                "title": "Flash timeout (seconds)",
+                "minimum": 60,
+                "maximum": 14400,
+                "default": 1800,
+            },
+            "reboot_timeout": {
+                "type": "integer",
+                "title": "Time allowed for the modem to come back (seconds)",
+                "minimum": 10,
+                "maximum": 3600,
+                "default": 300,
+            },
+            "verify_checksum": {
+                "type": "boolean",
+                "title": "Verify the image checksum on the router",
+                "default": True,
+            },
+            "progress_interval": {
+                "type": "integer",
+                "title": "Seconds between progress reports of the router",
+                "minimum": 1,
+                "maximum": 600,
+                "default": 10,
+            },
         },
     }
+    if required:
+        schema["required"] = list(required)
+    return schema
 
 
 def scripts_size():
