@@ -140,10 +140,10 @@ def follow_operation(operation_id):
     except Exception as error:
         settle(operation, error)
     else:
+        state = dict(upgrader.state)
+        if state.pop("unreachable", None):
+            record_progress(operation_id, message="router reachable again")
         if message is None:
-            state = dict(upgrader.state)
-            if state.pop("unreachable", None):
-                record_progress(operation_id, message="router reachable again")
             _keep_following(operation, state)
         else:
             finish_operation(operation_id, OperationStatus.SUCCESS, message)

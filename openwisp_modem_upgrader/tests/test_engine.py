@@ -21,8 +21,8 @@ from django.test import TestCase
 from django.utils import timezone
 
 from .. import settings as app_settings
-from ..base.models import OperationStatus
-from ..engine import fail_stuck_operations, run_operation
+from ..base.models import TERMINAL_STATUSES, OperationStatus
+from ..engine import recover_lost_workers, run_operation
 from ..exceptions import IrrecoverableModemFailure, UpgradeNotAllowed
 from ..upgrade import (
     cancel_upgrade,
@@ -30,6 +30,7 @@ from ..upgrade import (
     record_progress,
     start_upgrade,
 )
+from ..scheduler import drive
 from ..upgraders.base import BaseModemUpgrader
 from ..upgraders.wrapper import WrapperUpgrader
 from . import (
@@ -57,9 +58,14 @@ class EngineTestMixin(TestModemUpgraderMixin):
         )
         patcher.start()
         self.addCleanup(patcher.stop)
-        poll = mock.patch.object(WrapperUpgrader, "poll_interval", 0.2)
-        poll.start()
-        self.addCleanup(poll.stop)
+        # follow-ups and retries at the test's time scale
+        for name, value in (
+            ("FOLLOW_INTERVAL", 0),
+            ("RETRY_OPTIONS", dict(retry_backoff=0, retry_jitter=False)),
+        ):
+            patcher = mock.patch.object(app_settings, name, value)
+            patcher.start()
+            self.addCleanup(patcher.stop)
         self.remote_dir = self.router.tmp_dir
         self.tool_path = os.path.join(self.router.bin_dir, "uxfp")
         self.device = self._create_router_device()
@@ -121,13 +127,26 @@ class EngineTestMixin(TestModemUpgraderMixin):
         )
         return sorted(line[2:] for line in listing.stdout.splitlines())
 
-    def upgrade(self, **options):
+    def upgrade(self, schedule=None, **options):
         upgrade_options = dict(
             FAST, remote_dir=self.remote_dir, tool_path=self.tool_path, **options
         )
-        operation = start_upgrade(self.device, self.image, upgrade_options)
-        operation.refresh_from_db()
-        return operation
+        operation = start_upgrade(
+            self.device, self.image, upgrade_options, **(schedule or {})
+        )
+        return self.drive_to_end(operation)
+
+    def drive_to_end(self, operation, timeout=120, later=0):
+        """Runs the scheduler's periodic pass (as beat would, ``later``
+        seconds ahead) until the operation is over and tidied up."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            operation.refresh_from_db()
+            if operation.status in TERMINAL_STATUSES and not operation.next_check_at:
+                return operation
+            drive(now=timezone.now() + timedelta(seconds=later))
+            time.sleep(0.2)
+        self.fail(f"not finished in {timeout}s: {operation.status} {operation.log}")
 
 
 class TestEngine(EngineTestMixin, StaticLiveServerTestCase):
@@ -174,7 +193,7 @@ class TestEngine(EngineTestMixin, StaticLiveServerTestCase):
             dict(FAST, remote_dir=self.remote_dir, tool_path=self.tool_path),
             usb_path="2-1",
         )
-        operation.refresh_from_db()
+        operation = self.drive_to_end(operation)
         self.assertEqual(operation.status, OperationStatus.SUCCESS, operation.log)
         (flash,) = [e for e in self.router.modem_state()["events"] if e[0] == "uxfp"]
         # the DIAG port of the modem at 2-1 (1-1.2's is ttyUSB4)
@@ -221,17 +240,18 @@ class TestEngine(EngineTestMixin, StaticLiveServerTestCase):
         self.assertEqual(self.router.modem_state()["firmware"], "M0R.010000-B020")
 
     def test_cancel_refused_once_flashing(self):
-        real_follow = WrapperUpgrader.follow_wrapper
+        real_poll = WrapperUpgrader.poll
         refused = []
 
-        def cancel_then_follow(upgrader):
-            try:
-                cancel_upgrade(upgrader.operation)
-            except UpgradeNotAllowed as error:
-                refused.append(str(error))
-            return real_follow(upgrader)
+        def cancel_then_poll(upgrader, image):
+            if not refused:
+                try:
+                    cancel_upgrade(upgrader.operation)
+                except UpgradeNotAllowed as error:
+                    refused.append(str(error))
+            return real_poll(upgrader, image)
 
-        with mock.patch.object(WrapperUpgrader, "follow_wrapper", cancel_then_follow):
+        with mock.patch.object(WrapperUpgrader, "poll", cancel_then_poll):
             operation = self.upgrade()
         self.assertEqual(len(refused), 1)
         self.assertIn("brick", refused[0])
@@ -253,7 +273,7 @@ class TestEngine(EngineTestMixin, StaticLiveServerTestCase):
         self.assertIn("flashing mode", operation.log)
         self.assertEqual(self.router.modem_state()["mode"], "flashing")
 
-    def test_recoverable_failure_retried_then_succeeds(self):
+    def test_offline_router_waited_for_then_upgraded(self):
         real_connect = type(self.device.deviceconnection_set.first().connector_instance)
         calls = {"count": 0}
         original = real_connect.connect
@@ -267,12 +287,29 @@ class TestEngine(EngineTestMixin, StaticLiveServerTestCase):
         with mock.patch.object(real_connect, "connect", flaky_connect):
             operation = self.upgrade()
         self.assertEqual(operation.status, OperationStatus.SUCCESS, operation.log)
-        self.assertEqual(operation.attempts, 2)
-        self.assertIn("retrying in", operation.log)
+        # an offline router is waited for: it does not use up an attempt
+        self.assertEqual(operation.attempts, 1)
+        self.assertIn("router offline, trying again", operation.log)
+
+    def test_offline_router_fails_at_the_deadline(self):
+        self.router.stop()  # nothing listens any more: connection refused
+        deadline = timezone.now() + timedelta(seconds=3)
+        with mock.patch.object(
+            app_settings, "RETRY_OPTIONS", dict(retry_backoff=1, retry_jitter=False)
+        ):
+            operation = self.upgrade(schedule={"deadline": deadline})
+        self.assertEqual(operation.status, OperationStatus.FAILED, operation.log)
+        self.assertIn("router offline, trying again", operation.log)
+        self.assertIn("stayed offline until the deadline", operation.log)
+        self.assertFalse(operation.flash_started)
+        # not started again once the deadline passed (a pass of the driver
+        # and one connection attempt of slack)
+        self.assertLessEqual(operation.finished_at, deadline + timedelta(seconds=2))
 
     def test_recoverable_failure_gives_up_after_three_attempts(self):
-        self.router.stop()  # nothing listens any more: connection refused
-        operation = self.upgrade()
+        self.image = self._create_firmware_image(size=3 * 1024 * 1024)
+        with cut_transfers(at_fraction=0.5, times=3):
+            operation = self.upgrade()
         self.assertEqual(operation.status, OperationStatus.FAILED, operation.log)
         self.assertEqual(operation.attempts, 3)
         self.assertIn("giving up after 3 attempts", operation.log)
@@ -305,14 +342,9 @@ class TestEngine(EngineTestMixin, StaticLiveServerTestCase):
         self.assertFalse(operation.flash_started)
         self.assertEqual(self.router.modem_state()["firmware"], "M0R.010000-B020")
 
-    def test_worker_killed_mid_operation_recovered_by_sweeper(self):
+    def test_worker_killed_after_wrapper_start_followed_to_the_end(self):
         # the worker dies right after starting the wrapper on the router
-        with mock.patch.object(
-            WrapperUpgrader, "follow_wrapper", side_effect=SystemExit
-        ):
-            with self.assertRaises(SystemExit):
-                self.upgrade()
-        operation = ModemUpgradeOperation.objects.get(device=self.device)
+        operation = kill_worker_after_wrapper_start(self)
         self.assertEqual(operation.status, OperationStatus.IN_PROGRESS)
         # the wrapper goes on alone on the router; its success report is only
         # recorded: the server has not verified the version
@@ -325,13 +357,12 @@ class TestEngine(EngineTestMixin, StaticLiveServerTestCase):
             time.sleep(0.05)
         operation.refresh_from_db()
         self.assertEqual(operation.status, OperationStatus.IN_PROGRESS)
-        # not stuck yet: the sweeper leaves it alone
-        self.assertEqual(fail_stuck_operations(), 0)
-        with mock.patch.object(app_settings, "STUCK_OPERATION_TIMEOUT", 0):
-            self.assertEqual(fail_stuck_operations(), 1)
-        operation.refresh_from_db()
+        # the follow-ups need no worker of the upgrade: the database says
+        # when the router is read next
+        self.assertIsNotNone(operation.next_check_at)
+        operation = self.drive_to_end(operation, later=100)
         self.assertEqual(operation.status, OperationStatus.SUCCESS, operation.log)
-        self.assertIn("journal reports success", operation.log)
+        self.assertIn("the router reports success", operation.log)
         # the server's own reading of the modem decided, as everywhere
         self.assertIn("modem verified by the server", operation.log)
         dmf = DeviceModemFirmware.objects.get(device=self.device)
@@ -341,18 +372,19 @@ class TestEngine(EngineTestMixin, StaticLiveServerTestCase):
             f"openwisp-modem-upgrader/{operation.pk}.bin", self.router_files()
         )
 
-    def test_sweeper_without_router_records_unknown_state(self):
-        with mock.patch.object(
-            WrapperUpgrader, "follow_wrapper", side_effect=SystemExit
-        ):
-            with self.assertRaises(SystemExit):
-                self.upgrade()
+    def test_router_gone_until_the_outcome_deadline(self):
+        operation = kill_worker_after_wrapper_start(self)
         self.router.stop()
         ModemUpgradeOperation.objects.update(status=OperationStatus.IN_PROGRESS)
-        with mock.patch.object(app_settings, "STUCK_OPERATION_TIMEOUT", 0):
-            fail_stuck_operations()
-        operation = ModemUpgradeOperation.objects.get(device=self.device)
+        drive(now=timezone.now() + timedelta(seconds=100))
+        operation.refresh_from_db()
+        # unreachable during a flash is normal: still followed
+        self.assertEqual(operation.status, OperationStatus.IN_PROGRESS)
+        self.assertIn("router unreachable", operation.log)
+        ModemUpgradeOperation.objects.update(outcome_deadline=timezone.now())
+        operation = self.drive_to_end(operation)
         self.assertEqual(operation.status, OperationStatus.FAILED)
+        self.assertIn("no outcome from the router within the deadline", operation.log)
         self.assertIn("modem state is unknown", operation.log)
 
     def test_concurrent_start_refused(self):
@@ -476,49 +508,50 @@ class TestRouterLeftAsFound(EngineTestMixin, StaticLiveServerTestCase):
         self.assertModemUntouched()
 
 
+def kill_worker_after_wrapper_start(test, **options):
+    """The worker dies (SIGKILL: no clean-up) right after starting the
+    wrapper; returns the operation once the router finished flashing."""
+    real_start = WrapperUpgrader.start
+
+    def start_then_die(upgrader, image):
+        real_start(upgrader, image)
+        raise SystemExit()
+
+    with mock.patch.object(WrapperUpgrader, "start", start_then_die):
+        with test.assertRaises(SystemExit):
+            test.upgrade(**options)
+    operation = ModemUpgradeOperation.objects.get(device=test.device)
+    exit_file = os.path.join(
+        test.remote_dir, "openwisp-modem-upgrader", str(operation.pk), "exit_code"
+    )
+    for _ in range(200):
+        if os.path.exists(exit_file):
+            break
+        time.sleep(0.05)
+    return operation
+
+
 class TestServerReadingDecides(EngineTestMixin, StaticLiveServerTestCase):
     """Success only once the server itself read the new version."""
 
-    def kill_worker_after_wrapper_start(self):
-        with mock.patch.object(
-            WrapperUpgrader, "follow_wrapper", side_effect=SystemExit
-        ):
-            with self.assertRaises(SystemExit):
-                self.upgrade()
-        operation = ModemUpgradeOperation.objects.get(device=self.device)
-        exit_file = os.path.join(
-            self.remote_dir, "openwisp-modem-upgrader", str(operation.pk), "exit_code"
-        )
-        for _ in range(200):
-            if os.path.exists(exit_file):
-                break
-            time.sleep(0.05)
-        return operation
-
-    def sweep(self):
-        with mock.patch.object(app_settings, "STUCK_OPERATION_TIMEOUT", 0):
-            return fail_stuck_operations()
-
-    def test_sweeper_cannot_read_modem(self):
-        operation = self.kill_worker_after_wrapper_start()
+    def test_follow_up_cannot_read_modem(self):
+        operation = kill_worker_after_wrapper_start(self, reboot_timeout=10)
         self.router.set_modem(mode="absent")  # the modem does not answer
-        self.assertEqual(self.sweep(), 1)
-        operation.refresh_from_db()
+        operation = self.drive_to_end(operation, later=100)
         self.assertEqual(operation.status, OperationStatus.FAILED, operation.log)
-        self.assertIn("journal reports success", operation.log)
+        self.assertIn("the router reports success", operation.log)
         self.assertIn("version unverified", operation.log)
         self.assertFalse(DeviceModemFirmware.objects.get(device=self.device).installed)
 
     def test_worker_cannot_read_modem_after_flash(self):
-        real_follow = WrapperUpgrader.follow_wrapper
+        real_raise = WrapperUpgrader.raise_for_exit_code
 
-        def modem_gone_after_flash(upgrader):
-            exit_code = real_follow(upgrader)
+        def modem_gone_after_flash(code, output=""):
             self.router.set_modem(mode="absent")
-            return exit_code
+            return real_raise(code, output)
 
         with mock.patch.object(
-            WrapperUpgrader, "follow_wrapper", modem_gone_after_flash
+            WrapperUpgrader, "raise_for_exit_code", staticmethod(modem_gone_after_flash)
         ):
             operation = self.upgrade(reboot_timeout=10)
         self.assertEqual(operation.status, OperationStatus.FAILED, operation.log)
@@ -538,13 +571,14 @@ class TestServerReadingDecides(EngineTestMixin, StaticLiveServerTestCase):
         self.assertIn(
             f"openwisp-modem-upgrader/{self.image.sha256}.bin", self.router_files()
         )
-        self.assertEqual(self.sweep(), 1)
-        operation.refresh_from_db()
-        self.assertEqual(operation.status, OperationStatus.FAILED, operation.log)
+        # the follow-up finds no journal: the modem is untouched, so the
+        # upgrade is retried (and the image already there is reused)
+        operation = self.drive_to_end(operation, later=100)
+        self.assertEqual(operation.status, OperationStatus.SUCCESS, operation.log)
         self.assertIn("nothing was written to the modem", operation.log)
-        self.assertNotIn("unknown", operation.log)
-        self.assertEqual(self.router.modem_state()["firmware"], "M0R.010000-B020")
-        self.assertEqual(self.router_files(), [])
+        self.assertIn("already holds this image", operation.log)
+        self.assertEqual(operation.attempts, 2)
+        self.assertEqual(self.router.modem_state()["firmware"], NEW_VERSION)
 
 
 class TestUplinkLoss(EngineTestMixin, StaticLiveServerTestCase):
@@ -659,7 +693,7 @@ class TestEngineOutcomes(TestModemUpgraderMixin, TestCase):
 
     def test_time_limit(self):
         with mock.patch.object(
-            WrapperUpgrader, "upgrade", side_effect=SoftTimeLimitExceeded()
+            WrapperUpgrader, "start", side_effect=SoftTimeLimitExceeded()
         ), mock.patch("openwisp_modem_upgrader.engine._get_connection"):
             operation = self._run()
         self.assertEqual(operation.status, OperationStatus.FAILED)
@@ -667,7 +701,7 @@ class TestEngineOutcomes(TestModemUpgraderMixin, TestCase):
 
     def test_unexpected_error(self):
         with mock.patch.object(
-            WrapperUpgrader, "upgrade", side_effect=KeyError("bug")
+            WrapperUpgrader, "start", side_effect=KeyError("bug")
         ), mock.patch("openwisp_modem_upgrader.engine._get_connection"):
             operation = self._run()
         self.assertEqual(operation.status, OperationStatus.FAILED)
@@ -680,26 +714,51 @@ class TestEngineOutcomes(TestModemUpgraderMixin, TestCase):
         self.assertIn("image was deleted", operation.log)
 
     def test_duplicate_delivery_does_not_run_twice(self):
-        with mock.patch.object(WrapperUpgrader, "upgrade") as upgrade, mock.patch(
+        with mock.patch.object(WrapperUpgrader, "start") as upgrade, mock.patch(
             "openwisp_modem_upgrader.engine._get_connection"
         ):
             mark_in_progress(self.operation.pk)
             run_operation(self.operation.pk)
         upgrade.assert_not_called()
 
-    def test_never_picked_up_operation_failed(self):
+    def test_lost_message_published_again_and_stale_one_refused(self):
+        long_ago = timezone.now() - timedelta(days=1)
         ModemUpgradeOperation.objects.filter(pk=self.operation.pk).update(
-            created=timezone.now() - timedelta(days=1)
+            dispatched_at=long_ago
         )
-        self.assertEqual(fail_stuck_operations(), 1)
+        with mock.patch("openwisp_modem_upgrader.scheduler.publish_upgrade") as pub:
+            self.assertEqual(drive()["republished"], 1)
         self.operation.refresh_from_db()
-        self.assertEqual(self.operation.status, OperationStatus.FAILED)
-        self.assertIn("never picked up", self.operation.log)
+        self.assertEqual(self.operation.status, OperationStatus.IDLE)
+        self.assertGreater(self.operation.dispatched_at, long_ago)
+        pub.assert_called_once_with(
+            str(self.operation.pk),
+            time_limit=mock.ANY,
+            dispatched_at=self.operation.dispatched_at,
+        )
+        # the first message, delivered late, starts nothing
+        self.assertFalse(mark_in_progress(self.operation.pk, long_ago))
+        self.assertTrue(
+            mark_in_progress(self.operation.pk, self.operation.dispatched_at)
+        )
 
-    def test_stuck_before_flash_failed_truthfully(self):
+    def test_worker_lost_before_flash_is_retried_truthfully(self):
         mark_in_progress(self.operation.pk)
         with mock.patch.object(app_settings, "STUCK_OPERATION_TIMEOUT", 0):
-            fail_stuck_operations()
+            self.assertEqual(recover_lost_workers(timezone.now()), 1)
+        self.operation.refresh_from_db()
+        self.assertEqual(self.operation.status, OperationStatus.IDLE)
+        self.assertIsNone(self.operation.dispatched_at)
+        self.assertIsNotNone(self.operation.not_before)
+        self.assertIn("nothing was written to the modem", self.operation.log)
+        self.assertIn("retrying in", self.operation.log)
+
+    def test_worker_lost_on_last_attempt_fails_truthfully(self):
+        mark_in_progress(self.operation.pk)
+        ModemUpgradeOperation.objects.update(attempts=3)
+        with mock.patch.object(app_settings, "STUCK_OPERATION_TIMEOUT", 0):
+            recover_lost_workers(timezone.now())
         self.operation.refresh_from_db()
         self.assertEqual(self.operation.status, OperationStatus.FAILED)
         self.assertIn("nothing was written to the modem", self.operation.log)
+        self.assertIn("giving up after 3 attempts", self.operation.log)
