@@ -5,7 +5,7 @@
 # POSIX sh for BusyBox ash. Contract: docs/user/device-contract.rst.
 
 EXIT_SUCCESS=0
-EXIT_RECOVERABLE=1   # nothing was written to the modem, the server may retry
+EXIT_RECOVERABLE=1   # nothing was written to the modem (a signal included), the server may retry
 EXIT_IRRECOVERABLE=2 # bad image, wrong model, tool error, wrong version after flash
 EXIT_ABORTED=3       # flash interrupted (modem left in flashing mode or lost) or killed
 EXIT_BUSY=4          # another instance holds this operation's lock
@@ -483,7 +483,8 @@ on_signal() {
 	if [ -n "$FLASH_STARTED" ]; then
 		finish "$EXIT_ABORTED" "killed by signal $1 during or after the flash: modem state unknown"
 	fi
-	finish "$EXIT_ABORTED" "killed by signal $1 before flashing: modem untouched"
+	# nothing was written: the server may retry, no recovery flash needed
+	finish "$EXIT_RECOVERABLE" "killed by signal $1 before flashing: modem untouched"
 }
 
 # an unexpected exit (a bug, set -e in a caller...) still frees the ports

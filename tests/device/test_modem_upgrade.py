@@ -4,11 +4,20 @@ import os
 import signal
 import time
 
-from .helpers import NEW_VERSION, OLD_VERSION, OPERATION_ID, RouterTestCase
-from .router import _pids_mentioning
+from openwisp_modem_upgrader.device_contract import (
+    EXIT_ABORTED,
+    EXIT_BUSY,
+    EXIT_CODES,
+    EXIT_IRRECOVERABLE,
+    EXIT_RECOVERABLE,
+    EXIT_SUCCESS,
+    EXIT_USAGE,
+    JOURNAL_STATES,
+    parse_journal_line,
+)
 
-EXIT_SUCCESS, EXIT_RECOVERABLE, EXIT_IRRECOVERABLE = 0, 1, 2
-EXIT_ABORTED, EXIT_BUSY, EXIT_USAGE = 3, 4, 64
+from .helpers import NEW_VERSION, OLD_VERSION, OPERATION_ID, UPGRADE, RouterTestCase
+from .router import _pids_mentioning
 
 
 def wait_for(predicate, timeout=10, interval=0.05):
@@ -193,8 +202,47 @@ class TestWithoutModemManager(RouterTestCase):
         self.assert_finished(result, EXIT_IRRECOVERABLE, "failed")
 
 
+class TestContract(RouterTestCase):
+    """The script and the server read the same contract (device_contract)."""
+
+    def test_script_declares_the_servers_exit_codes(self):
+        import re
+
+        with open(UPGRADE) as f:
+            declared = dict(re.findall(r"^(EXIT_[A-Z]+)=([0-9]+)", f.read(), re.M))
+        self.assertEqual({k: int(v) for k, v in declared.items()}, EXIT_CODES)
+
+    def test_journal_records_parse_with_the_servers_parser(self):
+        self.router.set_flash_duration(0.2)
+        self.assert_finished(self.upgrade(), EXIT_SUCCESS, "success")
+        path = os.path.join(self.opdir(), "journal")
+        with open(path) as f:
+            records = [parse_journal_line(line) for line in f]
+        self.assertTrue(records)
+        self.assertNotIn(None, records)
+        self.assertEqual([r.seq for r in records], list(range(1, len(records) + 1)))
+        self.assertTrue({r.state for r in records} <= set(JOURNAL_STATES))
+
+
 class TestConcurrencyAndSignals(RouterTestCase):
     modem = {"flash_duration": 1.5, "reboot_delay": 0.2}
+
+    def test_sigterm_before_flash_is_recoverable(self):
+        # the modem does not answer: the wrapper waits for it, before uxfp
+        self.router.set_fault("silent")
+        process = self.start_upgrade()
+        self.assertTrue(
+            wait_for(lambda: any("sha256 verified" in r[4] for r in self.journal())),
+            self.journal(),
+        )
+        process.send_signal(signal.SIGTERM)
+        # nothing was written: the server may retry (not a recovery flash)
+        self.assertEqual(process.wait(timeout=10), EXIT_RECOVERABLE)
+        record = self.journal()[-1]
+        self.assertEqual(record[2], "failed")
+        self.assertIn("before flashing: modem untouched", record[4])
+        self.assertNotIn("uxfp", [e[0] for e in self.router.modem_state()["events"]])
+        self.assert_ports_released()
 
     def _wait_until_flashing(self):
         self.assertTrue(
