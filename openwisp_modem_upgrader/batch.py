@@ -25,31 +25,10 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .base.models import ACTIVE_STATUSES, OperationStatus
+from .compatibility import ExclusionReason, model_may_be
 from .rollout import wave_numbers
 from .scheduler import dispatch_soon
 from .swapper import load_model
-
-
-class ExclusionReason:
-    DEACTIVATED = "deactivated"
-    RUNNING = "upgrade-running"
-    NO_CONNECTION = "no-connection"
-    OTHER_MODEL = "other-modem-model"
-    BOARD = "incompatible-board"
-    UP_TO_DATE = "already-on-version"
-    NOT_DETECTED = "not-detected"
-    NO_MODEM = "no-modem"
-
-    labels = {
-        DEACTIVATED: _("device deactivated"),
-        RUNNING: _("an upgrade is already running"),
-        NO_CONNECTION: _("no enabled SSH connection"),
-        OTHER_MODEL: _("the modem is another model"),
-        BOARD: _("no image validated for this router model"),
-        UP_TO_DATE: _("already on this version"),
-        NOT_DETECTED: _("modem not detected yet"),
-        NO_MODEM: _("no modem found by the last detection"),
-    }
 
 
 def candidate_devices(batch):
@@ -83,7 +62,7 @@ def _target_modems(batch):
     """The device's modems a batch would flash, best candidate first: of the
     build's model, not on its version (and on ``from_version`` if set)."""
     build = batch.build
-    modems = _modems().filter(modem_model=build.modem_model)
+    modems = _modems().filter(model_may_be(build.modem_model))
     modems = modems.exclude(modem_firmware_version=build.version)
     if batch.from_version:
         modems = modems.filter(modem_firmware_version=batch.from_version)
@@ -135,7 +114,7 @@ def annotate_preview(batch):
         has_running=Exists(running),
         has_connection=Exists(connected),
         has_modem=Exists(_modems()),
-        has_model=Exists(_modems().filter(modem_model=build.modem_model)),
+        has_model=Exists(_modems().filter(model_may_be(build.modem_model))),
         # a run that read the router's modem list, even an empty one
         has_detection=Exists(
             load_model("DeviceModemDetection").objects.filter(

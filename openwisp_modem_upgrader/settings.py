@@ -106,6 +106,12 @@ DRIVER_SCHEDULE = getattr(settings, "OPENWISP_MODEM_UPGRADER_DRIVER_SCHEDULE", 1
 # Seconds between two reads of a flashing router's journal over SSH (the
 # router's own HTTP reports arrive in between and trigger an early read).
 FOLLOW_INTERVAL = getattr(settings, "OPENWISP_MODEM_UPGRADER_FOLLOW_INTERVAL", 30)
+# The worker records the wrapper's start within this after the point of no
+# return; past it, the first follow-up reads what the router holds (the
+# worker may have died in between).
+FOLLOW_START_GRACE = getattr(
+    settings, "OPENWISP_MODEM_UPGRADER_FOLLOW_START_GRACE", 90
+)
 # A follow-up task holds an operation this long; a dead one is retried after.
 FOLLOW_LEASE = getattr(settings, "OPENWISP_MODEM_UPGRADER_FOLLOW_LEASE", 300)
 # How long an offline router is waited for when the batch has no deadline.

@@ -15,6 +15,7 @@ from django.db.models.functions import Concat, Greatest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from . import settings as app_settings
 from .base.models import ACTIVE_STATUSES, TERMINAL_STATUSES, OperationStatus
 from .exceptions import UpgradeNotAllowed
 from .signals import modem_batch_finished, modem_upgrade_finished, send_after_commit
@@ -213,11 +214,6 @@ def requeue_operation(
     return bool(_operations().filter(**filters).update(**changes))
 
 
-# the worker records the wrapper's start within this; if it died before,
-# the first follow-up finds out what the router holds
-START_GRACE = 90
-
-
 def mark_flash_started(operation_id, outcome_timeout=2220):
     """Crosses the point of no return; False if cancelled in the meantime.
 
@@ -233,7 +229,8 @@ def mark_flash_started(operation_id, outcome_timeout=2220):
         .update(
             flash_started=True,
             outcome_deadline=now + timedelta(seconds=outcome_timeout),
-            next_check_at=now + timedelta(seconds=START_GRACE),
+            next_check_at=now
+            + timedelta(seconds=app_settings.FOLLOW_START_GRACE),
             last_progress_at=now,
             modified=now,
         )

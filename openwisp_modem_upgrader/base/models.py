@@ -21,7 +21,7 @@ from openwisp_users.mixins import OrgMixin, ShareableOrgMixin
 from openwisp_utils.base import TimeStampedEditableModel
 
 from .. import settings as app_settings
-from ..compatibility import check_image_for_device
+from ..compatibility import check_image_for_device, check_modem
 from ..shell_values import (
     modem_model_validator,
     usb_path_validator,
@@ -355,7 +355,8 @@ class AbstractDeviceModemFirmware(TimeStampedEditableModel):
 
     def clean(self):
         if self.image_id and self.device_id:
-            check_image_for_device(self.device, self.image, self.modem_model)
+            check_image_for_device(self.device, self.image)
+            check_modem(self.image.build, [self.modem_model], True)
 
 
 class AbstractDeviceModemDetection(TimeStampedEditableModel):
@@ -559,12 +560,20 @@ class AbstractModemUpgradeOperation(
                         )
                     }
                 )
-            detected = (
-                modems.filter(usb_path=self.usb_path)
-                .values_list("modem_model", flat=True)
-                .first()
+            check_image_for_device(self.device, self.image)
+            targeted = (
+                modems.filter(usb_path=self.usb_path) if self.usb_path else modems
             )
-            check_image_for_device(self.device, self.image, detected)
+            detection_succeeded = (
+                load_model("DeviceModemDetection")
+                .objects.filter(device_id=self.device_id, succeeded_at__isnull=False)
+                .exists()
+            )
+            check_modem(
+                self.image.build,
+                list(targeted.values_list("modem_model", flat=True)),
+                detection_succeeded,
+            )
         self.clean_schedule()
         self.validate_upgrade_options(self.image.type)
 

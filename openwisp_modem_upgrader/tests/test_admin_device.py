@@ -145,7 +145,9 @@ class TestModemFirmwareInline(DeviceAdminMixin, TestCase):
         self.assertEqual(operation.upgrade_options["upgrade_timeout"], 120)
         # defaults are not stored: the upgrader fills them in
         self.assertNotIn("verify_checksum", operation.upgrade_options)
-        delay.assert_called_once_with(str(operation.pk), time_limit=mock.ANY, dispatched_at=mock.ANY)
+        delay.assert_called_once_with(
+            str(operation.pk), time_limit=mock.ANY, dispatched_at=mock.ANY
+        )
         self.assertEqual(
             DeviceModemFirmware.objects.get(device=self.device).image, self.image
         )

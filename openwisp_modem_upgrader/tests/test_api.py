@@ -722,7 +722,9 @@ class TestUpgradeApi(ApiTestMixin, TestCase):
         operation = ModemUpgradeOperation.objects.get()
         self.assertEqual(operation.batch, batch)
         self.assertEqual(operation.upgrade_options, options)
-        self.queued.assert_called_once_with(str(operation.pk), time_limit=mock.ANY, dispatched_at=mock.ANY)
+        self.queued.assert_called_once_with(
+            str(operation.pk), time_limit=mock.ANY, dispatched_at=mock.ANY
+        )
 
     def test_mass_upgrade_bad_input_changes_nothing(self):
         url = api_url("build_upgrade", self.build.pk)

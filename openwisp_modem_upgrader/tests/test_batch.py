@@ -272,9 +272,7 @@ class TestBatch(CreateDeviceGroupMixin, TestModemUpgraderMixin, TestCase):
         # scheduler starts every waiting operation)
         published = {call.args[0] for call in queue.call_args_list}
         racing = ModemUpgradeOperation.objects.get(device=busy)
-        self.assertEqual(
-            published, {str(batch.operations.get().pk), str(racing.pk)}
-        )
+        self.assertEqual(published, {str(batch.operations.get().pk), str(racing.pk)})
 
     def test_no_eligible_device_is_a_clear_error(self):
         image = self._create_image()

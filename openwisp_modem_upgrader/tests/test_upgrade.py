@@ -35,7 +35,9 @@ class TestStartAndCancel(TestModemUpgraderMixin, TestCase):
 
     def test_start_creates_operation_and_queues_after_commit(self):
         operation, queue = self._start(upgrade_options={"upgrade_timeout": 600})
-        queue.assert_called_once_with(str(operation.pk), time_limit=mock.ANY, dispatched_at=mock.ANY)
+        queue.assert_called_once_with(
+            str(operation.pk), time_limit=mock.ANY, dispatched_at=mock.ANY
+        )
         self.assertEqual(operation.status, OperationStatus.IDLE)
         dmf = DeviceModemFirmware.objects.get(device=operation.device)
         self.assertEqual(dmf.image, operation.image)

@@ -55,6 +55,15 @@ class Stack:
             # waits past the task's time limit)
             CELERY_VISIBILITY_TIMEOUT=str(VISIBILITY_TIMEOUT),
             CELERY_UNACKED_MUTEX_EXPIRE="2",
+            # the engine at the run's time scale (tests/openwisp2/settings.py):
+            # beat drives every second, routers are read every 2 s, and the
+            # worker's part of an upgrade is limited to transfer + 20 s,
+            # far less than a flash
+            MODEM_DRIVER_SCHEDULE="1",
+            MODEM_FOLLOW_INTERVAL="2",
+            MODEM_FOLLOW_START_GRACE="8",
+            MODEM_TASK_TIMEOUT="20",
+            MODEM_RETRY_BACKOFF="2",
         )
         os.environ.pop("TESTING", None)
 
@@ -131,7 +140,23 @@ class Stack:
             ],
         )
         self.start_worker("worker-1")
+        self.start_beat()
         self.wait_http()
+
+    def start_beat(self, name="beat"):
+        return self.spawn(
+            name,
+            [
+                CELERY,
+                "-A",
+                "openwisp2",
+                "beat",
+                "-l",
+                "info",
+                "-s",
+                os.path.join(self.tmp, "beat-schedule"),
+            ],
+        )
 
     def start_worker(self, name, env=None):
         return self.spawn(
@@ -197,6 +222,9 @@ def wait_for(condition, timeout, what):
 
 
 CHECKS_PASSED = []
+# issue 11's figure: routers flashing at once on 2 worker processes
+FLEET_SIZE = int(os.environ.get("MODEM_FLEET_SIZE", 50))
+FLEET_FLASH_SECONDS = float(os.environ.get("MODEM_FLEET_FLASH_SECONDS", 60))
 # seconds before Redis delivers again a task a killed worker held; kombu
 # looks for such tasks every 10 s
 VISIBILITY_TIMEOUT = 5
@@ -244,14 +272,12 @@ def scenarios(stack, routers):
     from device.router import EmulatedRouter
     from django.core.files import File
 
-    from openwisp_modem_upgrader import settings as app_settings
     from openwisp_modem_upgrader.batch import (
         ExclusionReason,
         create_batch,
         preview_batch,
     )
     from openwisp_modem_upgrader.detection import queue_detection
-    from openwisp_modem_upgrader.engine import fail_stuck_operations
     from openwisp_modem_upgrader.swapper import load_model
     from openwisp_modem_upgrader.tests import (
         Device,
@@ -412,7 +438,7 @@ def scenarios(stack, routers):
         base = os.path.join(router.tmp_dir, "openwisp-modem-upgrader")
         return sorted(os.listdir(base)) if os.path.isdir(base) else []
 
-    print("3. worker killed mid-flash: task redelivered, recovered by the sweeper")
+    print("3. every worker killed mid-flash: the flash goes on, followed later")
     router, device = batch_routers[0]
     router.set_modem(firmware="M0R.010000-B020", flash_duration=4)
     DeviceModemFirmware.objects.filter(device=device).update(
@@ -425,32 +451,31 @@ def scenarios(stack, routers):
         60,
         "the flash to start",
     )
-    for name in ("worker-1", "worker-2"):
+    for name in ("worker-1", "worker-2", "beat"):
         stack.kill(name)
-    print("  both workers killed with SIGKILL during the flash")
+    print("  both workers and beat killed with SIGKILL during the flash")
     exit_file = os.path.join(
         router.tmp_dir, "openwisp-modem-upgrader", str(operation.pk), "exit_code"
     )
-    killed_at = time.monotonic()
     wait_for(lambda: os.path.exists(exit_file), 60, "the router to finish alone")
-    start_worker_after_visibility("worker-3", killed_at)
-    wait_for(
-        lambda: redelivery_refused("worker-3", operation),
-        VISIBILITY_TIMEOUT + 40,
-        "the killed worker's task to be delivered again",
-    )
-    check(True, "the task held by the killed worker was delivered again")
     operation.refresh_from_db()
     check(
-        operation.status == "in-progress" and operation.attempts == 1,
-        "the redelivered task was refused: still in progress, one attempt",
+        operation.status == "in-progress",
+        "the router finished with no worker alive: the operation waits in the "
+        "database",
     )
-    app_settings.STUCK_OPERATION_TIMEOUT = 0
-    finished = fail_stuck_operations()
-    operation.refresh_from_db()
+    stack.start_worker("worker-3")
+    stack.start_beat("beat-2")
+    operation = wait_for(
+        lambda: Operation.objects.filter(pk=operation.pk)
+        .exclude(status="in-progress")
+        .first(),
+        60,
+        "the follow-up of the new worker",
+    )
     check(
-        finished >= 1 and operation.status == "success",
-        f"sweeper finished it truthfully: {operation.status} "
+        operation.status == "success" and operation.attempts == 1,
+        f"a new worker's follow-up finished it: {operation.status} "
         f"({operation.log.splitlines()[-1]})",
     )
     check(
@@ -462,7 +487,7 @@ def scenarios(stack, routers):
     print("4. worker killed after the point of no return, before the wrapper")
     stack.kill("worker-3")
     router, device = batch_routers[1]
-    router.set_modem(firmware="M0R.010000-B020")
+    router.set_modem(firmware="M0R.010000-B020", flash_duration=0.5)
     DeviceModemFirmware.objects.filter(device=device).update(
         modem_firmware_version="M0R.010000-B020"
     )
@@ -486,28 +511,117 @@ def scenarios(stack, routers):
         "killed inside the window: point of no return crossed, no journal",
     )
     start_worker_after_visibility("worker-5", killed_at)
-    wait_for(
-        lambda: redelivery_refused("worker-5", operation),
-        VISIBILITY_TIMEOUT + 40,
-        "the killed worker's task to be delivered again",
+    operation = wait_for(
+        lambda: Operation.objects.filter(pk=operation.pk)
+        .exclude(status__in=["in-progress", "idle"])
+        .first(),
+        90,
+        "the follow-up to find the modem untouched and the retry",
     )
-    check(True, "the task was delivered again and refused")
-    finished = fail_stuck_operations()
-    operation.refresh_from_db()
     check(
-        finished >= 1
-        and operation.status == "failed"
+        operation.status == "success"
+        and operation.attempts == 2
         and "nothing was written to the modem" in operation.log,
-        f"sweeper: {operation.status} ({operation.log.splitlines()[-1]})",
+        f"no journal: modem untouched, retried: {operation.status} after "
+        f"{operation.attempts} attempts",
     )
     check(
-        flashes(router) == flashes_before
-        and router.modem_state()["firmware"] == "M0R.010000-B020",
-        "no flash: the modem still runs its old version",
+        redelivery_refused("worker-5", operation),
+        "the killed worker's task was delivered again and refused",
     )
     check(
-        not any(name.endswith(".bin") for name in router_files(router)),
-        f"the image was removed from the router (left: {router_files(router)})",
+        flashes(router) - flashes_before == 1,
+        "the modem was flashed exactly once, by the retry",
+    )
+
+    fleet_in_flight(stack, routers, router_device, image, build, Operation, flashes)
+
+
+def fleet_in_flight(stack, routers, router_device, image, build, Operation, flashes):
+    """Issue 11's figure: upgrades in flight with 2 worker processes."""
+    from openwisp_modem_upgrader.batch import create_batch
+    from openwisp_modem_upgrader.tests import TestModemUpgraderMixin
+
+    count = FLEET_SIZE
+    print(f"5. {count} routers flashing at once on 2 worker processes")
+    for name in list(stack.processes):
+        if name.startswith("worker") and stack.processes[name].poll() is None:
+            stack.kill(name)
+    stack.start_worker("worker-6")  # -c 2: two worker processes
+    t0 = time.monotonic()
+    fleet = [router_device(100 + i) for i in range(count)]
+    shared_dir = os.path.join(stack.tmp, "fleet")
+    for router, _ in fleet:
+        router.mount_tmpfs(shared_dir, 16 * 1024)
+        router.set_modem(flash_duration=FLEET_FLASH_SECONDS, reboot_delay=1)
+    print(f"  {count} routers started in {time.monotonic() - t0:.1f}s")
+    t0 = time.monotonic()
+    batch = create_batch(
+        build,
+        TestModemUpgraderMixin()._get_org(),
+        device_ids=[str(device.pk) for _, device in fleet],
+        max_concurrent=count,
+        upgrade_options={
+            "remote_dir": shared_dir,
+            "tool_path": "uxfp",
+            "transfer_timeout": 10,
+            "upgrade_timeout": 300,
+            "reboot_timeout": 60,
+            "progress_interval": 5,
+        },
+    )
+    operations = Operation.objects.filter(batch=batch)
+    peak, restarted = 0, False
+    while time.monotonic() - t0 < FLEET_FLASH_SECONDS * 4 + 120:
+        flashing = operations.filter(status="in-progress", flash_started=True).count()
+        peak = max(peak, flashing)
+        if flashing == count and not restarted:
+            # every worker and beat die mid-batch: nothing is lost
+            for name in ("worker-6", "beat-2"):
+                stack.kill(name)
+            time.sleep(3)
+            stack.start_worker("worker-7")
+            stack.start_beat("beat-3")
+            restarted = time.monotonic() - t0
+            print(
+                f"  all {count} flashing after {restarted:.1f}s: worker and beat "
+                "killed and restarted"
+            )
+        if not operations.filter(status__in=["idle", "in-progress"]).exists():
+            break
+        time.sleep(0.5)
+    wall = time.monotonic() - t0
+    batch.refresh_from_db()
+    counts = batch.status_counts()
+    durations = sorted(
+        (op.finished_at - op.started_at).total_seconds() for op in operations
+    )
+    per_upgrade = durations[len(durations) // 2]
+    held_worker_wall = -(-count // 2) * per_upgrade
+    check(
+        peak >= count,
+        f"peak in flight: {peak} upgrades at once on 2 worker processes "
+        f"(a worker held per flash: at most 2)",
+    )
+    check(
+        counts["success"] == count and bool(restarted),
+        f"batch of {count}: {counts['success']} succeeded in {wall:.0f}s across a "
+        f"restart of every worker and beat; a worker held per flash would take "
+        f"~{held_worker_wall:.0f}s ({-(-count // 2)} rounds of {per_upgrade:.0f}s)",
+    )
+    check(
+        all(flashes(router) == 1 for router, _ in fleet),
+        "each modem flashed exactly once",
+    )
+    refused = stack.log("asgi").count("/upgrade-operation/") and sum(
+        1
+        for line in stack.log("asgi").splitlines()
+        if "/upgrade-operation/" in line and '" 409 ' in line
+    )
+    check(
+        refused == 0,
+        "no router report refused (409): flashes longer than the worker's time "
+        "limit are not cut off",
     )
 
 

@@ -133,6 +133,25 @@ if TESTING and not os.environ.get("CELERY_REAL_WORKER"):
 
 # the module adds its own periodic tasks (driver, detection sweep)
 CELERY_BEAT_SCHEDULE = {}
+# the real-stack run drives the engine at its own time scale
+for _name in (
+    "DRIVER_SCHEDULE",
+    "FOLLOW_INTERVAL",
+    "FOLLOW_START_GRACE",
+    "TASK_TIMEOUT",
+    "STUCK_OPERATION_TIMEOUT",
+):
+    if os.environ.get(f"MODEM_{_name}"):
+        globals()[f"OPENWISP_MODEM_UPGRADER_{_name}"] = float(
+            os.environ[f"MODEM_{_name}"]
+        )
+if os.environ.get("MODEM_RETRY_BACKOFF"):
+    OPENWISP_MODEM_UPGRADER_RETRY_OPTIONS = dict(
+        max_retries=2,
+        retry_backoff=int(os.environ["MODEM_RETRY_BACKOFF"]),
+        retry_backoff_max=int(os.environ["MODEM_RETRY_BACKOFF"]),
+        retry_jitter=False,
+    )
 
 TIME_ZONE = "Europe/Rome"
 LANGUAGE_CODE = "en-gb"

@@ -2,7 +2,7 @@
 
 ``MODEM_WORKER_PAUSE_AFTER_NO_RETURN=<seconds>:<marker file>`` makes the
 worker wait that long right after crossing the point of no return
-(``mark_flash_started``), before the flashing wrapper starts, and write the
+(``upgraders.base.mark_flash_started``), before the flashing wrapper starts, and write the
 operation id to the marker file: the run kills the worker inside that window.
 Test project only; nothing in the module reads it.
 """
@@ -21,15 +21,15 @@ def install_faults(**kwargs):
     if not setting:
         return
     seconds, marker = setting.split(":", 1)
-    from openwisp_modem_upgrader.upgraders import wrapper
+    from openwisp_modem_upgrader.upgraders import base
 
-    crossing = wrapper.mark_flash_started
+    crossing = base.mark_flash_started
 
-    def pause_after_crossing(operation_id):
-        crossed = crossing(operation_id)
+    def pause_after_crossing(operation_id, *args, **kwargs):
+        crossed = crossing(operation_id, *args, **kwargs)
         with open(marker, "w") as marker_file:
             marker_file.write(str(operation_id))
         time.sleep(float(seconds))
         return crossed
 
-    wrapper.mark_flash_started = pause_after_crossing
+    base.mark_flash_started = pause_after_crossing
