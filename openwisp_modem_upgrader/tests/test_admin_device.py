@@ -243,6 +243,12 @@ class TestModemFirmwareInline(DeviceAdminMixin, TestCase):
         response = self.client.get(device_url(device))
         self.assertContains(response, "has not been detected yet")
         self.device = device
+        # the preview's rule: detect the modem first
+        response = self._submit(self.image)
+        self.assertEqual(response.status_code, 200)
+        self.assertIn("modem not detected yet", str(self._errors(response)))
+        self.assertFalse(ModemUpgradeOperation.objects.filter(device=device).exists())
+        DeviceModemFirmware.objects.create(device=device, usb_path="2-1")
         response = self._submit(self.image)
         self.assertEqual(response.status_code, 302, self._errors(response))
         self.assertTrue(ModemUpgradeOperation.objects.filter(device=device).exists())

@@ -951,9 +951,16 @@ class TestUpgradeApi(ApiTestMixin, TestCase):
         device = self._create_device(name="new", mac_address="00:11:22:33:44:0a")
         url = api_url("device_modem_firmware", device.pk)
         self.assertEqual(self.client.get(url).status_code, 404)
+        # the preview's rule: a modem never detected is not upgraded blindly
         response = self._json("post", url, {"image": str(self.image.pk)})
-        self.assertEqual(response.status_code, 201, response.data)
-        self.assertTrue(DeviceModemFirmware.objects.filter(device=device).exists())
+        self.assertEqual(response.status_code, 400, response.data)
+        self.assertIn("modem not detected yet", str(response.data["image"]))
+        self.assertFalse(ModemUpgradeOperation.objects.filter(device=device).exists())
+        # detected (model unknown: the router checks it before flashing)
+        DeviceModemFirmware.objects.create(device=device, usb_path="2-1")
+        response = self._json("post", url, {"image": str(self.image.pk)})
+        self.assertEqual(response.status_code, 200, response.data)
+        self.assertTrue(ModemUpgradeOperation.objects.filter(device=device).exists())
 
     def test_device_modem_firmware_bad_input_changes_nothing(self):
         url = api_url("device_modem_firmware", self.device.pk)
