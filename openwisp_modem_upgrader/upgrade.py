@@ -7,9 +7,11 @@ cancel and the stuck-operation sweeper can race without overwriting each other.
 
 import logging
 from datetime import timedelta
+from functools import lru_cache
 
+import swapper
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Concat, Greatest
 from django.utils import timezone
@@ -284,6 +286,74 @@ def record_journal(operation_id, last_seq, messages, progress=None):
         ):
             return True
     return False
+
+
+def record_new_journal(operation_id, last_seq, messages, progress, device_key):
+    """``record_journal`` in one statement, for the usual device report:
+    records that all follow the last applied one, sent with the key of the
+    operation's device.
+
+    A single conditional UPDATE, no read first: True when it applied the
+    records; False when anything else holds (unknown operation or key, not
+    in progress, a replay, an overlap or a gap too large), and the caller
+    then takes the general path (read, explain, ``record_journal``). The
+    statement is written out (see ``_new_journal_sql``): building it with
+    the ORM cost more CPU than the rest of the request.
+    """
+    Operation = load_model("ModemUpgradeOperation")
+    connection = connections[router.db_for_write(Operation)]
+    first_seq = last_seq - len(messages) + 1
+    now = timezone.now()
+    fields = Operation._meta
+    timestamp = fields.get_field("modified").get_db_prep_value(now, connection)
+    params = [last_seq, timestamp, timestamp, int(progress), int(progress)]
+    if messages:
+        params.append(_log_line("\n".join(messages)))
+    params += [
+        fields.pk.get_db_prep_value(operation_id, connection),
+        OperationStatus.IN_PROGRESS.value,
+        # with no message, first_seq is last_seq + 1: last_seq must be new
+        min(first_seq, last_seq),
+        # journal_seq_plausible(device_seq, first_seq)
+        first_seq - 1 - MAX_JOURNAL_SEQ_GAP,
+        device_key,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_new_journal_sql(connection.alias, bool(messages)), params)
+        return cursor.rowcount == 1
+
+
+@lru_cache(maxsize=None)
+def _new_journal_sql(alias, with_log):
+    Operation = load_model("ModemUpgradeOperation")
+    Device = swapper.load_model("config", "Device")
+    quote = connections[alias].ops.quote_name
+
+    def column(model, name):
+        return quote(model._meta.get_field(name).column)
+
+    seq, progress, log = (
+        column(Operation, name) for name in ("device_seq", "progress", "log")
+    )
+    changes = [
+        f"{seq} = %s",
+        f"{column(Operation, 'last_progress_at')} = %s",
+        f"{column(Operation, 'modified')} = %s",
+        # Greatest(): never lowers progress (GREATEST is not SQLite's)
+        f"{progress} = CASE WHEN {progress} < %s THEN %s ELSE {progress} END",
+    ]
+    if with_log:
+        changes.append(f"{log} = {log} || %s")
+    return (
+        f"UPDATE {quote(Operation._meta.db_table)} SET {', '.join(changes)} "
+        f"WHERE {quote(Operation._meta.pk.column)} = %s "
+        f"AND {column(Operation, 'status')} = %s "
+        f"AND {seq} < %s AND {seq} >= %s "
+        f"AND {column(Operation, 'device')} IN ("
+        f"SELECT {quote(Device._meta.pk.column)} "
+        f"FROM {quote(Device._meta.db_table)} "
+        f"WHERE {column(Device, 'key')} = %s)"
+    )
 
 
 def journal_seq_plausible(last_applied, first_seq):

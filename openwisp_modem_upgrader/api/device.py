@@ -4,11 +4,21 @@ Authenticated like the rest of OpenWISP's device-facing endpoints: the
 ``key`` query parameter must be the key of the operation's device (the key
 its OpenWISP agent already uses). Reports are replayed by the router after a
 link loss, so each carries the journal ``seq`` and duplicates are ignored.
+
+Thousands of routers report every few seconds, so the usual report (valid,
+in progress, records that follow the last applied one) takes a fast path:
+no Django REST framework, one conditional UPDATE that also checks the key.
+Anything else (a replay, an error to explain, a failure to record) goes
+through ``DeviceReportView``, which answers exactly as before.
 """
 
 import hmac
+import json
+import re
 
+from django.http import HttpResponse
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -20,9 +30,10 @@ from ..upgrade import (
     finish_operation,
     journal_seq_plausible,
     record_journal,
+    record_new_journal,
     record_progress,
 )
-from .parsers import DeviceReportJSONParser
+from .parsers import MAX_DEVICE_REPORT_BODY, DeviceReportJSONParser
 
 FAILURE_STATUSES = set(TERMINAL_STATUSES) - {OperationStatus.SUCCESS}
 MAX_LOG_LENGTH = 64 * 1024
@@ -102,9 +113,13 @@ class DeviceReportView(APIView):
                     },
                     status=status.HTTP_400_BAD_REQUEST,
                 )
-            applied = record_journal(
-                pk, report["seq"], lines, report["progress_percent"]
-            )
+            if report["seq"] <= operation["device_seq"]:
+                # a replay: nothing to write
+                applied = False
+            else:
+                applied = record_journal(
+                    pk, report["seq"], lines, report["progress_percent"]
+                )
         else:
             applied = record_progress(
                 pk, progress=report["progress_percent"], message=report["log"]
@@ -125,4 +140,76 @@ class DeviceReportView(APIView):
     patch = post
 
 
-device_report = DeviceReportView.as_view()
+REPORT_FIELDS = frozenset(("progress_percent", "status", "log", "seq"))
+FAST_STATUSES = (OperationStatus.IN_PROGRESS, OperationStatus.SUCCESS)
+# what DRF's CharField refuses in the log (its error messages: slow path)
+_REFUSED_LOG_CHARACTERS = re.compile("[\x00\ud800-\udfff]")
+# compared by the database on the fast path; other keys (NUL characters
+# PostgreSQL refuses...) are compared in Python on the general path
+_PLAIN_KEY = re.compile(r"[0-9A-Za-z_-]{1,128}")
+_general_view = DeviceReportView.as_view()
+
+
+def _refuse_constant(name):
+    raise ValueError(name)
+
+
+def _valid_int(value, low, high):
+    # DRF also takes "5" and 5.0: those go to the general path
+    return type(value) is int and low <= value <= high
+
+
+def _fast_report(request):
+    """The report when it is the usual case, validated as
+    ``DeviceReportSerializer`` would; ``None`` for anything else."""
+    if request.content_type != "application/json" or request.content_params:
+        return None
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or "")
+    except ValueError:
+        return None
+    if not 0 < length <= MAX_DEVICE_REPORT_BODY:
+        return None
+    try:
+        # decoded first: json.loads would also guess UTF-16, DRF does not
+        report = json.loads(
+            request.body.decode("utf-8"), parse_constant=_refuse_constant
+        )
+    except (ValueError, RecursionError):
+        return None
+    if type(report) is not dict or not report.keys() <= REPORT_FIELDS:
+        return None
+    log = report.get("log", "")
+    if (
+        report.get("status") not in FAST_STATUSES
+        or not _valid_int(report.get("progress_percent"), 0, 100)
+        or not _valid_int(report.get("seq"), 1, 2**31 - 1)
+        or type(log) is not str
+    ):
+        return None
+    # as DRF's CharField: whitespace trimmed, then the length checked
+    log = log.strip()
+    if len(log) > MAX_LOG_LENGTH or _REFUSED_LOG_CHARACTERS.search(log):
+        return None
+    report["log"] = log
+    return report
+
+
+@csrf_exempt
+def device_report(request, pk):
+    report = _fast_report(request)
+    key = request.GET.get("key", "")
+    if report is not None and _PLAIN_KEY.fullmatch(key):
+        lines = report["log"].split("\n") if report["log"] else []
+        if record_new_journal(
+            pk, report["seq"], lines, report["progress_percent"], key
+        ):
+            if report["status"] == OperationStatus.SUCCESS:
+                # the next follow-up verifies the modem and finishes it
+                follow_now(pk)
+            body = {"applied": True, "status": report["status"]}
+            return HttpResponse(
+                json.dumps(body, separators=(",", ":")),
+                content_type="application/json",
+            )
+    return _general_view(request, pk=pk)

@@ -50,10 +50,11 @@ class TestDeviceReports(TestModemUpgraderMixin, TestCase):
         self.assertEqual(self._reload().progress, 21)
 
     def test_constant_queries_per_report(self):
+        # the usual report is one conditional UPDATE, whatever the log size
         for seq, size in ((1, 1), (2, 200)):
             log = "\n".join(f"line {i}" for i in range(size))
-            with self.assertNumQueries(3):
-                self._report(
+            with self.assertNumQueries(1):
+                response = self._report(
                     {
                         "progress_percent": 30,
                         "status": "in-progress",
@@ -61,6 +62,56 @@ class TestDeviceReports(TestModemUpgraderMixin, TestCase):
                         "seq": seq * 1000,
                     }
                 )
+            self.assertTrue(response.json()["applied"])
+        self.assertEqual(self._reload().device_seq, 2000)
+        self.assertEqual(self._reload().log.count("line"), 201)
+
+    def test_replay_and_overlap_take_the_general_path(self):
+        payload = {"progress_percent": 40, "status": "in-progress", "log": "a\nb"}
+        self._report(dict(payload, seq=2))
+        # replay: the missed UPDATE, then one read; nothing written
+        with self.assertNumQueries(2):
+            response = self._report(dict(payload, seq=2))
+        self.assertEqual(response.json(), {"applied": False, "status": "in-progress"})
+        # overlap (records 2-3, 2 applied): only record 3 is added
+        with self.assertNumQueries(4):
+            response = self._report(dict(payload, log="b\nc", seq=3))
+        self.assertTrue(response.json()["applied"])
+        operation = self._reload()
+        self.assertEqual(operation.log.splitlines()[-3:], ["a", "b", "c"])
+        self.assertEqual(operation.device_seq, 3)
+
+    def test_reports_the_fast_path_leaves_to_drf(self):
+        """What DRF accepts beyond plain JSON types is still accepted."""
+        url = reverse(
+            "modem_upgrader:api_upgrade_operation_detail", args=[self.operation.pk]
+        )
+        body = {"progress_percent": "7", "status": "in-progress", "seq": 1.0}
+        response = self._report(body)
+        self.assertEqual(response.status_code, 200, response.content)
+        self.assertEqual(self._reload().progress, 7)
+        response = self.client.post(
+            f"{url}?key={self.device.key}",
+            json.dumps({"progress_percent": 8, "status": "in-progress", "seq": 2}),
+            content_type="application/json; charset=utf-8",
+        )
+        self.assertEqual(response.status_code, 200, response.content)
+        self.assertEqual(self._reload().device_seq, 2)
+
+    def test_wrong_key_on_valid_report_changes_nothing(self):
+        payload = {
+            "progress_percent": 50,
+            "status": "in-progress",
+            "log": "x",
+            "seq": 1,
+        }
+        for key in ("0" * 32, self.device.key.upper(), self.device.key + "x", "a\x00"):
+            with self.subTest(key=key):
+                response = self._report(payload, key=key)
+                self.assertEqual(response.status_code, 403, response.content)
+        operation = self._reload()
+        self.assertEqual(operation.device_seq, 0)
+        self.assertEqual(operation.progress, 0)
 
     def test_replayed_report_changes_nothing(self):
         payload = {

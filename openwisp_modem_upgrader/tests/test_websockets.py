@@ -1,13 +1,17 @@
 """Live progress consumers: authorization, deltas, coalescing."""
 
+import json
 from unittest import mock
 
 from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.apps import apps
 from django.contrib.auth.models import AnonymousUser
-from django.test import TransactionTestCase
+from django.test import Client, TransactionTestCase
+from django.urls import reverse
 
 from openwisp_users.migrations import create_default_groups
 from openwisp_users.tests.utils import TestMultitenantAdminMixin
@@ -161,6 +165,60 @@ class TestModemUpgradeWebsockets(
                 await communicator.disconnect()
 
         self.run_async(scenario)
+
+    def test_device_reports_coalesced_without_channel_layer_messages(self):
+        """Routers' HTTP reports publish nothing on the channel layer; an
+        open page gets their effect in one message per interval."""
+        admin = self._get_admin()
+        url = reverse(
+            "modem_upgrader:api_upgrade_operation_detail", args=[self.operation.pk]
+        )
+        url = f"{url}?key={self.device.key}"
+        layer_class = type(get_channel_layer())
+        published = []
+        original_send, original_group_send = (
+            layer_class.send,
+            layer_class.group_send,
+        )
+
+        async def send(layer, channel, message):
+            published.append(channel)
+            return await original_send(layer, channel, message)
+
+        async def group_send(layer, group, message):
+            published.append(group)
+            return await original_group_send(layer, group, message)
+
+        @database_sync_to_async
+        def reports():
+            client = Client()
+            for seq in range(1, 31):
+                body = {
+                    "seq": seq,
+                    "progress_percent": 40 + seq,
+                    "status": "in-progress",
+                    "log": f"report {seq}",
+                }
+                response = client.post(url, json.dumps(body), "application/json")
+                self.assertEqual(response.status_code, 200, response.content)
+
+        async def scenario():
+            communicator, _ = await self._connect(admin, self.device_path())
+            await communicator.receive_json_from(timeout=3)
+            await reports()
+            message = await communicator.receive_json_from(timeout=3)
+            [change] = message["operations"]
+            # thirty reports, one message with the latest state
+            self.assertEqual(change["progress"], 70)
+            self.assertEqual(change["log"].count("report"), 30)
+            self.assertTrue(await communicator.receive_nothing(timeout=1))
+            await communicator.disconnect()
+
+        with mock.patch.object(
+            ModemUpgradeConsumer, "interval", 1.5
+        ), mock.patch.multiple(layer_class, send=send, group_send=group_send):
+            self.run_async(scenario)
+        self.assertEqual(published, [])
 
     def test_batch_summary_and_operations(self):
         batch = ModemBatchUpgradeOperation.objects.create(

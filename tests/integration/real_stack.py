@@ -571,6 +571,7 @@ def fleet_in_flight(stack, routers, router_device, image, build, Operation, flas
         },
     )
     operations = Operation.objects.filter(batch=batch)
+    wait_for(lambda: operations.count() == count, 60, "the fan-out")
     peak, restarted = 0, False
     while time.monotonic() - t0 < FLEET_FLASH_SECONDS * 4 + 120:
         flashing = operations.filter(status="in-progress", flash_started=True).count()
