@@ -28,6 +28,7 @@ from ..exceptions import (
     ModemUpgradeCancelled,
     RecoverableModemFailure,
 )
+from ..image_stream import open_image
 from ..shell_values import MODEM_MODEL, SHA256, VERSION, full_match
 from ..ssh import RouterShell
 from ..swapper import load_model
@@ -266,7 +267,7 @@ class WrapperUpgrader(BaseModemUpgrader):
     def transfer_firmware(self):
         """Sends what the router lacks of the image (resume, skip, rate cap)."""
         size = self.image.size
-        with self.image.file.open("rb") as firmware:
+        with open_image(self.image.file) as firmware:
             plan = plan_transfer(self.router_copy, firmware, size, self.image.sha256)
             if plan.skip:
                 self.log(

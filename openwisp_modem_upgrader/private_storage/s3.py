@@ -1,0 +1,46 @@
+"""Modem images on S3-compatible object storage (the optional "s3" extra).
+
+Set ``OPENWISP_MODEM_UPGRADER_PRIVATE_STORAGE_INSTANCE`` to
+``"openwisp_modem_upgrader.private_storage.s3.modem_firmware_s3_storage"``
+and configure django-storages' ``AWS_*`` settings (bucket, endpoint,
+credentials); docs/developer/object-storage.rst has the details.
+"""
+
+from django.core.files import File
+from storages.backends.s3 import S3Storage
+
+from ..exceptions import IrrecoverableModemFailure
+from ..image_stream import S3RangeReader
+
+
+class ModemFirmwareS3Storage(S3Storage):
+    """django-storages' S3 storage with what private modem images need.
+
+    - URLs are always presigned and short-lived: the download view redirects
+      to one only after checking the user's organization;
+    - an upload never replaces another image's object of the same name;
+    - objects sit under their own prefix, apart from other files;
+    - reading streams with ranged GETs instead of downloading the whole
+      object first (``S3File``), so no code path keeps a full copy.
+    """
+
+    def get_default_settings(self):
+        defaults = super().get_default_settings()
+        defaults.update(
+            querystring_auth=True,
+            querystring_expire=300,
+            file_overwrite=False,
+            location="modem-firmware",
+        )
+        return defaults
+
+    def _open(self, name, mode="rb"):
+        if mode != "rb":
+            return super()._open(name, mode)
+        try:
+            return File(S3RangeReader(self, name), name=name)
+        except IrrecoverableModemFailure as error:  # the object is missing
+            raise FileNotFoundError(f"File does not exist: {name}") from error
+
+
+modem_firmware_s3_storage = ModemFirmwareS3Storage()

@@ -1,0 +1,317 @@
+"""Images on S3-compatible object storage, against a real moto_server.
+
+The web side (this process) uploads through the API and serves downloads
+after the organization check; the worker side reads the image with ranged
+GETs and streams it to a real emulated router, in this process (the whole
+upgrade) and in a separate one with local directories of its own, so that
+nothing can pass through a shared disk.
+"""
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import types
+import urllib.request
+from unittest import mock
+
+from botocore.config import Config
+from django.contrib.staticfiles.testing import StaticLiveServerTestCase
+from django.test import SimpleTestCase, TestCase, override_settings
+from django.urls import reverse
+from storages.backends.s3 import S3Storage
+
+from ..base.models import OperationStatus
+from ..exceptions import IrrecoverableModemFailure, RecoverableModemFailure
+from ..image_stream import S3RangeReader, open_image
+from ..transfer import prefix_sha256
+from . import NEW_VERSION, ModemFirmwareImage
+from .s3_server import MotoS3Server, free_port
+from .test_api import ApiTestMixin, api_url
+from .test_engine import EngineTestMixin
+
+MIB = 1024 * 1024
+WORKER_SCRIPT = os.path.join(os.path.dirname(__file__), "object_storage_worker.py")
+
+
+class MotoServerMixin:
+    """One moto_server per test class; each test gets a bucket of its own."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.s3 = MotoS3Server().start()
+        cls.addClassCleanup(cls.s3.stop)
+
+    def setUp(self):
+        self.bucket = self.s3.create_bucket()
+        self.storage = self.s3.storage(self.bucket)
+        # before the other mixins' setUp, which may already create images
+        self.store_images_here()
+        super().setUp()
+
+    def store_images_here(self):
+        pass
+
+    def put_object(self, name, content):
+        key = f"{self.storage.location}/{name}"
+        self.s3.client().put_object(Bucket=self.bucket, Key=key, Body=content)
+
+    def object_bytes(self, name):
+        key = f"{self.storage.location}/{name}"
+        return self.s3.client().get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+
+class WebSideMixin(MotoServerMixin):
+    """Images are stored on S3; the web process has empty local roots of its own."""
+
+    def store_images_here(self):
+        field = ModemFirmwareImage._meta.get_field("file")
+        patcher = mock.patch.object(field, "storage", self.storage)
+        patcher.start()
+        self.addCleanup(patcher.stop)
+        web_root = tempfile.TemporaryDirectory(prefix="web-")
+        self.addCleanup(web_root.cleanup)
+        self.web_root = web_root.name
+        local_roots = override_settings(
+            MEDIA_ROOT=os.path.join(self.web_root, "media"),
+            PRIVATE_STORAGE_ROOT=os.path.join(self.web_root, "private"),
+            FILE_UPLOAD_TEMP_DIR=self.web_root,
+        )
+        local_roots.enable()
+        self.addCleanup(local_roots.disable)
+
+    def assertNothingLocal(self, root):
+        files = [
+            os.path.join(directory, name)
+            for directory, _, names in os.walk(root)
+            for name in names
+        ]
+        self.assertEqual(files, [])
+
+
+class TestImageStream(MotoServerMixin, SimpleTestCase):
+    def setUp(self):
+        super().setUp()
+        self.content = os.urandom(3 * MIB + 7)
+        self.put_object("build/image.bin", self.content)
+        self.image = types.SimpleNamespace(storage=self.storage, name="build/image.bin")
+
+    def test_reads_from_any_offset(self):
+        with open_image(self.image, offset=MIB + 3) as image:
+            self.assertEqual(image.tell(), MIB + 3)
+            self.assertEqual(image.read(10), self.content[MIB + 3 : MIB + 13])
+            self.assertEqual(image.read(), self.content[MIB + 13 :])
+            self.assertEqual(image.read(1), b"")
+            # what plan_transfer then stream_file_to_router do
+            self.assertEqual(
+                prefix_sha256(image, 2 * MIB),
+                hashlib.sha256(self.content[: 2 * MIB]).hexdigest(),
+            )
+            image.seek(3 * MIB)
+            self.assertEqual(image.read(MIB), self.content[3 * MIB :])
+            self.assertEqual(image.seek(-7, io.SEEK_END), 3 * MIB)
+
+    def test_never_downloads_the_whole_object(self):
+        # S3File copies the whole object on its first read: it must not be used,
+        # neither through open_image nor through the storage's own open()
+        with mock.patch(
+            "storages.backends.s3.S3File", side_effect=AssertionError("full copy")
+        ):
+            with open_image(self.image, offset=3 * MIB) as image:
+                self.assertEqual(image.read(), self.content[3 * MIB :])
+            with self.storage.open("build/image.bin") as image:
+                image.seek(MIB)
+                self.assertEqual(image.read(5), self.content[MIB : MIB + 5])
+            # a plain django-storages S3 storage configured by the operator
+            plain = S3Storage(**self.s3.storage_options(self.bucket))
+            plain_image = types.SimpleNamespace(
+                storage=plain, name="modem-firmware/build/image.bin"
+            )
+            with open_image(plain_image, offset=5) as image:
+                self.assertIsInstance(image, S3RangeReader)
+                self.assertEqual(image.read(5), self.content[5:10])
+
+    def test_missing_object_is_irrecoverable(self):
+        missing = types.SimpleNamespace(storage=self.storage, name="build/none.bin")
+        with self.assertRaisesRegex(IrrecoverableModemFailure, "missing"):
+            open_image(missing)
+        with self.assertRaises(FileNotFoundError):
+            self.storage.open("build/none.bin")
+
+    def test_unreachable_storage_is_recoverable(self):
+        options = self.s3.storage_options(self.bucket)
+        options["endpoint_url"] = f"http://127.0.0.1:{free_port()}"
+        storage = type(self.storage)(
+            client_config=Config(retries={"max_attempts": 1}), **options
+        )
+        image = types.SimpleNamespace(storage=storage, name="build/image.bin")
+        with self.assertRaisesRegex(RecoverableModemFailure, "object storage"):
+            open_image(image)
+
+
+class TestObjectStorageWeb(WebSideMixin, ApiTestMixin, TestCase):
+    def setUp(self):
+        super().setUp()
+        self.build = self._create_build(category=self._create_category())
+        self.content = os.urandom(2 * MIB + 5)
+
+    def upload(self):
+        self._login(self._manager())
+        response = self.client.post(
+            api_url("firmware_image_list", self.build.pk),
+            {"type": "telit-fn990a", "file": self._upload(content=self.content)},
+        )
+        self.assertEqual(response.status_code, 201, response.data)
+        return ModemFirmwareImage.objects.get()
+
+    def test_upload_goes_to_the_object_store_hashed(self):
+        image = self.upload()
+        self.assertEqual(image.sha256, hashlib.sha256(self.content).hexdigest())
+        self.assertEqual(image.size, len(self.content))
+        self.assertEqual(self.object_bytes(image.file.name), self.content)
+        # nothing stayed on the web server's disk, not even the upload's spool
+        self.assertNothingLocal(self.web_root)
+
+    def test_download_redirects_to_a_presigned_url_after_the_org_check(self):
+        image = self.upload()
+        for url in (
+            api_url("firmware_image_download", image.pk),
+            reverse("serve_private_modem_firmware", args=[image.file.name]),
+        ):
+            with self.subTest(url=url):
+                response = self.client.get(url)
+                self.assertEqual(response.status_code, 302)
+                location = response["Location"]
+                self.assertTrue(location.startswith(self.s3.endpoint_url), location)
+                self.assertIn("Signature=", location)
+                self.assertIn("no-store", response["Cache-Control"])
+                with urllib.request.urlopen(location, timeout=30) as download:
+                    self.assertEqual(download.read(), self.content)
+                    self.assertIn("attachment", download.headers["Content-Disposition"])
+
+    def test_download_refused_to_another_organization(self):
+        image = self.upload()
+        self._login(self._manager(org=self.org_b, username="manager_b"))
+        response = self.client.get(api_url("firmware_image_download", image.pk))
+        self.assertEqual(response.status_code, 404)
+        response = self.client.get(
+            reverse("serve_private_modem_firmware", args=[image.file.name])
+        )
+        self.assertEqual(response.status_code, 403)
+        self.assertNotIn("Location", response)
+        self.client.logout()
+        response = self.client.get(
+            reverse("serve_private_modem_firmware", args=[image.file.name])
+        )
+        self.assertEqual(response.status_code, 401)
+
+    def test_uploads_of_the_same_name_keep_their_own_objects(self):
+        first = self.upload()
+        other_build = self._create_build(
+            category=self.build.category, version="M0R.010200-B025"
+        )
+        second = self._create_image(
+            build=other_build, file=self._upload(content=b"other")
+        )
+        same_build = self._create_image(
+            build=self.build, type="generic", file=self._upload(content=b"third")
+        )
+        self.assertNotEqual(same_build.file.name, first.file.name)
+        self.assertEqual(self.object_bytes(first.file.name), self.content)
+        self.assertEqual(self.object_bytes(second.file.name), b"other")
+        self.assertEqual(self.object_bytes(same_build.file.name), b"third")
+
+    def test_delete_removes_the_object(self):
+        image = self.upload()
+        name = image.file.name
+        with self.captureOnCommitCallbacks(execute=True):
+            response = self.client.delete(api_url("firmware_image_detail", image.pk))
+        self.assertEqual(response.status_code, 204)
+        self.assertFalse(self.storage.exists(name))
+
+
+class TestWorkerStreamsFromObjectStorage(
+    WebSideMixin, EngineTestMixin, StaticLiveServerTestCase
+):
+    def router_image(self):
+        return os.path.join(
+            self.remote_dir, "openwisp-modem-upgrader", f"{self.image.sha256}.bin"
+        )
+
+    def place_on_router(self, path, length):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with self.image.file.open("rb") as source, open(path, "wb") as target:
+            target.write(source.read(length))
+
+    def test_upgrade_resumes_from_object_storage(self):
+        self.image = self._create_firmware_image(size=4 * MIB)
+        self.assertTrue(self.storage.exists(self.image.file.name))
+        self.place_on_router(self.router_image(), MIB)
+        operation = self.upgrade()
+        self.assertEqual(operation.status, OperationStatus.SUCCESS, operation.log)
+        self.assertIn("holds the first 1048576 bytes intact", operation.log)
+        self.assertIn("sha256 verified", operation.log)
+        self.assertEqual(self.router.modem_state()["firmware"], NEW_VERSION)
+        self.assertNothingLocal(self.web_root)
+
+    def run_worker(self, worker_root, remote_path):
+        arguments = {
+            "root": worker_root,
+            "storage": self.s3.storage_options(self.bucket),
+            "name": self.image.file.name,
+            "size": self.image.size,
+            "sha256": self.image.sha256,
+            "remote_path": remote_path,
+            "router": {
+                "host": self.router.host,
+                "port": self.router.port,
+                "key_path": self.router.private_key_path,
+            },
+        }
+        tmp = os.path.join(worker_root, "tmp")
+        os.makedirs(tmp, exist_ok=True)
+        result = subprocess.run(
+            [sys.executable, WORKER_SCRIPT, json.dumps(arguments)],
+            cwd=worker_root,
+            env=dict(os.environ, TMPDIR=tmp),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        self.assertEqual(result.returncode, 0, result.stderr)
+        return json.loads(result.stdout.splitlines()[-1])
+
+    def test_worker_process_streams_from_the_object_store(self):
+        size = 24 * MIB
+        self.image = self._create_firmware_image(size=size)
+        worker_root = tempfile.TemporaryDirectory(prefix="worker-")
+        self.addCleanup(worker_root.cleanup)
+        remote = os.path.join(self.remote_dir, "image.bin")
+        first = self.run_worker(worker_root.name, remote)
+        self.assertEqual((first["reason"], first["offset"]), ("absent", 0))
+        self.assertEqual(self.router_sha256(remote), self.image.sha256)
+        # memory flat in the image's size: far less than the image grew
+        growth = (first["peak_rss_kib"] - first["rss_before_kib"]) * 1024
+        self.assertLess(growth, size / 3)
+        # the router lost the end of its copy: the worker resumes from S3
+        os.truncate(remote, 10 * MIB + 3)
+        second = self.run_worker(worker_root.name, remote)
+        self.assertEqual((second["reason"], second["offset"]), ("resume", 10 * MIB + 3))
+        self.assertEqual(self.router_sha256(remote), self.image.sha256)
+        for outcome in (first, second):
+            self.assertEqual(outcome["local_files"], [])
+        self.assertNothingLocal(self.web_root)
+
+    def router_sha256(self, path):
+        listing = subprocess.run(
+            self.router.ssh_command(f"sha256sum {path}"),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        return listing.stdout.split()[0]
