@@ -285,25 +285,24 @@ class TestWorkerStreamsFromObjectStorage(
         self.assertEqual(result.returncode, 0, result.stderr)
         return json.loads(result.stdout.splitlines()[-1])
 
-    def test_worker_process_streams_from_the_object_store(self):
-        size = 24 * MIB
+    def test_worker_process_resumes_from_the_object_store(self):
+        size = 16 * MIB
         self.image = self._create_firmware_image(size=size)
         worker_root = tempfile.TemporaryDirectory(prefix="worker-")
         self.addCleanup(worker_root.cleanup)
         remote = os.path.join(self.remote_dir, "image.bin")
-        first = self.run_worker(worker_root.name, remote)
-        self.assertEqual((first["reason"], first["offset"]), ("absent", 0))
+        # a dropped link left the router with the first part of the image
+        self.place_on_router(remote, 5 * MIB + 3)
+        outcome = self.run_worker(worker_root.name, remote)
+        self.assertEqual(
+            (outcome["reason"], outcome["offset"]), ("resume", 5 * MIB + 3)
+        )
         self.assertEqual(self.router_sha256(remote), self.image.sha256)
-        # memory flat in the image's size: far less than the image grew
-        growth = (first["peak_rss_kib"] - first["rss_before_kib"]) * 1024
-        self.assertLess(growth, size / 3)
-        # the router lost the end of its copy: the worker resumes from S3
-        os.truncate(remote, 10 * MIB + 3)
-        second = self.run_worker(worker_root.name, remote)
-        self.assertEqual((second["reason"], second["offset"]), ("resume", 10 * MIB + 3))
-        self.assertEqual(self.router_sha256(remote), self.image.sha256)
-        for outcome in (first, second):
-            self.assertEqual(outcome["local_files"], [])
+        # memory flat in the image's size: a local copy in memory would grow
+        # by the whole image (about 1 MiB measured)
+        growth = (outcome["peak_rss_kib"] - outcome["rss_before_kib"]) * 1024
+        self.assertLess(growth, size / 4)
+        self.assertEqual(outcome["local_files"], [])
         self.assertNothingLocal(self.web_root)
 
     def router_sha256(self, path):
