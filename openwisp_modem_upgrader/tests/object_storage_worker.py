@@ -11,6 +11,7 @@ JSON line: the plan, the worker's memory, and the files left in its root.
 import json
 import os
 import sys
+import time
 import types
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -73,12 +74,14 @@ def main(arguments):
     # measuring what streaming costs
     storage.size(image.name)
     rss_before = peak_rss_kib()
+    started = time.monotonic()
     with open_image(image) as firmware:
         plan = plan_transfer(copy, firmware, size, sha256)
         if not plan.skip:
             stream_file_to_router(
                 client.get_transport(), firmware, size, remote, 120, plan.offset
             )
+    seconds = time.monotonic() - started
     client.close()
     left = [
         os.path.join(directory, name)
@@ -90,6 +93,7 @@ def main(arguments):
             {
                 "reason": plan.reason,
                 "offset": plan.offset,
+                "seconds": seconds,
                 "rss_before_kib": rss_before,
                 "peak_rss_kib": peak_rss_kib(),
                 "local_files": left,
