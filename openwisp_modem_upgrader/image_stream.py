@@ -4,10 +4,10 @@ Workers on other machines than the web server read images from object
 storage (S3 through django-storages). django-storages' own ``S3File``
 downloads the whole object on its first read, into memory unless
 ``AWS_S3_MAX_MEMORY_SIZE`` is set, so images on S3 are read here with
-ranged GETs instead: one request from the current position on, streamed
-as it is read, and a new one after each seek (``plan_transfer`` hashes a
-prefix, then ``stream_file_to_router`` seeks to where the router's copy
-ends). Memory stays flat in the image's size.
+ranged GETs instead: requests of up to 64 MiB from the current position
+on, streamed as they are read, and a new one after each seek
+(``plan_transfer`` hashes a prefix, then ``stream_file_to_router`` seeks to
+where the router's copy ends). Memory stays flat in the image's size.
 """
 
 import io
@@ -45,10 +45,16 @@ def open_image(field_file, offset=0):
 class S3RangeReader(io.RawIOBase):
     """A seekable, read-only view of one S3 object, streamed by ranged GETs.
 
+    Each GET covers at most ``window`` bytes: a transfer capped to a
+    cellular link's rate reads one image for hours, longer than object
+    stores keep a slow response open.
+
     A storage error while reading raises ``RecoverableModemFailure`` (the
     object store may answer the retry), a missing object
     ``IrrecoverableModemFailure``.
     """
+
+    window = 64 * 1024 * 1024
 
     def __init__(self, storage, name):
         super().__init__()
@@ -83,21 +89,29 @@ class S3RangeReader(io.RawIOBase):
         return self._position
 
     def read(self, size=-1):
-        left = self.size - self._position
-        if left <= 0:
+        if size is None or size < 0:  # the rest, as io's readall()
+            return b"".join(iter(lambda: self.read(1024 * 1024), b""))
+        size = min(size, self.size - self._position)
+        if size <= 0:
             return b""
-        size = left if size is None or size < 0 else min(size, left)
+        chunk = self._read_body(size)
+        if not chunk:
+            # the end of this GET's window: the next one starts here
+            self._close_body()
+            chunk = self._read_body(size)
+        self._position += len(chunk)
+        return chunk
+
+    def _read_body(self, size):
         try:
             if self._body is None:
-                # open-ended: the rest of the image streams in one request
-                response = self._object.get(Range=f"bytes={self._position}-")
+                last = min(self._position + self.window, self.size) - 1
+                response = self._object.get(Range=f"bytes={self._position}-{last}")
                 self._body = response["Body"]
-            chunk = self._body.read(size)
+            return self._body.read(size)
         except (BotoCoreError, ClientError) as error:
             self._close_body()
             raise _storage_failure(self.name, error) from error
-        self._position += len(chunk)
-        return chunk
 
     def readinto(self, buffer):
         chunk = self.read(len(buffer))

@@ -115,6 +115,15 @@ class TestImageStream(MotoServerMixin, SimpleTestCase):
             self.assertEqual(image.read(MIB), self.content[3 * MIB :])
             self.assertEqual(image.seek(-7, io.SEEK_END), 3 * MIB)
 
+    def test_reads_across_get_windows(self):
+        with mock.patch.object(S3RangeReader, "window", MIB):
+            with open_image(self.image, offset=100) as image:
+                chunks = list(iter(lambda: image.read(700 * 1024), b""))
+        self.assertEqual(b"".join(chunks), self.content[100:])
+        # the second read stopped at the end of the first GET's window (1 MiB
+        # from where it started)
+        self.assertEqual(len(chunks[1]), MIB - 700 * 1024)
+
     def test_never_downloads_the_whole_object(self):
         # S3File copies the whole object on its first read: it must not be used,
         # neither through open_image nor through the storage's own open()
