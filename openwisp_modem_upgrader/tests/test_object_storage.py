@@ -22,6 +22,7 @@ from botocore.config import Config
 from django.contrib.staticfiles.testing import StaticLiveServerTestCase
 from django.test import SimpleTestCase, TestCase, override_settings
 from django.urls import reverse
+from django.utils.module_loading import import_string
 from storages.backends.s3 import S3Storage
 
 from ..base.models import OperationStatus
@@ -160,6 +161,32 @@ class TestImageStream(MotoServerMixin, SimpleTestCase):
         image = types.SimpleNamespace(storage=storage, name="build/image.bin")
         with self.assertRaisesRegex(RecoverableModemFailure, "object storage"):
             open_image(image)
+
+
+class TestModemFirmwareS3Storage(SimpleTestCase):
+    @override_settings(
+        AWS_QUERYSTRING_AUTH=False,
+        AWS_S3_FILE_OVERWRITE=True,
+        AWS_LOCATION="public",
+        AWS_STORAGE_BUCKET_NAME="images",
+    )
+    def test_private_defaults_win_over_aws_settings(self):
+        from ..private_storage.s3 import ModemFirmwareS3Storage
+
+        storage = import_string(
+            "openwisp_modem_upgrader.private_storage.s3.modem_firmware_s3_storage"
+        )
+        self.assertIsInstance(storage, ModemFirmwareS3Storage)
+        for storage in (storage, ModemFirmwareS3Storage()):
+            self.assertTrue(storage.querystring_auth)
+            self.assertFalse(storage.file_overwrite)
+            self.assertEqual(storage.location, "modem-firmware")
+            self.assertEqual(storage.querystring_expire, 300)
+            self.assertEqual(storage.transfer_config.max_in_memory_upload_chunks, 2)
+        self.assertEqual(ModemFirmwareS3Storage().bucket_name, "images")
+        self.assertEqual(
+            ModemFirmwareS3Storage(bucket_name="other").bucket_name, "other"
+        )
 
 
 class TestObjectStorageWeb(WebSideMixin, ApiTestMixin, TestCase):
