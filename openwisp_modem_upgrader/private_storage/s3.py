@@ -8,6 +8,7 @@ credentials); docs/developer/object-storage.rst has the details.
 
 from boto3.s3.transfer import TransferConfig
 from django.core.files import File
+from django.urls import reverse
 from storages.backends.s3 import S3Storage
 
 from ..exceptions import IrrecoverableModemFailure
@@ -17,8 +18,9 @@ from ..image_stream import S3RangeReader
 class ModemFirmwareS3Storage(S3Storage):
     """django-storages' S3 storage with what private modem images need.
 
-    - URLs are always presigned and short-lived: the download view redirects
-      to one only after checking the user's organization;
+    - ``url()`` is the download view's (as for local images, e.g. the
+      admin's link), which checks the user's organization and only then
+      redirects to ``presigned_url()``, presigned and short-lived;
     - an upload never replaces another image's object of the same name;
     - objects sit under their own prefix, apart from other files;
     - reading streams with ranged GETs instead of downloading the whole
@@ -36,6 +38,12 @@ class ModemFirmwareS3Storage(S3Storage):
             transfer_config=upload_transfer_config(),
         )
         return defaults
+
+    def url(self, name, parameters=None, expire=None, http_method=None):
+        return reverse("serve_private_modem_firmware", kwargs={"path": name})
+
+    def presigned_url(self, name, parameters=None):
+        return super().url(name, parameters=parameters)
 
     def _open(self, name, mode="rb"):
         if mode != "rb":

@@ -37,7 +37,9 @@ class ModemFirmwareDownloadView(PrivateStorageDetailView):
         if not is_object_storage(storage):
             return super().serve_file(private_file)
         filename = os.path.basename(private_file.relative_name)
-        url = storage.url(
+        # a plain django-storages S3 storage presigns url() itself
+        presign = getattr(storage, "presigned_url", storage.url)
+        url = presign(
             private_file.relative_name,
             parameters={
                 "ResponseContentDisposition": content_disposition_header(True, filename)

@@ -29,8 +29,9 @@ from ..base.models import OperationStatus
 from ..exceptions import IrrecoverableModemFailure, RecoverableModemFailure
 from ..image_stream import S3RangeReader, open_image
 from ..transfer import prefix_sha256
-from . import NEW_VERSION, ModemFirmwareImage
+from . import NEW_VERSION, ModemBuild, ModemFirmwareImage
 from .s3_server import MotoS3Server, free_port
+from .test_admin import admin_url
 from .test_api import ApiTestMixin, api_url
 from .test_engine import EngineTestMixin
 
@@ -228,6 +229,32 @@ class TestObjectStorageWeb(WebSideMixin, ApiTestMixin, TestCase):
                 with urllib.request.urlopen(location, timeout=30) as download:
                     self.assertEqual(download.read(), self.content)
                     self.assertIn("attachment", download.headers["Content-Disposition"])
+
+    def test_admin_upload_and_link(self):
+        self._login(self._get_admin())
+        response = self.client.post(
+            admin_url(ModemBuild, "add"),
+            {
+                "category": str(self.build.category.pk),
+                "modem_model": self.build.modem_model,
+                "version": "M0R.020000-B001",
+                "images-TOTAL_FORMS": "1",
+                "images-INITIAL_FORMS": "0",
+                "images-0-file": self._upload(content=self.content),
+                "images-0-type": "telit-fn990a",
+                "images-0-boards": "[]",
+            },
+        )
+        self.assertEqual(response.status_code, 302, response.content[:3000])
+        image = ModemFirmwareImage.objects.get(build__version="M0R.020000-B001")
+        self.assertEqual(image.sha256, hashlib.sha256(self.content).hexdigest())
+        self.assertEqual(self.object_bytes(image.file.name), self.content)
+        self.assertNothingLocal(self.web_root)
+        # the admin links the org-checked download view, never the bucket
+        page = self.client.get(admin_url(ModemFirmwareImage, "change", image.pk))
+        view_url = reverse("serve_private_modem_firmware", args=[image.file.name])
+        self.assertContains(page, f'href="{view_url}"')
+        self.assertNotContains(page, self.s3.endpoint_url)
 
     def test_download_refused_to_another_organization(self):
         image = self.upload()
