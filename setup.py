@@ -38,6 +38,8 @@ setup(
     include_package_data=True,
     zip_safe=False,
     install_requires=get_install_requires(),
+    # images on S3-compatible storage (docs/developer/object-storage.rst)
+    extras_require={"s3": ["django-storages[s3]~=1.14"]},
     data_files=get_device_scripts(),
     python_requires=">=3.9",
     classifiers=[

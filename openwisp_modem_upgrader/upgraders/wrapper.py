@@ -38,7 +38,11 @@ from ..exceptions import (
     ModemUpgradeAborted,
     RecoverableModemFailure,
 )
+<<<<<<< HEAD
 from ..shell_values import COMMAND, STORAGE_DIR, TOOL_ARGS
+=======
+from ..image_stream import open_image
+>>>>>>> storage
 from ..shell_values import MODEM_MODEL, SHA256, VERSION, full_match
 from ..ssh import RouterShell
 from ..swapper import load_model
@@ -310,7 +314,7 @@ class WrapperUpgrader(BaseModemUpgrader):
     def transfer_firmware(self):
         """Sends what the router lacks of the image (resume, skip, rate cap)."""
         size = self.image.size
-        with self.image.file.open("rb") as firmware:
+        with open_image(self.image.file) as firmware:
             plan = plan_transfer(self.router_copy, firmware, size, self.image.sha256)
             if plan.skip:
                 self.log(
