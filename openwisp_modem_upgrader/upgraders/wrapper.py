@@ -38,11 +38,8 @@ from ..exceptions import (
     ModemUpgradeAborted,
     RecoverableModemFailure,
 )
-<<<<<<< HEAD
-from ..shell_values import COMMAND, STORAGE_DIR, TOOL_ARGS
-=======
 from ..image_stream import open_image
->>>>>>> storage
+from ..shell_values import COMMAND, STORAGE_DIR, TOOL_ARGS
 from ..shell_values import MODEM_MODEL, SHA256, VERSION, full_match
 from ..ssh import RouterShell
 from ..swapper import load_model

@@ -408,7 +408,7 @@ class EmulatedRouter:
             "private",
             "sh",
             "-c",
-            'mount --bind "$0" /root/.ssh && exec "$@"',
+            'mkdir -p -m 700 /root/.ssh && mount --bind "$0" /root/.ssh && exec "$@"',
             ssh_dir,
             *dropbear,
         ]
