@@ -446,11 +446,12 @@ def scenarios(stack, routers):
     )
     flashes_before = flashes(router)
     operation = start_upgrade(device, image, options(router))
-    wait_for(
-        lambda: Operation.objects.filter(pk=operation.pk, flash_started=True).exists(),
-        60,
-        "the flash to start",
+    journal = os.path.join(
+        router.tmp_dir, "openwisp-modem-upgrader", str(operation.pk), "journal"
     )
+    # the wrapper runs on the router (the point of no return alone is not
+    # enough: scenario 4 kills the worker between the two)
+    wait_for(lambda: os.path.exists(journal), 60, "the flash to start")
     for name in ("worker-1", "worker-2", "beat"):
         stack.kill(name)
     print("  both workers and beat killed with SIGKILL during the flash")
