@@ -315,6 +315,11 @@ class TestModemUpgraderBrowser(
         self.wait_for_visibility(By.CSS_SELECTOR, ".modem-batch", 10)
         batch = ModemBatchUpgradeOperation.objects.get()
         self.assertIn(str(batch.pk), self.web_driver.current_url)
+        # what the options editor sent, kept through the preview's reload
+        self.assertEqual(
+            batch.upgrade_options,
+            dict(FAST, remote_dir=self.remote_dir, tool_path=self.tool_path),
+        )
         self.wait_live()
         self.run_queued_upgrades().join(90)
         self.wait_until(
