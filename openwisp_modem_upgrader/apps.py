@@ -24,12 +24,20 @@ class ModemUpgraderConfig(ApiAppConfig):
 
     def ready(self, *args, **kwargs):
         super().ready(*args, **kwargs)
+        self.register_checks()
         self.register_menu_group()
         self.connect_file_cleanup()
         self.connect_detection_trigger()
         self.register_notifications()
         self.register_dashboard_charts()
         self.schedule_periodic_tasks()
+
+    def register_checks(self):
+        from django.core.checks import register
+
+        from .checks import check_misnamed_swappable_settings
+
+        register(check_misnamed_swappable_settings)
 
     def schedule_periodic_tasks(self):
         """Adds the upgrade driver and the detection sweep to Celery beat,

@@ -38,7 +38,7 @@ while [ ! -f "$DEMO_ROUTER_FILE" ] && [ $tries -lt 300 ]; do
     tries=$((tries + 1))
 done
 ../.venv/bin/python manage.py shell -c "from openwisp2.demo import load; load()"
-../.venv/bin/celery -A openwisp2 worker -l warning --concurrency 2 \
+../.venv/bin/celery -A openwisp2 worker -Q celery,modem_upgrader -l warning --concurrency 2 \
     >"$run_dir/celery.log" 2>&1 &
 pids="$pids $!"
 echo "Celery worker log: $run_dir/celery.log"

@@ -1,41 +1,54 @@
 """Release notes in Markdown, rendered safely.
 
-Raw HTML in the source is not recognised as HTML (the parsers are removed),
-so Markdown escapes it as text and only Markdown syntax produces markup.
-Links and images are then kept only with http(s), mailto or relative targets
-(Markdown itself would happily emit ``javascript:`` links).
+Markdown passes raw HTML through and emits ``javascript:`` links as written,
+so its output is cleaned by nh3 (the ammonia sanitizer): only the tags and
+attributes Markdown itself produces survive, links only with http(s), mailto
+or relative targets; ``<script>``/``<style>`` go with their content.
 """
 
 import markdown
+import nh3
 from django.utils.safestring import mark_safe
-from markdown.extensions import Extension
-from markdown.treeprocessors import Treeprocessor
 
-SAFE_SCHEMES = ("http://", "https://", "mailto:", "/", "#")
-
-
-class DropUnsafeLinks(Treeprocessor):
-    def run(self, root):
-        for element in root.iter():
-            for attribute in ("href", "src"):
-                value = element.get(attribute)
-                if value is None:
-                    continue
-                # Markdown escaped "&" in the source already; compare plainly
-                target = value.strip().lower()
-                if not target.startswith(SAFE_SCHEMES):
-                    del element.attrib[attribute]
-
-
-class SafeLinksExtension(Extension):
-    def extendMarkdown(self, md):
-        md.preprocessors.deregister("html_block")
-        md.inlinePatterns.deregister("html")
-        md.treeprocessors.register(DropUnsafeLinks(md), "modem_safe_links", 0)
+ALLOWED_TAGS = {
+    "a",
+    "blockquote",
+    "br",
+    "code",
+    "em",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "img",
+    "li",
+    "ol",
+    "p",
+    "pre",
+    "strong",
+    "ul",
+}
+ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "title"},
+    "ol": {"start"},
+}
+URL_SCHEMES = {"http", "https", "mailto"}
 
 
 def render_changelog(text):
     if not text:
         return ""
-    html = markdown.markdown(text, extensions=["sane_lists", SafeLinksExtension()])
-    return mark_safe(html)
+    html = markdown.markdown(text, extensions=["sane_lists"])
+    return mark_safe(
+        nh3.clean(
+            html,
+            tags=ALLOWED_TAGS,
+            attributes=ALLOWED_ATTRIBUTES,
+            url_schemes=URL_SCHEMES,
+            link_rel="noopener noreferrer nofollow",
+        )
+    )

@@ -83,13 +83,15 @@ class DeviceModemFirmwareForm(UpgradeOptionsFormMixin, forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.option_groups = {}
         if not self.may_upgrade:
             del self.fields["upgrade_to"]
             return
         images = compatible_images(self.device, self.instance.modem_model)
         self.fields["upgrade_to"].queryset = images
-        self.add_option_fields(images.values_list("type", flat=True).distinct())
+        self.add_options_field(
+            images.values_list("type", flat=True).distinct(),
+            schema_selector=self.add_prefix("upgrade_to"),
+        )
 
     def has_changed(self):
         # only choosing an image is a change: options alone start nothing
@@ -100,7 +102,7 @@ class DeviceModemFirmwareForm(UpgradeOptionsFormMixin, forms.ModelForm):
         image = cleaned_data.get("upgrade_to")
         if not image or not self.may_upgrade:
             return cleaned_data
-        options = self.clean_options_for(image.type, "upgrade_to")
+        options = self.clean_options_for([image.type])
         if self.errors:
             return cleaned_data
         # the same validation start_upgrade() runs, shown as form errors
@@ -113,8 +115,9 @@ class DeviceModemFirmwareForm(UpgradeOptionsFormMixin, forms.ModelForm):
         try:
             operation.full_clean()
         except ValidationError as error:
+            targets = {"image": "upgrade_to", "upgrade_options": "upgrade_options"}
             for field, field_errors in error.message_dict.items():
-                target = "upgrade_to" if field == "image" else None
+                target = targets.get(field)
                 for message in field_errors:
                     self.add_error(target, message)
         self.upgrade_options = options
@@ -173,7 +176,6 @@ class DeviceModemFirmwareInline(admin.StackedInline):
     readonly_fields = detected_fields
 
     class Media:
-        js = ["modem-upgrader/js/device-modem-firmware.js"]
         css = {"all": ["modem-upgrader/css/modem-upgrader.css"]}
 
     def _get_conditional_queryset(self, request, obj):

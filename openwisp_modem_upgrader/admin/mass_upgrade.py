@@ -19,7 +19,7 @@ from ..batch import (
 )
 from ..swapper import load_model
 from .inventory import may_detect, queue_detection_with_message
-from .options import UpgradeOptionsFormMixin, options_from_cleaned_data
+from .options import UpgradeOptionsFormMixin
 
 Organization = swapper.load_model("openwisp_users", "Organization")
 DeviceGroup = swapper.load_model("config", "DeviceGroup")
@@ -72,7 +72,8 @@ class MassUpgradeForm(UpgradeOptionsFormMixin, forms.Form):
             organization__in=orgs
         )
         self.upgrader_types = sorted(set(build.images.values_list("type", flat=True)))
-        self.add_option_fields(self.upgrader_types)
+        # one options object for every image of the build
+        self.add_options_field(self.upgrader_types, single=True)
 
     def clean(self):
         cleaned_data = super().clean()
@@ -87,13 +88,11 @@ class MassUpgradeForm(UpgradeOptionsFormMixin, forms.Form):
                 self.add_error(
                     None, _("The chosen devices belong to another organization.")
                 )
+        self.cleaned_options = self.clean_options_for(self.upgrader_types)
         return cleaned_data
 
     def upgrade_options(self):
-        options = {}
-        for upgrader_type in self.upgrader_types:
-            options.update(options_from_cleaned_data(upgrader_type, self.cleaned_data))
-        return options
+        return self.cleaned_options
 
     def filters(self):
         return {
@@ -112,15 +111,7 @@ class MassUpgradeForm(UpgradeOptionsFormMixin, forms.Form):
             errors = {"__all__": error.messages}
         for field, field_errors in errors.items():
             for message in field_errors:
-                name, _sep, text = message.partition(": ")
-                targets = [
-                    f"options__{upgrader_type}__{name}"
-                    for upgrader_type in self.upgrader_types
-                    if f"options__{upgrader_type}__{name}" in self.fields
-                ]
-                if field == "upgrade_options" and text and targets:
-                    self.add_error(targets[0], text)
-                elif field in self.fields:
+                if field in self.fields:
                     self.add_error(field, message)
                 else:
                     self.add_error(None, message)

@@ -1,70 +1,135 @@
-"""Form fields generated from an upgrader's JSON schema.
+"""The upgrade options of the admin, edited with openwisp-controller's
+JSON-schema editor.
 
-One schema per upgrader drives both the validation (``validate_upgrade_options``)
-and these fields, so the admin can never offer an option the upgrader rejects.
+One schema per upgrader drives both the validation
+(``validate_upgrade_options``) and the editor, so the admin can never offer an
+option the upgrader rejects, and nested schemas of future upgraders get a form
+without admin code. The browser only helps: the server validates again.
 """
+
+import json
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.templatetags.static import static
+from django.utils.translation import gettext_lazy as _
+
+from openwisp_controller.config.widgets import JsonSchemaWidget
 
 from ..upgraders import get_upgrader_class
 
-FIELD_TYPES = {
-    "string": forms.CharField,
-    "integer": forms.IntegerField,
-    "number": forms.FloatField,
-}
+# far above any real options object; keeps hostile bodies (deep nesting that
+# would exhaust the recursion of json.loads) out of the parser
+MAX_OPTIONS_LENGTH = 20000
 
 
-def option_field_name(upgrader_type, name):
-    return f"options__{upgrader_type}__{name}"
+class UpgradeOptionsWidget(JsonSchemaWidget):
+    """The controller's editor, fed with the schema of each upgrader type.
 
-
-def schema_fields(upgrader_type):
-    """``{form field name: field}`` for the properties of the upgrader's schema.
-
-    Required properties are left to the schema validation, with its message.
+    ``upgrade-options.js`` loads the editor with the schema of the chosen
+    image's type (``data-schema-selector``) or of ``data-upgrader-type``.
     """
-    schema = get_upgrader_class(upgrader_type).SCHEMA
-    fields = {}
-    for name, spec in schema.get("properties", {}).items():
-        label = spec.get("title", name)
-        if spec.get("type") == "boolean":
-            default = {True: " (yes)", False: " (no)"}.get(spec.get("default"), "")
-            field = forms.TypedChoiceField(
-                label=label,
-                choices=(("", f"default{default}"), ("true", "yes"), ("false", "no")),
-                coerce=lambda value: value == "true",
-                empty_value=None,
-                required=False,
-            )
-        else:
-            field_class = FIELD_TYPES.get(spec.get("type"), forms.CharField)
-            kwargs = {"label": label, "required": False}
-            if spec.get("type") in ("integer", "number"):
-                kwargs.update(
-                    min_value=spec.get("minimum"), max_value=spec.get("maximum")
-                )
-            field = field_class(**kwargs)
-            # blank means the upgrader's default: only changed options are stored
-            if spec.get("default") not in (None, ""):
-                field.widget.attrs["placeholder"] = spec["default"]
-        fields[option_field_name(upgrader_type, name)] = field
-    return fields
+
+    schema_view_name = None  # the schemas are in data-upgrader-schemas
+    netjsonconfig_hint = False
+    advanced_mode = False
+    # "manual": the controller's widget.js must not load it by itself
+    extra_attrs = {"class": "manual", "data-show-errors": "interaction"}
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs)
+        self.schemas = {}
+
+    @property
+    def media(self):
+        return super().media + forms.Media(
+            js=["admin/js/jquery.init.js", "modem-upgrader/js/upgrade-options.js"],
+            css={"all": ["modem-upgrader/css/modem-upgrader.css"]},
+        )
+
+    def render(self, name, value, attrs=None, renderer=None):
+        attrs = dict(attrs or {})
+        attrs["data-upgrader-schemas"] = json.dumps(self.schemas)
+        # the controller's editor builds icon URLs on window.staticUrl
+        attrs["data-static-url"] = static("")
+        return super().render(name, value, attrs, renderer)
 
 
-def options_from_cleaned_data(upgrader_type, cleaned_data):
-    """The options dict of ``upgrader_type``; empty fields take the default."""
-    prefix = option_field_name(upgrader_type, "")
-    options = {}
-    for key, value in cleaned_data.items():
-        if key.startswith(prefix) and value not in (None, ""):
-            options[key[len(prefix) :]] = value
-    return options
+class UpgradeOptionsField(forms.JSONField):
+    widget = UpgradeOptionsWidget
+    default_error_messages = {
+        "too_long": _("The upgrade options are too long."),
+        "not_object": _("The upgrade options must be a JSON object."),
+    }
+
+    def __init__(self, schemas=None, **kwargs):
+        kwargs.setdefault("label", _("Upgrade options"))
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("initial", dict)
+        super().__init__(**kwargs)
+        self.widget.schemas = schemas or {}
+
+    def to_python(self, value):
+        if isinstance(value, str) and len(value) > MAX_OPTIONS_LENGTH:
+            raise ValidationError(self.error_messages["too_long"], code="too_long")
+        try:
+            value = super().to_python(value)
+        except RecursionError:
+            raise ValidationError(self.error_messages["invalid"], code="invalid")
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ValidationError(self.error_messages["not_object"], code="invalid")
+        return value
+
+    def bound_data(self, data, initial):
+        # re-rendering a refused body must not parse it again unguarded
+        if isinstance(data, str) and len(data) > MAX_OPTIONS_LENGTH:
+            return forms.fields.InvalidJSONInput(data)
+        try:
+            return super().bound_data(data, initial)
+        except RecursionError:
+            return forms.fields.InvalidJSONInput(data)
+
+
+def upgrader_schema(upgrader_type):
+    return get_upgrader_class(upgrader_type).SCHEMA
+
+
+def combined_schema(upgrader_types):
+    """One schema an options object must satisfy for every type (a mass
+    upgrade's options go to each image of the build)."""
+    schemas = [upgrader_schema(t) for t in upgrader_types]
+    if len(schemas) == 1:
+        return schemas[0]
+    return {
+        "type": "object",
+        "title": ", ".join(upgrader_types),
+        "allOf": schemas,
+    }
+
+
+def without_defaults(options, upgrader_types):
+    """``options`` minus the top-level values equal to the default every
+    schema gives them: the editor fills defaults in, and only what the user
+    changed is stored, so later default changes still apply."""
+    specs = [upgrader_schema(t).get("properties", {}) for t in upgrader_types]
+    result = {}
+    for name, value in options.items():
+        declared = [spec[name] for spec in specs if name in spec]
+        if declared and all(
+            "default" in spec
+            and spec["default"] == value
+            and type(spec["default"]) is type(value)
+            for spec in declared
+        ):
+            continue
+        result[name] = value
+    return result
 
 
 def validate_options(upgrader_type, options):
-    """Validates against the schema; errors keyed by form field name."""
+    """Messages of the schema validation ("path: reason"), empty if valid."""
     try:
         get_upgrader_class(upgrader_type).validate_upgrade_options(options)
     except ValidationError as error:
@@ -73,34 +138,45 @@ def validate_options(upgrader_type, options):
 
 
 class UpgradeOptionsFormMixin:
-    """Adds the option fields of several upgrader types to a form.
+    """Adds the ``upgrade_options`` field to a form, for several upgrader
+    types; the chosen image tells the editor which schema applies."""
 
-    Fields of each type are grouped (``option_groups``) so the template shows
-    only the group matching the chosen image's type.
-    """
+    options_field = "upgrade_options"
 
-    def add_option_fields(self, upgrader_types):
-        self.option_groups = {}
-        for upgrader_type in sorted(set(upgrader_types)):
-            fields = schema_fields(upgrader_type)
-            self.fields.update(fields)
-            self.option_groups[upgrader_type] = list(fields)
+    def add_options_field(self, upgrader_types, schema_selector=None, single=False):
+        """``single``: one schema (all ``upgrader_types`` at once) instead of
+        one per type chosen by the ``schema_selector`` select."""
+        upgrader_types = sorted(set(upgrader_types))
+        self.option_types = upgrader_types
+        if not upgrader_types:
+            return
+        if single:
+            key = ",".join(upgrader_types)
+            schemas = {key: combined_schema(upgrader_types)}
+        else:
+            schemas = {t: upgrader_schema(t) for t in upgrader_types}
+        field = UpgradeOptionsField(schemas=schemas)
+        if single:
+            field.widget.attrs["data-upgrader-type"] = key
+        if schema_selector:
+            field.widget.attrs["data-schema-selector"] = schema_selector
+        self.fields[self.options_field] = field
 
-    def clean_options_for(self, upgrader_type, error_field):
-        """Options of ``upgrader_type``; schema errors become form errors."""
-        options = options_from_cleaned_data(upgrader_type, self.cleaned_data)
-        for message in validate_options(upgrader_type, options):
-            name, _, text = message.partition(": ")
-            field = option_field_name(upgrader_type, name)
-            if text and field in self.fields:
-                self.add_error(field, text)
-            else:
-                self.add_error(error_field, message)
-        return options
+    def clean_options_for(self, upgrader_types):
+        """The submitted options, validated against every type's schema and
+        stripped of defaults; schema errors become errors of the field."""
+        if self.options_field not in self.fields:
+            return {}
+        options = self.cleaned_data.get(self.options_field)
+        if options is None:  # invalid JSON: the field has its error already
+            return {}
+        for upgrader_type in upgrader_types:
+            for message in validate_options(upgrader_type, options):
+                self.add_error(self.options_field, message)
+        return without_defaults(options, upgrader_types)
 
-    def option_group_fields(self):
-        """``[(upgrader type, [bound fields])]`` for templates."""
-        return [
-            (upgrader_type, [self[name] for name in names])
-            for upgrader_type, names in self.option_groups.items()
-        ]
+    def options_bound_field(self):
+        """For templates: the bound field, or None without upgrader types."""
+        if self.options_field in self.fields:
+            return self[self.options_field]
+        return None

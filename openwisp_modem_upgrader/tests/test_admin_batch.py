@@ -1,5 +1,6 @@
 """Mass upgrades: the build action, the preview page and the batch page."""
 
+import json
 from unittest import mock
 
 import swapper
@@ -24,6 +25,11 @@ from .test_admin import admin_url
 DeviceGroup = swapper.load_model("config", "DeviceGroup")
 Location = swapper.load_model("geo", "Location")
 DeviceLocation = swapper.load_model("geo", "DeviceLocation")
+
+
+def options(**values):
+    """The form data the options editor sends."""
+    return {"upgrade_options": json.dumps(values)}
 
 
 class MassUpgradeMixin(TestModemUpgraderMixin, TestMultitenantAdminMixin):
@@ -144,13 +150,18 @@ class TestMassUpgradePreview(MassUpgradeMixin, TestCase):
 
     def test_confirm_creates_batch_and_redirects(self, delay):
         self._devices(3)
-        response = self._confirm(**{"options__telit-fn990a__upgrade_timeout": "300"})
+        response = self._confirm(
+            upgrade_options=json.dumps(
+                {"upgrade_timeout": 300, "verify_checksum": True}
+            )
+        )
         batch = ModemBatchUpgradeOperation.objects.get()
         self.assertRedirects(
             response,
             admin_url(ModemBatchUpgradeOperation, "change", batch.pk),
             fetch_redirect_response=False,
         )
+        # the default the editor filled in is not stored
         self.assertEqual(batch.upgrade_options, {"upgrade_timeout": 300})
         self.assertEqual(batch.operations.count(), 3)
         self.assertEqual(delay.call_count, 3)
@@ -160,8 +171,10 @@ class TestMassUpgradePreview(MassUpgradeMixin, TestCase):
         other_org = self._create_org(name="other", slug="other")
         foreign_group = DeviceGroup.objects.create(name="g", organization=other_org)
         cases = [
-            ({"options__telit-fn990a__upgrade_timeout": "5"}, "greater than or equal"),
-            ({"options__telit-fn990a__tool_path": "x;reboot"}, "does not match"),
+            (options(upgrade_timeout=5), "is less than the minimum of 60"),
+            (options(tool_path="x;reboot"), "does not match"),
+            ({"upgrade_options": "{"}, "Enter a valid JSON"),
+            ({"upgrade_options": "[1]"}, "must be a JSON object"),
             ({"from_version": "bad version!"}, "Letters, digits"),
             ({"group": foreign_group.pk}, "Select a valid choice"),
             ({"organization": ""}, "This field is required"),

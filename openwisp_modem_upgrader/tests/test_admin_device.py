@@ -1,5 +1,6 @@
 """The device page: "Modem Firmware" and "Recent Modem Firmware Upgrades"."""
 
+import json
 from unittest import mock
 
 from django.test import TestCase
@@ -69,14 +70,17 @@ class DeviceAdminMixin(TestModemUpgraderMixin, TestMultitenantAdminMixin):
                 return inline.formset.forms[0].prefix
         self.fail("no Modem Firmware inline")
 
-    def _submit(self, image=None, **options):
+    def _submit(self, image=None, raw_options=None, **options):
+        """Posts the device page; the options as the JSON editor sends them
+        (``raw_options``: the textarea's text as is)."""
         response = self.client.get(device_url(self.device))
         data = form_data(response)
         prefix = self._dmf_prefix(response)
         if image is not None:
             data[f"{prefix}-upgrade_to"] = str(image.pk)
-        for name, value in options.items():
-            data[f"{prefix}-options__{self.image.type}__{name}"] = value
+        if raw_options is None:
+            raw_options = json.dumps(options)
+        data[f"{prefix}-upgrade_options"] = raw_options
         return self.client.post(device_url(self.device), data)
 
 
@@ -136,15 +140,18 @@ class TestModemFirmwareInline(DeviceAdminMixin, TestCase):
         self.assertContains(response, 'data-upgrader-type="telit-fn990a"')
 
     def test_saving_starts_the_upgrade(self, delay):
+        # the editor sends every option, defaults filled in
+        schema = get_upgrader_class(self.image.type).SCHEMA["properties"]
+        options = {name: spec["default"] for name, spec in schema.items()}
+        options["upgrade_timeout"] = 120
         with self.captureOnCommitCallbacks(execute=True):
-            response = self._submit(self.image, upgrade_timeout="120")
+            response = self._submit(self.image, **options)
         self.assertEqual(response.status_code, 302, self._errors(response))
         operation = ModemUpgradeOperation.objects.get(device=self.device)
         self.assertEqual(operation.image, self.image)
         self.assertEqual(operation.status, OperationStatus.IDLE)
-        self.assertEqual(operation.upgrade_options["upgrade_timeout"], 120)
         # defaults are not stored: the upgrader fills them in
-        self.assertNotIn("verify_checksum", operation.upgrade_options)
+        self.assertEqual(operation.upgrade_options, {"upgrade_timeout": 120})
         delay.assert_called_once_with(
             str(operation.pk), time_limit=mock.ANY, dispatched_at=mock.ANY
         )
@@ -153,7 +160,7 @@ class TestModemFirmwareInline(DeviceAdminMixin, TestCase):
         )
 
     def test_saving_without_image_starts_nothing(self, delay):
-        response = self._submit(upgrade_timeout="120")
+        response = self._submit(upgrade_timeout=120)
         self.assertEqual(response.status_code, 302, self._errors(response))
         self.assertFalse(ModemUpgradeOperation.objects.exists())
         delay.assert_not_called()
@@ -175,14 +182,30 @@ class TestModemFirmwareInline(DeviceAdminMixin, TestCase):
 
     def test_invalid_options_are_form_errors(self, delay):
         cases = {
-            "upgrade_timeout": ("5", "greater than or equal to 60"),
+            "upgrade_timeout": (5, "upgrade_timeout: 5 is less than the minimum"),
             "tool_path": ("/usr/bin/uxfp;reboot", "does not match"),
             "tool_args": ("--x; reboot", "does not match"),
-            "transfer_timeout": ("abc", "Enter a whole number"),
+            "transfer_timeout": ("abc", "'abc' is not of type"),
+            "unknown": (1, "Additional properties are not allowed"),
         }
         for name, (value, message) in cases.items():
             with self.subTest(option=name):
                 response = self._submit(self.image, **{name: value})
+                self.assert_refused(response, message, delay)
+
+    def test_malformed_options_are_form_errors(self, delay):
+        deep = "[" * 100000 + "]" * 100000
+        cases = {
+            "{not json": "Enter a valid JSON",
+            '["upgrade_timeout"]': "must be a JSON object",
+            "42": "must be a JSON object",
+            deep: "too long",
+            "[" * 9000 + "]" * 9000: "Enter a valid JSON",
+            json.dumps({"x": "y" * 30000}): "too long",
+        }
+        for raw, message in cases.items():
+            with self.subTest(raw=raw[:20]):
+                response = self._submit(self.image, raw_options=raw)
                 self.assert_refused(response, message, delay)
 
     def test_required_option_error(self, delay):
@@ -191,7 +214,7 @@ class TestModemFirmwareInline(DeviceAdminMixin, TestCase):
         data = form_data(response)
         prefix = self._dmf_prefix(response)
         data[f"{prefix}-upgrade_to"] = str(generic.pk)
-        data[f"{prefix}-options__generic__tool_path"] = ""
+        data[f"{prefix}-upgrade_options"] = "{}"
         response = self.client.post(device_url(self.device), data)
         self.assert_refused(response, "tool_path", delay)
 

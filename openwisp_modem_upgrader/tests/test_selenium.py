@@ -188,12 +188,27 @@ class TestModemUpgraderBrowser(
             f"admin:{opts.app_label}_{opts.model_name}_change", args=[self.device.pk]
         )
 
+    def option_input(self, prefix, path):
+        """The input of the option at ``path`` in openwisp-controller's
+        JSON-schema editor of the ``prefix`` form."""
+        editor = f"#id_{prefix}upgrade_options_jsoneditor"
+        name = "root" + "".join(f"[{part}]" for part in path)
+        return self.find_element(By.CSS_SELECTOR, f'{editor} [name="{name}"]')
+
+    def set_option(self, prefix, path, value):
+        field = self.option_input(prefix, path)
+        field.clear()
+        field.send_keys(str(value))
+        # the editor reads the value on "change"
+        self.web_driver.execute_script(
+            "arguments[0].dispatchEvent(new Event('change', {bubbles: true}));",
+            field,
+        )
+
     def fill_options(self, prefix):
         options = dict(FAST, remote_dir=self.remote_dir, tool_path=self.tool_path)
         for name, value in options.items():
-            field = self.find_element(By.NAME, f"{prefix}options__telit-fn990a__{name}")
-            field.clear()
-            field.send_keys(str(value))
+            self.set_option(prefix, [name], value)
 
     def show_tab(self, inline_class):
         """Device pages show each inline in a tab."""
@@ -300,6 +315,11 @@ class TestModemUpgraderBrowser(
         self.wait_for_visibility(By.CSS_SELECTOR, ".modem-batch", 10)
         batch = ModemBatchUpgradeOperation.objects.get()
         self.assertIn(str(batch.pk), self.web_driver.current_url)
+        # what the options editor sent, kept through the preview's reload
+        self.assertEqual(
+            batch.upgrade_options,
+            dict(FAST, remote_dir=self.remote_dir, tool_path=self.tool_path),
+        )
         self.wait_live()
         self.run_queued_upgrades().join(90)
         self.wait_until(
@@ -325,6 +345,51 @@ class TestModemUpgraderBrowser(
         self.screenshot("modem-batch-page.png")
         self.assertEqual(
             self.router.modem_state()["firmware"], self.image.build.version
+        )
+        self.assert_no_browser_errors()
+
+    def test_nested_option_schema_in_the_editor(self):
+        from .test_admin_options import NESTED_TYPE, register_nested
+
+        patcher = register_nested()
+        patcher.start()
+        self.addCleanup(patcher.stop)
+        nested = self._create_image(build=self.image.build, type=NESTED_TYPE)
+        self.open(self.device_url())
+        self.show_tab("modem-firmware-inline")
+        select = Select(self.find_element(By.NAME, "modems-0-upgrade_to"))
+        # no image chosen: no options editor
+        self.wait_for_invisibility(By.NAME, "modems-0-upgrade_options")
+        self.assertFalse(
+            self.web_driver.find_elements(
+                By.CSS_SELECTOR, "#id_modems-0-upgrade_options_jsoneditor input"
+            )
+        )
+        select.select_by_value(str(self.image.pk))
+        self.option_input("modems-0-", ["upgrade_timeout"])
+        self.assertFalse(
+            self.web_driver.find_elements(
+                By.CSS_SELECTOR, '[name="root[retry][attempts]"]'
+            )
+        )
+        # the nested image's schema: objects in objects, defaults filled in
+        select.select_by_value(str(nested.pk))
+        attempts = self.option_input("modems-0-", ["retry", "attempts"])
+        self.assertEqual(attempts.get_attribute("value"), "2")
+        seconds = self.option_input("modems-0-", ["retry", "backoff", "seconds"])
+        self.assertEqual(seconds.get_attribute("value"), "30")
+        self.set_option("modems-0-", ["retry", "attempts"], 9)
+        editor = self.find_element(By.ID, "id_modems-0-upgrade_options_jsoneditor")
+        self.wait_until(lambda d: "at most 5" in editor.text, timeout=5)
+        self.set_option("modems-0-", ["retry", "attempts"], 4)
+        self.set_option("modems-0-", ["retry", "backoff", "seconds"], 90)
+        self.click(self.find_element(By.NAME, "_continue"))
+        self.wait_for_admin_success_message(timeout=10)
+        operation = ModemUpgradeOperation.objects.get(device=self.device)
+        self.assertEqual(operation.image, nested)
+        self.assertEqual(
+            operation.upgrade_options,
+            {"retry": {"attempts": 4, "backoff": {"seconds": 90}}},
         )
         self.assert_no_browser_errors()
 

@@ -166,6 +166,9 @@ class Stack:
                 "-A",
                 "openwisp2",
                 "worker",
+                # the project routes this module's tasks to their own queue
+                "-Q",
+                "celery,modem_upgrader",
                 "-c",
                 "2",
                 "-l",

@@ -131,6 +131,11 @@ if TESTING and not os.environ.get("CELERY_REAL_WORKER"):
     CELERY_TASK_EAGER_PROPAGATES = True
     CELERY_BROKER_URL = "memory://"
 
+# every task of this module on its own queue: hour-long SSH transfers must
+# not hold the workers openwisp-controller's own tasks need (workers listen
+# with "-Q celery,modem_upgrader"; docs/developer/deployment.rst)
+CELERY_TASK_ROUTES = {"openwisp_modem_upgrader.*": {"queue": "modem_upgrader"}}
+
 # the module adds its own periodic tasks (driver, detection sweep)
 CELERY_BEAT_SCHEDULE = {}
 # the real-stack run drives the engine at its own time scale

@@ -1,0 +1,57 @@
+"use strict";
+/* Loads openwisp-controller's JSON-schema editor on the upgrade options:
+ * with the schema of the chosen image's upgrader type when the textarea
+ * names an image select (data-schema-selector, device page), or of its own
+ * data-upgrader-type (mass upgrade). The server validates again. */
+document.addEventListener("DOMContentLoaded", function () {
+  var $ = django.jQuery;
+  function editorOf(field) {
+    return $("#" + field.id + "_jsoneditor").closest(".jsoneditor-wrapper");
+  }
+
+  function load(field, upgraderType, schemas) {
+    if (!upgraderType || !schemas[upgraderType]) {
+      // no image chosen: no options to edit (the server ignores them)
+      editorOf(field).hide();
+      $(field).closest(".form-row").hide();
+      return;
+    }
+    try {
+      JSON.parse(field.value || "{}");
+    } catch (e) {
+      // left as raw text next to the server's "Enter a valid JSON" error
+      return;
+    }
+    if (!field.value) {
+      field.value = "{}";
+    }
+    django._loadJsonSchemaUi(field, upgraderType, schemas, true);
+    editorOf(field).show();
+  }
+
+  $('textarea[data-upgrader-schemas]:not([name*="__prefix__"])').each(function () {
+    var field = this,
+      schemas = JSON.parse(field.dataset.upgraderSchemas),
+      selectorName = field.dataset.schemaSelector,
+      form = $(field).closest("form"),
+      select;
+    if (window.staticUrl === undefined) {
+      window.staticUrl = field.dataset.staticUrl;
+    }
+    if (!selectorName) {
+      load(field, field.dataset.upgraderType, schemas);
+      return;
+    }
+    select = form.find('select[name="' + selectorName + '"]');
+    function chosenType() {
+      var option = select.find("option:selected");
+      return option.data("upgrader-type");
+    }
+    load(field, chosenType(), schemas);
+    select.on("change", function () {
+      // another image may mean another schema: start from its defaults
+      field.value = "{}";
+      load(field, chosenType(), schemas);
+    });
+  });
+});
