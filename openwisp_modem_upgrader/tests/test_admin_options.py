@@ -95,7 +95,7 @@ def page_schemas(response):
     }
 
 
-@mock.patch("openwisp_modem_upgrader.tasks.upgrade_modem_firmware.delay")
+@mock.patch("openwisp_modem_upgrader.scheduler.publish_upgrade")
 class TestNestedOptionsOnDevicePage(NestedUpgraderMixin, DeviceAdminMixin, TestCase):
     def setUp(self):
         super().setUp()
@@ -143,7 +143,9 @@ class TestNestedOptionsOnDevicePage(NestedUpgraderMixin, DeviceAdminMixin, TestC
         self.assertEqual(operation.image, self.nested)
         # the top-level default (1800) left out, the nested object kept whole
         self.assertEqual(operation.upgrade_options, {"retry": retry})
-        delay.assert_called_once_with(str(operation.pk))
+        delay.assert_called_once_with(
+            str(operation.pk), time_limit=mock.ANY, dispatched_at=mock.ANY
+        )
 
     def test_options_of_the_other_type_refused(self, delay):
         # the chosen image's schema applies, not the union of the page's
@@ -159,7 +161,7 @@ class TestNestedOptionsOnDevicePage(NestedUpgraderMixin, DeviceAdminMixin, TestC
         return "\n".join(errors)
 
 
-@mock.patch("openwisp_modem_upgrader.tasks.upgrade_modem_firmware.delay")
+@mock.patch("openwisp_modem_upgrader.scheduler.publish_upgrade")
 class TestNestedOptionsOnMassUpgrade(NestedUpgraderMixin, MassUpgradeMixin, TestCase):
     def _confirm(self, options):
         data = {

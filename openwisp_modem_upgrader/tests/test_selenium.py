@@ -17,6 +17,7 @@ from unittest import mock
 
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.db import connections
+from django.db.models import Q
 from django.test import TransactionTestCase, tag
 from django.urls import reverse
 from selenium.webdriver.common.by import By
@@ -24,8 +25,9 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from openwisp_utils.tests import SeleniumTestMixin
 
-from ..base.models import OperationStatus
+from ..base.models import ACTIVE_STATUSES, OperationStatus
 from ..engine import run_operation
+from ..scheduler import drive
 from . import FN990A28, ModemBatchUpgradeOperation, ModemUpgradeOperation
 from .test_engine import FAST, EngineTestMixin
 
@@ -153,23 +155,32 @@ class TestModemUpgraderBrowser(
         self.queued = queue.Queue()
         patcher = mock.patch(
             "openwisp_modem_upgrader.scheduler.publish_upgrade",
-            side_effect=lambda operation_id: self.queued.put(operation_id),
+            side_effect=lambda operation_id, **kwargs: self.queued.put(operation_id),
         )
         patcher.start()
         self.addCleanup(patcher.stop)
         self.login()
 
     def run_queued_upgrades(self):
-        """Runs the upgrades the admin queued, in a thread, as a worker would."""
+        """Runs the upgrades the admin queued, in a thread, as a worker
+        would, and the scheduler's passes (beat) until none is left."""
         shared = connections["default"]
 
         def work():
             connections["default"] = shared
-            while True:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
                 try:
                     operation_id = self.queued.get_nowait()
                 except queue.Empty:
-                    return
+                    pending = ModemUpgradeOperation.objects.filter(
+                        Q(status__in=ACTIVE_STATUSES) | Q(next_check_at__isnull=False)
+                    )
+                    if not pending.exists():
+                        return
+                    drive()
+                    time.sleep(0.3)
+                    continue
                 run_operation(operation_id)
 
         worker = threading.Thread(target=work)
