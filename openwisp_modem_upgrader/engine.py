@@ -133,7 +133,10 @@ def follow_operation(operation_id):
         if not operation.follow_state.get("unreachable"):
             record_progress(
                 operation_id,
-                message=f"router unreachable ({one_line(error)}); the flash goes on there",
+                message=(
+                    f"router unreachable ({one_line(error)}); "
+                    "the flash goes on there"
+                ),
             )
         state = dict(operation.follow_state, unreachable=True)
         _keep_following(operation, state)

@@ -109,9 +109,7 @@ FOLLOW_INTERVAL = getattr(settings, "OPENWISP_MODEM_UPGRADER_FOLLOW_INTERVAL", 3
 # The worker records the wrapper's start within this after the point of no
 # return; past it, the first follow-up reads what the router holds (the
 # worker may have died in between).
-FOLLOW_START_GRACE = getattr(
-    settings, "OPENWISP_MODEM_UPGRADER_FOLLOW_START_GRACE", 90
-)
+FOLLOW_START_GRACE = getattr(settings, "OPENWISP_MODEM_UPGRADER_FOLLOW_START_GRACE", 90)
 # A follow-up task holds an operation this long; a dead one is retried after.
 FOLLOW_LEASE = getattr(settings, "OPENWISP_MODEM_UPGRADER_FOLLOW_LEASE", 300)
 # How long an offline router is waited for when the batch has no deadline.

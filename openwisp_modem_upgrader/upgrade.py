@@ -231,8 +231,7 @@ def mark_flash_started(operation_id, outcome_timeout=2220):
         .update(
             flash_started=True,
             outcome_deadline=now + timedelta(seconds=outcome_timeout),
-            next_check_at=now
-            + timedelta(seconds=app_settings.FOLLOW_START_GRACE),
+            next_check_at=now + timedelta(seconds=app_settings.FOLLOW_START_GRACE),
             last_progress_at=now,
             modified=now,
         )

@@ -24,13 +24,13 @@ from .. import settings as app_settings
 from ..base.models import TERMINAL_STATUSES, OperationStatus
 from ..engine import recover_lost_workers, run_operation
 from ..exceptions import IrrecoverableModemFailure, UpgradeNotAllowed
+from ..scheduler import drive
 from ..upgrade import (
     cancel_upgrade,
     mark_in_progress,
     record_progress,
     start_upgrade,
 )
-from ..scheduler import drive
 from ..upgraders.base import BaseModemUpgrader
 from ..upgraders.wrapper import WrapperUpgrader
 from . import (

@@ -39,8 +39,15 @@ from ..exceptions import (
     RecoverableModemFailure,
 )
 from ..image_stream import open_image
-from ..shell_values import COMMAND, STORAGE_DIR, TOOL_ARGS
-from ..shell_values import MODEM_MODEL, SHA256, VERSION, full_match
+from ..shell_values import (
+    COMMAND,
+    MODEM_MODEL,
+    SHA256,
+    STORAGE_DIR,
+    TOOL_ARGS,
+    VERSION,
+    full_match,
+)
 from ..ssh import RouterShell
 from ..swapper import load_model
 from ..transfer import (
