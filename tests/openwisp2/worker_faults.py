@@ -3,8 +3,8 @@
 ``MODEM_WORKER_PAUSE_AFTER_NO_RETURN=<seconds>:<marker file>`` makes the
 worker wait that long right after crossing the point of no return
 (``upgraders.base.mark_flash_started``), before the flashing wrapper
-starts, and write the operation id to the marker file: the run kills the worker inside that window.
-Test project only; nothing in the module reads it.
+starts, and write the operation id to the marker file: the run kills the
+worker inside that window. Test project only; nothing in the module reads it.
 """
 
 import os
