@@ -7,8 +7,10 @@ organizations the user manages by openwisp-users' ``FilterSerializerByOrgManaged
 
 import swapper
 from django.core.exceptions import FieldDoesNotExist
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Count, Q, Sum
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_yasg.utils import swagger_serializer_method
 from rest_framework import serializers
@@ -18,6 +20,13 @@ from openwisp_utils.api.serializers import ValidatedModelSerializer
 
 from ..base.models import MAX_BATCH_DEVICE_IDS, OperationStatus
 from ..batch import ExclusionReason
+from ..rollout_display import (
+    ROLLOUT_FIELDS,
+    SCHEDULE_FIELDS,
+    DisplayState,
+    display_state,
+    rollout_counts,
+)
 from ..shell_values import usb_path_validator, version_validator
 from ..swapper import load_model
 
@@ -224,27 +233,56 @@ class BatchUpgradeOperationSerializer(ReadOnlyBlankMixin, serializers.ModelSeria
         help_text=_("only these devices (empty: every device of the filters)"),
     )
     build_version = serializers.CharField(source="build.version", read_only=True)
+    waves = serializers.SerializerMethodField(
+        help_text=_("number of waves (0 until the devices are fanned out)")
+    )
+    in_flight = serializers.SerializerMethodField(
+        help_text=_("devices queued for a worker or upgrading")
+    )
+    waiting = serializers.SerializerMethodField(help_text=_("devices not started yet"))
+    display_state = serializers.SerializerMethodField(
+        help_text=_(
+            "why devices start now or not: the rollout state, or scheduled "
+            "(start time in the future), outside-window (maintenance window "
+            "closed), finished"
+        )
+    )
+    display_state_label = serializers.SerializerMethodField()
 
     class Meta:
         model = ModemBatchUpgradeOperation
         fields = (
-            "id",
-            "build",
-            "build_version",
-            "organization",
-            "status",
-            "group",
-            "location",
-            "from_version",
-            "device_ids",
-            "upgrade_options",
-            "progress_report",
-            "status_counts",
-            "rates",
-            "bytes_sent",
-            "started_at",
-            "finished_at",
-        ) + TIMESTAMPS
+            (
+                "id",
+                "build",
+                "build_version",
+                "organization",
+                "status",
+                "group",
+                "location",
+                "from_version",
+                "device_ids",
+                "upgrade_options",
+            )
+            + ROLLOUT_FIELDS
+            + (
+                "display_state",
+                "display_state_label",
+                "rollout_state",
+                "rollout_reason",
+                "current_wave",
+                "waves",
+                "in_flight",
+                "waiting",
+                "progress_report",
+                "status_counts",
+                "rates",
+                "bytes_sent",
+                "started_at",
+                "finished_at",
+            )
+            + TIMESTAMPS
+        )
         read_only_fields = fields
 
     def _counts(self, obj):
@@ -276,6 +314,60 @@ class BatchUpgradeOperationSerializer(ReadOnlyBlankMixin, serializers.ModelSeria
     def get_rates(self, obj):
         self._counts(obj)
         return RatesSerializer(obj.rates()).data
+
+    def get_waves(self, obj) -> int:
+        return rollout_counts(obj)["waves"]
+
+    def get_in_flight(self, obj) -> int:
+        return rollout_counts(obj)["in_flight"]
+
+    def get_waiting(self, obj) -> int:
+        return rollout_counts(obj)["waiting"]
+
+    def _display_state(self, obj):
+        if "_display_state" not in obj.__dict__:
+            obj._display_state = display_state(obj, self.context.get("now"))
+        return obj._display_state
+
+    @swagger_serializer_method(
+        serializer_or_field=serializers.ChoiceField(choices=DisplayState.choices)
+    )
+    def get_display_state(self, obj):
+        return self._display_state(obj).value
+
+    def get_display_state_label(self, obj) -> str:
+        return str(self._display_state(obj).label)
+
+
+class RolloutOptionsSerializer(serializers.ModelSerializer):
+    """The rollout and schedule fields of a batch, as the model defines
+    them (limits, defaults, help texts)."""
+
+    class Meta:
+        model = ModemBatchUpgradeOperation
+        fields = ROLLOUT_FIELDS
+        extra_kwargs = {"window_timezone": {"trim_whitespace": False}}
+
+
+def validate_schedule(instance, data, fields):
+    """The model's own checks of a schedule or rollout (``clean_rollout``
+    or ``clean_schedule`` of an unsaved ``instance``), as a 400; and a
+    deadline that has already passed, which would start nothing."""
+    for field in fields:
+        if field in data:
+            setattr(instance, field, data[field])
+    try:
+        if hasattr(instance, "clean_rollout"):
+            instance.clean_rollout()
+        else:
+            instance.clean_schedule()
+    except DjangoValidationError as error:
+        raise serializers.ValidationError(serializers.as_serializer_error(error))
+    deadline = data.get("deadline")
+    if deadline is not None and deadline <= timezone.now():
+        raise serializers.ValidationError(
+            {"deadline": _("The deadline has already passed.")}
+        )
 
 
 class BatchUpgradeSerializer(FilterSerializerByOrgManaged, serializers.Serializer):
@@ -318,12 +410,19 @@ class BatchUpgradeSerializer(FilterSerializerByOrgManaged, serializers.Serialize
         help_text=_("options of the upgrader (see the image type's schema)"),
     )
 
+    def get_fields(self):
+        fields = super().get_fields()
+        # the rollout: concurrency limit, waves, automatic stop, schedule
+        fields.update(RolloutOptionsSerializer().get_fields())
+        return fields
+
     def validate_upgrade_options(self, value):
         if not isinstance(value, dict):
             raise serializers.ValidationError(_("Give a JSON object."))
         return value
 
     def validate(self, data):
+        validate_schedule(ModemBatchUpgradeOperation(), data, ROLLOUT_FIELDS)
         organization = self._organization(data.get("organization"))
         data["organization"] = organization
         device_ids = sorted({str(pk) for pk in data.get("device_ids") or []})
@@ -383,6 +482,11 @@ class BatchUpgradeSerializer(FilterSerializerByOrgManaged, serializers.Serialize
             "device_ids": data.get("device_ids") or [],
         }
 
+    @staticmethod
+    def rollout_options(data):
+        """The rollout fields given (the others keep the model's defaults)."""
+        return {field: data[field] for field in ROLLOUT_FIELDS if field in data}
+
 
 class DryRunQuerySerializer(BatchUpgradeSerializer):
     upgrade_options = None
@@ -430,6 +534,10 @@ class ExcludedDeviceSerializer(PreviewDeviceSerializer):
 class DryRunSerializer(serializers.Serializer):
     organization = serializers.UUIDField()
     devices_count = serializers.IntegerField()
+    waves = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text=_("devices per wave, the canary wave first"),
+    )
     excluded_count = serializers.IntegerField()
     devices = PreviewDeviceSerializer(many=True)
     excluded = ExcludedDeviceSerializer(many=True)
@@ -445,22 +553,29 @@ class UpgradeOperationSerializer(ReadOnlyBlankMixin, serializers.ModelSerializer
     class Meta:
         model = ModemUpgradeOperation
         fields = (
-            "id",
-            "device",
-            "device_name",
-            "organization",
-            "image",
-            "batch",
-            "status",
-            "progress",
-            "flash_started",
-            "attempts",
-            "bytes_sent",
-            "upgrade_options",
-            "started_at",
-            "last_progress_at",
-            "finished_at",
-        ) + TIMESTAMPS
+            (
+                "id",
+                "device",
+                "device_name",
+                "organization",
+                "image",
+                "batch",
+                "status",
+                "progress",
+                "flash_started",
+                "attempts",
+                "bytes_sent",
+                "upgrade_options",
+                "wave",
+            )
+            + SCHEDULE_FIELDS
+            + (
+                "started_at",
+                "last_progress_at",
+                "finished_at",
+            )
+            + TIMESTAMPS
+        )
         read_only_fields = fields
 
 
@@ -484,6 +599,15 @@ DETECTED_FIELDS = (
     "unexplained_change",
     "unexplained_change_at",
 )
+
+
+class ScheduleOptionsSerializer(serializers.ModelSerializer):
+    """When a single upgrade may start, as the operation model defines it."""
+
+    class Meta:
+        model = ModemUpgradeOperation
+        fields = SCHEDULE_FIELDS
+        extra_kwargs = {"window_timezone": {"trim_whitespace": False}}
 
 
 class DeviceModemFirmwareSerializer(ReadOnlyBlankMixin, serializers.ModelSerializer):
@@ -546,10 +670,26 @@ class DeviceModemFirmwareSerializer(ReadOnlyBlankMixin, serializers.ModelSeriali
                 | Q(build__category__organization__isnull=True)
             )
 
+    def get_fields(self):
+        fields = super().get_fields()
+        # when the upgrade may start: given when it is created, never read back
+        for name, field in ScheduleOptionsSerializer().get_fields().items():
+            field.write_only = True
+            fields[name] = field
+        return fields
+
     def validate_image(self, value):
         if value is None:
             raise serializers.ValidationError(_("Choose the image to flash."))
         return value
+
+    def validate(self, data):
+        validate_schedule(ModemUpgradeOperation(), data, SCHEDULE_FIELDS)
+        return super().validate(data)
+
+    @staticmethod
+    def schedule_options(data):
+        return {field: data[field] for field in SCHEDULE_FIELDS if field in data}
 
     def validate_upgrade_options(self, value):
         if not isinstance(value, dict):

@@ -134,6 +134,20 @@ def seed():
         str(_save(Batch(build=main_build, organization=org)).pk)
         for _ in range(SPARE_OBJECTS // 4)
     ]
+    # rollout controls: running batches to pause, paused ones to resume
+    ids["batches_to_pause"] = [
+        str(_save(Batch(build=main_build, organization=org)).pk)
+        for _ in range(SPARE_OBJECTS // 4)
+    ]
+    ids["batches_to_resume"] = [
+        str(_save(Batch(build=main_build, organization=org, rollout_state="paused")).pk)
+        for _ in range(SPARE_OBJECTS // 4)
+    ]
+    # a batch whose device failed: each retry is a new mass upgrade of it
+    failed_batch = _save(Batch(build=main_build, organization=org, status="failed"))
+    finished.batch = failed_batch
+    finished.save(update_fields=["batch"])
+    ids["batch_with_failure"] = str(failed_batch.pk)
     ids["user"] = str(get_user_model().objects.get(username="admin").pk)
     return ids
 
@@ -258,6 +272,8 @@ def schemathesis_config(ids):
         "images_to_delete",
         "operations_to_cancel",
         "batches_to_cancel",
+        "batches_to_pause",
+        "batches_to_resume",
     ):
         text.append(dictionary(name, ids[name]))
     batch_filters = {
@@ -324,6 +340,21 @@ def schemathesis_config(ids):
             "/batch-upgrade-operation/{id}/cancel/",
             ["POST"],
             path__id=("batches_to_cancel", always),
+        ),
+        operation(
+            "/batch-upgrade-operation/{id}/pause/",
+            ["POST"],
+            path__id=("batches_to_pause", always),
+        ),
+        operation(
+            "/batch-upgrade-operation/{id}/resume/",
+            ["POST"],
+            path__id=("batches_to_resume", always),
+        ),
+        operation(
+            "/batch-upgrade-operation/{id}/retry-failed/",
+            ["POST"],
+            path__id=ids["batch_with_failure"],
         ),
         operation("/upgrade-operation/{id}/", ["GET"], path__id=ids["operation"]),
         operation(
