@@ -6,6 +6,7 @@ The counts are subqueries on the batch, so a list of batches annotated with
 is the scheduler's own definition (``scheduler.in_flight``).
 """
 
+from django.core.exceptions import ValidationError
 from django.db.models import Count, IntegerField, Max, OuterRef, Subquery, TextChoices
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -68,6 +69,21 @@ def display_state(batch, now=None):
     if not batch.window_is_open(now):
         return DisplayState.OUTSIDE_WINDOW
     return DisplayState.RUNNING
+
+
+def clean_rollout_options(instance, values, now=None):
+    """Applies the rollout or schedule ``values`` to an unsaved batch or
+    operation and runs the model's checks; a deadline already passed (it
+    would start nothing) is refused too. Raises ``ValidationError``."""
+    for field, value in values.items():
+        setattr(instance, field, value)
+    if hasattr(instance, "clean_rollout"):
+        instance.clean_rollout()
+    else:
+        instance.clean_schedule()
+    deadline = values.get("deadline")
+    if deadline is not None and deadline <= (now or timezone.now()):
+        raise ValidationError({"deadline": _("The deadline has already passed.")})
 
 
 def _per_batch(operations, aggregate):

@@ -10,7 +10,6 @@ from django.core.exceptions import FieldDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Count, Q, Sum
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_yasg.utils import swagger_serializer_method
 from rest_framework import serializers
@@ -24,6 +23,7 @@ from ..rollout_display import (
     ROLLOUT_FIELDS,
     SCHEDULE_FIELDS,
     DisplayState,
+    clean_rollout_options,
     display_state,
     rollout_counts,
 )
@@ -350,24 +350,13 @@ class RolloutOptionsSerializer(serializers.ModelSerializer):
 
 
 def validate_schedule(instance, data, fields):
-    """The model's own checks of a schedule or rollout (``clean_rollout``
-    or ``clean_schedule`` of an unsaved ``instance``), as a 400; and a
-    deadline that has already passed, which would start nothing."""
-    for field in fields:
-        if field in data:
-            setattr(instance, field, data[field])
+    """The model's checks of a schedule or rollout (see
+    ``clean_rollout_options``), as a 400."""
+    values = {field: data[field] for field in fields if field in data}
     try:
-        if hasattr(instance, "clean_rollout"):
-            instance.clean_rollout()
-        else:
-            instance.clean_schedule()
+        clean_rollout_options(instance, values)
     except DjangoValidationError as error:
         raise serializers.ValidationError(serializers.as_serializer_error(error))
-    deadline = data.get("deadline")
-    if deadline is not None and deadline <= timezone.now():
-        raise serializers.ValidationError(
-            {"deadline": _("The deadline has already passed.")}
-        )
 
 
 class BatchUpgradeSerializer(FilterSerializerByOrgManaged, serializers.Serializer):
