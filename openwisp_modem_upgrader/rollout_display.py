@@ -33,6 +33,8 @@ ROLLOUT_FIELDS = (
     "window_end",
     "window_timezone",
 )
+# what splits a batch's devices into waves (the dry run shows the waves)
+WAVE_FIELDS = ("canary_size", "canary_percent", "wave_size")
 SCHEDULE_FIELDS = (
     "scheduled_at",
     "deadline",

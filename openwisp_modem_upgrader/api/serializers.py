@@ -22,6 +22,7 @@ from ..batch import ExclusionReason
 from ..rollout_display import (
     ROLLOUT_FIELDS,
     SCHEDULE_FIELDS,
+    WAVE_FIELDS,
     DisplayState,
     clean_rollout_options,
     display_state,
@@ -493,6 +494,13 @@ class DryRunQuerySerializer(BatchUpgradeSerializer):
         default=100,
         help_text=_("at most this many devices listed in each list"),
     )
+
+    def get_fields(self):
+        # of the rollout, only what splits the devices into waves
+        fields = super().get_fields()
+        for name in set(ROLLOUT_FIELDS) - set(WAVE_FIELDS):
+            del fields[name]
+        return fields
 
 
 class PreviewDeviceSerializer(ReadOnlyBlankMixin, serializers.Serializer):

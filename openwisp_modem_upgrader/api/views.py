@@ -493,7 +493,12 @@ class BatchUpgradeOperationRetryFailedView(
     BatchUpgradeOperationMixin, generics.GenericAPIView
 ):
     """A new mass upgrade of the devices whose upgrade failed or aborted,
-    with the same build, options and rollout settings."""
+    with the same build, options and rollout settings.
+
+    The request carries nothing to validate: a refusal comes from the
+    batch's state (no device failed, the failed ones are busy again), so it
+    is a 409 with the reason, like the other actions.
+    """
 
     # it creates a mass upgrade: the permission to add one
     permission_classes = (IsOrganizationManager, ModelPermissions)
@@ -502,16 +507,16 @@ class BatchUpgradeOperationRetryFailedView(
 
     @swagger_auto_schema(
         request_body=serializers.Serializer,
-        responses={201: BatchUpgradeOperationSerializer, 400: DETAIL_SCHEMA},
+        responses={201: BatchUpgradeOperationSerializer, 409: DETAIL_SCHEMA},
     )
     def post(self, request, *args, **kwargs):
         batch = self.get_object()
         try:
             retry = retry_failed(batch)
         except UpgradeNotAllowed as error:
-            return detail_response(str(error), status.HTTP_400_BAD_REQUEST)
+            return detail_response(str(error), status.HTTP_409_CONFLICT)
         except ValidationError as error:
-            return validation_error_response(error)
+            return detail_response(" ".join(error.messages), status.HTTP_409_CONFLICT)
         return Response(
             self.get_serializer(self.get_queryset().get(pk=retry.pk)).data,
             status=status.HTTP_201_CREATED,

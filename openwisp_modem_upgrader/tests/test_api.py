@@ -262,7 +262,7 @@ class TestPermissionMatrix(ApiTestMixin, TestCase):
                 "post",
                 api_url("batch_upgrade_operation_retry_failed", self.batch.pk),
                 None,
-                400,
+                409,
                 "write",
             ),
             (

@@ -322,7 +322,7 @@ class TestRolloutActions(RolloutApiMixin, TestCase):
     def test_retry_failed(self):
         batch = self._canary_batch(window_start="02:00", window_end="04:00")
         response = self._action("retry_failed", batch)
-        self.assertEqual(response.status_code, 400)
+        self.assertEqual(response.status_code, 409)
         self.assertEqual(
             response.data["detail"], "No device of this mass upgrade failed."
         )
@@ -338,6 +338,11 @@ class TestRolloutActions(RolloutApiMixin, TestCase):
         self.assertEqual((retry.canary_size, retry.max_concurrent), (1, 1))
         self.assertEqual(str(retry.window_start), "02:00:00")
         self.assertEqual(retry.operations.get().device_id, canary.device_id)
+        # the failed device is being retried: nothing more to start
+        response = self._action("retry_failed", batch)
+        self.assertEqual(response.status_code, 409)
+        self.assertIn("No device can be upgraded", response.data["detail"])
+        self.assertEqual(ModemBatchUpgradeOperation.objects.count(), 2)
 
     def test_permissions(self):
         batch = self._canary_batch()

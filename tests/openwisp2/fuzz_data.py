@@ -143,11 +143,18 @@ def seed():
         str(_save(Batch(build=main_build, organization=org, rollout_state="paused")).pk)
         for _ in range(SPARE_OBJECTS // 4)
     ]
-    # a batch whose device failed: each retry is a new mass upgrade of it
-    failed_batch = _save(Batch(build=main_build, organization=org, status="failed"))
-    finished.batch = failed_batch
-    finished.save(update_fields=["batch"])
-    ids["batch_with_failure"] = str(failed_batch.pk)
+    # batches whose device failed, one device each: a retry is a new mass
+    # upgrade of it, which keeps the device busy (its router never answers)
+    ids["batches_with_failure"] = []
+    for i in range(SPARE_OBJECTS):
+        failed_batch = _save(Batch(build=main_build, organization=org, status="failed"))
+        failed_device = _modem_device(
+            org, f"fuzz-failed-{i}", f"02:00:00:00:f2:{i:02x}", None, None
+        )
+        Operation.objects.create(
+            device=failed_device, image=main_image, batch=failed_batch, status="failed"
+        )
+        ids["batches_with_failure"].append(str(failed_batch.pk))
     ids["user"] = str(get_user_model().objects.get(username="admin").pk)
     return ids
 
@@ -274,6 +281,7 @@ def schemathesis_config(ids):
         "batches_to_cancel",
         "batches_to_pause",
         "batches_to_resume",
+        "batches_with_failure",
     ):
         text.append(dictionary(name, ids[name]))
     batch_filters = {
@@ -354,7 +362,7 @@ def schemathesis_config(ids):
         operation(
             "/batch-upgrade-operation/{id}/retry-failed/",
             ["POST"],
-            path__id=ids["batch_with_failure"],
+            path__id=("batches_with_failure", always),
         ),
         operation("/upgrade-operation/{id}/", ["GET"], path__id=ids["operation"]),
         operation(
