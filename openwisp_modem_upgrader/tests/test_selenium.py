@@ -17,6 +17,7 @@ from unittest import mock
 
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.db import connections
+from django.db.models import Q
 from django.test import TransactionTestCase, tag
 from django.urls import reverse
 from selenium.webdriver.common.by import By
@@ -24,9 +25,9 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from openwisp_utils.tests import SeleniumTestMixin
 
-from ..base.models import OperationStatus
+from ..base.models import ACTIVE_STATUSES, OperationStatus
 from ..engine import run_operation
-from ..scheduler import dispatch
+from ..scheduler import dispatch, drive
 from ..upgrade import finish_operation
 from . import FN990A28, ModemBatchUpgradeOperation, ModemUpgradeOperation
 from .test_engine import FAST, EngineTestMixin
@@ -161,18 +162,27 @@ class TestModemUpgraderBrowser(
         self.addCleanup(patcher.stop)
         self.login()
 
-    def run_queued_upgrades(self):
-        """Runs the upgrades the admin queued, in a thread, as a worker would."""
+    def run_queued_upgrades(self, timeout=90):
+        """Runs the upgrades the admin queued, in a thread, as a worker
+        would, and the scheduler's periodic pass (as beat would) until they
+        are over: the worker only starts the flash, follow-ups end it."""
         shared = connections["default"]
 
         def work():
             connections["default"] = shared
-            while True:
-                try:
+            started = set()
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                while not self.queued.empty():
                     operation_id = self.queued.get_nowait()
-                except queue.Empty:
+                    started.add(operation_id)
+                    run_operation(operation_id)
+                if not ModemUpgradeOperation.objects.filter(pk__in=started).filter(
+                    Q(status__in=ACTIVE_STATUSES) | Q(next_check_at__isnull=False)
+                ):
                     return
-                run_operation(operation_id)
+                drive()
+                time.sleep(0.2)
 
         worker = threading.Thread(target=work)
         worker.start()
