@@ -1,4 +1,7 @@
-"""The "Mass-upgrade device modems" action: preview, filters, options, confirm."""
+"""The "Mass-upgrade device modems" action: preview, filters, options,
+rollout, confirm."""
+
+import zoneinfo
 
 import swapper
 from django import forms
@@ -9,6 +12,7 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from ..batch import (
@@ -17,6 +21,8 @@ from ..batch import (
     not_detected_devices,
     preview_batch,
 )
+from ..rollout import wave_sizes
+from ..rollout_display import ROLLOUT_FIELDS, clean_rollout_options
 from ..swapper import load_model
 from .inventory import may_detect, queue_detection_with_message
 from .options import UpgradeOptionsFormMixin
@@ -74,6 +80,11 @@ class MassUpgradeForm(UpgradeOptionsFormMixin, forms.Form):
         self.upgrader_types = sorted(set(build.images.values_list("type", flat=True)))
         # one options object for every image of the build
         self.add_options_field(self.upgrader_types, single=True)
+        self.fields.update(rollout_form_fields())
+
+    @property
+    def rollout_fields(self):
+        return [self[name] for name in ROLLOUT_FIELDS]
 
     def clean(self):
         cleaned_data = super().clean()
@@ -89,7 +100,21 @@ class MassUpgradeForm(UpgradeOptionsFormMixin, forms.Form):
                     None, _("The chosen devices belong to another organization.")
                 )
         self.cleaned_options = self.clean_options_for(self.upgrader_types)
+        if all(name not in self.errors for name in ROLLOUT_FIELDS):
+            try:
+                clean_rollout_options(
+                    ModemBatchUpgradeOperation(), self.rollout_options()
+                )
+            except ValidationError as error:
+                self.add_batch_errors(error)
         return cleaned_data
+
+    def rollout_options(self):
+        return {
+            name: self.cleaned_data[name]
+            for name in ROLLOUT_FIELDS
+            if self.cleaned_data.get(name) not in (None, "")
+        }
 
     def upgrade_options(self):
         return self.cleaned_options
@@ -117,6 +142,51 @@ class MassUpgradeForm(UpgradeOptionsFormMixin, forms.Form):
                     self.add_error(None, message)
 
 
+def rollout_form_fields():
+    """The batch's rollout fields, with the model's limits and help texts.
+
+    The form is also bound from a plain link (compliance's "upgrade these
+    devices"): an empty field, or "default", means the model's default.
+    """
+    fields = forms.fields_for_model(ModemBatchUpgradeOperation, fields=ROLLOUT_FIELDS)
+    for name, field in fields.items():
+        field.required = False
+        if isinstance(field, forms.BooleanField):
+            default = _("yes") if field.initial else _("no")
+            fields[name] = forms.TypedChoiceField(
+                label=field.label,
+                help_text=field.help_text,
+                choices=(
+                    ("", format_lazy("{} ({})", _("default"), default)),
+                    ("true", _("yes")),
+                    ("false", _("no")),
+                ),
+                coerce=lambda value: value == "true",
+                empty_value=None,
+                required=False,
+            )
+        elif isinstance(field, forms.IntegerField):
+            field.widget.attrs["placeholder"] = field.initial
+    for name in ("scheduled_at", "deadline"):
+        fields[name].widget = forms.DateTimeInput(
+            attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"
+        )
+        fields[name].help_text = format_lazy(
+            "{} ({})", fields[name].help_text, _("server time zone")
+        )
+    for name in ("window_start", "window_end"):
+        fields[name].widget = forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
+    zone = fields["window_timezone"]
+    zones = sorted(zoneinfo.available_timezones())
+    fields["window_timezone"] = forms.ChoiceField(
+        label=zone.label,
+        choices=[("", format_lazy("{} ({})", _("default"), zone.initial))]
+        + [(name, name) for name in zones],
+        required=False,
+    )
+    return fields
+
+
 def preview(form):
     """Eligible and excluded devices for the form's filters (a few rows each)."""
     batch = form_batch(form)
@@ -132,9 +202,11 @@ def preview(form):
             :PREVIEW_ROWS
         ]
     ]
+    devices_count = devices.count()
     return {
         "devices": devices.values(*columns)[:PREVIEW_ROWS],
-        "devices_count": devices.count(),
+        "devices_count": devices_count,
+        "waves": wave_sizes(batch, devices_count),
         "excluded": excluded,
         "excluded_count": result["excluded"].count(),
         "not_detected_count": not_detected.count(),
@@ -148,7 +220,10 @@ def form_batch(form):
     """The unsaved batch the form describes (what the preview shows)."""
     filters = {k: v for k, v in form.filters().items() if v}
     return ModemBatchUpgradeOperation(
-        build=form.build, organization=form.cleaned_data["organization"], **filters
+        build=form.build,
+        organization=form.cleaned_data["organization"],
+        **filters,
+        **form.rollout_options(),
     )
 
 
@@ -180,6 +255,7 @@ def mass_upgrade_view(model_admin, request, build_pk):
                     form.cleaned_data["organization"],
                     form.upgrade_options(),
                     **form.filters(),
+                    **form.rollout_options(),
                 )
             except ValidationError as error:
                 form.add_batch_errors(error)

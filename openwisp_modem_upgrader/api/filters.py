@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from django_filters import rest_framework as filters
 
 from ..base.models import OperationStatus
+from ..base.rollout import RolloutState
 from ..swapper import load_model
 
 
@@ -57,10 +58,11 @@ class FirmwareImageFilter(filters.FilterSet):
 class BatchUpgradeOperationFilter(OrganizationFilterSet):
     build = filters.UUIDFilter(field_name="build_id")
     status = filters.ChoiceFilter(choices=OperationStatus.choices)
+    rollout_state = filters.ChoiceFilter(choices=RolloutState.choices)
 
     class Meta:
         model = load_model("ModemBatchUpgradeOperation")
-        fields = ["build", "status"]
+        fields = ["build", "status", "rollout_state"]
 
 
 class UpgradeOperationFilter(OrganizationFilterSet):

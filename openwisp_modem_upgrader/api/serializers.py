@@ -7,6 +7,7 @@ organizations the user manages by openwisp-users' ``FilterSerializerByOrgManaged
 
 import swapper
 from django.core.exceptions import FieldDoesNotExist
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Count, Q, Sum
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
@@ -18,6 +19,15 @@ from openwisp_utils.api.serializers import ValidatedModelSerializer
 
 from ..base.models import MAX_BATCH_DEVICE_IDS, OperationStatus
 from ..batch import ExclusionReason
+from ..rollout_display import (
+    ROLLOUT_FIELDS,
+    SCHEDULE_FIELDS,
+    WAVE_FIELDS,
+    DisplayState,
+    clean_rollout_options,
+    display_state,
+    rollout_counts,
+)
 from ..shell_values import usb_path_validator, version_validator
 from ..swapper import load_model
 
@@ -224,27 +234,56 @@ class BatchUpgradeOperationSerializer(ReadOnlyBlankMixin, serializers.ModelSeria
         help_text=_("only these devices (empty: every device of the filters)"),
     )
     build_version = serializers.CharField(source="build.version", read_only=True)
+    waves = serializers.SerializerMethodField(
+        help_text=_("number of waves (0 until the devices are fanned out)")
+    )
+    in_flight = serializers.SerializerMethodField(
+        help_text=_("devices queued for a worker or upgrading")
+    )
+    waiting = serializers.SerializerMethodField(help_text=_("devices not started yet"))
+    display_state = serializers.SerializerMethodField(
+        help_text=_(
+            "why devices start now or not: the rollout state, or scheduled "
+            "(start time in the future), outside-window (maintenance window "
+            "closed), finished"
+        )
+    )
+    display_state_label = serializers.SerializerMethodField()
 
     class Meta:
         model = ModemBatchUpgradeOperation
         fields = (
-            "id",
-            "build",
-            "build_version",
-            "organization",
-            "status",
-            "group",
-            "location",
-            "from_version",
-            "device_ids",
-            "upgrade_options",
-            "progress_report",
-            "status_counts",
-            "rates",
-            "bytes_sent",
-            "started_at",
-            "finished_at",
-        ) + TIMESTAMPS
+            (
+                "id",
+                "build",
+                "build_version",
+                "organization",
+                "status",
+                "group",
+                "location",
+                "from_version",
+                "device_ids",
+                "upgrade_options",
+            )
+            + ROLLOUT_FIELDS
+            + (
+                "display_state",
+                "display_state_label",
+                "rollout_state",
+                "rollout_reason",
+                "current_wave",
+                "waves",
+                "in_flight",
+                "waiting",
+                "progress_report",
+                "status_counts",
+                "rates",
+                "bytes_sent",
+                "started_at",
+                "finished_at",
+            )
+            + TIMESTAMPS
+        )
         read_only_fields = fields
 
     def _counts(self, obj):
@@ -276,6 +315,49 @@ class BatchUpgradeOperationSerializer(ReadOnlyBlankMixin, serializers.ModelSeria
     def get_rates(self, obj):
         self._counts(obj)
         return RatesSerializer(obj.rates()).data
+
+    def get_waves(self, obj) -> int:
+        return rollout_counts(obj)["waves"]
+
+    def get_in_flight(self, obj) -> int:
+        return rollout_counts(obj)["in_flight"]
+
+    def get_waiting(self, obj) -> int:
+        return rollout_counts(obj)["waiting"]
+
+    def _display_state(self, obj):
+        if "_display_state" not in obj.__dict__:
+            obj._display_state = display_state(obj, self.context.get("now"))
+        return obj._display_state
+
+    @swagger_serializer_method(
+        serializer_or_field=serializers.ChoiceField(choices=DisplayState.choices)
+    )
+    def get_display_state(self, obj):
+        return self._display_state(obj).value
+
+    def get_display_state_label(self, obj) -> str:
+        return str(self._display_state(obj).label)
+
+
+class RolloutOptionsSerializer(serializers.ModelSerializer):
+    """The rollout and schedule fields of a batch, as the model defines
+    them (limits, defaults, help texts)."""
+
+    class Meta:
+        model = ModemBatchUpgradeOperation
+        fields = ROLLOUT_FIELDS
+        extra_kwargs = {"window_timezone": {"trim_whitespace": False}}
+
+
+def validate_schedule(instance, data, fields):
+    """The model's checks of a schedule or rollout (see
+    ``clean_rollout_options``), as a 400."""
+    values = {field: data[field] for field in fields if field in data}
+    try:
+        clean_rollout_options(instance, values)
+    except DjangoValidationError as error:
+        raise serializers.ValidationError(serializers.as_serializer_error(error))
 
 
 class BatchUpgradeSerializer(FilterSerializerByOrgManaged, serializers.Serializer):
@@ -318,12 +400,19 @@ class BatchUpgradeSerializer(FilterSerializerByOrgManaged, serializers.Serialize
         help_text=_("options of the upgrader (see the image type's schema)"),
     )
 
+    def get_fields(self):
+        fields = super().get_fields()
+        # the rollout: concurrency limit, waves, automatic stop, schedule
+        fields.update(RolloutOptionsSerializer().get_fields())
+        return fields
+
     def validate_upgrade_options(self, value):
         if not isinstance(value, dict):
             raise serializers.ValidationError(_("Give a JSON object."))
         return value
 
     def validate(self, data):
+        validate_schedule(ModemBatchUpgradeOperation(), data, ROLLOUT_FIELDS)
         organization = self._organization(data.get("organization"))
         data["organization"] = organization
         device_ids = sorted({str(pk) for pk in data.get("device_ids") or []})
@@ -383,6 +472,11 @@ class BatchUpgradeSerializer(FilterSerializerByOrgManaged, serializers.Serialize
             "device_ids": data.get("device_ids") or [],
         }
 
+    @staticmethod
+    def rollout_options(data):
+        """The rollout fields given (the others keep the model's defaults)."""
+        return {field: data[field] for field in ROLLOUT_FIELDS if field in data}
+
 
 class DryRunQuerySerializer(BatchUpgradeSerializer):
     upgrade_options = None
@@ -400,6 +494,13 @@ class DryRunQuerySerializer(BatchUpgradeSerializer):
         default=100,
         help_text=_("at most this many devices listed in each list"),
     )
+
+    def get_fields(self):
+        # of the rollout, only what splits the devices into waves
+        fields = super().get_fields()
+        for name in set(ROLLOUT_FIELDS) - set(WAVE_FIELDS):
+            del fields[name]
+        return fields
 
 
 class PreviewDeviceSerializer(ReadOnlyBlankMixin, serializers.Serializer):
@@ -430,6 +531,10 @@ class ExcludedDeviceSerializer(PreviewDeviceSerializer):
 class DryRunSerializer(serializers.Serializer):
     organization = serializers.UUIDField()
     devices_count = serializers.IntegerField()
+    waves = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text=_("devices per wave, the canary wave first"),
+    )
     excluded_count = serializers.IntegerField()
     devices = PreviewDeviceSerializer(many=True)
     excluded = ExcludedDeviceSerializer(many=True)
@@ -445,22 +550,29 @@ class UpgradeOperationSerializer(ReadOnlyBlankMixin, serializers.ModelSerializer
     class Meta:
         model = ModemUpgradeOperation
         fields = (
-            "id",
-            "device",
-            "device_name",
-            "organization",
-            "image",
-            "batch",
-            "status",
-            "progress",
-            "flash_started",
-            "attempts",
-            "bytes_sent",
-            "upgrade_options",
-            "started_at",
-            "last_progress_at",
-            "finished_at",
-        ) + TIMESTAMPS
+            (
+                "id",
+                "device",
+                "device_name",
+                "organization",
+                "image",
+                "batch",
+                "status",
+                "progress",
+                "flash_started",
+                "attempts",
+                "bytes_sent",
+                "upgrade_options",
+                "wave",
+            )
+            + SCHEDULE_FIELDS
+            + (
+                "started_at",
+                "last_progress_at",
+                "finished_at",
+            )
+            + TIMESTAMPS
+        )
         read_only_fields = fields
 
 
@@ -484,6 +596,15 @@ DETECTED_FIELDS = (
     "unexplained_change",
     "unexplained_change_at",
 )
+
+
+class ScheduleOptionsSerializer(serializers.ModelSerializer):
+    """When a single upgrade may start, as the operation model defines it."""
+
+    class Meta:
+        model = ModemUpgradeOperation
+        fields = SCHEDULE_FIELDS
+        extra_kwargs = {"window_timezone": {"trim_whitespace": False}}
 
 
 class DeviceModemFirmwareSerializer(ReadOnlyBlankMixin, serializers.ModelSerializer):
@@ -546,10 +667,26 @@ class DeviceModemFirmwareSerializer(ReadOnlyBlankMixin, serializers.ModelSeriali
                 | Q(build__category__organization__isnull=True)
             )
 
+    def get_fields(self):
+        fields = super().get_fields()
+        # when the upgrade may start: given when it is created, never read back
+        for name, field in ScheduleOptionsSerializer().get_fields().items():
+            field.write_only = True
+            fields[name] = field
+        return fields
+
     def validate_image(self, value):
         if value is None:
             raise serializers.ValidationError(_("Choose the image to flash."))
         return value
+
+    def validate(self, data):
+        validate_schedule(ModemUpgradeOperation(), data, SCHEDULE_FIELDS)
+        return super().validate(data)
+
+    @staticmethod
+    def schedule_options(data):
+        return {field: data[field] for field in SCHEDULE_FIELDS if field in data}
 
     def validate_upgrade_options(self, value):
         if not isinstance(value, dict):

@@ -57,6 +57,21 @@ operator_urlpatterns = [
         name="api_batch_upgrade_operation_cancel",
     ),
     path(
+        "batch-upgrade-operation/<uuid:pk>/pause/",
+        views.batch_upgrade_operation_pause,
+        name="api_batch_upgrade_operation_pause",
+    ),
+    path(
+        "batch-upgrade-operation/<uuid:pk>/resume/",
+        views.batch_upgrade_operation_resume,
+        name="api_batch_upgrade_operation_resume",
+    ),
+    path(
+        "batch-upgrade-operation/<uuid:pk>/retry-failed/",
+        views.batch_upgrade_operation_retry_failed,
+        name="api_batch_upgrade_operation_retry_failed",
+    ),
+    path(
         "upgrade-operation/",
         views.upgrade_operation_list,
         name="api_upgrade_operation_list",

@@ -37,6 +37,8 @@ from ..base.models import (
 from ..batch import create_batch, preview_batch
 from ..exceptions import UpgradeNotAllowed
 from ..private_storage.views import modem_firmware_download
+from ..rollout import pause_batch, resume_batch, retry_failed, wave_sizes
+from ..rollout_display import rollout_annotations
 from ..shell_values import usb_path_validator
 from ..swapper import load_model
 from ..upgrade import cancel_batch, cancel_upgrade, start_upgrade
@@ -154,6 +156,33 @@ UPGRADE_REQUEST_SCHEMA = openapi.Schema(
         "upgrade_options": openapi.Schema(
             type=openapi.TYPE_OBJECT,
             description=_("options of the upgrader (see the image type's schema)"),
+        ),
+        "scheduled_at": openapi.Schema(
+            type=openapi.TYPE_STRING,
+            format=openapi.FORMAT_DATETIME,
+            x_nullable=True,
+            description=_("no device starts before this time; empty: now"),
+        ),
+        "deadline": openapi.Schema(
+            type=openapi.TYPE_STRING,
+            format=openapi.FORMAT_DATETIME,
+            x_nullable=True,
+            description=_("not started by then: the upgrade fails, untouched"),
+        ),
+        "window_start": openapi.Schema(
+            type=openapi.TYPE_STRING,
+            x_nullable=True,
+            description=_("daily maintenance window start (HH:MM)"),
+        ),
+        "window_end": openapi.Schema(
+            type=openapi.TYPE_STRING,
+            x_nullable=True,
+            description=_("daily maintenance window end (HH:MM)"),
+        ),
+        "window_timezone": openapi.Schema(
+            type=openapi.TYPE_STRING,
+            max_length=64,
+            description=_("time zone of the window, e.g. Europe/Rome (default UTC)"),
         ),
     },
 )
@@ -308,6 +337,7 @@ class BuildUpgradeView(ProtectedAPIMixin, generics.GenericAPIView):
             organization=data["organization"],
             upgrade_options=data.get("upgrade_options") or {},
             **BatchUpgradeSerializer.batch_filters(data),
+            **BatchUpgradeSerializer.rollout_options(data),
         )
 
     @swagger_auto_schema(
@@ -335,6 +365,7 @@ class BuildUpgradeView(ProtectedAPIMixin, generics.GenericAPIView):
         for key in ("devices", "excluded"):
             data[f"{key}_count"] = preview[key].count()
             data[key] = list(preview[key].values(*fields)[:limit])
+        data["waves"] = wave_sizes(batch, data["devices_count"])
         return Response(DryRunSerializer(data).data)
 
     @swagger_auto_schema(responses={201: BatchUpgradeOperationSerializer})
@@ -348,6 +379,7 @@ class BuildUpgradeView(ProtectedAPIMixin, generics.GenericAPIView):
                 data["organization"],
                 data.get("upgrade_options") or {},
                 **BatchUpgradeSerializer.batch_filters(data),
+                **BatchUpgradeSerializer.rollout_options(data),
             )
         except ValidationError as error:
             return validation_error_response(error)
@@ -358,7 +390,7 @@ class BuildUpgradeView(ProtectedAPIMixin, generics.GenericAPIView):
 
 class BatchUpgradeOperationMixin(ProtectedAPIMixin):
     queryset = ModemBatchUpgradeOperation.objects.select_related("build").annotate(
-        **status_count_annotations()
+        **status_count_annotations(), **rollout_annotations()
     )
     serializer_class = BatchUpgradeOperationSerializer
 
@@ -410,6 +442,85 @@ class BatchUpgradeOperationCancelView(
                 **result,
             )
         return Response(result)
+
+
+class BatchRolloutActionView(BatchUpgradeOperationMixin, generics.GenericAPIView):
+    """A rollout control on one mass upgrade; answers the batch as it is now."""
+
+    permission_classes = (IsOrganizationManager, ChangePermission)
+    pagination_class = None
+    filter_backends = ()
+    rollout_action = None
+
+    def post(self, request, *args, **kwargs):
+        batch = self.get_object()
+        try:
+            type(self).rollout_action(batch)
+        except UpgradeNotAllowed as error:
+            return detail_response(str(error), status.HTTP_409_CONFLICT)
+        # counts and state after the change
+        return Response(self.get_serializer(self.get_queryset().get(pk=batch.pk)).data)
+
+
+ROLLOUT_ACTION_SCHEMA = swagger_auto_schema(
+    request_body=serializers.Serializer,
+    responses={200: BatchUpgradeOperationSerializer, 409: DETAIL_SCHEMA},
+)
+
+
+class BatchUpgradeOperationPauseView(BatchRolloutActionView):
+    """No more devices start until resumed; those upgrading go on."""
+
+    rollout_action = pause_batch
+
+    @ROLLOUT_ACTION_SCHEMA
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+
+class BatchUpgradeOperationResumeView(BatchRolloutActionView):
+    """Starts devices again: after a pause, as the go-ahead for the next wave,
+    or after an automatic stop (the failures so far are then acknowledged)."""
+
+    rollout_action = resume_batch
+
+    @ROLLOUT_ACTION_SCHEMA
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+
+class BatchUpgradeOperationRetryFailedView(
+    BatchUpgradeOperationMixin, generics.GenericAPIView
+):
+    """A new mass upgrade of the devices whose upgrade failed or aborted,
+    with the same build, options and rollout settings.
+
+    The request carries nothing to validate: a refusal comes from the
+    batch's state (no device failed, the failed ones are busy again), so it
+    is a 409 with the reason, like the other actions.
+    """
+
+    # it creates a mass upgrade: the permission to add one
+    permission_classes = (IsOrganizationManager, ModelPermissions)
+    pagination_class = None
+    filter_backends = ()
+
+    @swagger_auto_schema(
+        request_body=serializers.Serializer,
+        responses={201: BatchUpgradeOperationSerializer, 409: DETAIL_SCHEMA},
+    )
+    def post(self, request, *args, **kwargs):
+        batch = self.get_object()
+        try:
+            retry = retry_failed(batch)
+        except UpgradeNotAllowed as error:
+            return detail_response(str(error), status.HTTP_409_CONFLICT)
+        except ValidationError as error:
+            return detail_response(" ".join(error.messages), status.HTTP_409_CONFLICT)
+        return Response(
+            self.get_serializer(self.get_queryset().get(pk=retry.pk)).data,
+            status=status.HTTP_201_CREATED,
+        )
 
 
 # operations
@@ -572,6 +683,7 @@ class DeviceModemFirmwareView(
                 serializer.validated_data["image"],
                 upgrade_options=serializer.validated_data.get("upgrade_options"),
                 usb_path=usb_path,
+                **serializer.schedule_options(serializer.validated_data),
             )
         except ValidationError as error:
             return validation_error_response(error)
@@ -629,6 +741,9 @@ firmware_image_download = FirmwareImageDownloadView.as_view()
 batch_upgrade_operation_list = BatchUpgradeOperationListView.as_view()
 batch_upgrade_operation_detail = BatchUpgradeOperationDetailView.as_view()
 batch_upgrade_operation_cancel = BatchUpgradeOperationCancelView.as_view()
+batch_upgrade_operation_pause = BatchUpgradeOperationPauseView.as_view()
+batch_upgrade_operation_resume = BatchUpgradeOperationResumeView.as_view()
+batch_upgrade_operation_retry_failed = BatchUpgradeOperationRetryFailedView.as_view()
 upgrade_operation_list = UpgradeOperationListView.as_view()
 upgrade_operation_detail = UpgradeOperationDetailView.as_view()
 upgrade_operation_cancel = UpgradeOperationCancelView.as_view()

@@ -240,6 +240,32 @@ class TestPermissionMatrix(ApiTestMixin, TestCase):
                 "write",
             ),
             (
+                "batch pause",
+                "post",
+                api_url("batch_upgrade_operation_pause", self.batch.pk),
+                None,
+                200,
+                "write",
+            ),
+            # running: the request reaches the rollout, which refuses it
+            (
+                "batch resume",
+                "post",
+                api_url("batch_upgrade_operation_resume", self.batch.pk),
+                None,
+                409,
+                "write",
+            ),
+            # no device failed yet
+            (
+                "batch retry failed",
+                "post",
+                api_url("batch_upgrade_operation_retry_failed", self.batch.pk),
+                None,
+                409,
+                "write",
+            ),
+            (
                 "operation list",
                 "get",
                 api_url("upgrade_operation_list"),
@@ -1059,6 +1085,9 @@ class TestSchema(ApiTestMixin, TestCase):
             "/build/{id}/upgrade/",
             "/firmware-image/{id}/download/",
             "/batch-upgrade-operation/{id}/cancel/",
+            "/batch-upgrade-operation/{id}/pause/",
+            "/batch-upgrade-operation/{id}/resume/",
+            "/batch-upgrade-operation/{id}/retry-failed/",
             "/upgrade-operation/{id}/cancel/",
             "/device-firmware/",
             "/device/{id}/modem-firmware/",

@@ -27,7 +27,8 @@ from openwisp_utils.tests import SeleniumTestMixin
 
 from ..base.models import ACTIVE_STATUSES, OperationStatus
 from ..engine import run_operation
-from ..scheduler import drive
+from ..scheduler import dispatch, drive
+from ..upgrade import finish_operation
 from . import FN990A28, ModemBatchUpgradeOperation, ModemUpgradeOperation
 from .test_engine import FAST, EngineTestMixin
 
@@ -161,27 +162,27 @@ class TestModemUpgraderBrowser(
         self.addCleanup(patcher.stop)
         self.login()
 
-    def run_queued_upgrades(self):
+    def run_queued_upgrades(self, timeout=90):
         """Runs the upgrades the admin queued, in a thread, as a worker
-        would, and the scheduler's passes (beat) until none is left."""
+        would, and the scheduler's periodic pass (as beat would) until they
+        are over: the worker only starts the flash, follow-ups end it."""
         shared = connections["default"]
 
         def work():
             connections["default"] = shared
-            deadline = time.monotonic() + 120
+            started = set()
+            deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
-                try:
+                while not self.queued.empty():
                     operation_id = self.queued.get_nowait()
-                except queue.Empty:
-                    pending = ModemUpgradeOperation.objects.filter(
-                        Q(status__in=ACTIVE_STATUSES) | Q(next_check_at__isnull=False)
-                    )
-                    if not pending.exists():
-                        return
-                    drive()
-                    time.sleep(0.3)
-                    continue
-                run_operation(operation_id)
+                    started.add(operation_id)
+                    run_operation(operation_id)
+                if not ModemUpgradeOperation.objects.filter(pk__in=started).filter(
+                    Q(status__in=ACTIVE_STATUSES) | Q(next_check_at__isnull=False)
+                ):
+                    return
+                drive()
+                time.sleep(0.2)
 
         worker = threading.Thread(target=work)
         worker.start()
@@ -402,6 +403,83 @@ class TestModemUpgraderBrowser(
             operation.upgrade_options,
             {"retry": {"attempts": 4, "backoff": {"seconds": 90}}},
         )
+
+    def test_rollout_with_a_canary_wave_paused_from_the_batch_page(self):
+        for i in range(2):
+            self._create_modem_device(
+                name=f"fleet-{i}", mac_address=f"00:11:22:33:55:{i:02x}"
+            )
+        opts = self.image.build._meta
+        self.open(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
+        self.find_element(
+            By.CSS_SELECTOR,
+            f'input[name="_selected_action"][value="{self.image.build.pk}"]',
+        ).click()
+        Select(self.find_element(By.NAME, "action")).select_by_value("mass_upgrade")
+        self.find_element(By.CSS_SELECTOR, 'button[name="index"]').click()
+        for name, value in (("max_concurrent", "1"), ("canary_size", "1")):
+            field = self.find_element(By.NAME, name)
+            field.clear()
+            field.send_keys(value)
+        Select(self.find_element(By.NAME, "confirm_waves")).select_by_value("false")
+        self.click(self.find_element(By.NAME, "preview"))
+        self.wait_for_visibility(By.ID, "modem-preview-devices", 10)
+        self.assertIn(
+            "the canary wave first: 1, 2",
+            self.find_element(By.CSS_SELECTOR, ".modem-preview-waves").text,
+        )
+        self.click(self.find_element(By.NAME, "confirm"))
+        self.wait_for_visibility(By.CSS_SELECTOR, ".modem-rollout", 10)
+        batch = ModemBatchUpgradeOperation.objects.get()
+        self.assertEqual((batch.canary_size, batch.max_concurrent), (1, 1))
+        # the canary alone was queued
+        self.assertEqual(self.queued.qsize(), 1)
+        self.assertEqual(
+            self.find_element(By.CSS_SELECTOR, ".modem-rollout-wave").text,
+            "wave 1 of 2",
+        )
+        self.assertIn(
+            "2 waiting",
+            self.find_element(By.CSS_SELECTOR, ".modem-rollout-counts").text,
+        )
+        self.wait_live()
+        self.click(self.find_element(By.CSS_SELECTOR, ".modem-rollout-pause"))
+        self.wait_for_admin_success_message(timeout=10)
+        self.assertIn(
+            "The mass upgrade is paused",
+            self.find_element(By.CSS_SELECTOR, ".messagelist").text,
+        )
+        self.assertEqual(
+            self.find_element(By.CSS_SELECTOR, ".modem-rollout").get_attribute(
+                "data-rollout-state"
+            ),
+            "paused",
+        )
+        self.assertEqual(
+            self.find_element(By.CSS_SELECTOR, ".modem-rollout-state").text,
+            "Paused by an operator",
+        )
+        self.assertEqual(
+            self.find_element(By.CSS_SELECTOR, ".modem-rollout-resume").text, "Resume"
+        )
+        self.assertFalse(
+            self.web_driver.find_elements(By.CSS_SELECTOR, ".modem-rollout-pause")
+        )
+        batch.refresh_from_db()
+        self.assertEqual(batch.rollout_state, "paused")
+        # the canary ends: a running batch would open the next wave now
+        canary = batch.operations.get(wave=1)
+        finish_operation(canary.pk, OperationStatus.SUCCESS, "upgrade successful")
+        with mock.patch("openwisp_modem_upgrader.scheduler.publish_upgrade") as publish:
+            self.assertEqual(dispatch(), 0)
+        publish.assert_not_called()
+        self.assertFalse(
+            batch.operations.filter(dispatched_at__isnull=False)
+            .exclude(pk=canary.pk)
+            .exists()
+        )
+        self.scroll_to(".modem-rollout")
+        self.screenshot("modem-batch-rollout-paused.png")
         self.assert_no_browser_errors()
 
     def test_cancel_operation(self):

@@ -134,6 +134,27 @@ def seed():
         str(_save(Batch(build=main_build, organization=org)).pk)
         for _ in range(SPARE_OBJECTS // 4)
     ]
+    # rollout controls: running batches to pause, paused ones to resume
+    ids["batches_to_pause"] = [
+        str(_save(Batch(build=main_build, organization=org)).pk)
+        for _ in range(SPARE_OBJECTS // 4)
+    ]
+    ids["batches_to_resume"] = [
+        str(_save(Batch(build=main_build, organization=org, rollout_state="paused")).pk)
+        for _ in range(SPARE_OBJECTS // 4)
+    ]
+    # batches whose device failed, one device each: a retry is a new mass
+    # upgrade of it, which keeps the device busy (its router never answers)
+    ids["batches_with_failure"] = []
+    for i in range(SPARE_OBJECTS):
+        failed_batch = _save(Batch(build=main_build, organization=org, status="failed"))
+        failed_device = _modem_device(
+            org, f"fuzz-failed-{i}", f"02:00:00:00:f2:{i:02x}", None, None
+        )
+        Operation.objects.create(
+            device=failed_device, image=main_image, batch=failed_batch, status="failed"
+        )
+        ids["batches_with_failure"].append(str(failed_batch.pk))
     ids["user"] = str(get_user_model().objects.get(username="admin").pk)
     return ids
 
@@ -258,6 +279,9 @@ def schemathesis_config(ids):
         "images_to_delete",
         "operations_to_cancel",
         "batches_to_cancel",
+        "batches_to_pause",
+        "batches_to_resume",
+        "batches_with_failure",
     ):
         text.append(dictionary(name, ids[name]))
     batch_filters = {
@@ -324,6 +348,21 @@ def schemathesis_config(ids):
             "/batch-upgrade-operation/{id}/cancel/",
             ["POST"],
             path__id=("batches_to_cancel", always),
+        ),
+        operation(
+            "/batch-upgrade-operation/{id}/pause/",
+            ["POST"],
+            path__id=("batches_to_pause", always),
+        ),
+        operation(
+            "/batch-upgrade-operation/{id}/resume/",
+            ["POST"],
+            path__id=("batches_to_resume", always),
+        ),
+        operation(
+            "/batch-upgrade-operation/{id}/retry-failed/",
+            ["POST"],
+            path__id=("batches_with_failure", always),
         ),
         operation("/upgrade-operation/{id}/", ["GET"], path__id=ids["operation"]),
         operation(
