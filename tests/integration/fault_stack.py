@@ -244,7 +244,7 @@ def faults(stack, routers):
     write_firmware_stream(firmware, VERSION, model="FN990A28", size=IMAGE_SIZE)
     build = factory._create_build(version=VERSION, modem_model="FN990A28")
     with open(firmware, "rb") as stream:
-        factory._create_image(build=build, file=File(stream, name="fn.bin"))
+        image = factory._create_image(build=build, file=File(stream, name="fn.bin"))
     t0 = time.monotonic()
     fleets = {}
     for phase, first, flash in (("a", 200, FLASH_A), ("b", 210, FLASH_B)):
@@ -477,7 +477,7 @@ def faults(stack, routers):
         not problems
         and op.attempts >= 2
         and "transfer interrupted" in op.log
-        and op.log.count(f"transferring {IMAGE_SIZE} bytes") >= 2,
+        and op.log.count(f"transferring {image.size} bytes") >= 2,
         summary(
             problems,
             f"transfer interrupted, image sent again in full (the reboot "
@@ -497,7 +497,8 @@ def faults(stack, routers):
             problems,
             f"{len(lost)} transfer(s) lost with the worker, retried after "
             f"{STUCK_TIMEOUT}s of silence and resumed from the router's partial "
-            f"image: {op.status}, {op.bytes_sent} bytes sent for {IMAGE_SIZE}",
+            f"image: {op.status}, {op.bytes_sent} bytes sent by the retry for "
+            f"{image.size}",
         ),
     )
     wrongly_lost = [
