@@ -17,6 +17,7 @@ from datetime import timedelta
 
 import swapper
 from celery.exceptions import SoftTimeLimitExceeded
+from django.db.utils import InterfaceError, OperationalError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -230,6 +231,15 @@ def settle(operation, error):
         finish_operation(operation_id, OperationStatus.ABORTED, str(error))
     elif isinstance(error, IrrecoverableModemFailure):
         finish_operation(operation_id, OperationStatus.FAILED, str(error))
+    elif isinstance(error, (OperationalError, InterfaceError)):
+        # the database went away (a restart, a failover), not the router:
+        # what is stored stands, and the driver takes the operation up again
+        # (lost-worker retry before the flash, follow-ups after it)
+        logger.warning(
+            "modem upgrade %s: database unavailable (%s), left to the driver",
+            operation_id,
+            one_line(error),
+        )
     else:  # a bug must still leave a terminal record
         logger.error("modem upgrade %s crashed", operation_id, exc_info=error)
         finish_operation(

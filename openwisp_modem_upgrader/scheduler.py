@@ -190,6 +190,7 @@ def drive(now=None):
         "expired": expire_waiting(now),
         "lost_workers": recover_lost_workers(now),
         "republished": republish_lost_messages(now),
+        "fanned_out_again": republish_lost_fan_outs(now),
         "followed": follow_due(now),
     }
     result["dispatched"] = dispatch(now)
@@ -248,6 +249,27 @@ def republish_lost_messages(now):
             str(pk), time_limit=_time_limit(upgrader_type, options), dispatched_at=now
         )
     return len(rows)
+
+
+def republish_lost_fan_outs(now):
+    """Mass upgrades still not fanned out ``REPUBLISH_AFTER`` seconds after
+    their creation (or their last republish): the fan-out message was lost
+    with a broker restart. Publishing again is safe: only an idle batch is
+    fanned out, once."""
+    from .tasks import fan_out_batch
+
+    limit = now - timedelta(seconds=app_settings.REPUBLISH_AFTER)
+    Batch = load_model("ModemBatchUpgradeOperation")
+    stale = Batch.objects.filter(
+        status=OperationStatus.IDLE, started_at__isnull=True, modified__lt=limit
+    )
+    ids = list(stale.values_list("pk", flat=True)[:100])
+    # ``modified`` marks the publish: at most one message per REPUBLISH_AFTER
+    Batch.objects.filter(pk__in=ids).update(modified=now)
+    for pk in ids:
+        logger.warning("mass upgrade %s: not fanned out yet, publishing again", pk)
+        fan_out_batch.delay(str(pk))
+    return len(ids)
 
 
 def expire_waiting(now):

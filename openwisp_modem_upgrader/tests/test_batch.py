@@ -1,3 +1,4 @@
+from datetime import timedelta
 from unittest import mock
 
 from django.core.exceptions import ValidationError
@@ -310,6 +311,28 @@ class TestBatch(CreateDeviceGroupMixin, TestModemUpgraderMixin, TestCase):
             second = batch.upgrade()
         self.assertEqual(len(first), 2)
         self.assertEqual(second, [])
+
+    def test_lost_fan_out_published_again(self):
+        from ..scheduler import drive
+
+        image = self._create_image()
+        self._devices(2)
+        batch = self._batch(image.build)
+        batch.save()  # its fan-out message was lost with the broker
+        long_ago = timezone.now() - timedelta(days=1)
+        ModemBatchUpgradeOperation.objects.filter(pk=batch.pk).update(modified=long_ago)
+        fan_out = "openwisp_modem_upgrader.tasks.fan_out_batch.delay"
+        with mock.patch(fan_out) as publish:
+            self.assertEqual(drive()["fanned_out_again"], 1)
+            # once per REPUBLISH_AFTER, not at every pass of the driver
+            self.assertEqual(drive()["fanned_out_again"], 0)
+        publish.assert_called_once_with(str(batch.pk))
+        with mock.patch(QUEUE):
+            self.assertEqual(len(batch.upgrade()), 2)
+        ModemBatchUpgradeOperation.objects.filter(pk=batch.pk).update(modified=long_ago)
+        with mock.patch(fan_out) as publish:
+            self.assertEqual(drive()["fanned_out_again"], 0)
+        publish.assert_not_called()
 
     def test_progress_report_and_rates_in_one_query(self):
         image = self._create_image()

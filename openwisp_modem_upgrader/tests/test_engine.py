@@ -17,16 +17,18 @@ from device.router import EmulatedRouter
 from django.contrib.staticfiles.testing import StaticLiveServerTestCase
 from django.core.exceptions import ValidationError
 from django.core.files import File
+from django.db.utils import OperationalError
 from django.test import TestCase
 from django.utils import timezone
 
 from .. import settings as app_settings
 from ..base.models import TERMINAL_STATUSES, OperationStatus
-from ..engine import recover_lost_workers, run_operation
+from ..engine import follow_operation, recover_lost_workers, run_operation
 from ..exceptions import IrrecoverableModemFailure, UpgradeNotAllowed
 from ..scheduler import drive
 from ..upgrade import (
     cancel_upgrade,
+    mark_flash_started,
     mark_in_progress,
     record_progress,
     start_upgrade,
@@ -706,6 +708,31 @@ class TestEngineOutcomes(TestModemUpgraderMixin, TestCase):
             operation = self._run()
         self.assertEqual(operation.status, OperationStatus.FAILED)
         self.assertIn("unexpected error", operation.log)
+
+    def test_database_outage_leaves_operation_to_the_driver(self):
+        outage = OperationalError("server closed the connection unexpectedly")
+        # the worker's part: nothing flashed, the lost-worker retry follows
+        with mock.patch.object(
+            WrapperUpgrader, "start", side_effect=outage
+        ), mock.patch("openwisp_modem_upgrader.engine._get_connection"):
+            operation = self._run()
+        self.assertEqual(operation.status, OperationStatus.IN_PROGRESS)
+        self.assertNotIn("unexpected error", operation.log)
+        with mock.patch.object(app_settings, "STUCK_OPERATION_TIMEOUT", 0):
+            self.assertEqual(recover_lost_workers(timezone.now()), 1)
+        # a follow-up during the flash: the next one reads the router again
+        operation.refresh_from_db()
+        self.assertEqual(operation.status, OperationStatus.IDLE)
+        mark_in_progress(operation.pk)
+        mark_flash_started(operation.pk)
+        with mock.patch.object(WrapperUpgrader, "poll", side_effect=outage), mock.patch(
+            "openwisp_modem_upgrader.engine._get_connection"
+        ):
+            follow_operation(operation.pk)
+        operation.refresh_from_db()
+        self.assertEqual(operation.status, OperationStatus.IN_PROGRESS)
+        self.assertTrue(operation.flash_started)
+        self.assertNotIn("unexpected error", operation.log)
 
     def test_image_deleted_before_start(self):
         self.operation.image.delete()

@@ -182,6 +182,7 @@ class EmulatedRouter:
         self.script_env = dict(FAST_SCRIPT_ENV, **(script_env or {}))
         self._modem_values = modem
         self._dropbear = None
+        self._tmpfs_mounts = []
         self.root = None
 
     # --- lifecycle ---------------------------------------------------------
@@ -383,7 +384,8 @@ class EmulatedRouter:
                 f"no-X11-forwarding {public_key}\n"
             )
         os.chmod(ssh_dir, 0o700)
-        self.port = _free_port(self.host) if not self.netns else 22
+        # a reboot keeps the port the server knows
+        self.port = self.port or (_free_port(self.host) if not self.netns else 22)
         dropbear = [
             "dropbear",
             "-F",
@@ -438,11 +440,28 @@ class EmulatedRouter:
         dropbear runs in a private mount namespace: mount inside it.
         """
         os.makedirs(path, exist_ok=True)
+        self._tmpfs_mounts.append((path, size_kib))
         subprocess.run(
             ["nsenter", "-t", str(self._dropbear.pid), "-m", "mount", "-t", "tmpfs"]
             + ["-o", f"size={size_kib}k", "tmpfs", path],
             check=True,
         )
+
+    def reboot(self, down_seconds=0.0):
+        """A power cycle: every process of the router dies (SSH sessions,
+        wrappers), its tmpfs mounts come back empty, and dropbear listens
+        again on the same address after ``down_seconds``."""
+        mounts, self._tmpfs_mounts = self._tmpfs_mounts, []
+        self._kill_router_processes()
+        time.sleep(down_seconds)
+        self._start_dropbear()
+        for path, size_kib in mounts:
+            self.mount_tmpfs(path, size_kib)
+
+    def path_on_router(self, path):
+        """``path`` as the router's processes see it (inside dropbear's mount
+        namespace, where its tmpfs mounts live)."""
+        return f"/proc/{self._dropbear.pid}/root{path}"
 
     def _read_log(self):
         with open(os.path.join(self.root, "dropbear.log")) as f:

@@ -18,6 +18,7 @@ Checks, exiting non-zero on the first failure:
 Run by scripts/test.sh; needs scripts/postgres.sh's cluster (DB=postgres...).
 """
 
+import functools
 import os
 import signal
 import socket
@@ -94,23 +95,10 @@ class Stack:
             pass
         process.wait()
 
-    def start(self):
-        self.spawn(
-            "redis",
-            [
-                "redis-server",
-                "--port",
-                str(self.redis_port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                self.tmp,
-            ],
-        )
+    def start(self, worker="worker-1"):
+        """Redis, the database, the ASGI server, beat and ``worker`` (none
+        when ``None``)."""
+        self.start_redis()
         subprocess.run(
             [
                 "createdb",
@@ -129,8 +117,33 @@ class Stack:
             cwd=TESTS,
             check=True,
         )
-        self.spawn(
-            "asgi",
+        self.start_asgi()
+        if worker:
+            self.start_worker(worker)
+        self.start_beat()
+        self.wait_http()
+
+    def start_redis(self, name="redis"):
+        return self.spawn(
+            name,
+            [
+                "redis-server",
+                "--port",
+                str(self.redis_port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.tmp,
+            ],
+        )
+
+    def start_asgi(self, name="asgi"):
+        return self.spawn(
+            name,
             [
                 PYTHON,
                 "manage.py",
@@ -139,9 +152,6 @@ class Stack:
                 "--noreload",
             ],
         )
-        self.start_worker("worker-1")
-        self.start_beat()
-        self.wait_http()
 
     def start_beat(self, name="beat"):
         return self.spawn(
@@ -240,12 +250,52 @@ def check(condition, message):
     print(f"  ok: {message}")
 
 
-def record_tally(failed):
+def record_tally(failed, label="real-stack"):
     """One line for the run's ``N passed, M failed`` (see scripts/tally.sh)."""
     tally = os.environ.get("TEST_TALLY")
     if tally:
         with open(tally, "a") as tally_file:
-            tally_file.write(f"real-stack {len(CHECKS_PASSED)} {int(failed)}\n")
+            tally_file.write(f"{label} {len(CHECKS_PASSED)} {int(failed)}\n")
+
+
+def new_router_device(factory, routers, index, detected=True):
+    """An emulated router (added to ``routers``) and its device;
+    ``detected=False``: the server knows nothing of its modem yet (a router
+    freshly added)."""
+    from device.router import EmulatedRouter
+
+    from openwisp_modem_upgrader.tests import DeviceModemFirmware
+
+    router = EmulatedRouter(host=f"127.0.0.{10 + index}")
+    router.start()
+    routers.append(router)
+    org = factory._get_org()
+    device = factory._create_device(
+        organization=org,
+        name=f"router-{index}",
+        mac_address=f"02:00:00:00:{index // 256:02x}:{index % 256:02x}",
+        management_ip=router.host,
+        last_ip=router.host,
+    )
+    factory._create_config(device=device)
+    credentials = factory._create_credentials(
+        organization=org,
+        name=f"router-{index}",
+        params={"username": "root", "key": router.private_key, "port": router.port},
+    )
+    factory._create_device_connection(device=device, credentials=credentials)
+    if detected:
+        DeviceModemFirmware.objects.create(
+            device=device,
+            modem_model="FN990A28",
+            modem_firmware_version="M0R.010000-B020",
+        )
+    return router, device
+
+
+def flashes(router):
+    """How many times uxfp flashed this router's modem (the emulator's log)."""
+    return sum(1 for event in router.modem_state()["events"] if event[0] == "uxfp")
 
 
 def main():
@@ -272,7 +322,6 @@ def main():
 
 def scenarios(stack, routers):
     from device.firmware import write_firmware_stream
-    from device.router import EmulatedRouter
     from django.core.files import File
 
     from openwisp_modem_upgrader.batch import (
@@ -309,34 +358,7 @@ def scenarios(stack, routers):
     with open(firmware, "rb") as stream:
         image = factory._create_image(build=build, file=File(stream, name="fn.bin"))
 
-    def router_device(index, detected=True):
-        """An emulated router and its device; ``detected=False``: the server
-        knows nothing of its modem yet (a router freshly added)."""
-        router = EmulatedRouter(host=f"127.0.0.{10 + index}")
-        router.start()
-        routers.append(router)
-        org = factory._get_org()
-        device = factory._create_device(
-            organization=org,
-            name=f"router-{index}",
-            mac_address=f"02:00:00:00:00:{index:02x}",
-            management_ip=router.host,
-            last_ip=router.host,
-        )
-        factory._create_config(device=device)
-        credentials = factory._create_credentials(
-            organization=org,
-            name=f"router-{index}",
-            params={"username": "root", "key": router.private_key, "port": router.port},
-        )
-        factory._create_device_connection(device=device, credentials=credentials)
-        if detected:
-            DeviceModemFirmware.objects.create(
-                device=device,
-                modem_model="FN990A28",
-                modem_firmware_version="M0R.010000-B020",
-            )
-        return router, device
+    router_device = functools.partial(new_router_device, factory, routers)
 
     def options(router):
         return {
@@ -420,10 +442,6 @@ def scenarios(stack, routers):
         f"mass upgrade {batch.status}: {counts['success']}/{counts['total']} in "
         f"{time.monotonic() - t0:.1f}s",
     )
-
-    def flashes(router):
-        """How many times uxfp flashed this router's modem (the emulator's log)."""
-        return sum(1 for event in router.modem_state()["events"] if event[0] == "uxfp")
 
     def start_worker_after_visibility(name, killed_at):
         """kombu restores unacknowledged messages when a worker starts, then

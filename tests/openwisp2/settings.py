@@ -145,6 +145,8 @@ for _name in (
     "FOLLOW_START_GRACE",
     "TASK_TIMEOUT",
     "STUCK_OPERATION_TIMEOUT",
+    "FOLLOW_LEASE",
+    "REPUBLISH_AFTER",
 ):
     if os.environ.get(f"MODEM_{_name}"):
         globals()[f"OPENWISP_MODEM_UPGRADER_{_name}"] = float(
