@@ -62,6 +62,10 @@ echo "== on PostgreSQL/PostGIS, swapped sample models (SAMPLE_APP=1) + device sc
 echo "== real stack: PostgreSQL, Redis, Celery workers, ASGI server, routers =="
 run_suite real-stack .venv/bin/python tests/integration/real_stack.py
 
+# restarts the PostgreSQL cluster: nothing else may use it meanwhile
+echo "== faults on the real stack: Redis, PostgreSQL, ASGI, worker, beat, router =="
+run_suite fault-stack .venv/bin/python tests/integration/fault_stack.py
+
 if [ -n "$own_tally" ]; then
     ./scripts/tally.sh summary
     rm -f "$TEST_TALLY"
