@@ -65,6 +65,8 @@ class Stack:
             MODEM_FOLLOW_START_GRACE="8",
             MODEM_TASK_TIMEOUT="20",
             MODEM_RETRY_BACKOFF="2",
+            # a follow-up lost with a killed worker is leased again after 10 s
+            MODEM_FOLLOW_LEASE="10",
         )
         os.environ.pop("TESTING", None)
 
