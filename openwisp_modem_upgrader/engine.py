@@ -17,7 +17,13 @@ from datetime import timedelta
 
 import swapper
 from celery.exceptions import SoftTimeLimitExceeded
-from django.db.utils import InterfaceError, OperationalError
+from django.db.utils import (
+    DatabaseError,
+    DataError,
+    IntegrityError,
+    NotSupportedError,
+    ProgrammingError,
+)
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -231,20 +237,37 @@ def settle(operation, error):
         finish_operation(operation_id, OperationStatus.ABORTED, str(error))
     elif isinstance(error, IrrecoverableModemFailure):
         finish_operation(operation_id, OperationStatus.FAILED, str(error))
-    elif isinstance(error, (OperationalError, InterfaceError)):
-        # the database went away (a restart, a failover), not the router:
-        # what is stored stands, and the driver takes the operation up again
-        # (lost-worker retry before the flash, follow-ups after it)
+    elif _transient_database_error(error):
+        # the database went away (a restart, a failover) or an update found
+        # no row for a moment, not the router: what is stored stands, and
+        # the driver takes the operation up again (lost-worker retry before
+        # the flash, the next follow-up after it)
         logger.warning(
-            "modem upgrade %s: database unavailable (%s), left to the driver",
+            "modem upgrade %s: database error (%s), left to the driver",
             operation_id,
             one_line(error),
         )
+        if operation.flash_started:
+            try:
+                save_follow_state(
+                    operation_id, operation.follow_state, app_settings.FOLLOW_INTERVAL
+                )
+            except DatabaseError:
+                pass  # still down: the follow-up's lease ends later
     else:  # a bug must still leave a terminal record
         logger.error("modem upgrade %s crashed", operation_id, exc_info=error)
         finish_operation(
             operation_id, OperationStatus.FAILED, f"unexpected error: {error!r}"
         )
+
+
+def _transient_database_error(error):
+    """A database error that says nothing of the upgrade (a connection lost,
+    "forced update did not affect any rows" during a concurrent write);
+    integrity and data errors are bugs."""
+    return isinstance(error, DatabaseError) and not isinstance(
+        error, (IntegrityError, DataError, ProgrammingError, NotSupportedError)
+    )
 
 
 def _upgrader_class(operation):

@@ -17,7 +17,7 @@ from device.router import EmulatedRouter
 from django.contrib.staticfiles.testing import StaticLiveServerTestCase
 from django.core.exceptions import ValidationError
 from django.core.files import File
-from django.db.utils import OperationalError
+from django.db.utils import DatabaseError, IntegrityError, OperationalError
 from django.test import TestCase
 from django.utils import timezone
 
@@ -733,6 +733,28 @@ class TestEngineOutcomes(TestModemUpgraderMixin, TestCase):
         self.assertEqual(operation.status, OperationStatus.IN_PROGRESS)
         self.assertTrue(operation.flash_started)
         self.assertNotIn("unexpected error", operation.log)
+        # a concurrent write's "forced update did not affect any rows" (seen
+        # from openwisp-controller's connection save under SQLite): the next
+        # read is scheduled at once, not after the follow-up's lease
+        ModemUpgradeOperation.objects.filter(pk=operation.pk).update(
+            next_check_at=timezone.now() + timedelta(hours=1)
+        )
+        forced = DatabaseError("Forced update did not affect any rows.")
+        with mock.patch.object(WrapperUpgrader, "poll", side_effect=forced), mock.patch(
+            "openwisp_modem_upgrader.engine._get_connection"
+        ):
+            follow_operation(operation.pk)
+        operation.refresh_from_db()
+        self.assertEqual(operation.status, OperationStatus.IN_PROGRESS)
+        self.assertLess(operation.next_check_at, timezone.now() + timedelta(minutes=5))
+        # an integrity error is a bug: a terminal record
+        with mock.patch.object(
+            WrapperUpgrader, "poll", side_effect=IntegrityError("bug")
+        ), mock.patch("openwisp_modem_upgrader.engine._get_connection"):
+            follow_operation(operation.pk)
+        operation.refresh_from_db()
+        self.assertEqual(operation.status, OperationStatus.FAILED)
+        self.assertIn("unexpected error", operation.log)
 
     def test_image_deleted_before_start(self):
         self.operation.image.delete()
