@@ -46,11 +46,15 @@ postgres_env=$(./scripts/postgres.sh start) || {
 }
 if [ -n "$postgres_env" ]; then
     eval "$postgres_env"
-    # the browser tests run once, above: this run balances them with the
-    # device-script tests, which need no database
+    # the browser tests and the engine's router tests (tag "router") run
+    # once, above: the real stack below runs the engine on PostgreSQL; this
+    # run adds the device-script tests, which need no database
     run_suite postgres-sample-app env SAMPLE_APP=1 .venv/bin/python runtests.py \
-        openwisp_modem_upgrader device --exclude-tag selenium "$@" \
-        >"$logs/postgres.log" 2>&1
+        openwisp_modem_upgrader device --exclude-tag selenium --exclude-tag router \
+        "$@" >"$logs/postgres.log" 2>&1
+    # mostly waiting on routers: it overlaps the end of the SpatiaLite run
+    run_suite real-stack .venv/bin/python tests/integration/real_stack.py \
+        >"$logs/real-stack.log" 2>&1
 fi
 wait "$spatialite_pid" || status=1
 
@@ -58,9 +62,8 @@ echo "== test suite on SpatiaLite (openwisp_modem_upgrader, browser tests) =="
 cat "$logs/spatialite.log"
 echo "== on PostgreSQL/PostGIS, swapped sample models (SAMPLE_APP=1) + device scripts =="
 [ ! -f "$logs/postgres.log" ] || cat "$logs/postgres.log"
-
 echo "== real stack: PostgreSQL, Redis, Celery workers, ASGI server, routers =="
-run_suite real-stack .venv/bin/python tests/integration/real_stack.py
+[ ! -f "$logs/real-stack.log" ] || cat "$logs/real-stack.log"
 
 # restarts the PostgreSQL cluster: nothing else may use it meanwhile
 echo "== faults on the real stack: Redis, PostgreSQL, ASGI, worker, beat, router =="

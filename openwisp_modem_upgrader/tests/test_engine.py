@@ -48,6 +48,8 @@ FAST = {"upgrade_timeout": 60, "reboot_timeout": 20, "progress_interval": 1}
 
 
 class EngineTestMixin(TestModemUpgraderMixin):
+    # emulated routers behind a live server: slow, run once (test.sh)
+    tags = {"router"}
     router_options = {}
 
     def setUp(self):

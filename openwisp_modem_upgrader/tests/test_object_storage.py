@@ -20,7 +20,7 @@ from unittest import mock
 
 from botocore.config import Config
 from django.contrib.staticfiles.testing import StaticLiveServerTestCase
-from django.test import SimpleTestCase, TestCase, override_settings
+from django.test import SimpleTestCase, TestCase, override_settings, tag
 from django.urls import reverse
 from django.utils.module_loading import import_string
 from storages.backends.s3 import S3Storage
@@ -297,6 +297,7 @@ class TestObjectStorageWeb(WebSideMixin, ApiTestMixin, TestCase):
         self.assertFalse(self.storage.exists(name))
 
 
+@tag("router")
 class TestWorkerStreamsFromObjectStorage(
     WebSideMixin, EngineTestMixin, StaticLiveServerTestCase
 ):
