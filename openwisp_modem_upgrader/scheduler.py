@@ -13,6 +13,7 @@ concurrency limits allow, and never a long countdown.
 """
 
 import logging
+import uuid
 from datetime import timedelta
 
 from django.core.cache import cache
@@ -27,7 +28,9 @@ from .swapper import load_model
 logger = logging.getLogger(__name__)
 LOCK_KEY = "openwisp-modem-upgrader:dispatch"
 AGAIN_KEY = "openwisp-modem-upgrader:dispatch-again"
-LOCK_TIMEOUT = 120
+# a dispatch takes well under a second; a worker killed while holding the
+# lock delays the next dispatches by at most this
+LOCK_TIMEOUT = 20
 
 
 def _operations():
@@ -63,7 +66,8 @@ def dispatch(now=None):
     see the same free slots. A dispatcher asked for while another runs
     leaves a note, and the running one goes round once more.
     """
-    if not cache.add(LOCK_KEY, 1, timeout=LOCK_TIMEOUT):
+    token = uuid.uuid4().hex
+    if not cache.add(LOCK_KEY, token, timeout=LOCK_TIMEOUT):
         cache.set(AGAIN_KEY, 1, timeout=LOCK_TIMEOUT)
         return 0
     published = 0
@@ -74,7 +78,9 @@ def dispatch(now=None):
             if not cache.get(AGAIN_KEY):
                 break
     finally:
-        cache.delete(LOCK_KEY)
+        # not a lock that expired and another dispatcher took since
+        if cache.get(LOCK_KEY) == token:
+            cache.delete(LOCK_KEY)
     return published
 
 

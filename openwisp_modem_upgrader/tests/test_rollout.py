@@ -376,3 +376,22 @@ class TestSchedule(RolloutTestMixin, TestCase):
             with self.subTest(fields=fields), self.assertRaises(ValidationError) as ctx:
                 batch.full_clean()
             self.assertIn(field, ctx.exception.message_dict)
+
+
+class TestDispatchLock(RolloutTestMixin, TestCase):
+    def test_one_dispatcher_at_a_time_and_a_dead_ones_lock_expires(self):
+        from django.core.cache import cache
+
+        from ..scheduler import LOCK_KEY, LOCK_TIMEOUT
+
+        self._batch(self._devices(2), max_concurrent=5)
+        # a dispatcher holds the lock (or died holding it): no second one
+        cache.add(LOCK_KEY, "someone", timeout=LOCK_TIMEOUT)
+        self.assertEqual(dispatch(), 0)
+        self.assertEqual(self.published(), [])
+        self.assertLessEqual(LOCK_TIMEOUT, 30)
+        # its lock expires (as a killed worker's does): dispatching resumes,
+        # and a dispatcher only ever releases its own lock
+        cache.delete(LOCK_KEY)
+        self.assertEqual(dispatch(), 2)
+        self.assertIsNone(cache.get(LOCK_KEY))
