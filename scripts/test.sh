@@ -1,8 +1,8 @@
 #!/bin/sh
-# Runs the whole test suite: the module's tests (browser tests included) on
-# SpatiaLite; the module's tests again on PostgreSQL/PostGIS (as production
-# runs it) against the swapped models of the sample app, with the device-script
-# tests; then the real stack.
+# Runs the whole test suite: the module's tests (browser and router tests
+# included) on SpatiaLite; beside them, on PostgreSQL/PostGIS (as production
+# runs it), the module's tests against the swapped models of the sample app
+# with the device-script tests, then the real stack and the fault run.
 # Closes with one line: "N passed, M failed" over everything it ran.
 set -eu
 cd "$(dirname "$0")/.."
@@ -35,6 +35,8 @@ logs=$(mktemp -d)
 trap './scripts/postgres.sh stop; rm -rf "$logs"' EXIT
 (
     run_suite spatialite .venv/bin/python runtests.py openwisp_modem_upgrader "$@"
+    # .ci/run starts its API fuzzing once this CPU-bound run is over
+    [ -z "${SUITES_DONE_FILE:-}" ] || touch "$SUITES_DONE_FILE"
     exit $status
 ) >"$logs/spatialite.log" 2>&1 &
 spatialite_pid=$!
@@ -52,9 +54,12 @@ if [ -n "$postgres_env" ]; then
     run_suite postgres-sample-app env SAMPLE_APP=1 .venv/bin/python runtests.py \
         openwisp_modem_upgrader device --exclude-tag selenium --exclude-tag router \
         "$@" >"$logs/postgres.log" 2>&1
-    # mostly waiting on routers: it overlaps the end of the SpatiaLite run
+    # mostly waiting on routers: they overlap the end of the SpatiaLite run
     run_suite real-stack .venv/bin/python tests/integration/real_stack.py \
         >"$logs/real-stack.log" 2>&1
+    # restarts the PostgreSQL cluster: nothing else may use it meanwhile
+    run_suite fault-stack .venv/bin/python tests/integration/fault_stack.py \
+        >"$logs/fault-stack.log" 2>&1
 fi
 wait "$spatialite_pid" || status=1
 
@@ -64,10 +69,8 @@ echo "== on PostgreSQL/PostGIS, swapped sample models (SAMPLE_APP=1) + device sc
 [ ! -f "$logs/postgres.log" ] || cat "$logs/postgres.log"
 echo "== real stack: PostgreSQL, Redis, Celery workers, ASGI server, routers =="
 [ ! -f "$logs/real-stack.log" ] || cat "$logs/real-stack.log"
-
-# restarts the PostgreSQL cluster: nothing else may use it meanwhile
 echo "== faults on the real stack: Redis, PostgreSQL, ASGI, worker, beat, router =="
-run_suite fault-stack .venv/bin/python tests/integration/fault_stack.py
+[ ! -f "$logs/fault-stack.log" ] || cat "$logs/fault-stack.log"
 
 if [ -n "$own_tally" ]; then
     ./scripts/tally.sh summary
