@@ -41,7 +41,11 @@ done
 ../.venv/bin/celery -A openwisp2 worker -Q celery,modem_upgrader -l warning --concurrency 2 \
     >"$run_dir/celery.log" 2>&1 &
 pids="$pids $!"
-echo "Celery worker log: $run_dir/celery.log"
+# beat drives the engine: starts waiting devices, follows the flashes
+../.venv/bin/celery -A openwisp2 beat -l warning -s "$run_dir/beat-schedule" \
+    >"$run_dir/beat.log" 2>&1 &
+pids="$pids $!"
+echo "Celery worker log: $run_dir/celery.log (beat: $run_dir/beat.log)"
 echo "Open http://127.0.0.1:$port/admin/ and log in as admin / admin"
 echo "Devices: modem columns; Modem Firmware > Modem Compliance; the dashboard chart"
 echo "Devices > demo-router > Modem Firmware: choose the build and save to upgrade"
