@@ -13,7 +13,7 @@ from django.db.models import Count, Min, Q
 from django.utils.translation import gettext as _
 
 from .base.models import ACTIVE_STATUSES, OperationStatus
-from .base.rollout import RolloutState
+from .base.rollout import ROLLOUT_FIELDS, RolloutState
 from .exceptions import UpgradeNotAllowed
 from .signals import modem_batch_stopped, send_after_commit
 from .swapper import load_model
@@ -195,19 +195,8 @@ def retry_failed(batch):
     )
     if not device_ids:
         raise UpgradeNotAllowed(_("No device of this mass upgrade failed."))
-    fields = (
-        "max_concurrent",
-        "canary_size",
-        "canary_percent",
-        "wave_size",
-        "confirm_waves",
-        "failure_threshold",
-        "failure_threshold_percent",
-        "failure_threshold_minimum",
-        "window_start",
-        "window_end",
-        "window_timezone",
-    )
+    # the retry starts now: the original's start time and deadline may be past
+    fields = [f for f in ROLLOUT_FIELDS if f not in ("scheduled_at", "deadline")]
     return create_batch(
         batch.build,
         batch.organization,

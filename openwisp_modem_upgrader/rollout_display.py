@@ -13,26 +13,10 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .base.models import TERMINAL_STATUSES, OperationStatus
-from .base.rollout import RolloutState
+from .base.rollout import ROLLOUT_FIELDS, RolloutState  # noqa: F401 (API, admin)
 from .scheduler import in_flight
 from .swapper import load_model
 
-# the rollout's fields an operator sets (API, admin form, retry)
-ROLLOUT_FIELDS = (
-    "max_concurrent",
-    "canary_size",
-    "canary_percent",
-    "wave_size",
-    "confirm_waves",
-    "failure_threshold",
-    "failure_threshold_percent",
-    "failure_threshold_minimum",
-    "scheduled_at",
-    "deadline",
-    "window_start",
-    "window_end",
-    "window_timezone",
-)
 # what splits a batch's devices into waves (the dry run shows the waves)
 WAVE_FIELDS = ("canary_size", "canary_percent", "wave_size")
 SCHEDULE_FIELDS = (

@@ -107,6 +107,24 @@ class ScheduleMixin(models.Model):
         return self.window_is_open(now)
 
 
+# the rollout's fields an operator sets (API, admin form, retry)
+ROLLOUT_FIELDS = (
+    "max_concurrent",
+    "canary_size",
+    "canary_percent",
+    "wave_size",
+    "confirm_waves",
+    "failure_threshold",
+    "failure_threshold_percent",
+    "failure_threshold_minimum",
+    "scheduled_at",
+    "deadline",
+    "window_start",
+    "window_end",
+    "window_timezone",
+)
+
+
 class RolloutState(models.TextChoices):
     RUNNING = "running", _("running")
     PAUSED = "paused", _("paused by an operator")
