@@ -53,12 +53,18 @@ def wave_numbers(batch, total):
     return numbers
 
 
+def failures_since_resume(batch, counts):
+    """``(failed, finished)`` devices since the last resume after a stop."""
+    failed = sum(counts[s] for s in FAILED_STATUSES) - batch.failures_acknowledged
+    finished = sum(counts[s] for s in FINISHED_STATUSES) - batch.finished_acknowledged
+    return failed, finished
+
+
 def failure_threshold_reached(batch, counts):
     """Whether the failures since the last resume reach the threshold."""
     if not batch.failure_threshold:
         return False
-    failed = sum(counts[s] for s in FAILED_STATUSES) - batch.failures_acknowledged
-    finished = sum(counts[s] for s in FINISHED_STATUSES) - batch.finished_acknowledged
+    failed, finished = failures_since_resume(batch, counts)
     if batch.failure_threshold_percent:
         if finished < max(batch.failure_threshold_minimum, 1):
             return False
@@ -73,8 +79,7 @@ def stop_on_failures(batch, counts):
         return False
     if not failure_threshold_reached(batch, counts):
         return False
-    failed = sum(counts[s] for s in FAILED_STATUSES) - batch.failures_acknowledged
-    finished = sum(counts[s] for s in FINISHED_STATUSES) - batch.finished_acknowledged
+    failed, finished = failures_since_resume(batch, counts)
     unit = "%" if batch.failure_threshold_percent else ""
     reason = _(
         "%(failed)s of %(finished)s finished devices failed (threshold "

@@ -282,7 +282,11 @@ def expire_waiting(now):
     """Operations not started by their (or their batch's) deadline."""
     from .upgrade import finish_operation
 
-    expired = waiting(_operations(), now + timedelta(days=36500)).filter(
+    # not queued yet, whether or not a retry backoff is pending
+    not_started = _operations().filter(
+        status=OperationStatus.IDLE, dispatched_at__isnull=True
+    )
+    expired = not_started.filter(
         Q(deadline__lt=now) | Q(deadline__isnull=True, batch__deadline__lt=now)
     )
     count = 0

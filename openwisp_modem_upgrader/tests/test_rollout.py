@@ -343,6 +343,11 @@ class TestSchedule(RolloutTestMixin, TestCase):
         dispatch()
         running = self.published()
         self.run_workers(running)
+        # one waiting device waits for a retry's backoff: it expires too
+        backing_off = batch.operations.filter(status=OperationStatus.IDLE).first()
+        ModemUpgradeOperation.objects.filter(pk=backing_off.pk).update(
+            not_before=deadline + timedelta(hours=1)
+        )
         with mock.patch("openwisp_modem_upgrader.scheduler.follow_due", return_value=0):
             result = drive(now=deadline + timedelta(seconds=1))
         self.assertEqual(result["expired"], 2)
