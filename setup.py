@@ -1,7 +1,9 @@
 #!/usr/bin/env python
 import os
+import shutil
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 from openwisp_modem_upgrader import get_version
 
@@ -16,13 +18,34 @@ def get_install_requires():
         ]
 
 
-def get_device_scripts():
-    """The router-side scripts, installed under share/ (see device_scripts.py)."""
-    files = {}
-    for directory, _, names in os.walk("device-scripts"):
-        target = os.path.join("share", "openwisp-modem-upgrader", directory)
-        files[target] = [os.path.join(directory, n) for n in names if n.endswith(".sh")]
-    return [(target, paths) for target, paths in sorted(files.items()) if paths]
+class BuildPyWithDeviceScripts(build_py):
+    """Ships the router-side scripts inside the package.
+
+    ``device-scripts/`` at the top of the repository stays their one source
+    (the device tests, shellcheck and the docs use it there); built
+    packages carry a copy in ``openwisp_modem_upgrader/device-scripts/``,
+    found with importlib.resources wherever pip installs the package
+    (``--user``, ``--prefix``, ``--target``; see device_scripts.py).
+    """
+
+    def run(self):
+        super().run()
+        if getattr(self, "editable_mode", False):
+            return  # an editable install uses the repository's directory
+        target = os.path.join(
+            self.build_lib, "openwisp_modem_upgrader", "device-scripts"
+        )
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(
+            "device-scripts",
+            target,
+            ignore=lambda directory, names: [
+                name
+                for name in names
+                if not name.endswith(".sh")
+                and not os.path.isdir(os.path.join(directory, name))
+            ],
+        )
 
 
 setup(
@@ -35,12 +58,15 @@ setup(
     long_description=open("README.rst").read(),
     url="https://openwisp.org",
     packages=find_packages(exclude=["tests*", "docs*"]),
-    include_package_data=True,
+    # explicit package data: include_package_data would take the template and
+    # static directories for packages (setuptools warns about each)
+    include_package_data=False,
+    package_data={"openwisp_modem_upgrader": ["static/**/*", "templates/**/*"]},
+    cmdclass={"build_py": BuildPyWithDeviceScripts},
     zip_safe=False,
     install_requires=get_install_requires(),
     # images on S3-compatible storage (docs/developer/object-storage.rst)
     extras_require={"s3": ["django-storages[s3]~=1.14"]},
-    data_files=get_device_scripts(),
     python_requires=">=3.9",
     classifiers=[
         "Development Status :: 3 - Alpha",

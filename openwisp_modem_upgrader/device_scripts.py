@@ -1,25 +1,39 @@
 """Where the router-side scripts are.
 
 The whole directory is uploaded at every upgrade so that the server and the script
-versions never drift.
+versions never drift. Built packages carry the scripts as package data
+(``openwisp_modem_upgrader/device-scripts/``, copied from the repository's
+``device-scripts/`` by setup.py), so they are found wherever pip put the
+package: site-packages, ``--user``, ``--prefix`` or ``--target``.
 """
 
 import os
-import sys
+from importlib import resources
 
 from django.conf import settings
 
-_INSTALLED = os.path.join(
-    sys.prefix, "share", "openwisp-modem-upgrader", "device-scripts"
-)
+UPGRADE_SCRIPT = "modem-upgrade.sh"
+
+# a source checkout or an editable install: the repository's own directory
 _REPOSITORY = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "device-scripts"
 )
 
 
+def shipped_scripts_dir():
+    """The scripts inside the installed package, or None (a source checkout)."""
+    shipped = resources.files("openwisp_modem_upgrader") / "device-scripts"
+    # zip_safe=False: an installed package is a directory on disk
+    return os.fspath(shipped) if isinstance(shipped, os.PathLike) else None
+
+
 def scripts_dir():
+    # read at each call, not in settings.py: tests point it elsewhere
     configured = getattr(settings, "OPENWISP_MODEM_UPGRADER_DEVICE_SCRIPTS_DIR", None)
-    for candidate in (configured, _REPOSITORY, _INSTALLED):
-        if candidate and os.path.isfile(os.path.join(candidate, "modem-upgrade.sh")):
+    for candidate in (configured, shipped_scripts_dir(), _REPOSITORY):
+        if candidate and os.path.isfile(os.path.join(candidate, UPGRADE_SCRIPT)):
             return candidate
-    raise FileNotFoundError("device-scripts/modem-upgrade.sh not found")
+    raise FileNotFoundError(
+        f"device-scripts/{UPGRADE_SCRIPT} not found in the installed package "
+        f"nor in {_REPOSITORY}"
+    )
