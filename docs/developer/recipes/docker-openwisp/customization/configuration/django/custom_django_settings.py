@@ -23,18 +23,15 @@ ROOT_URLCONF = "openwisp.configuration.modem_upgrader_urls"
 
 # Celery takes CELERY_TASK_ROUTES from here over the routes openwisp/celery.py
 # passes to Celery(): keep those (network, monitoring, firmware_upgrader)
+_CONTROL = {"queue": "modem_upgrader_control"}
 CELERY_TASK_ROUTES = {
     **task_routes,
     # short tasks: the driver, dispatch, follow-ups, the batch fan-out
-    "openwisp_modem_upgrader.drive_modem_upgrades": {"queue": "modem_upgrader_control"},
-    "openwisp_modem_upgrader.fail_stuck_operations": {
-        "queue": "modem_upgrader_control"
-    },
-    "openwisp_modem_upgrader.dispatch_modem_upgrades": {
-        "queue": "modem_upgrader_control"
-    },
-    "openwisp_modem_upgrader.follow_modem_upgrade": {"queue": "modem_upgrader_control"},
-    "openwisp_modem_upgrader.fan_out_batch": {"queue": "modem_upgrader_control"},
+    "openwisp_modem_upgrader.drive_modem_upgrades": _CONTROL,
+    "openwisp_modem_upgrader.fail_stuck_operations": _CONTROL,
+    "openwisp_modem_upgrader.dispatch_modem_upgrades": _CONTROL,
+    "openwisp_modem_upgrader.follow_modem_upgrade": _CONTROL,
+    "openwisp_modem_upgrader.fan_out_batch": _CONTROL,
     # the transfers, and every other task of the module (modem detection)
     "openwisp_modem_upgrader.*": {"queue": "modem_upgrader"},
 }
