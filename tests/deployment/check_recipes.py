@@ -188,7 +188,7 @@ def check_project(checks, where, report, route_probes=(), urls=None, websocket=F
     )
     lost = set(report["stock_beat"]) - set(beat)
     checks.check(
-        not lost,
+        report["stock_beat"] and not lost,
         f"{where}: beat keeps the {len(report['stock_beat'])} stock entries",
         lost,
     )

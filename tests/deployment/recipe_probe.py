@@ -136,6 +136,10 @@ def main():
     import django
     from django.conf import settings
 
+    # the stock entries, before the module adds its own to the same dict
+    report["stock_beat"] = sorted(
+        stock_beat | set(getattr(settings, "CELERY_BEAT_SCHEDULE", {}) or {})
+    )
     if hasattr(settings, "TIMESERIES_DATABASE"):
         report["timeseries_database_host"] = settings.TIMESERIES_DATABASE["HOST"]
         settings.TIMESERIES_DATABASE.update(HOST="127.0.0.1", PORT=influxdb_stand_in())
