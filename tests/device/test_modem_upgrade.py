@@ -133,7 +133,9 @@ class TestUpgradeOutcomes(RouterTestCase):
         self.router.set_fault("hang")
         started = time.monotonic()
         result = self.upgrade(flash_timeout="1")
-        self.assertLess(time.monotonic() - started, 8)
+        # the fake tool hangs for an hour: bounded, well below that and the
+        # helper's own 30s limit, even on a busy machine
+        self.assertLess(time.monotonic() - started, 20)
         messages = self.assert_finished(result, EXIT_ABORTED, "aborted")
         self.assertIn("did not finish within 1s", messages[-1])
         self.assertEqual(self.router.modem_state()["mode"], "flashing")
