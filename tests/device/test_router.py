@@ -64,7 +64,7 @@ class TestRouterLifecycle(unittest.TestCase):
         )  # fmt: skip
         self.assertEqual(started.returncode, 0, started.stderr)
         journal = os.path.join(router.tmp_dir, OPERATION_ID, "journal")
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if os.path.exists(journal):
                 with open(journal) as f:
