@@ -106,9 +106,11 @@ def restart_redis(stack, name):
 
 
 def queued_messages(stack, queue="modem_upgrader"):
-    """The task messages waiting in a Redis queue (Celery's list), as text."""
+    """The task messages waiting in a Redis queue (Celery's list, in the
+    broker's database: tests/openwisp2/settings.py), as text."""
     return subprocess.run(
-        ["redis-cli", "-p", str(stack.redis_port), "lrange", queue, "0", "-1"],
+        ["redis-cli", "-p", str(stack.redis_port), "-n", "2"]
+        + ["lrange", queue, "0", "-1"],
         capture_output=True,
         text=True,
     ).stdout
