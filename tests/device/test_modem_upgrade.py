@@ -233,6 +233,11 @@ class TestConcurrencyAndSignals(RouterTestCase):
     # signal), also on a busy machine
     modem = {"flash_duration": 4, "reboot_delay": 0.2}
 
+    def upgrade_args(self, **overrides):
+        # and the flash timeout outlasts the flash on a busy machine
+        overrides.setdefault("flash_timeout", "60")
+        return super().upgrade_args(**overrides)
+
     def test_sigterm_before_flash_is_recoverable(self):
         # the modem does not answer: the wrapper waits for it, before uxfp
         self.router.set_fault("silent")
@@ -315,9 +320,7 @@ class TestConcurrencyAndSignals(RouterTestCase):
         self.assertTrue(self.router.modem_state()["inhibited_by"])
         process.kill()
         process.wait()
-        self.assertTrue(
-            wait_for(lambda: not self.router.modem_state()["inhibited_by"])
-        )
+        self.assertTrue(wait_for(lambda: not self.router.modem_state()["inhibited_by"]))
         # the tool finishes its flash; then nothing of the run is left
         self.assertTrue(wait_for(lambda: not _pids_mentioning(self.router.root)))
 
