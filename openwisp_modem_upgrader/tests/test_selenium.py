@@ -128,6 +128,11 @@ class ChannelsThreadLiveServerTestCase(TransactionTestCase):
         return f"http://{self.host}:{self._server.port}"
 
 
+# openwisp-utils' browser waits give up after 2-5s: a busy machine (a shared
+# CI runner) renders slower. Every wait is on a condition, so this floor
+# costs nothing when the page is fast.
+BROWSER_WAIT = 60
+
 os.environ.setdefault("SELENIUM_HEADLESS", "1")
 os.environ.setdefault("SE_CHROMEDRIVER", "/usr/bin/chromedriver")
 
@@ -151,6 +156,16 @@ class TestModemUpgraderBrowser(
         with mock.patch.dict(os.environ, {"CHROME_BIN": _chromium_wrapper()}):
             super().setUpClass()
 
+    def _wait_until_page_ready(self, html_container="#main-content", timeout=5, **kw):
+        super()._wait_until_page_ready(html_container, max(timeout, BROWSER_WAIT), **kw)
+
+    def wait_for(self, method, by, value, timeout=2, driver=None):
+        timeout = max(timeout, BROWSER_WAIT)
+        return super().wait_for(method, by, value, timeout, driver)
+
+    def wait_until(self, condition, timeout=2, driver=None):
+        return super().wait_until(condition, max(timeout, BROWSER_WAIT), driver)
+
     def setUp(self):
         super().setUp()
         self.queued = queue.Queue()
@@ -162,7 +177,7 @@ class TestModemUpgraderBrowser(
         self.addCleanup(patcher.stop)
         self.login()
 
-    def run_queued_upgrades(self, timeout=90):
+    def run_queued_upgrades(self, timeout=240):
         """Runs the upgrades the admin queued, in a thread, as a worker
         would, and the scheduler's periodic pass (as beat would) until they
         are over: the worker only starts the flash, follow-ups end it."""
@@ -267,15 +282,28 @@ class TestModemUpgraderBrowser(
         self.wait_live()
         self.web_driver.execute_script("window.modemPageMarker = 1;")
         self.assertEqual(self.progress_of(operation), 0)
+        # every value the page's progress bar takes, recorded by the page
+        # itself: sampling it from here could miss a stage on a busy machine
+        self.web_driver.execute_script(
+            """
+            window.modemSeen = [];
+            const selector = arguments[0];
+            new MutationObserver(() => {
+                const bar = document.querySelector(selector);
+                if (bar) window.modemSeen.push(+bar.getAttribute("aria-valuenow"));
+            }).observe(document.body, {
+                subtree: true, childList: true, attributes: true,
+                attributeFilter: ["aria-valuenow"],
+            });
+            """,
+            f'tr.modem-operation[data-operation-id="{operation.pk}"] .modem-progress',
+        )
         worker = self.run_queued_upgrades()
-        seen = set()
-
-        def reached_100(driver):
-            seen.add(self.progress_of(operation))
-            return 100 in seen
-
-        WebDriverWait(self.web_driver, 90, poll_frequency=0.2).until(reached_100)
+        WebDriverWait(self.web_driver, 240, poll_frequency=0.2).until(
+            lambda driver: self.progress_of(operation) == 100
+        )
         worker.join(60)
+        seen = set(self.web_driver.execute_script("return window.modemSeen;"))
         # live updates: the page was never reloaded, and moved through stages
         self.assertEqual(
             self.web_driver.execute_script("return window.modemPageMarker;"), 1

@@ -60,16 +60,18 @@ class TestModemUpgradeWebsockets(
         return async_to_sync(coroutine_function)()
 
     async def _connect(self, user, path):
+        # timeouts of 30s (channels' default: 1s) where a message is
+        # expected: on a busy machine the consumer may take longer than 1s
         communicator = WebsocketCommunicator(application, path)
         communicator.scope["user"] = user
-        connected, _ = await communicator.connect()
+        connected, _ = await communicator.connect(timeout=30)
         return communicator, connected
 
     def assert_refused(self, user, path):
         async def check():
             communicator, connected = await self._connect(user, path)
             self.assertFalse(connected)
-            await communicator.disconnect()
+            await communicator.disconnect(timeout=30)
 
         self.run_async(check)
 
@@ -94,7 +96,7 @@ class TestModemUpgradeWebsockets(
         async def allowed(user):
             communicator, connected = await self._connect(user, self.device_path())
             self.assertTrue(connected)
-            await communicator.disconnect()
+            await communicator.disconnect(timeout=30)
 
         operator = self._create_operator(organizations=[self.org])
         self.run_async(lambda: allowed(operator))
@@ -105,7 +107,7 @@ class TestModemUpgradeWebsockets(
 
         async def scenario():
             communicator, _ = await self._connect(admin, self.device_path())
-            first = await communicator.receive_json_from(timeout=3)
+            first = await communicator.receive_json_from(timeout=30)
             [change] = first["operations"]
             self.assertEqual(change["id"], str(self.operation.pk))
             self.assertEqual(change["progress"], 10)
@@ -116,19 +118,19 @@ class TestModemUpgradeWebsockets(
             # nothing changed: nothing sent
             self.assertTrue(await communicator.receive_nothing(timeout=0.3))
             await record(35, "flashing")
-            second = await communicator.receive_json_from(timeout=3)
+            second = await communicator.receive_json_from(timeout=30)
             [change] = second["operations"]
             self.assertEqual(change["progress"], 35)
             self.assertEqual(change["log_offset"], log_length)
             self.assertEqual(change["log"], "flashing\n")
             await finish()
-            third = await communicator.receive_json_from(timeout=3)
+            third = await communicator.receive_json_from(timeout=30)
             [change] = third["operations"]
             self.assertEqual(change["status"], OperationStatus.SUCCESS)
             self.assertEqual(change["progress"], 100)
             self.assertFalse(change["cancellable"])
             self.assertIsNotNone(change["finished_at"])
-            await communicator.disconnect()
+            await communicator.disconnect(timeout=30)
 
         from channels.db import database_sync_to_async
 
@@ -154,15 +156,15 @@ class TestModemUpgradeWebsockets(
         async def scenario():
             with mock.patch.object(ModemUpgradeConsumer, "interval", 0.5):
                 communicator, _ = await self._connect(admin, self.device_path())
-                await communicator.receive_json_from(timeout=3)
+                await communicator.receive_json_from(timeout=30)
                 await burst()
-                message = await communicator.receive_json_from(timeout=3)
+                message = await communicator.receive_json_from(timeout=30)
                 [change] = message["operations"]
                 # twenty updates, one message with the latest state
                 self.assertEqual(change["progress"], 39)
                 self.assertEqual(change["log"].count("line"), 20)
                 self.assertTrue(await communicator.receive_nothing(timeout=0.7))
-                await communicator.disconnect()
+                await communicator.disconnect(timeout=30)
 
         self.run_async(scenario)
 
@@ -204,15 +206,15 @@ class TestModemUpgradeWebsockets(
 
         async def scenario():
             communicator, _ = await self._connect(admin, self.device_path())
-            await communicator.receive_json_from(timeout=3)
+            await communicator.receive_json_from(timeout=30)
             await reports()
-            message = await communicator.receive_json_from(timeout=3)
+            message = await communicator.receive_json_from(timeout=30)
             [change] = message["operations"]
             # thirty reports, one message with the latest state
             self.assertEqual(change["progress"], 70)
             self.assertEqual(change["log"].count("report"), 30)
             self.assertTrue(await communicator.receive_nothing(timeout=1))
-            await communicator.disconnect()
+            await communicator.disconnect(timeout=30)
 
         with mock.patch.object(
             ModemUpgradeConsumer, "interval", 1.5
@@ -237,12 +239,12 @@ class TestModemUpgradeWebsockets(
 
         async def scenario():
             communicator, _ = await self._connect(admin, path)
-            first = await communicator.receive_json_from(timeout=3)
+            first = await communicator.receive_json_from(timeout=30)
             self.assertEqual(first["batch"]["summary"]["total"], 1)
             self.assertEqual(first["batch"]["summary"]["done"], 0)
             self.assertNotIn("log", first["operations"][0])
             await finish()
-            second = await communicator.receive_json_from(timeout=3)
+            second = await communicator.receive_json_from(timeout=30)
             self.assertEqual(second["batch"]["status"], OperationStatus.FAILED)
             self.assertTrue(second["batch"]["finished"])
             counts = {
@@ -250,6 +252,6 @@ class TestModemUpgradeWebsockets(
             }
             self.assertEqual(counts["failed"], 1)
             self.assertEqual(second["operations"][0]["status"], "failed")
-            await communicator.disconnect()
+            await communicator.disconnect(timeout=30)
 
         self.run_async(scenario)

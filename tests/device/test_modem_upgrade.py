@@ -20,7 +20,9 @@ from .helpers import NEW_VERSION, OLD_VERSION, OPERATION_ID, UPGRADE, RouterTest
 from .router import _pids_mentioning
 
 
-def wait_for(predicate, timeout=10, interval=0.05):
+def wait_for(predicate, timeout=60, interval=0.05):
+    """Until ``predicate()``: a generous deadline (a busy machine is slow),
+    returns as soon as it holds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -133,7 +135,9 @@ class TestUpgradeOutcomes(RouterTestCase):
         self.router.set_fault("hang")
         started = time.monotonic()
         result = self.upgrade(flash_timeout="1")
-        self.assertLess(time.monotonic() - started, 8)
+        # the fake tool hangs for an hour: bounded, well below that and the
+        # helper's own 30s limit, even on a busy machine
+        self.assertLess(time.monotonic() - started, 20)
         messages = self.assert_finished(result, EXIT_ABORTED, "aborted")
         self.assertIn("did not finish within 1s", messages[-1])
         self.assertEqual(self.router.modem_state()["mode"], "flashing")
@@ -225,7 +229,14 @@ class TestContract(RouterTestCase):
 
 
 class TestConcurrencyAndSignals(RouterTestCase):
-    modem = {"flash_duration": 1.5, "reboot_delay": 0.2}
+    # the flash outlasts what a test does meanwhile (a second start, a
+    # signal), also on a busy machine
+    modem = {"flash_duration": 4, "reboot_delay": 0.2}
+
+    def upgrade_args(self, **overrides):
+        # and the flash timeout outlasts the flash on a busy machine
+        overrides.setdefault("flash_timeout", "60")
+        return super().upgrade_args(**overrides)
 
     def test_sigterm_before_flash_is_recoverable(self):
         # the modem does not answer: the wrapper waits for it, before uxfp
@@ -237,7 +248,7 @@ class TestConcurrencyAndSignals(RouterTestCase):
         )
         process.send_signal(signal.SIGTERM)
         # nothing was written: the server may retry (not a recovery flash)
-        self.assertEqual(process.wait(timeout=10), EXIT_RECOVERABLE)
+        self.assertEqual(process.wait(timeout=60), EXIT_RECOVERABLE)
         record = self.journal()[-1]
         self.assertEqual(record[2], "failed")
         self.assertIn("before flashing: modem untouched", record[4])
@@ -259,7 +270,7 @@ class TestConcurrencyAndSignals(RouterTestCase):
         # the second start wrote nothing of its own
         self.assertEqual(self.journal()[: len(before)], before)
         self.assertEqual(len(self.tool_calls()), 1)
-        self.assertEqual(first.wait(timeout=20), EXIT_SUCCESS)
+        self.assertEqual(first.wait(timeout=60), EXIT_SUCCESS)
         self.assertEqual(self.journal()[-1][2], "success")
 
     def test_detached_second_start_is_busy(self):
@@ -268,7 +279,7 @@ class TestConcurrencyAndSignals(RouterTestCase):
         result = self.upgrade(detach=True)
         self.assertEqual(result.returncode, EXIT_BUSY, result.stderr)
         self.assertEqual(result.stdout.strip(), os.path.join(self.opdir(), "journal"))
-        self.assertEqual(first.wait(timeout=20), EXIT_SUCCESS)
+        self.assertEqual(first.wait(timeout=60), EXIT_SUCCESS)
         self.assertEqual(len(self.tool_calls()), 1)
 
     def test_finished_operation_is_not_run_again(self):
@@ -291,7 +302,7 @@ class TestConcurrencyAndSignals(RouterTestCase):
         process = self.start_upgrade()
         self._wait_until_flashing()
         process.send_signal(signal.SIGTERM)
-        self.assertEqual(process.wait(timeout=10), EXIT_ABORTED)
+        self.assertEqual(process.wait(timeout=60), EXIT_ABORTED)
         record = self.journal()[-1]
         self.assertEqual(record[2], "aborted")
         self.assertIn("killed by signal TERM during or after the flash", record[4])
@@ -309,11 +320,9 @@ class TestConcurrencyAndSignals(RouterTestCase):
         self.assertTrue(self.router.modem_state()["inhibited_by"])
         process.kill()
         process.wait()
-        self.assertTrue(
-            wait_for(lambda: not self.router.modem_state()["inhibited_by"], 5)
-        )
+        self.assertTrue(wait_for(lambda: not self.router.modem_state()["inhibited_by"]))
         # the tool finishes its flash; then nothing of the run is left
-        self.assertTrue(wait_for(lambda: not _pids_mentioning(self.router.root), 10))
+        self.assertTrue(wait_for(lambda: not _pids_mentioning(self.router.root)))
 
 
 PWNED = "pwned-marker"

@@ -47,8 +47,12 @@ FLEET = 10  # routers per mass upgrade
 OLD_VERSION = "M0R.010000-B020"
 VERSION = "M0R.010100-B024"
 IMAGE_SIZE = 4 * 1024 * 1024
-# phase B's transfers last ~3 s each: long enough to hit one mid-way
-TRANSFER_RATE = 1_500_000
+# phase B's transfers last ~8 s each: long enough to hit one while the
+# router holds 10-60% of the image. The cap is an average since the
+# transfer's start (transfer.RateLimiter), the SSH session's setup
+# included: on a busy machine a slow setup lets the first second or two of
+# data arrive at once, which a shorter transfer could make skip that window.
+TRANSFER_RATE = 500_000
 FLASH_A = 14  # seconds: the flashes of phase A outlast three faults
 FLASH_B = 4
 # the engine at the run's time scale (tests/openwisp2/settings.py)
@@ -103,6 +107,17 @@ def restart_redis(stack, name):
         10,
         "Redis to answer",
     )
+
+
+def queued_messages(stack, queue="modem_upgrader"):
+    """The task messages waiting in a Redis queue (Celery's list, in the
+    broker's database: tests/openwisp2/settings.py), as text."""
+    return subprocess.run(
+        ["redis-cli", "-p", str(stack.redis_port), "-n", "2"]
+        + ["lrange", queue, "0", "-1"],
+        capture_output=True,
+        text=True,
+    ).stdout
 
 
 def restart_postgres():
@@ -297,7 +312,12 @@ def faults(stack, routers):
     fleet, shared_dir = fleets["a"]
     print(f"A. {FLEET} routers: Redis, the ASGI server, PostgreSQL restarted")
     batch = mass_upgrade(fleet, options(shared_dir))
-    time.sleep(0.3)  # the fan-out message waits in Redis: no worker yet
+    # no worker yet: the fan-out message waits in Redis
+    wait_for(
+        lambda: "fan_out_batch" in queued_messages(stack),
+        30,
+        "the fan-out message queued in Redis",
+    )
     restart_redis(stack, "redis-2")
     redis_restarted = time.monotonic()
     stack.start_worker("worker-1")
@@ -311,7 +331,7 @@ def faults(stack, routers):
         "the fan-out after the Redis restart",
     )
     fanned_out = time.monotonic() - redis_restarted
-    wait_for(lambda: all_flashing(batch), 90, "every router of A flashing")
+    wait_for(lambda: all_flashing(batch), 180, "every router of A flashing")
     print(f"  fanned out {fanned_out:.1f}s after the restart; all flashing")
 
     def flashing_now():
@@ -335,24 +355,40 @@ def faults(stack, routers):
     pg_restarted = time.time()
     served_offset = len(stack.log("asgi"))
     print(f"  PostgreSQL restarted during {len(flashing_at_pg)} flashes")
-    time.sleep(2)
+    # the web tier stores reports again (a condition: on a busy machine the
+    # first one may take longer than on an idle one)
+    served_after_pg = wait_for(
+        lambda: _reports_served(stack.log("asgi")[served_offset:]),
+        30,
+        "a report stored after the PostgreSQL restart",
+    )
+    stored_after = time.time() - pg_restarted
 
     # the ASGI server goes away while every router reports
-    served_after_pg = _reports_served(stack.log("asgi")[served_offset:])
     stack.kill("asgi")
+    asgi_killed = time.monotonic()
     ops = db(lambda: operations_of(batch), [])
-    at_kill = {
-        op.pk: journal_records(r, shared_dir, op) for (r, _), op in _pairs(fleet, ops)
-    }
+
+    def journals():
+        return {
+            op.pk: journal_records(r, shared_dir, op)
+            for (r, _), op in _pairs(fleet, ops)
+        }
+
+    at_kill = journals()
+    # away at least 3s, and until a router wrote a record meanwhile
     time.sleep(3)
+    wait_for(
+        lambda: any(n > at_kill[pk] for pk, n in journals().items()),
+        30,
+        "a router to write a journal record while the ASGI server is away",
+    )
     stack.start_asgi("asgi-2")
     stack.wait_http()
-    at_back = {
-        op.pk: journal_records(r, shared_dir, op) for (r, _), op in _pairs(fleet, ops)
-    }
-    print("  ASGI server restarted after 3s away")
+    at_back = journals()
+    print(f"  ASGI server restarted after {time.monotonic() - asgi_killed:.0f}s away")
 
-    wait_for(lambda: all_terminal(batch), 120, "every operation of A to finish")
+    wait_for(lambda: all_terminal(batch), 240, "every operation of A to finish")
     ops = operations_of(batch)
     by_pk = {op.pk: op for op in ops}
     problems = truthful(fleet, ops, shared_dir)
@@ -393,8 +429,8 @@ def faults(stack, routers):
         and len(followed) == len(flashing_at_pg),
         summary(
             problems,
-            f"the web tier stored {served_after_pg} reports within 2s of the "
-            f"restart; {len(followed)}/{len(flashing_at_pg)} flashing at the "
+            f"the web tier stored {served_after_pg} report(s) {stored_after:.1f}s "
+            f"after the restart; {len(followed)}/{len(flashing_at_pg)} flashing at the "
             "restart finished after it, none failed by the outage",
         ),
     )
@@ -426,47 +462,68 @@ def faults(stack, routers):
     print(f"B. {FLEET} routers, transfers capped at {TRANSFER_RATE} B/s")
     started = time.monotonic()
     batch = mass_upgrade(fleet, options(shared_dir, max_transfer_rate=TRANSFER_RATE))
-    router_of = {device.pk: router for router, device in fleet}
 
-    def transferring(exclude=()):
-        ops = db(lambda: operations_of(batch), [])
-        for op in ops:
-            if (
-                op.status == "in-progress"
-                and not op.flash_started
-                and 1 <= op.progress < 9
-                and op.pk not in exclude
-            ):
-                return op
+    def image_bytes(router):
+        """Bytes of the image the router holds now (its partial copy)."""
+        path = router.path_on_router(
+            f"{shared_dir}/openwisp-modem-upgrader/{image.sha256}.bin"
+        )
+        try:
+            return os.path.getsize(path)
+        except OSError:
+            return 0
+
+    def transfer_mid_way(exclude=()):
+        """A router holding between 10% and 60% of the image, its transfer
+        under way on a worker: the fault lands there, at any machine speed
+        (a time or the database's progress, updated each second, could land
+        it once the transfer is over)."""
+        for router, device in fleet:
+            if device.pk in exclude or not low <= image_bytes(router) <= high:
+                continue
+            worker = worker_holding(stack, router)
+            # ss is slow on a busy machine: still mid-way?
+            held = image_bytes(router)
+            if worker and low <= held <= high:
+                op = db(
+                    lambda: ModemUpgradeOperation.objects.filter(
+                        batch=batch, device=device
+                    ).first()
+                )
+                if op and op.status == "in-progress" and not op.flash_started:
+                    return op, router, worker, held
         return None
 
-    rebooted_op = wait_for(transferring, 60, "a transfer under way")
-    rebooted = router_of[rebooted_op.device_id]
+    low, high = image.size // 10, image.size * 6 // 10
+    rebooted_op, rebooted, _, held_at_reboot = wait_for(
+        transfer_mid_way, 90, "a transfer between 10% and 60%"
+    )
     rebooted.reboot(down_seconds=1)
-    print(f"  {rebooted_op.device.name} rebooted during its transfer")
+    print(
+        f"  {rebooted_op.device.name} rebooted during its transfer "
+        f"({held_at_reboot} bytes of {image.size} there)"
+    )
 
-    def transfer_on_a_worker():
-        op = transferring(exclude={rebooted_op.pk})
-        if op is None:
-            return None
-        worker = worker_holding(stack, router_of[op.device_id])
-        return (op, worker) if worker else None
-
-    killed_op, worker = wait_for(transfer_on_a_worker, 60, "another transfer")
+    killed_op, _, worker, held = wait_for(
+        lambda: transfer_mid_way(exclude={rebooted_op.device_id}),
+        90,
+        "another transfer between 10% and 60%",
+    )
     stack.kill(worker)
     stack.start_worker("worker-3")
     print(
-        f"  {worker} killed with SIGKILL during the transfer to {killed_op.device.name}"
+        f"  {worker} killed with SIGKILL during the transfer to "
+        f"{killed_op.device.name} ({held} bytes of {image.size} there)"
     )
 
-    wait_for(lambda: all_flashing(batch), 90, "every router of B flashing")
+    wait_for(lambda: all_flashing(batch), 180, "every router of B flashing")
     stack.kill("beat")
     beat_stopped = time.time()
     time.sleep(STUCK_TIMEOUT + 3)
     stack.start_beat("beat-2")
     beat_started = time.time()
     print(f"  beat stopped for {beat_started - beat_stopped:.0f}s, started again")
-    wait_for(lambda: all_terminal(batch), 120, "every operation of B to finish")
+    wait_for(lambda: all_terminal(batch), 240, "every operation of B to finish")
     ops = operations_of(batch)
     problems = truthful(fleet, ops, shared_dir)
     by_pk = {op.pk: op for op in ops}
@@ -488,17 +545,27 @@ def faults(stack, routers):
     if not OUTCOMES[-1][1]:
         print(op.log)
     lost = [op for op in ops if "the worker stopped before the flash started" in op.log]
-    resumed = [op for op in lost if "resuming the transfer" in op.log]
     op = by_pk[killed_op.pk]
+    # the retry continued from what the router held, at least the bytes
+    # there when the worker was killed
+    resumed_from = re.search(
+        r"resuming the transfer: the router holds the first (\d+)", op.log
+    )
+    resumed_from = int(resumed_from.group(1)) if resumed_from else None
     verdict(
         "worker killed (SIGKILL) during the transfer",
-        not problems and op in lost and len(resumed) == len(lost),
+        not problems
+        and op in lost
+        and resumed_from is not None
+        and held <= resumed_from < image.size
+        and f"sending the other {image.size - resumed_from}" in op.log,
         summary(
             problems,
+            f"killed with {held} of {image.size} bytes on the router; "
             f"{len(lost)} transfer(s) lost with the worker, retried after "
-            f"{STUCK_TIMEOUT}s of silence and resumed from the router's partial "
-            f"image: {op.status}, {op.bytes_sent} bytes sent by the retry for "
-            f"{image.size}",
+            f"{STUCK_TIMEOUT}s of silence; the retry resumed from byte "
+            f"{resumed_from} and sent the other "
+            f"{image.size - (resumed_from or 0)}: {op.status}",
         ),
     )
     wrongly_lost = [

@@ -567,6 +567,7 @@ def fleet_in_flight(stack, routers, router_device, image, build, Operation, flas
     from openwisp_modem_upgrader.tests import TestModemUpgraderMixin
 
     count = FLEET_SIZE
+    worker_processes = 2  # start_worker's "-c 2"
     print(f"5. {count} routers flashing at once on 2 worker processes")
     for name in list(stack.processes):
         if name.startswith("worker") and stack.processes[name].poll() is None:
@@ -595,22 +596,29 @@ def fleet_in_flight(stack, routers, router_device, image, build, Operation, flas
         },
     )
     operations = Operation.objects.filter(batch=batch)
-    wait_for(lambda: operations.count() == count, 60, "the fan-out")
+    wait_for(lambda: operations.count() == count, 180, "the fan-out")
     peak, restarted = 0, False
-    while time.monotonic() - t0 < FLEET_FLASH_SECONDS * 4 + 120:
+    while time.monotonic() - t0 < FLEET_FLASH_SECONDS * 4 + 300:
         flashing = operations.filter(status="in-progress", flash_started=True).count()
         peak = max(peak, flashing)
-        if flashing == count and not restarted:
-            # every worker and beat die mid-batch: nothing is lost
+        # every worker and beat die mid-batch, once no upgrade needs a
+        # worker's part any more (each wrapper runs and has reported) and
+        # flashes are in flight: nothing is lost. A condition, not "all
+        # flashing": on a busy machine the first flashes end before the
+        # last ones start.
+        waiting_for_a_worker = operations.filter(
+            status__in=["idle", "in-progress"], device_seq=0
+        ).exists()
+        if flashing and not waiting_for_a_worker and not restarted:
             for name in ("worker-6", "beat-2"):
                 stack.kill(name)
-            time.sleep(3)
+            time.sleep(3)  # the outage
             stack.start_worker("worker-7")
             stack.start_beat("beat-3")
             restarted = time.monotonic() - t0
             print(
-                f"  all {count} flashing after {restarted:.1f}s: worker and beat "
-                "killed and restarted"
+                f"  every wrapper running after {restarted:.1f}s, {flashing} "
+                "flashing: worker and beat killed and restarted"
             )
         if not operations.filter(status__in=["idle", "in-progress"]).exists():
             break
@@ -624,11 +632,15 @@ def fleet_in_flight(stack, routers, router_device, image, build, Operation, flas
     per_upgrade = durations[len(durations) // 2]
     held_worker_wall = -(-count // 2) * per_upgrade
     flashing_at_once = peak_router_flashes(fleet, shared_dir, operations)
+    # the point: flashes are not bounded by worker processes (a worker held
+    # per flash allows at most 2); how far above 2 depends on the machine's
+    # speed (all of them on an idle one), so the count is shown, not required
     check(
-        flashing_at_once >= count and peak >= count,
+        flashing_at_once > worker_processes and peak > worker_processes,
         f"{flashing_at_once} routers flashing at the same time (uxfp running, "
-        f"from the routers' journals), {peak} upgrades in flight, on 2 worker "
-        f"processes (a worker held per flash: at most 2)",
+        f"from the routers' journals), {peak} upgrades in flight, of {count}, "
+        f"on {worker_processes} worker processes (a worker held per flash: at "
+        f"most {worker_processes})",
     )
     check(
         counts["success"] == count and bool(restarted),
