@@ -19,12 +19,7 @@ class Upstream:
         self.date = self._run("log", "-1", "--format=%cI") if self.git else None
 
     def _run(self, *args):
-        return subprocess.run(
-            ["git", "-C", str(self.path), *args],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        return self._run_raw(*args).strip()
 
     def _git_ok(self):
         try:
