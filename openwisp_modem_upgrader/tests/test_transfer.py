@@ -44,7 +44,9 @@ class TestStreamingTransfer(SimpleTestCase):
             allow_agent=False,
         )
         self.addCleanup(self.client.close)
-        self.remote = os.path.join(self.router.tmp_dir, "image.bin")
+        # a file of each test's own: a remote ``cat`` that an earlier test's
+        # timeout or dropped link left behind may still be appending to its own
+        self.remote = os.path.join(self.router.tmp_dir, f"{self._testMethodName}.bin")
 
     def test_streams_whole_file_with_progress(self):
         content = os.urandom(3 * 1024 * 1024 + 11)
