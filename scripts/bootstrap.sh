@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES="python3-venv sqlite3 gdal-bin libproj-dev libgeos-dev
 libspatialite-dev spatialite-bin libsqlite3-mod-spatialite redis-server
 dropbear-bin busybox openssh-client shellcheck postgresql-15
-postgresql-15-postgis-3 curl chromium chromium-driver ${EXTRA_APT_PACKAGES:-}"
+postgresql-15-postgis-3 curl chromium chromium-driver influxdb ${EXTRA_APT_PACKAGES:-}"
 
 missing=""
 for package in $APT_PACKAGES; do

@@ -2,13 +2,15 @@
 # Starts (or stops) a private PostgreSQL/PostGIS cluster for the tests:
 #   eval "$(scripts/postgres.sh start)"   # prints DB=postgres POSTGRES_* exports
 #   scripts/postgres.sh stop
-# The cluster lives in .pg/ (owned by the postgres user, socket in .pg/run),
-# listens on 127.0.0.1:${POSTGRES_PORT:-55432} only, trusts local logins.
+# The cluster lives in .pg/ (or $PG_DIR; owned by the postgres user, socket
+# in run/ there), listens on 127.0.0.1:${POSTGRES_PORT:-55432} only, trusts
+# local logins.
 set -eu
 cd "$(dirname "$0")/.."
 PG_BIN=/usr/lib/postgresql/15/bin
-data="$(pwd)/.pg/data"
-run="$(pwd)/.pg/run"
+base="${PG_DIR:-$(pwd)/.pg}"
+data="$base/data"
+run="$base/run"
 port="${POSTGRES_PORT:-55432}"
 
 as_postgres() {
@@ -18,12 +20,12 @@ as_postgres() {
 case "${1:-}" in
 start)
     mkdir -p "$run"
-    chown -R postgres "$(pwd)/.pg"
+    chown -R postgres "$base"
     if [ ! -f "$data/PG_VERSION" ]; then
         as_postgres "$PG_BIN/initdb -D '$data' -A trust -U postgres" >/dev/null
     fi
     if ! as_postgres "$PG_BIN/pg_ctl -D '$data' status" >/dev/null 2>&1; then
-        as_postgres "$PG_BIN/pg_ctl -D '$data' -w -l '$(pwd)/.pg/server.log' \
+        as_postgres "$PG_BIN/pg_ctl -D '$data' -w -l '$base/server.log' \
             -o \"-p $port -k $run -c listen_addresses=127.0.0.1 -c fsync=off\" start" \
             >/dev/null
     fi

@@ -183,7 +183,9 @@ class ModemFirmwareImageAdmin(
     admin.ModelAdmin,
 ):
     organization_lookup = "build__category__organization"
-    multitenant_shared_relations = ("build",)
+    # not ("build",): openwisp-users would filter builds on an organization
+    # field they do not have (a server error); get_form() narrows them
+    multitenant_shared_relations = ()
     list_display = ("__str__", "type", "human_size", "created")
     list_filter = ("type",)
     list_select_related = ("build__category",)

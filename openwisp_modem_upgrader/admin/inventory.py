@@ -112,10 +112,30 @@ def get_queryset(self, request):
 DeviceAdmin.get_queryset = get_queryset
 DeviceAdmin.has_detect_modems_permission = has_detect_modems_permission
 DeviceAdmin.actions.append(detect_modems)
-DeviceAdmin.list_display += [modem_model, modem_firmware, modem_detected, modem_behind]
-DeviceAdmin.list_filter += [
+MODEM_COLUMNS = (modem_model, modem_firmware, modem_detected, modem_behind)
+MODEM_FILTERS = (
     ModemModelFilter,
     ModemFirmwareVersionFilter,
     LastDetectedFilter,
     ModemComplianceFilter,
-]
+)
+_get_list_display = DeviceAdmin.get_list_display
+_get_list_filter = DeviceAdmin.get_list_filter
+
+
+# Added when the list is shown, not to the class attributes: device admins
+# built on DeviceAdmin copy its lists when they are loaded (openwisp-monitoring
+# does), possibly before this module, and would lose the columns and filters
+# (and a filter's link, e.g. ?modem_compliance=behind, would end on ?e=1).
+def get_list_display(self, request):
+    columns = list(_get_list_display(self, request))
+    return columns + [column for column in MODEM_COLUMNS if column not in columns]
+
+
+def get_list_filter(self, request):
+    filters = list(_get_list_filter(self, request))
+    return filters + [item for item in MODEM_FILTERS if item not in filters]
+
+
+DeviceAdmin.get_list_display = get_list_display
+DeviceAdmin.get_list_filter = get_list_filter

@@ -11,7 +11,7 @@ import json
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.templatetags.static import static
+from django.templatetags.static import PrefixNode
 from django.utils.translation import gettext_lazy as _
 
 from openwisp_controller.config.widgets import JsonSchemaWidget
@@ -50,8 +50,10 @@ class UpgradeOptionsWidget(JsonSchemaWidget):
     def render(self, name, value, attrs=None, renderer=None):
         attrs = dict(attrs or {})
         attrs["data-upgrader-schemas"] = json.dumps(self.schemas)
-        # the controller's editor builds icon URLs on window.staticUrl
-        attrs["data-static-url"] = static("")
+        # the controller's editor builds icon URLs on window.staticUrl; the
+        # prefix ({% get_static_prefix %}), not static(""): a manifest storage
+        # (DEBUG off) has no entry for "" and would fail the whole page
+        attrs["data-static-url"] = PrefixNode.handle_simple("STATIC_URL")
         return super().render(name, value, attrs, renderer)
 
 

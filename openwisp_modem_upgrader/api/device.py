@@ -46,6 +46,9 @@ DEVICE_STATUSES = (
 
 
 class DeviceReportSerializer(serializers.Serializer):
+    class Meta:
+        ref_name = "ModemUpgraderDeviceReport"
+
     progress_percent = serializers.IntegerField(min_value=0, max_value=100)
     status = serializers.ChoiceField(choices=DEVICE_STATUSES)
     log = serializers.CharField(

@@ -42,12 +42,18 @@ class PostIsChange(ModelPermissions):
 
 
 class DetectionQueuedSerializer(serializers.Serializer):
+    class Meta:
+        ref_name = "ModemUpgraderDetectionQueued"
+
     queued = serializers.IntegerField(help_text=_("devices whose detection is queued"))
     devices = serializers.ListField(child=serializers.UUIDField())
 
 
 class DetectionFilterSerializer(serializers.Serializer):
     """Which devices to detect: every filter given must match (AND)."""
+
+    class Meta:
+        ref_name = "ModemUpgraderDetectionFilter"
 
     devices = serializers.ListField(
         child=serializers.UUIDField(),
@@ -156,6 +162,7 @@ class DetectView(ProtectedAPIMixin, generics.GenericAPIView):
 
 class ModemHistorySerializer(serializers.ModelSerializer):
     class Meta:
+        ref_name = "ModemUpgraderModemHistory"
         model = ModemHistory
         fields = (
             "id",
@@ -176,6 +183,9 @@ class ModemHistorySerializer(serializers.ModelSerializer):
 
 
 class ModemHistoryFilterSerializer(serializers.Serializer):
+    class Meta:
+        ref_name = "ModemUpgraderModemHistoryFilter"
+
     device = serializers.UUIDField(required=False)
     unexplained = serializers.BooleanField(
         required=False, allow_null=True, default=None
@@ -205,6 +215,9 @@ class ModemHistoryListView(ProtectedAPIMixin, generics.ListAPIView):
 
 
 class AcknowledgeSerializer(serializers.Serializer):
+    class Meta:
+        ref_name = "ModemUpgraderAcknowledge"
+
     usb_path = serializers.CharField(
         required=False,
         allow_blank=True,
@@ -222,6 +235,9 @@ class AcknowledgeSerializer(serializers.Serializer):
 
 
 class AcknowledgedSerializer(serializers.Serializer):
+    class Meta:
+        ref_name = "ModemUpgraderAcknowledged"
+
     acknowledged = serializers.ListField(
         # "" for a modem known before its USB path was
         child=serializers.CharField(allow_blank=True),
@@ -263,6 +279,9 @@ class AcknowledgeView(DeviceParentMixin, ProtectedAPIMixin, generics.GenericAPIV
 
 
 class ComplianceRowSerializer(serializers.Serializer):
+    class Meta:
+        ref_name = "ModemUpgraderComplianceRow"
+
     organization = serializers.UUIDField()
     organization_name = serializers.CharField()
     modem_model = serializers.CharField(
@@ -279,6 +298,9 @@ class ComplianceRowSerializer(serializers.Serializer):
 
 
 class ComplianceQuerySerializer(serializers.Serializer):
+    class Meta:
+        ref_name = "ModemUpgraderComplianceQuery"
+
     organization = serializers.UUIDField(required=False)
 
 

@@ -81,6 +81,7 @@ class BaseSerializer(
 
 class CategorySerializer(BaseSerializer):
     class Meta:
+        ref_name = "ModemUpgraderCategory"
         model = ModemCategory
         fields = ("id", "name", "description", "organization") + TIMESTAMPS
         read_only_fields = TIMESTAMPS
@@ -100,6 +101,7 @@ class BuildSerializer(BaseSerializer):
     category_name = serializers.CharField(source="category.name", read_only=True)
 
     class Meta:
+        ref_name = "ModemUpgraderBuild"
         model = ModemBuild
         fields = (
             "id",
@@ -138,6 +140,7 @@ class FirmwareImageSerializer(BaseSerializer):
     download_url = serializers.SerializerMethodField()
 
     class Meta:
+        ref_name = "ModemUpgraderFirmwareImage"
         model = ModemFirmwareImage
         fields = (
             "id",
@@ -174,12 +177,16 @@ class ImageSummarySerializer(ReadOnlyBlankMixin, serializers.ModelSerializer):
     modem_model = serializers.CharField(source="build.modem_model", read_only=True)
 
     class Meta:
+        ref_name = "ModemUpgraderImageSummary"
         model = ModemFirmwareImage
         fields = ("id", "build", "type", "version", "modem_model")
         read_only_fields = fields
 
 
 class StatusCountsSerializer(serializers.Serializer):
+    class Meta:
+        ref_name = "ModemUpgraderStatusCounts"
+
     total = serializers.IntegerField()
     idle = serializers.IntegerField()
     in_progress = serializers.IntegerField(source="in-progress")
@@ -190,6 +197,9 @@ class StatusCountsSerializer(serializers.Serializer):
 
 
 class RatesSerializer(serializers.Serializer):
+    class Meta:
+        ref_name = "ModemUpgraderRates"
+
     success = serializers.FloatField()
     failed = serializers.FloatField()
     aborted = serializers.FloatField()
@@ -251,6 +261,7 @@ class BatchUpgradeOperationSerializer(ReadOnlyBlankMixin, serializers.ModelSeria
     display_state_label = serializers.SerializerMethodField()
 
     class Meta:
+        ref_name = "ModemUpgraderBatchUpgradeOperation"
         model = ModemBatchUpgradeOperation
         fields = (
             (
@@ -345,6 +356,7 @@ class RolloutOptionsSerializer(serializers.ModelSerializer):
     them (limits, defaults, help texts)."""
 
     class Meta:
+        ref_name = "ModemUpgraderRolloutOptions"
         model = ModemBatchUpgradeOperation
         fields = ROLLOUT_FIELDS
         extra_kwargs = {"window_timezone": {"trim_whitespace": False}}
@@ -362,6 +374,9 @@ def validate_schedule(instance, data, fields):
 
 class BatchUpgradeSerializer(FilterSerializerByOrgManaged, serializers.Serializer):
     """Options of a mass upgrade (POST) and of its dry run (GET)."""
+
+    class Meta:
+        ref_name = "ModemUpgraderBatchUpgrade"
 
     organization = serializers.PrimaryKeyRelatedField(
         queryset=Organization.objects.all(),
@@ -479,6 +494,9 @@ class BatchUpgradeSerializer(FilterSerializerByOrgManaged, serializers.Serialize
 
 
 class DryRunQuerySerializer(BatchUpgradeSerializer):
+    class Meta:
+        ref_name = "ModemUpgraderDryRunQuery"
+
     upgrade_options = None
     # in the URL here (see MAX_PREVIEW_DEVICE_IDS); a mass upgrade's POST
     # takes up to MAX_BATCH_DEVICE_IDS
@@ -504,6 +522,9 @@ class DryRunQuerySerializer(BatchUpgradeSerializer):
 
 
 class PreviewDeviceSerializer(ReadOnlyBlankMixin, serializers.Serializer):
+    class Meta:
+        ref_name = "ModemUpgraderPreviewDevice"
+
     id = serializers.UUIDField(source="pk", read_only=True)
     name = serializers.CharField(read_only=True)
     model = serializers.CharField(read_only=True, help_text=_("router model"))
@@ -521,6 +542,9 @@ class PreviewDeviceSerializer(ReadOnlyBlankMixin, serializers.Serializer):
 
 
 class ExcludedDeviceSerializer(PreviewDeviceSerializer):
+    class Meta:
+        ref_name = "ModemUpgraderExcludedDevice"
+
     reason = serializers.CharField(source="exclusion_reason", read_only=True)
     reason_label = serializers.SerializerMethodField()
 
@@ -529,6 +553,9 @@ class ExcludedDeviceSerializer(PreviewDeviceSerializer):
 
 
 class DryRunSerializer(serializers.Serializer):
+    class Meta:
+        ref_name = "ModemUpgraderDryRun"
+
     organization = serializers.UUIDField()
     devices_count = serializers.IntegerField()
     waves = serializers.ListField(
@@ -548,6 +575,7 @@ class UpgradeOperationSerializer(ReadOnlyBlankMixin, serializers.ModelSerializer
     image = ImageSummarySerializer(read_only=True, allow_null=True)
 
     class Meta:
+        ref_name = "ModemUpgraderUpgradeOperation"
         model = ModemUpgradeOperation
         fields = (
             (
@@ -578,6 +606,7 @@ class UpgradeOperationSerializer(ReadOnlyBlankMixin, serializers.ModelSerializer
 
 class UpgradeOperationDetailSerializer(UpgradeOperationSerializer):
     class Meta(UpgradeOperationSerializer.Meta):
+        ref_name = "ModemUpgraderUpgradeOperationDetail"
         fields = UpgradeOperationSerializer.Meta.fields + ("log",)
         read_only_fields = fields
 
@@ -602,6 +631,7 @@ class ScheduleOptionsSerializer(serializers.ModelSerializer):
     """When a single upgrade may start, as the operation model defines it."""
 
     class Meta:
+        ref_name = "ModemUpgraderScheduleOptions"
         model = ModemUpgradeOperation
         fields = SCHEDULE_FIELDS
         extra_kwargs = {"window_timezone": {"trim_whitespace": False}}
@@ -641,6 +671,7 @@ class DeviceModemFirmwareSerializer(ReadOnlyBlankMixin, serializers.ModelSeriali
     )
 
     class Meta:
+        ref_name = "ModemUpgraderDeviceModemFirmware"
         model = DeviceModemFirmware
         fields = (
             (
@@ -705,6 +736,7 @@ class DeviceModemFirmwareListSerializer(DeviceModemFirmwareSerializer):
     image = ImageSummarySerializer(read_only=True, allow_null=True)
 
     class Meta(DeviceModemFirmwareSerializer.Meta):
+        ref_name = "ModemUpgraderDeviceModemFirmwareList"
         fields = tuple(
             f
             for f in DeviceModemFirmwareSerializer.Meta.fields
@@ -713,5 +745,8 @@ class DeviceModemFirmwareListSerializer(DeviceModemFirmwareSerializer):
 
 
 class CancelResultSerializer(serializers.Serializer):
+    class Meta:
+        ref_name = "ModemUpgraderCancelResult"
+
     cancelled = serializers.ListField(child=serializers.UUIDField())
     refused = serializers.DictField(child=serializers.CharField())

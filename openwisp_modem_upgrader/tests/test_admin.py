@@ -132,6 +132,20 @@ class TestCatalogueAdmin(TestModemUpgraderMixin, TestMultitenantAdminMixin, Test
         self.assertContains(response, "Select a valid choice")
         self.assertFalse(ModemBuild.objects.exists())
 
+    def test_manager_image_add_form_offers_own_builds_only(self):
+        # was a server error: the build field was narrowed as if builds had
+        # an organization of their own
+        self._manager()
+        build_a = self._create_build(category=self.cat_a, version="M0R.A")
+        build_b = self._create_build(category=self.cat_b, version="M0R.B")
+        shared = self._create_build(category=self.shared, version="M0R.SHARED")
+        response = self.client.get(admin_url(ModemFirmwareImage, "add"))
+        self.assertEqual(response.status_code, 200)
+        builds = set(response.context["adminform"].form.fields["build"].queryset)
+        self.assertEqual(builds, {build_a})
+        self.assertNotIn(build_b, builds)
+        self.assertNotIn(shared, builds)
+
     def test_manager_cannot_edit_shared_category(self):
         self._manager()
         url = admin_url(type(self.shared), "change", self.shared.pk)

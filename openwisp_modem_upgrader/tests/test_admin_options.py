@@ -4,7 +4,11 @@ import json
 from html.parser import HTMLParser
 from unittest import mock
 
-from django.test import TestCase
+from django.conf import settings
+from django.contrib.staticfiles import finders
+from django.contrib.staticfiles.storage import ManifestStaticFilesStorage
+from django.test import TestCase, override_settings
+from django.urls import reverse
 
 from .. import settings as app_settings
 from ..admin.options import combined_schema, without_defaults
@@ -231,3 +235,46 @@ class TestWithoutDefaults(TestCase):
             without_defaults({"tool_path": "uxfp", "remote_dir": "/tmp"}, types),
             {"tool_path": "uxfp"},
         )
+
+
+class CollectedManifestStorage(ManifestStaticFilesStorage):
+    """The static storage of ansible-openwisp2 and docker-openwisp after
+    ``collectstatic``: a strict manifest, here listing every file the finders
+    see (under its own name), without copying thousands of files."""
+
+    def read_manifest(self):
+        paths = {}
+        for finder in finders.get_finders():
+            for path, _ in finder.list([]):
+                paths[path.replace("\\", "/")] = path
+        return json.dumps({"paths": paths, "version": self.manifest_version})
+
+
+MANIFEST_STORAGE = {
+    **settings.STORAGES,
+    "staticfiles": {"BACKEND": f"{__name__}.{CollectedManifestStorage.__name__}"},
+}
+
+
+@override_settings(STORAGES=MANIFEST_STORAGE, DEBUG=False)
+@mock.patch("openwisp_modem_upgrader.scheduler.publish_upgrade")
+class TestPagesWithManifestStorage(DeviceAdminMixin, TestCase):
+    """Deployments use the manifest storage with DEBUG off, where a static
+    name missing from the manifest (``static("")`` was) is a server error."""
+
+    def test_device_page(self, delay):
+        administrator = self._create_administrator(organizations=[self.org])
+        for user in (self.admin, administrator):
+            with self.subTest(user=user.username):
+                self.client.force_login(user)
+                response = self.client.get(device_url(self.device))
+                self.assertEqual(response.status_code, 200)
+                # the controller's editor builds its icon URLs on this prefix
+                self.assertContains(response, 'data-static-url="/static/"')
+                self.assertContains(response, "modem-upgrader/js/upgrade-options.js")
+
+    def test_mass_upgrade_page(self, delay):
+        url = reverse("admin:modem_upgrader_mass_upgrade", args=[self.image.build.pk])
+        response = self.client.get(url)
+        self.assertEqual(response.status_code, 200)
+        self.assertContains(response, 'data-static-url="/static/"')

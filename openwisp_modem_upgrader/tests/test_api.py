@@ -6,13 +6,23 @@ from unittest import mock
 
 from django.db import transaction
 from django.test import TestCase
+from django.urls import include
+from django.urls import path as url_path
 from django.urls import reverse
+from drf_yasg import openapi
+from drf_yasg.generators import OpenAPISchemaGenerator
+from rest_framework import generics
+from rest_framework import serializers as rest_serializers
 from rest_framework.authtoken.models import Token
 
 from openwisp_controller.config.tests.utils import CreateDeviceGroupMixin
 
 from .. import settings as app_settings
 from .. import shell_values
+from ..api import device as api_device
+from ..api import inventory as api_inventory
+from ..api import serializers as api_serializers
+from ..api.urls import API_PREFIX, operator_urlpatterns
 from ..base.models import OperationStatus
 from ..batch import ExclusionReason, create_batch
 from ..upgrade import (
@@ -1099,14 +1109,67 @@ class TestSchema(ApiTestMixin, TestCase):
         docs = self.client.get(api_url("docs"))
         self.assertEqual(docs.status_code, 200)
 
+    def test_definitions_beside_other_modules(self):
+        """The deployment-wide schema (openwisp-utils' ``/api/v1/docs/``)
+        holds every module's serializers in one namespace, where
+        openwisp-firmware-upgrader has an ``UpgradeOperationSerializer``
+        too: drf-yasg refuses a name given to two different serializers,
+        and the whole schema answered 500."""
+
+        class UpgradeOperationSerializer(rest_serializers.Serializer):
+            # another module's serializer of the same name
+            log = rest_serializers.CharField()
+
+        class OtherModuleList(generics.ListAPIView):
+            serializer_class = UpgradeOperationSerializer
+            queryset = ModemUpgradeOperation.objects.none()
+
+        generator = OpenAPISchemaGenerator(
+            openapi.Info(title="deployment", default_version="v1"),
+            patterns=[
+                url_path(API_PREFIX, include((operator_urlpatterns, "modem_upgrader"))),
+                url_path(
+                    "api/v1/firmware-upgrader/operation/", OtherModuleList.as_view()
+                ),
+            ],
+        )
+        definitions = generator.get_schema(request=None, public=True)["definitions"]
+        self.assertIn("UpgradeOperation", definitions)
+        ours = set(definitions) - {"UpgradeOperation"}
+        self.assertIn("ModemUpgraderUpgradeOperation", ours)
+        self.assertEqual([n for n in ours if not n.startswith("ModemUpgrader")], [])
+
+    def test_every_serializer_names_its_own_definition(self):
+        # a subclass inheriting its parent's Meta shares its ref name: two
+        # different serializers under one name, which drf-yasg refuses
+        ref_names = {}
+        for module in (api_serializers, api_inventory, api_device):
+            for cls in vars(module).values():
+                if (
+                    not isinstance(cls, type)
+                    or not issubclass(cls, rest_serializers.BaseSerializer)
+                    or cls.__module__ != module.__name__
+                    or cls is api_serializers.BaseSerializer
+                ):
+                    continue
+                with self.subTest(serializer=cls.__name__):
+                    meta = vars(cls).get("Meta")
+                    ref_name = vars(meta).get("ref_name") if meta else None
+                    self.assertTrue(ref_name and ref_name.startswith("ModemUpgrader"))
+                    self.assertNotIn(ref_name, ref_names)
+                    ref_names[ref_name] = cls
+        self.assertGreater(len(ref_names), 20)
+
     def test_schema_says_what_validation_accepts(self):
         schema = self.client.get(api_url("schema"), {"format": "openapi"}).json()
         definitions, paths = schema["definitions"], schema["paths"]
-        build = definitions["Build"]["properties"]
+        build = definitions["ModemUpgraderBuild"]["properties"]
         self.assertEqual(build["version"]["pattern"], shell_values.VERSION)
         self.assertEqual(build["modem_model"]["pattern"], shell_values.MODEM_MODEL)
-        name_pattern = definitions["Category"]["properties"]["name"]["pattern"]
-        description = definitions["Category"]["properties"]["description"]
+        name_pattern = definitions["ModemUpgraderCategory"]["properties"]["name"][
+            "pattern"
+        ]
+        description = definitions["ModemUpgraderCategory"]["properties"]["description"]
         for value, valid in (("Telit", True), (" ", False), ("a\x00b", False)):
             self.assertEqual(bool(re.search(name_pattern, value)), valid, value)
         self.assertFalse(re.search(description["pattern"], "a\x00"))
@@ -1115,11 +1178,11 @@ class TestSchema(ApiTestMixin, TestCase):
         device_ids = next(p for p in dry_run if p["name"] == "device_ids")
         # ids in a URL: bounded below the 4 KiB request line servers accept
         self.assertLessEqual(device_ids["maxItems"] * 37, 4094 - 200)
-        batch = definitions["BatchUpgradeOperation"]["properties"]
+        batch = definitions["ModemUpgraderBatchUpgradeOperation"]["properties"]
         self.assertEqual(batch["device_ids"]["type"], "array")
-        modem = definitions["DeviceModemFirmwareList"]["properties"]
+        modem = definitions["ModemUpgraderDeviceModemFirmwareList"]["properties"]
         self.assertIn("", modem["detection_status"]["enum"])
-        operation = definitions["UpgradeOperation"]["properties"]
+        operation = definitions["ModemUpgraderUpgradeOperation"]["properties"]
         self.assertNotIn("", operation["status"]["enum"])
         from_version = next(p for p in dry_run if p["name"] == "from_version")
         self.assertTrue(re.search(from_version["pattern"], ""))
@@ -1132,7 +1195,7 @@ class TestSchema(ApiTestMixin, TestCase):
         modem = paths["/device/{id}/modem-firmware/"]
         self.assertEqual(
             modem["get"]["responses"]["200"]["schema"]["$ref"],
-            "#/definitions/DeviceModemFirmware",
+            "#/definitions/ModemUpgraderDeviceModemFirmware",
         )
         for method in ("put", "post", "patch"):
             body = next(p for p in modem[method]["parameters"] if p["in"] == "body")

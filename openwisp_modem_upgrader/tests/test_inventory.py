@@ -5,14 +5,17 @@ import json
 from datetime import timedelta
 from unittest import mock
 
+from django.contrib import admin
 from django.contrib.auth.models import Permission
-from django.test import TestCase
-from django.urls import reverse
+from django.test import RequestFactory, TestCase
+from django.urls import resolve, reverse
 from django.utils import timezone
 
+from openwisp_controller.config.admin import DeviceAdmin
 from openwisp_users.tests.utils import TestMultitenantAdminMixin
 from openwisp_utils.admin_theme.dashboard import get_dashboard_context
 
+from ..admin import inventory as inventory_admin
 from ..base.models import DetectionStatus, ModemChangeSource
 from ..inventory import (
     ComplianceState,
@@ -205,6 +208,46 @@ class TestDeviceList(FleetMixin, TestCase):
                 self.assertEqual(
                     {d.name for d in response.context["cl"].result_list}, names
                 )
+
+    def test_device_admin_that_copied_the_lists_before_this_module(self):
+        """openwisp-monitoring's device admin copies the controller's
+        ``list_display`` and ``list_filter`` when it is loaded: before this
+        module, the copies had no modem column or filter, and the dashboard
+        chart's ``?modem_compliance=behind`` ended on ``?e=1``."""
+        modem_columns = set(inventory_admin.MODEM_COLUMNS)
+        modem_filters = set(inventory_admin.MODEM_FILTERS)
+
+        class CopiedListsDeviceAdmin(DeviceAdmin):
+            list_display = [
+                column
+                for column in DeviceAdmin.list_display
+                if column not in modem_columns
+            ] + ["health_status_changelist"]
+            list_filter = [
+                item for item in DeviceAdmin.list_filter if item not in modem_filters
+            ]
+
+            @admin.display(description="health")
+            def health_status_changelist(self, obj):
+                return "ok"
+
+        model_admin = CopiedListsDeviceAdmin(Device, admin.site)
+        url = admin_url(Device, "changelist")
+        request = RequestFactory().get(url, {"modem_compliance": "behind"})
+        request.user = self._get_admin()
+        request.resolver_match = resolve(url)
+        # raises IncorrectLookupParameters (the ?e=1 redirect) for a
+        # parameter no filter of the list takes
+        changelist = model_admin.get_changelist_instance(request)
+        self.assertEqual(
+            changelist.list_display[-4:], list(inventory_admin.MODEM_COLUMNS)
+        )
+        self.assertIn("health_status_changelist", changelist.list_display)
+        shown = [type(spec) for spec in changelist.filter_specs]
+        for modem_filter in inventory_admin.MODEM_FILTERS:
+            self.assertIn(modem_filter, shown)
+        self.assertEqual({d.name for d in changelist.result_list}, {"behind"})
+        self.assertTrue(changelist.result_list[0].inventory_behind)
 
     def test_constant_queries(self):
         url = admin_url(Device, "changelist")
