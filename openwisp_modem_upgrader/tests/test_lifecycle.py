@@ -16,9 +16,10 @@ from django.urls import reverse
 from openwisp_controller.config.tests.utils import CreateDeviceGroupMixin
 from openwisp_users.tests.utils import TestMultitenantAdminMixin
 
-from ..batch import create_batch
+from ..batch import create_batch, start_batch
 from ..compatibility import version_key
 from ..inventory import ComplianceState, compliance_state, compliance_table
+from ..rollout import retry_failed
 from ..upgrade import start_upgrade
 from ..upgraders.generic import GenericCommandUpgrader
 from ..upgraders.stream_checks import IMAGE_HEAD_SIZE
@@ -274,6 +275,19 @@ class TestDraftAndWithdrawnUpgrades(LifecycleMixin, TestCase):
             create_batch(self.draft, self.org, device_ids=[str(self.devices[0].pk)])
         self.assertFalse(ModemUpgradeOperation.objects.exists())
         self.assertFalse(ModemBatchUpgradeOperation.objects.exists())
+
+    def test_retry_failed_devices(self):
+        batch = create_batch(self.draft, self.org, device_ids=[str(self.devices[0].pk)])
+        start_batch(batch)
+        ModemUpgradeOperation.objects.update(status="failed")
+        # a draft: the retry is limited to the failed devices, allowed
+        retry = retry_failed(batch)
+        self.assertEqual(retry.device_ids, [str(self.devices[0].pk)])
+        self.draft.status = "withdrawn"
+        self.draft.save()
+        with self.assertRaisesMessage(ValidationError, "is withdrawn"):
+            retry_failed(batch)
+        self.assertEqual(ModemBatchUpgradeOperation.objects.count(), 2)
 
 
 class TestLifecycleApi(LifecycleMixin, TestCase):
