@@ -10,7 +10,9 @@ from unittest import mock
 
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
-from django.test import TestCase
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from django.test import TestCase, TransactionTestCase
 from django.urls import reverse
 
 from openwisp_controller.config.tests.utils import CreateDeviceGroupMixin
@@ -622,3 +624,32 @@ class TestImageCheckAtUpload(LifecycleMixin, TestCase):
         }
         args = upgrader.wrapper_arguments()
         self.assertEqual(args[args.index("--stream-prefix") + 1], "45.")
+
+
+class TestLifecycleMigration(TransactionTestCase):
+    """Builds made before the lifecycle become released, with their key."""
+
+    def test_existing_builds_released_with_version_key(self):
+        app = ModemBuild._meta.app_label
+        before, after = [(app, "0007_fleet_engine_rollouts")], [
+            (app, "0008_build_lifecycle")
+        ]
+        executor = MigrationExecutor(connection)
+        executor.migrate(before)
+        others = [n for n in executor.loader.graph.leaf_nodes() if n[0] != app]
+        old_apps = executor.loader.project_state(others + before).apps
+        Category = old_apps.get_model(app, "ModemCategory")
+        Build = old_apps.get_model(app, "ModemBuild")
+        category = Category.objects.create(name="old")
+        Build.objects.create(
+            category=category, version="M0R.010000-B022", modem_model=FN990A28
+        )
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(after)
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(executor.loader.graph.leaf_nodes(app))
+        build = ModemBuild.objects.get(version="M0R.010000-B022")
+        self.assertEqual(build.status, "released")
+        self.assertEqual(build.version_key, version_key("M0R.010000-B022"))
