@@ -2,7 +2,10 @@
 
 The single-device check (``check_image_for_device``, ``check_modem``) and
 the batch preview (``batch.py``, the same rules as database filters) share
-the reasons below and ``model_may_be``.
+the reasons below and ``model_may_be``. A build's lifecycle status decides
+which upgrades it may start (``check_build_may_start``,
+``check_build_for_batch``), and ``version_key`` orders versions for the
+compliance target (``inventory.py``).
 """
 
 import re
@@ -126,9 +129,10 @@ def check_build_transition(old_status, new_status):
         raise ValidationError(
             {
                 "status": _(
-                    'A %(old)s build cannot become "%(new)s": withdraw it instead.'
+                    "A %(old)s build cannot become a draft again (it may have "
+                    "reached the fleet): withdraw it instead, or release it."
                 )
-                % {"old": old_status, "new": new_status}
+                % {"old": old_status}
             }
         )
 

@@ -16,6 +16,7 @@ from openwisp_modem_upgrader.device_contract import (
     JOURNAL_STATES,
     parse_journal_line,
 )
+from openwisp_modem_upgrader.upgraders.stream_checks import header_version
 
 from .helpers import NEW_VERSION, OLD_VERSION, OPERATION_ID, UPGRADE, RouterTestCase
 from .router import EmulatedRouter, _pids_mentioning
@@ -300,6 +301,46 @@ class TestStreamCheckBeforeTouchingTheModem(RouterTestCase):
         result = self.upgrade(firmware=path, sha256=sha)
         self.assertEqual(result.returncode, EXIT_IRRECOVERABLE)
         self.assertIn("uxfp", [e[0] for e in self.router.modem_state()["events"]])
+
+    def test_same_header_rule_as_the_server(self):
+        """The wrapper finds the header's version where the server's upload
+        check does (upgraders/stream_checks.py), edge cases included."""
+        binary = bytes(range(1, 256)) * 4
+        cases = {
+            "after-nul": bytes(100) + b"_40.00.010-B022-P0R.001600" + binary,
+            "after-ff": b"\xff" * 10 + b"45.00.010-B022-P0R.001600" + bytes(9),
+            "after-letter": bytes(100) + b"V40.00.010-B022" + binary,
+            "past-4k": bytes(4096) + b"40.00.010-B022" + binary,
+            "across-4k": bytes(4090) + b"40.00.010-B022" + binary,
+            "no-build": bytes(10) + b"40.00.010" + binary,
+        }
+        for number, (name, content) in enumerate(cases.items()):
+            with self.subTest(name):
+                expected = header_version(content)
+                operation_id = f"0b5e6a1c-0000-4000-8000-{number:012d}"
+                path, sha = self.write(content, name=f"{name}.bin")
+                self.upgrade(
+                    firmware=path,
+                    sha256=sha,
+                    stream_prefix="45.",
+                    operation_id=operation_id,
+                )
+                messages = [record[4] for record in self.journal(operation_id)]
+                if expected is None:
+                    self.assertIn(
+                        "stream header has no readable software version: the "
+                        "tool checks the stream",
+                        messages,
+                    )
+                elif expected.startswith("45."):
+                    self.assertIn(f"stream software version {expected}", messages)
+                else:
+                    self.assertIn("for another chipset", messages[-1])
+                    self.assertIn(expected, messages[-1])
+        self.assertEqual(
+            [header_version(c) is None for c in cases.values()],
+            [False, False, True, True, True, True],
+        )
 
     def test_stream_prefix_is_validated(self):
         path, sha = self.write(TEXT_FILE)
