@@ -34,6 +34,7 @@ main() {
 	take_lock
 	start_operation
 	verify_firmware_file
+	check_stream
 	identify_modem
 	release_modem_ports
 	flash_modem
@@ -76,6 +77,7 @@ parse_arguments() {
 	OPERATION_ID='' FIRMWARE='' SHA256='' EXPECTED_VERSION='' EXPECTED_MODEL=''
 	WORKDIR='' TOOL=${UXFP:-uxfp} TOOL_ARGS='' REPORT_URL='' DEVICE_UUID='' DEVICE_KEY=''
 	NO_CHECKSUM='' DETACH='' MODEM_SERVICE='' LOSSRECOVERY='' MODEM_USB_PATH=''
+	STREAM_PREFIX=''
 	FLASH_TIMEOUT=1800 REBOOT_TIMEOUT=300 REPORT_INTERVAL=10
 	FINAL_REPORT_TIMEOUT=600 HTTP_TIMEOUT=10
 	while [ $# -gt 0 ]; do
@@ -109,6 +111,7 @@ parse_arguments() {
 		--device-key) check_value "$pa_option" "$pa_value" 'A-Za-z0-9._~-'; DEVICE_KEY=$pa_value ;;
 		--modem-service) check_value "$pa_option" "$pa_value" 'A-Za-z0-9._/+-'; MODEM_SERVICE=$pa_value ;;
 		--usb-path) check_usb_path "$pa_option" "$pa_value"; MODEM_USB_PATH=$pa_value ;;
+		--stream-prefix) check_value "$pa_option" "$pa_value" '0-9A-Za-z.'; STREAM_PREFIX=$pa_value ;;
 		--flash-timeout) check_number "$pa_option" "$pa_value"; FLASH_TIMEOUT=$pa_value ;;
 		--reboot-timeout) check_number "$pa_option" "$pa_value"; REBOOT_TIMEOUT=$pa_value ;;
 		--report-interval) check_number "$pa_option" "$pa_value"; REPORT_INTERVAL=$pa_value ;;
@@ -230,6 +233,58 @@ verify_firmware_file() {
 	[ "$vf_sum" = "$SHA256" ] ||
 		finish "$EXIT_IRRECOVERABLE" "sha256 mismatch: expected $SHA256, file has $vf_sum (incomplete or corrupted upload)"
 	progress 20 "sha256 verified"
+}
+
+# Refuses a file that cannot be a firmware stream before the modem is
+# touched (ModemManager and the radio are still as they were), with the
+# "modem untouched" code: archives and text (the first 64 KiB only
+# printable ASCII), and, with --stream-prefix, a stream whose header (first
+# 4 KiB) carries a Telit package version (45.00.010-B022-...) of another
+# chipset. A header with no such version is left to the tool. The server
+# applies the same rules at upload (upgraders/stream_checks.py).
+check_stream() {
+	[ -n "$STREAM_PREFIX" ] || return 0
+	cs_head="$OPDIR/stream.head"
+	dd if="$FIRMWARE" of="$cs_head" bs=65536 count=1 2>/dev/null ||
+		finish "$EXIT_RECOVERABLE" "cannot read $FIRMWARE: modem untouched"
+	cs_kind=$(archive_kind "$cs_head")
+	if [ -n "$cs_kind" ]; then
+		rm -f "$cs_head"
+		finish "$EXIT_RECOVERABLE" "refused before stopping anything: $FIRMWARE is a $cs_kind archive, not a firmware stream; modem untouched"
+	fi
+	if [ "$(tr -d '\011\012\015\040-\176' <"$cs_head" | wc -c)" -eq 0 ]; then
+		rm -f "$cs_head"
+		finish "$EXIT_RECOVERABLE" "refused before stopping anything: $FIRMWARE is text, not a firmware stream; modem untouched"
+	fi
+	cs_version=$(dd if="$cs_head" bs=4096 count=1 2>/dev/null | tr -c '0-9A-Za-z.-' '\n' |
+		grep -m 1 -E '^[0-9]{2}[.][0-9]{2}[.][0-9]{3}-B[0-9]{3}')
+	rm -f "$cs_head"
+	if [ -z "$cs_version" ]; then
+		progress 20 "stream header has no readable software version: the tool checks the stream"
+		return 0
+	fi
+	case $cs_version in
+	"$STREAM_PREFIX"*) progress 20 "stream software version $cs_version" ;;
+	*) finish "$EXIT_RECOVERABLE" "refused before stopping anything: the stream's software version $cs_version is for another chipset (expected $STREAM_PREFIX...); modem untouched" ;;
+	esac
+}
+
+# archive_kind FILE: prints zip, gzip, xz, 7z, bzip2, zstd or tar when FILE
+# starts with that format's magic number.
+archive_kind() {
+	ak_magic=$(dd if="$1" bs=6 count=1 2>/dev/null | tr '\000' '@')
+	case $ak_magic in
+	"PK$(printf '\003\004')"* | "PK$(printf '\005\006')"* | "PK$(printf '\007\010')"*) echo zip ;;
+	"$(printf '\037\213')"*) echo gzip ;;
+	"$(printf '\3757zXZ')@") echo xz ;;
+	"7z$(printf '\274\257\047\034')"*) echo 7z ;;
+	BZh*) echo bzip2 ;;
+	"$(printf '\050\265\057\375')"*) echo zstd ;;
+	*)
+		[ "$(dd if="$1" bs=1 skip=257 count=5 2>/dev/null)" = ustar ] && echo tar
+		;;
+	esac
+	return 0
 }
 
 identify_modem() {

@@ -5,10 +5,13 @@ state, used by the device list (columns, filters), the dashboard chart, the
 compliance page and its REST endpoint. Every function here runs a constant
 number of queries whatever the number of devices.
 
-The newest build of a modem is the most recently created build for its exact
-model in the category of the image it runs (when known), else in any
-category of the device's organization or shared ones. A modem is behind when
-it reports a firmware version other than that build's.
+The newest build of a modem is the *released* build with the highest version
+(``compatibility.version_key``: versions compared as versions, not by
+creation date; the most recently created wins a tie) for its exact model in
+the category of the image it runs (when known), else in any category of the
+device's organization or shared ones. Drafts and withdrawn builds are never
+the target. A modem is behind when it reports a firmware version other than
+that build's.
 """
 
 import swapper
@@ -29,6 +32,7 @@ from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
 
 from .base.models import DetectionStatus
+from .compatibility import BuildStatus
 from .swapper import load_model
 
 UNREACHABLE_STATUSES = (DetectionStatus.UNREACHABLE, DetectionStatus.TIMEOUT)
@@ -60,16 +64,17 @@ class ComplianceState:
 def _newest_build(field):
     """Subquery on an outer DeviceModemFirmware: ``field`` of its newest build."""
     builds = load_model("ModemBuild").objects.filter(
-        modem_model=OuterRef("modem_model")
+        modem_model=OuterRef("modem_model"), status=BuildStatus.RELEASED
     )
     in_category = builds.filter(category_id=OuterRef("image__build__category_id"))
     in_organization = builds.filter(
         Q(category__organization_id=OuterRef("device__organization_id"))
         | Q(category__organization__isnull=True)
     )
+    newest_first = ("-version_key", "-created")
     return Coalesce(
-        Subquery(in_category.order_by("-created").values(field)[:1]),
-        Subquery(in_organization.order_by("-created").values(field)[:1]),
+        Subquery(in_category.order_by(*newest_first).values(field)[:1]),
+        Subquery(in_organization.order_by(*newest_first).values(field)[:1]),
     )
 
 

@@ -4,12 +4,14 @@ from django.db.models.functions import Coalesce
 from django.http import HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from openwisp_users.multitenancy import MultitenantOrgFilter
 from openwisp_utils.admin import TimeReadonlyAdminMixin
 
+from ..compatibility import BuildStatus
 from ..swapper import load_model
 from .changelog import render_changelog
 from .compliance import compliance_view
@@ -90,18 +92,20 @@ class ModemBuildAdmin(
     list_display = (
         "version",
         "modem_model",
+        "status",
         "category",
         "organization",
         "devices_running",
         "created",
     )
-    list_filter = ("modem_model", "category")
+    list_filter = ("status", "modem_model", "category")
     list_select_related = ("category__organization",)
     search_fields = ("version", "modem_model", "category__name")
     fields = (
         "category",
         "modem_model",
         "version",
+        "status",
         "changelog",
         "changelog_html",
         "devices_running",
@@ -110,7 +114,7 @@ class ModemBuildAdmin(
     )
     readonly_fields = ("changelog_html", "devices_running")
     inlines = [ModemFirmwareImageInline]
-    actions = ["mass_upgrade"]
+    actions = ["mass_upgrade", "release", "withdraw"]
 
     def get_queryset(self, request):
         return (
@@ -118,6 +122,13 @@ class ModemBuildAdmin(
             .get_queryset(request)
             .annotate(running_count=running_devices(request.user))
         )
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        if obj is None:
+            # a new build is a draft: released once tested
+            return [field for field in fields if field != "status"]
+        return fields
 
     def get_urls(self):
         opts = self.model._meta
@@ -159,6 +170,47 @@ class ModemBuildAdmin(
         return HttpResponseRedirect(
             reverse("admin:modem_upgrader_mass_upgrade", args=[builds[0]])
         )
+
+    @admin.action(description=_("Release the selected builds"), permissions=["change"])
+    def release(self, request, queryset):
+        self._set_status(request, queryset, BuildStatus.RELEASED)
+
+    @admin.action(description=_("Withdraw the selected builds"), permissions=["change"])
+    def withdraw(self, request, queryset):
+        self._set_status(request, queryset, BuildStatus.WITHDRAWN)
+
+    def _set_status(self, request, queryset, status):
+        selected = queryset.count()
+        if not request.user.is_superuser:
+            # shared builds are seen, not changed, by organization managers
+            queryset = queryset.filter(
+                category__organization__in=request.user.organizations_managed
+            )
+        allowed_from = [
+            old for old, news in BuildStatus.transitions.items() if status in news
+        ]
+        changed = (
+            queryset.filter(status__in=allowed_from)
+            .exclude(status=status)
+            .update(status=status, modified=timezone.now())
+        )
+        label = dict(BuildStatus.choices)[status]
+        self.message_user(
+            request,
+            _("%(count)s build(s) now %(status)s.")
+            % {"count": changed, "status": label},
+            messages.SUCCESS if changed else messages.WARNING,
+        )
+        if changed < selected:
+            self.message_user(
+                request,
+                _(
+                    "%(count)s selected build(s) left as they were (already "
+                    "%(status)s, or shared builds you may not change)."
+                )
+                % {"count": selected - changed, "status": label},
+                messages.WARNING,
+            )
 
     @admin.display(description=_("organization"))
     def organization(self, obj):

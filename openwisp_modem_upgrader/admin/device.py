@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy as _
 
 from openwisp_controller.config.admin import DeviceAdmin
 
+from ..compatibility import BuildStatus
 from ..inventory import acknowledge_unexplained_change
 from ..swapper import load_model
 from ..upgrade import start_upgrade, target_usb_path
@@ -45,7 +46,7 @@ def compatible_images(device, detected_modem_model):
     images = ModemFirmwareImage.objects.filter(
         Q(build__category__organization_id=device.organization_id)
         | Q(build__category__organization__isnull=True)
-    )
+    ).exclude(build__status=BuildStatus.WITHDRAWN)
     if detected_modem_model:
         images = images.filter(build__modem_model=detected_modem_model)
     # JSON "contains" lookups are not portable (SQLite): filter boards here

@@ -21,6 +21,7 @@ from ..batch import (
     not_detected_devices,
     preview_batch,
 )
+from ..compatibility import check_build_for_batch
 from ..rollout import wave_sizes
 from ..rollout_display import ROLLOUT_FIELDS, clean_rollout_options
 from ..swapper import load_model
@@ -99,6 +100,11 @@ class MassUpgradeForm(UpgradeOptionsFormMixin, forms.Form):
                 self.add_error(
                     None, _("The chosen devices belong to another organization.")
                 )
+        try:
+            # a draft goes to a chosen test group only, never a whole fleet
+            check_build_for_batch(self.build, cleaned_data.get("group"), devices)
+        except ValidationError as error:
+            self.add_batch_errors(error)
         self.cleaned_options = self.clean_options_for(self.upgrader_types)
         if all(name not in self.errors for name in ROLLOUT_FIELDS):
             try:

@@ -46,7 +46,7 @@ class BuildFilter(OrganizationFilterSet):
 
     class Meta:
         model = load_model("ModemBuild")
-        fields = ["category", "version", "modem_model"]
+        fields = ["category", "version", "modem_model", "status"]
 
 
 class FirmwareImageFilter(filters.FilterSet):

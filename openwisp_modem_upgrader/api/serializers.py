@@ -111,6 +111,7 @@ class BuildSerializer(BaseSerializer):
             "version",
             "modem_model",
             "changelog",
+            "status",
         ) + TIMESTAMPS
         read_only_fields = TIMESTAMPS
         # these reach the router's shell: refuse stray whitespace, never fix it

@@ -35,6 +35,7 @@ from ..base.models import (
     OperationStatus,
 )
 from ..batch import create_batch, preview_batch
+from ..compatibility import check_build_for_batch
 from ..exceptions import UpgradeNotAllowed
 from ..private_storage.views import modem_firmware_download
 from ..rollout import pause_batch, resume_batch, retry_failed, wave_sizes
@@ -349,6 +350,10 @@ class BuildUpgradeView(ProtectedAPIMixin, generics.GenericAPIView):
         )
         serializer.is_valid(raise_exception=True)
         batch = self._batch(serializer.validated_data)
+        try:
+            check_build_for_batch(batch.build, batch.group_id, batch.device_ids)
+        except ValidationError as error:
+            return validation_error_response(error)
         limit = serializer.validated_data["limit"]
         fields = (
             "pk",

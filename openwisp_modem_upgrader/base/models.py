@@ -21,7 +21,17 @@ from openwisp_users.mixins import OrgMixin, ShareableOrgMixin
 from openwisp_utils.base import TimeStampedEditableModel
 
 from .. import settings as app_settings
-from ..compatibility import check_image_for_device, check_modem
+from ..compatibility import (
+    VERSION_KEY_MAX_LENGTH,
+    BuildStatus,
+    check_build_for_batch,
+    check_build_may_start,
+    check_build_transition,
+    check_image_for_device,
+    check_modem,
+    version_key,
+)
+from ..image_stream import open_image
 from ..shell_values import (
     modem_model_validator,
     usb_path_validator,
@@ -29,6 +39,7 @@ from ..shell_values import (
 )
 from ..swapper import get_model_name, load_model
 from ..upgraders import get_upgrader_choices, get_upgrader_class
+from ..upgraders.stream_checks import IMAGE_HEAD_SIZE
 from .rollout import RolloutMixin, RolloutState, ScheduleMixin  # noqa: F401
 
 # the device-id filter of a batch is sent as a form/JSON list: bound it
@@ -113,6 +124,23 @@ class AbstractModemBuild(TimeStampedEditableModel):
     changelog = models.TextField(
         _("change log"), blank=True, help_text=_("release notes, in Markdown")
     )
+    status = models.CharField(
+        _("status"),
+        max_length=16,
+        choices=BuildStatus.choices,
+        default=BuildStatus.DRAFT,
+        db_index=True,
+        help_text=_(
+            "draft: upgrades of single devices and of a chosen test group only; "
+            "released: the target of the fleet (compliance) and of mass "
+            "upgrades; withdrawn: no new upgrade"
+        ),
+    )
+    # ``version`` in an order-preserving form (compatibility.version_key):
+    # "the highest released version" is one ORDER BY in SQL
+    version_key = models.CharField(
+        max_length=VERSION_KEY_MAX_LENGTH, editable=False, blank=True
+    )
 
     class Meta:
         abstract = True
@@ -126,6 +154,23 @@ class AbstractModemBuild(TimeStampedEditableModel):
             return f"{self.category} {self.modem_model} {self.version}"
         except ObjectDoesNotExist:
             return self.version
+
+    def clean(self):
+        if not self._state.adding and self.pk:
+            old_status = (
+                type(self)
+                .objects.filter(pk=self.pk)
+                .values_list("status", flat=True)
+                .first()
+            )
+            check_build_transition(old_status, self.status)
+
+    def save(self, *args, **kwargs):
+        self.version_key = version_key(self.version)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "version" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "version_key"}
+        super().save(*args, **kwargs)
 
     @property
     def organization_id(self):
@@ -182,6 +227,7 @@ class AbstractModemFirmwareImage(TimeStampedEditableModel):
             return self.type
 
     def clean(self):
+        upgrader_class = None
         if self.type:
             try:
                 upgrader_class = get_upgrader_class(self.type)
@@ -205,9 +251,9 @@ class AbstractModemFirmwareImage(TimeStampedEditableModel):
             raise ValidationError(
                 {"boards": _('Give a list of router models, e.g. ["Model A"].')}
             )
-        self._clean_file()
+        self._clean_file(upgrader_class)
 
-    def _clean_file(self):
+    def _clean_file(self, upgrader_class):
         new_file = not getattr(self.file, "_committed", True)
         if not self.file or not (new_file or self._state.adding):
             return
@@ -221,6 +267,31 @@ class AbstractModemFirmwareImage(TimeStampedEditableModel):
                     % {"max": filesizeformat(app_settings.MAX_FILE_SIZE)}
                 }
             )
+        if upgrader_class is None:
+            return
+        try:
+            # the admin validates an image added with its build before the
+            # build is saved: the build is then known but has no id yet
+            build = self.build
+        except ObjectDoesNotExist:
+            build = None
+        try:
+            upgrader_class.check_image(self._read_head(), size, build)
+        except ValidationError as error:
+            raise ValidationError({"file": error.messages})
+
+    def _read_head(self):
+        """The file's first ``IMAGE_HEAD_SIZE`` bytes: an upload still in
+        memory or in a temporary file, or a file already in storage (read
+        by ranged requests on object storage)."""
+        if not getattr(self.file, "_committed", True):
+            uploaded = self.file.file
+            uploaded.seek(0)
+            head = uploaded.read(IMAGE_HEAD_SIZE)
+            uploaded.seek(0)
+            return head
+        with open_image(self.file) as stored:
+            return stored.read(IMAGE_HEAD_SIZE)
 
     def save(self, *args, **kwargs):
         # a new upload, or a file put in storage directly (file.save(save=False))
@@ -560,6 +631,7 @@ class AbstractModemUpgradeOperation(
                         )
                     }
                 )
+            check_build_may_start(self.image.build)
             check_image_for_device(self.device, self.image)
             targeted = (
                 modems.filter(usb_path=self.usb_path) if self.usb_path else modems
@@ -639,6 +711,8 @@ class AbstractModemBatchUpgradeOperation(
         self._validate_org_relation("group")
         self._validate_org_relation("location")
         self._validate_device_ids()
+        if self.build_id and self._state.adding:
+            check_build_for_batch(self.build, self.group_id, self.device_ids)
         if self.build_id:
             upgrader_types = self.build.images.values_list("type", flat=True)
             for upgrader_type in set(upgrader_types):

@@ -41,3 +41,15 @@ def assign_default_permissions(apps, schema_editor, app_label):
                 content_type__app_label=app_label, codename__in=codenames
             )
         )
+
+
+def fill_version_keys(apps, schema_editor, app_label):
+    """Builds made before the lifecycle: their ``version_key`` (the order of
+    their versions), computed as the model's ``save()`` does."""
+    from ..compatibility import version_key
+
+    ModemBuild = apps.get_model(app_label, "ModemBuild")
+    for build in ModemBuild.objects.only("pk", "version").iterator():
+        ModemBuild.objects.filter(pk=build.pk).update(
+            version_key=version_key(build.version)
+        )

@@ -33,7 +33,8 @@ class TestModemUpgraderMixin(CreateConnectionsMixin):
         return category
 
     def _create_build(self, **kwargs):
-        opts = {"version": NEW_VERSION, "modem_model": FN990A28}
+        # released: the fleet's target, as builds were before the lifecycle
+        opts = {"version": NEW_VERSION, "modem_model": FN990A28, "status": "released"}
         opts.update(kwargs)
         if "category" not in opts:
             opts["category"] = self._create_category()

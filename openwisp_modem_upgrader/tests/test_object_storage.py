@@ -20,6 +20,7 @@ from unittest import mock
 
 from botocore.config import Config
 from django.contrib.staticfiles.testing import StaticLiveServerTestCase
+from django.core.exceptions import ValidationError
 from django.test import SimpleTestCase, TestCase, override_settings, tag
 from django.urls import reverse
 from django.utils.module_loading import import_string
@@ -29,6 +30,7 @@ from ..base.models import OperationStatus
 from ..exceptions import IrrecoverableModemFailure, RecoverableModemFailure
 from ..image_stream import S3RangeReader, open_image
 from ..transfer import prefix_sha256
+from ..upgraders.stream_checks import IMAGE_HEAD_SIZE
 from . import NEW_VERSION, ModemBuild, ModemFirmwareImage
 from .s3_server import MotoS3Server, free_port
 from .test_admin import admin_url
@@ -278,15 +280,37 @@ class TestObjectStorageWeb(WebSideMixin, ApiTestMixin, TestCase):
             category=self.build.category, version="M0R.010200-B025"
         )
         second = self._create_image(
-            build=other_build, file=self._upload(content=b"other")
+            # binary: the Telit upgrader refuses text at upload
+            build=other_build,
+            file=self._upload(content=b"other\0"),
         )
         same_build = self._create_image(
             build=self.build, type="generic", file=self._upload(content=b"third")
         )
         self.assertNotEqual(same_build.file.name, first.file.name)
         self.assertEqual(self.object_bytes(first.file.name), self.content)
-        self.assertEqual(self.object_bytes(second.file.name), b"other")
+        self.assertEqual(self.object_bytes(second.file.name), b"other\0")
         self.assertEqual(self.object_bytes(same_build.file.name), b"third")
+
+    def test_stored_object_checked_by_its_start_only(self):
+        """An image put in the bucket directly is checked at validation with
+        ranged reads of its first 64 KiB, never downloaded whole."""
+        text = b"<html>not firmware</html>\n" * 100_000  # 2.6 MB of text
+        self.put_object("direct/junk.bin", text)
+        image = ModemFirmwareImage(build=self.build, type="telit-fn990a")
+        image.file.name = "direct/junk.bin"
+        read = []
+        original = S3RangeReader.read
+
+        def counting_read(reader, size=-1):
+            chunk = original(reader, size)
+            read.append(len(chunk))
+            return chunk
+
+        with mock.patch.object(S3RangeReader, "read", counting_read):
+            with self.assertRaisesMessage(ValidationError, "This file is text"):
+                image.full_clean()
+        self.assertEqual(sum(read), IMAGE_HEAD_SIZE)
 
     def test_delete_removes_the_object(self):
         image = self.upload()

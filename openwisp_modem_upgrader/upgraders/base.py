@@ -67,6 +67,23 @@ class BaseModemUpgrader:
                 messages.append(f"{where}: {error.message}" if where else error.message)
             raise ValidationError({"upgrade_options": messages})
 
+    # -- the image, at upload ------------------------------------------------
+
+    @classmethod
+    def check_image(cls, head, size, build):
+        """Refuses, at upload, a file this upgrader could never flash.
+
+        Called by the image model's validation (admin and REST API alike)
+        for every new image of this upgrader's type, before it is saved.
+        ``head`` is the file's first ``IMAGE_HEAD_SIZE`` bytes (64 KiB; all
+        of it when shorter): an upload is never read whole. ``size`` is the
+        file's size in bytes (never 0: empty files are refused before),
+        ``build`` the build the image belongs to (not saved yet when the
+        admin adds it with its images; ``None`` when not known). Raise
+        ``ValidationError`` with a message that tells the operator what is
+        wrong; return to accept. The default accepts every file.
+        """
+
     @classmethod
     def supports_modem(cls, modem_model):
         return re.fullmatch(cls.modem_model_pattern, modem_model or "") is not None

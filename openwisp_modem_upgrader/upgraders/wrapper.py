@@ -164,6 +164,10 @@ class WrapperUpgrader(BaseModemUpgrader):
     # a journal read slower than this means the link is gone (cellular RTTs
     # stay far below it)
     journal_read_timeout = 30
+    # the software version in the stream's header starts so (e.g. "45."):
+    # the wrapper refuses another chipset's stream before it stops anything
+    # (--stream-prefix); None: no header check on the router
+    stream_version_prefix = None
 
     def start(self, image):
         """Prepares the router, sends what it lacks of the image and starts
@@ -410,6 +414,8 @@ class WrapperUpgrader(BaseModemUpgrader):
         ]
         if self.operation.usb_path:
             args += ["--usb-path", self.operation.usb_path]
+        if self.stream_version_prefix:
+            args += ["--stream-prefix", self.stream_version_prefix]
         if options.get("tool_args"):
             args += ["--tool-args", options["tool_args"]]
         if not options["verify_checksum"]:

@@ -1,5 +1,6 @@
 """modem-upgrade.sh under BusyBox ash against the emulated FN990A."""
 
+import hashlib
 import os
 import signal
 import time
@@ -15,9 +16,10 @@ from openwisp_modem_upgrader.device_contract import (
     JOURNAL_STATES,
     parse_journal_line,
 )
+from openwisp_modem_upgrader.upgraders.stream_checks import header_version
 
 from .helpers import NEW_VERSION, OLD_VERSION, OPERATION_ID, UPGRADE, RouterTestCase
-from .router import _pids_mentioning
+from .router import EmulatedRouter, _pids_mentioning
 
 
 def wait_for(predicate, timeout=60, interval=0.05):
@@ -189,6 +191,165 @@ class TestUpgradeOutcomes(RouterTestCase):
             firmware=path, sha256=sha, expected_version="45.00.010-B022-P0R.001600"
         )
         self.assert_finished(result, EXIT_SUCCESS, "success")
+
+
+# what a bad "stream" looks like at its start: the server refuses these at
+# upload; the router refuses them too (images uploaded before the check,
+# or put in storage by other means)
+TEXT_FILE = b"this is not firmware :-)\n"  # the 25 bytes of issue 17
+ZIP_FILE = b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + bytes(range(256)) * 4
+GZIP_FILE = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03" + bytes(range(256)) * 4
+XZ_FILE = b"\xfd7zXZ\x00\x00\x04" + bytes(range(256)) * 4
+SEVEN_Z_FILE = b"7z\xbc\xaf\x27\x1c\x00\x04" + bytes(range(256)) * 4
+TAR_FILE = b"fw.bin".ljust(257, b"\0") + b"ustar\x0000" + bytes(512)
+
+
+class TestStreamCheckBeforeTouchingTheModem(RouterTestCase):
+    """With --stream-prefix the wrapper refuses what cannot be a stream for
+    the chipset before ModemManager, the modem daemon or the radio are
+    touched, with the "modem untouched" code."""
+
+    def write(self, content, name="bad.bin"):
+        path = os.path.join(self.router.tmp_dir, name)
+        with open(path, "wb") as f:
+            f.write(content)
+        return path, hashlib.sha256(content).hexdigest()
+
+    def assert_refused_untouched(self, path, sha, reason):
+        result = self.upgrade(firmware=path, sha256=sha, stream_prefix="45.")
+        messages = self.assert_finished(result, EXIT_RECOVERABLE, "failed")
+        self.assertIn("refused before stopping anything", messages[-1])
+        self.assertIn(reason, messages[-1])
+        self.assertIn("modem untouched", messages[-1])
+        events = self.router.modem_state()["events"]
+        kinds = [event[0] for event in events]
+        self.assertNotIn("inhibit", kinds)
+        self.assertNotIn("daemon", kinds)
+        self.assertNotIn("uxfp", kinds)
+        self.assertNotIn(["at", "AT+CFUN=0"], events)
+        self.assertEqual(self.router.modem_state()["cfun"], 1)
+        return messages
+
+    def test_text_file_is_refused(self):
+        path, sha = self.write(TEXT_FILE)
+        self.assertEqual(len(TEXT_FILE), 25)
+        self.assert_refused_untouched(path, sha, "is text, not a firmware stream")
+
+    def test_archives_are_refused(self):
+        for kind, content in (
+            ("zip", ZIP_FILE),
+            ("gzip", GZIP_FILE),
+            ("xz", XZ_FILE),
+            ("7z", SEVEN_Z_FILE),
+            ("tar", TAR_FILE),
+        ):
+            with self.subTest(kind):
+                # one operation per file: a finished one is not run again
+                operation_id = f"0b5e6a1c-0000-4000-8000-{kind.encode().hex():0>12}"
+                path, sha = self.write(content, name=f"{kind}.bin")
+                result = self.upgrade(
+                    firmware=path,
+                    sha256=sha,
+                    stream_prefix="45.",
+                    operation_id=operation_id,
+                )
+                messages = self.assert_finished(
+                    result, EXIT_RECOVERABLE, "failed", operation_id
+                )
+                self.assertIn(f"is a {kind} archive", messages[-1])
+                self.assertIn("modem untouched", messages[-1])
+                self.assertEqual(self.router.modem_state()["events"], [])
+
+    def test_stream_of_another_chipset_is_refused(self):
+        path, sha = self.firmware(chipset="40.")
+        messages = self.assert_refused_untouched(path, sha, "for another chipset")
+        self.assertIn("40.00.010-B022-P0R.001600", messages[-1])
+
+    def test_refused_without_modem_manager_too(self):
+        self.router.stop()
+        self.router = EmulatedRouter(
+            ssh=False, uci={}, modem_manager=False, **self.modem
+        )
+        self.router.start()
+        self.addCleanup(self.router.stop)
+        path, sha = self.write(TEXT_FILE)
+        result = self.upgrade(
+            firmware=path,
+            sha256=sha,
+            stream_prefix="45.",
+            modem_service=self.router.modem_service,
+        )
+        self.assertEqual(result.returncode, EXIT_RECOVERABLE)
+        self.assertEqual(self.router.modem_state()["events"], [])
+        self.assertEqual(self.router.modem_state()["daemon"], "running")
+
+    def test_stream_of_this_chipset_is_flashed(self):
+        result = self.upgrade(stream_prefix="45.")
+        messages = self.assert_finished(result, EXIT_SUCCESS, "success")
+        self.assertIn("stream software version 45.00.010-B022-P0R.001600", messages)
+
+    def test_unreadable_header_is_left_to_the_tool(self):
+        # binary, no archive magic, no version in the first 4 KiB
+        path, sha = self.write(bytes(range(256)) * 64)
+        result = self.upgrade(firmware=path, sha256=sha, stream_prefix="45.")
+        messages = self.assert_finished(result, EXIT_IRRECOVERABLE, "failed")
+        self.assertIn(
+            "stream header has no readable software version: the tool checks "
+            "the stream",
+            messages,
+        )
+        self.assertIn("[-] not a firmware stream", messages)
+
+    def test_without_stream_prefix_nothing_is_checked(self):
+        path, sha = self.write(TEXT_FILE)
+        result = self.upgrade(firmware=path, sha256=sha)
+        self.assertEqual(result.returncode, EXIT_IRRECOVERABLE)
+        self.assertIn("uxfp", [e[0] for e in self.router.modem_state()["events"]])
+
+    def test_same_header_rule_as_the_server(self):
+        """The wrapper finds the header's version where the server's upload
+        check does (upgraders/stream_checks.py), edge cases included."""
+        binary = bytes(range(1, 256)) * 4
+        cases = {
+            "after-nul": bytes(100) + b"_40.00.010-B022-P0R.001600" + binary,
+            "after-ff": b"\xff" * 10 + b"45.00.010-B022-P0R.001600" + bytes(9),
+            "after-letter": bytes(100) + b"V40.00.010-B022" + binary,
+            "past-4k": bytes(4096) + b"40.00.010-B022" + binary,
+            "across-4k": bytes(4090) + b"40.00.010-B022" + binary,
+            "no-build": bytes(10) + b"40.00.010" + binary,
+        }
+        for number, (name, content) in enumerate(cases.items()):
+            with self.subTest(name):
+                expected = header_version(content)
+                operation_id = f"0b5e6a1c-0000-4000-8000-{number:012d}"
+                path, sha = self.write(content, name=f"{name}.bin")
+                self.upgrade(
+                    firmware=path,
+                    sha256=sha,
+                    stream_prefix="45.",
+                    operation_id=operation_id,
+                )
+                messages = [record[4] for record in self.journal(operation_id)]
+                if expected is None:
+                    self.assertIn(
+                        "stream header has no readable software version: the "
+                        "tool checks the stream",
+                        messages,
+                    )
+                elif expected.startswith("45."):
+                    self.assertIn(f"stream software version {expected}", messages)
+                else:
+                    self.assertIn("for another chipset", messages[-1])
+                    self.assertIn(expected, messages[-1])
+        self.assertEqual(
+            [header_version(c) is None for c in cases.values()],
+            [False, False, True, True, True, True],
+        )
+
+    def test_stream_prefix_is_validated(self):
+        path, sha = self.write(TEXT_FILE)
+        result = self.upgrade(firmware=path, sha256=sha, stream_prefix="45;x")
+        self.assertEqual(result.returncode, EXIT_USAGE)
 
 
 class TestWithoutModemManager(RouterTestCase):

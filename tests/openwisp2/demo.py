@@ -48,6 +48,7 @@ def load():
         defaults={
             "modem_model": DEMO_MODEL,
             "changelog": "* Demo build\n* Fixes **carrier aggregation** on n78",
+            "status": "released",
         },
     )
     if created:

@@ -74,8 +74,14 @@ def seed():
     ]
 
     def build(version, of_category=spare_category):
+        # released: mass upgrades of the whole organization reach the fan-out
         return _save(
-            Build(category=of_category, version=version, modem_model=DEMO_MODEL)
+            Build(
+                category=of_category,
+                version=version,
+                modem_model=DEMO_MODEL,
+                status="released",
+            )
         )
 
     with tempfile.TemporaryDirectory() as directory:
