@@ -116,8 +116,12 @@ class TestRolloutOptions(RolloutApiMixin, TestCase):
         self.assertEqual(batch.canary_failure_tolerance, 2)
         # the case: a minimum of 10 behind a canary of 2 is fine,
         # the canary's own rule stops the batch before wave 2
-        response = self._post_batch({"canary_size": 2, "failure_threshold_minimum": 10})
-        self.assertEqual(response.status_code, 201, response.data)
+        ModemBatchUpgradeOperation(
+            build=self.build,
+            organization=self.org_a,
+            canary_size=2,
+            failure_threshold_minimum=10,
+        ).full_clean()
 
     def test_a_threshold_that_cannot_fire_before_wave_2_is_explained(self):
         response = self._post_batch({"wave_size": 2, "failure_threshold_minimum": 5})
