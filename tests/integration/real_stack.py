@@ -859,12 +859,14 @@ def bad_image_rollout(stack, router_device):
         f"  resumed, stopped again after {time.monotonic() - t0:.1f}s: "
         f"{after_resume} more routers ran the tool; reason: {batch.rollout_reason}"
     )
+    # the threshold's own reach: the devices finished when it fires, and
+    # those upgrading then; none may start after the deciding failure
     check(
         batch.rollout_state == "stopped"
-        and after_resume <= BAD_LIMIT
-        and not started_late,
+        and not started_late
+        and after_resume <= max(minimum, 1) + BAD_LIMIT - 1,
         f"after a resume: {after_resume} more routers ran the tool, none started "
-        f"after the deciding failure (limit {BAD_LIMIT})",
+        f"after the deciding failure ({deciding.device.name}; limit {BAD_LIMIT})",
     )
 
     # the failed devices retried as a new batch with the same rollout
