@@ -11,6 +11,7 @@ from openwisp_notifications.types import register_notification_type
 from openwisp_notifications.utils import _get_object_link
 
 from .base.models import OperationStatus
+from .failure_cause import failure_cause
 from .swapper import load_model
 
 UPGRADE_FAILED = "modem_upgrade_failed"
@@ -103,14 +104,15 @@ def register_notification_types():
 def upgrade_finished(operation, status, **kwargs):
     if status not in (OperationStatus.FAILED, OperationStatus.ABORTED):
         return
-    last_line = (operation.log or "").strip().rsplit("\n", 1)[-1]
+    # the stage and the tool's own error line, not "reported by the router"
+    cause = failure_cause(operation.log)
     notify.send(
         sender=operation,
         type=UPGRADE_FAILED,
         target=operation.device,
         action_object=operation,
         status=str(OperationStatus(status).label),
-        reason=last_line[:500] or str(_("no reason recorded")),
+        reason=str(cause)[:500] if cause else str(_("no reason recorded")),
     )
 
 

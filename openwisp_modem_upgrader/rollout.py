@@ -4,6 +4,13 @@ The batch's ``rollout_state`` says whether the scheduler may start its
 devices (``running``) or why not (paused, waiting for the go-ahead after a
 wave, stopped by failures). Every change is a conditional UPDATE, so the
 scheduler, finishing operations and operators can race safely.
+
+Containment is a rule of dispatch: whatever starts a device of a batch (the
+dispatcher's claim, a worker taking a queued device) holds the batch row's
+lock (``locked_batch``) and starts nothing unless the batch is running; an
+operation that finishes takes the same lock, and its failure and the stop it
+causes are committed together. So no start can fall between the deciding
+failure and the stop.
 """
 
 import math
@@ -15,6 +22,7 @@ from django.utils.translation import gettext as _
 from .base.models import ACTIVE_STATUSES, OperationStatus
 from .base.rollout import ROLLOUT_FIELDS, RolloutState
 from .exceptions import UpgradeNotAllowed
+from .failure_cause import failure_cause
 from .signals import modem_batch_stopped, send_after_commit
 from .swapper import load_model
 
@@ -72,31 +80,98 @@ def failure_threshold_reached(batch, counts):
     return failed >= batch.failure_threshold
 
 
-def stop_on_failures(batch, counts):
-    """Stops a running batch whose failures reach its threshold: no more
-    device starts (those flashing go on), operators are notified."""
+def in_canary(batch):
+    """Whether the batch is still in its canary wave (wave 1 of a batch
+    with a canary: no later wave opens before it finished)."""
+    return bool(batch.canary_size) and batch.current_wave == 1
+
+
+def stop_condition(batch, counts):
+    """Why the batch must not start devices any more, from its failures
+    since the last resume; ``""`` while it may go on.
+
+    The canary must succeed as a whole: while it runs, more failures than
+    its tolerance stop the batch, whatever the threshold.
+    """
+    failed, finished = failures_since_resume(batch, counts)
+    if in_canary(batch) and failed > batch.canary_failure_tolerance:
+        return _(
+            "the canary wave failed (%(failed)s failed, %(tolerance)s tolerated)"
+        ) % {"failed": failed, "tolerance": batch.canary_failure_tolerance}
+    if failure_threshold_reached(batch, counts):
+        unit = "%" if batch.failure_threshold_percent else ""
+        return _(
+            "%(failed)s of %(finished)s finished devices failed (threshold "
+            "%(threshold)s%(unit)s)"
+        ) % {
+            "failed": failed,
+            "finished": finished,
+            "threshold": batch.failure_threshold,
+            "unit": unit,
+        }
+    return ""
+
+
+def describe_failure(operation_id):
+    """``"<device>, <stage>: <the tool's last error line>"`` of a finished
+    operation (its log: see ``failure_cause``)."""
+    row = (
+        load_model("ModemUpgradeOperation")
+        .objects.filter(pk=operation_id)
+        .values_list("device__name", "log")
+        .first()
+    )
+    if row is None:
+        return ""
+    name, log = row
+    cause = failure_cause(log)
+    return f"{name}, {cause}" if cause else name
+
+
+def _latest_failure(batch):
+    return (
+        load_model("ModemUpgradeOperation")
+        .objects.filter(batch_id=batch.pk, status__in=FAILED_STATUSES)
+        .order_by("-finished_at")
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
+def stop_reason(condition, failure):
+    """The stop condition and the failure that reached it, in the 255
+    characters of ``rollout_reason`` (the cause is cut, not the condition)."""
+    if not failure:
+        return condition[:255]
+    reason = _("%(condition)s; last failure: %(failure)s") % {
+        "condition": condition,
+        "failure": failure,
+    }
+    return reason if len(reason) <= 255 else reason[:254] + "\u2026"
+
+
+def stop_on_failures(batch, counts, failed_operation_id=None):
+    """Stops a running batch whose failures reach its stop condition: no
+    more device starts (those flashing go on), operators are notified.
+
+    The caller holds the batch's lock (``locked_batch``) and ``counts`` were
+    read under it; ``failed_operation_id``: the failure just recorded in
+    the same transaction (else the batch's latest failure is named).
+    """
     if batch.rollout_state not in (RolloutState.RUNNING, RolloutState.AWAITING):
         return False
-    if not failure_threshold_reached(batch, counts):
+    condition = stop_condition(batch, counts)
+    if not condition:
         return False
-    failed, finished = failures_since_resume(batch, counts)
-    unit = "%" if batch.failure_threshold_percent else ""
-    reason = _(
-        "%(failed)s of %(finished)s finished devices failed (threshold "
-        "%(threshold)s%(unit)s): no more devices are started"
-    ) % {
-        "failed": failed,
-        "finished": finished,
-        "threshold": batch.failure_threshold,
-        "unit": unit,
-    }
+    failure = describe_failure(failed_operation_id or _latest_failure(batch))
+    reason = stop_reason(condition, failure)
     stopped = (
         _batches()
         .filter(
             pk=batch.pk,
             rollout_state__in=(RolloutState.RUNNING, RolloutState.AWAITING),
         )
-        .update(rollout_state=RolloutState.STOPPED, rollout_reason=reason[:255])
+        .update(rollout_state=RolloutState.STOPPED, rollout_reason=reason)
     )
     if stopped:
         batch.rollout_state = RolloutState.STOPPED
@@ -105,6 +180,27 @@ def stop_on_failures(batch, counts):
             modem_batch_stopped, sender=type(batch), batch=batch, reason=reason
         )
     return bool(stopped)
+
+
+def locked_batch(batch_id, **filters):
+    """The batch, its row locked until the transaction ends (PostgreSQL's
+    ``SELECT ... FOR UPDATE``; SQLite lets one writer at a time anyway);
+    ``None`` when it is gone or does not match ``filters``. Call it inside
+    ``transaction.atomic()``, before touching any of its operations: the
+    batch is always locked first, so two transactions never wait on each
+    other."""
+    return _batches().select_for_update().filter(pk=batch_id, **filters).first()
+
+
+def may_start_devices(batch_id):
+    """Whether a device of the batch may start now: its batch is running
+    (the caller's transaction holds the batch's lock until it commits)."""
+    batch = locked_batch(batch_id)
+    return (
+        batch is not None
+        and batch.status in ACTIVE_STATUSES
+        and batch.rollout_state == RolloutState.RUNNING
+    )
 
 
 def advance_waves(batch):
@@ -155,30 +251,39 @@ def pause_batch(batch):
 
 def resume_batch(batch):
     """Running again: after a pause, as the go-ahead for the next wave, or
-    after an automatic stop (the failures so far are acknowledged)."""
+    after an automatic stop (the failures so far are acknowledged).
+
+    Counted under the batch's lock: a failure recorded meanwhile is either
+    acknowledged or counted after the resume, never lost. The dispatcher
+    checks the stop condition again before it starts anything.
+    """
     from .scheduler import dispatch_soon
 
-    state = batch.rollout_state
-    if batch.status not in ACTIVE_STATUSES:
-        raise UpgradeNotAllowed(_("This mass upgrade has finished."))
-    if state == RolloutState.RUNNING:
-        raise UpgradeNotAllowed(_("This mass upgrade is already running."))
-    changes = {"rollout_state": RolloutState.RUNNING, "rollout_reason": ""}
-    operations = load_model("ModemUpgradeOperation").objects.filter(batch_id=batch.pk)
-    if state == RolloutState.AWAITING:
-        next_wave = operations.filter(wave__gt=batch.current_wave).aggregate(
-            next=Min("wave")
-        )["next"]
-        if next_wave:
-            changes["current_wave"] = next_wave
-    if state == RolloutState.STOPPED:
-        counts = operations.aggregate(
-            failed=Count("pk", filter=Q(status__in=FAILED_STATUSES)),
-            finished=Count("pk", filter=Q(status__in=FINISHED_STATUSES)),
+    with transaction.atomic():
+        current = locked_batch(batch.pk) or batch
+        state = current.rollout_state
+        if current.status not in ACTIVE_STATUSES:
+            raise UpgradeNotAllowed(_("This mass upgrade has finished."))
+        if state == RolloutState.RUNNING:
+            raise UpgradeNotAllowed(_("This mass upgrade is already running."))
+        changes = {"rollout_state": RolloutState.RUNNING, "rollout_reason": ""}
+        operations = load_model("ModemUpgradeOperation").objects.filter(
+            batch_id=batch.pk
         )
-        changes["failures_acknowledged"] = counts["failed"]
-        changes["finished_acknowledged"] = counts["finished"]
-    updated = _batches().filter(pk=batch.pk, rollout_state=state).update(**changes)
+        if state == RolloutState.AWAITING:
+            next_wave = operations.filter(wave__gt=current.current_wave).aggregate(
+                next=Min("wave")
+            )["next"]
+            if next_wave:
+                changes["current_wave"] = next_wave
+        if state == RolloutState.STOPPED:
+            counts = operations.aggregate(
+                failed=Count("pk", filter=Q(status__in=FAILED_STATUSES)),
+                finished=Count("pk", filter=Q(status__in=FINISHED_STATUSES)),
+            )
+            changes["failures_acknowledged"] = counts["failed"]
+            changes["finished_acknowledged"] = counts["finished"]
+        updated = _batches().filter(pk=batch.pk, rollout_state=state).update(**changes)
     batch.refresh_from_db()
     if not updated:
         raise UpgradeNotAllowed(_("The mass upgrade changed meanwhile: try again."))

@@ -17,6 +17,7 @@ import uuid
 from datetime import timedelta
 
 from django.core.cache import cache
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -85,8 +86,6 @@ def dispatch(now=None):
 
 
 def _dispatch_once(now):
-    from .rollout import advance_waves
-
     free = app_settings.MAX_CONCURRENT_UPGRADES - in_flight(_operations()).count()
     published = 0
     # single upgrades first: an operator is waiting for that one device
@@ -103,32 +102,54 @@ def _dispatch_once(now):
         published += count
         free -= count
     Batch = load_model("ModemBatchUpgradeOperation")
-    batches = Batch.objects.filter(
+    batch_ids = Batch.objects.filter(
         status__in=ACTIVE_STATUSES,
         started_at__isnull=False,
         rollout_state=RolloutState.RUNNING,
     ).order_by("created")
-    for batch in batches:
+    for batch_id in batch_ids.values_list("pk", flat=True):
         if free <= 0:
             break
-        if not batch.may_start(now):
-            continue
+        rows = _claim_batch(batch_id, now, free)
+        _publish(rows, now)
+        published += len(rows)
+        free -= len(rows)
+    return published
+
+
+def _claim_batch(batch_id, now, free):
+    """Claims the operations of a batch that may start now (at most
+    ``free``), deciding under the batch's lock (``rollout.locked_batch``):
+    its failures are counted and its stop condition applied first, so a
+    failure recorded by another worker is either seen here or waits for
+    this claim to commit, and then stops the devices claimed here before
+    they start (``upgrade.mark_in_progress``)."""
+    from .rollout import advance_waves, locked_batch, stop_on_failures
+
+    with transaction.atomic():
+        batch = locked_batch(
+            batch_id,
+            status__in=ACTIVE_STATUSES,
+            started_at__isnull=False,
+            rollout_state=RolloutState.RUNNING,
+        )
+        if batch is None or not batch.may_start(now):
+            return []
+        if stop_on_failures(batch, batch.status_counts()):
+            return []
         if not advance_waves(batch):
-            continue
+            return []
         operations = _operations().filter(batch_id=batch.pk)
         room = min(batch.max_concurrent - in_flight(operations).count(), free)
         if room <= 0:
-            continue
+            return []
         chosen = list(
             waiting(operations, now)
             .filter(wave__lte=batch.current_wave)
             .order_by("wave", "created", "pk")
             .values_list("pk", flat=True)[:room]
         )
-        count = _claim_and_publish(chosen, now)
-        published += count
-        free -= count
-    return published
+        return _claim(chosen, now)
 
 
 _SCHEDULE_FIELDS = (
@@ -141,20 +162,31 @@ _SCHEDULE_FIELDS = (
 
 
 def _claim_and_publish(operation_ids, now):
+    rows = _claim(operation_ids, now)
+    _publish(rows, now)
+    return len(rows)
+
+
+def _claim(operation_ids, now):
+    """Marks the operations queued; the rows to publish."""
     if not operation_ids:
-        return 0
+        return []
     claimed = _operations().filter(
         pk__in=operation_ids, status=OperationStatus.IDLE, dispatched_at__isnull=True
     )
     if not claimed.update(dispatched_at=now):
-        return 0
+        return []
     queued = _operations().filter(pk__in=operation_ids, dispatched_at=now)
-    rows = list(queued.values_list("pk", "upgrade_options", "image__type"))
+    return list(queued.values_list("pk", "upgrade_options", "image__type"))
+
+
+def _publish(rows, now):
+    """Publishes claimed operations (once their claim is committed: a
+    worker taking the message must find it)."""
     for pk, options, upgrader_type in rows:
         publish_upgrade(
             str(pk), time_limit=_time_limit(upgrader_type, options), dispatched_at=now
         )
-    return len(rows)
 
 
 def _time_limit(upgrader_type, options):

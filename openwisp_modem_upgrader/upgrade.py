@@ -165,24 +165,39 @@ def mark_in_progress(operation_id, dispatched_at=None):
     two upgrades of the same device at once. ``dispatched_at`` (carried by
     the scheduler's message) must still be the operation's: a stale message
     (its operation requeued for a later retry, or published again) starts
-    nothing.
+    nothing. A device of a batch starts only while its batch runs, checked
+    under the batch's lock (``rollout.may_start_devices``): queued before a
+    stop or a pause, it goes back to waiting.
     """
+    from .rollout import may_start_devices
+
     now = timezone.now()
     filters = {"pk": operation_id, "status": OperationStatus.IDLE}
     if dispatched_at is not None:
         filters["dispatched_at"] = dispatched_at
-    return bool(
-        _operations()
-        .filter(**filters)
-        .update(
-            status=OperationStatus.IN_PROGRESS,
-            started_at=now,
-            last_progress_at=now,
-            modified=now,
-            attempts=F("attempts") + 1,
-            # each attempt starts a fresh journal on the router
-            device_seq=0,
+    with transaction.atomic():
+        batch_id = _batch_id(operation_id)
+        if batch_id and not may_start_devices(batch_id):
+            _operations().filter(**filters).update(dispatched_at=None)
+            return False
+        return bool(
+            _operations()
+            .filter(**filters)
+            .update(
+                status=OperationStatus.IN_PROGRESS,
+                started_at=now,
+                last_progress_at=now,
+                modified=now,
+                attempts=F("attempts") + 1,
+                # each attempt starts a fresh journal on the router
+                device_seq=0,
+            )
         )
+
+
+def _batch_id(operation_id):
+    return (
+        _operations().filter(pk=operation_id).values_list("batch_id", flat=True).first()
     )
 
 
@@ -391,7 +406,13 @@ def finish_operation(operation_id, status, message=None, clean_up=False):
     the device's own report), in which case nothing changes. ``clean_up``
     (an outcome the router reported itself): one more follow-up lets the
     upgrader tidy the router (e.g. remove the image).
+
+    The operation's batch is locked first and its stop condition evaluated
+    in the same transaction (``refresh_batch``): a failure and the stop it
+    causes are committed together, before any dispatch is asked for.
     """
+    from .rollout import locked_batch
+
     assert status in TERMINAL_STATUSES, status
     now = timezone.now()
     changes = {
@@ -405,6 +426,9 @@ def finish_operation(operation_id, status, message=None, clean_up=False):
     if message:
         changes["log"] = Concat(F("log"), Value(_log_line(message)))
     with transaction.atomic():
+        batch_id = _batch_id(operation_id)
+        if batch_id:
+            locked_batch(batch_id)
         updated = (
             _operations()
             .filter(pk=operation_id, status__in=ACTIVE_STATUSES)
@@ -422,47 +446,52 @@ def finish_operation(operation_id, status, message=None, clean_up=False):
             modems.update(
                 installed=True, modem_firmware_version=operation.image.build.version
             )
-    operation.status = status
-    from .scheduler import dispatch_soon
+        operation.status = status
+        refresh_batch(operation.batch_id, finished_operation_id=operation_id)
+        from .scheduler import dispatch_soon
 
-    # a slot is free: the next waiting device may start
-    transaction.on_commit(dispatch_soon)
-    send_after_commit(
-        modem_upgrade_finished,
-        sender=type(operation),
-        operation=operation,
-        status=status,
-    )
-    refresh_batch(operation.batch_id)
+        # a slot is free: the next waiting device may start (once committed,
+        # with the stop if this failure caused one)
+        transaction.on_commit(dispatch_soon)
+        send_after_commit(
+            modem_upgrade_finished,
+            sender=type(operation),
+            operation=operation,
+            status=status,
+        )
     return True
 
 
-def refresh_batch(batch_id):
-    """Closes a batch once none of its operations is active any more."""
+def refresh_batch(batch_id, finished_operation_id=None):
+    """Stops a batch whose failures reach its stop condition, and closes it
+    once none of its operations is active any more (under its lock)."""
     if not batch_id:
         return
-    Batch = load_model("ModemBatchUpgradeOperation")
-    batch = Batch.objects.get(pk=batch_id)
-    counts = batch.status_counts()
-    if counts[OperationStatus.IDLE] or counts[OperationStatus.IN_PROGRESS]:
-        from .rollout import stop_on_failures
+    from .rollout import locked_batch, stop_on_failures
 
-        stop_on_failures(batch, counts)
-        return
-    if not counts["total"]:
-        status = OperationStatus.FAILED
-    elif counts[OperationStatus.SUCCESS] == counts["total"]:
-        status = OperationStatus.SUCCESS
-    elif counts[OperationStatus.CANCELLED] == counts["total"]:
-        status = OperationStatus.CANCELLED
-    else:
-        status = OperationStatus.FAILED
-    closed = Batch.objects.filter(pk=batch_id, status__in=ACTIVE_STATUSES).update(
-        status=status, finished_at=timezone.now()
-    )
-    if closed:
-        batch.status = status
-        send_after_commit(modem_batch_finished, sender=Batch, batch=batch)
+    Batch = load_model("ModemBatchUpgradeOperation")
+    with transaction.atomic():
+        batch = locked_batch(batch_id)
+        if batch is None:
+            return
+        counts = batch.status_counts()
+        if counts[OperationStatus.IDLE] or counts[OperationStatus.IN_PROGRESS]:
+            stop_on_failures(batch, counts, finished_operation_id)
+            return
+        if not counts["total"]:
+            status = OperationStatus.FAILED
+        elif counts[OperationStatus.SUCCESS] == counts["total"]:
+            status = OperationStatus.SUCCESS
+        elif counts[OperationStatus.CANCELLED] == counts["total"]:
+            status = OperationStatus.CANCELLED
+        else:
+            status = OperationStatus.FAILED
+        closed = Batch.objects.filter(pk=batch_id, status__in=ACTIVE_STATUSES).update(
+            status=status, finished_at=timezone.now()
+        )
+        if closed:
+            batch.status = status
+            send_after_commit(modem_batch_finished, sender=Batch, batch=batch)
 
 
 def _log_line(message):

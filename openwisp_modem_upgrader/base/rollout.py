@@ -112,6 +112,7 @@ ROLLOUT_FIELDS = (
     "max_concurrent",
     "canary_size",
     "canary_percent",
+    "canary_failure_tolerance",
     "wave_size",
     "confirm_waves",
     "failure_threshold",
@@ -150,6 +151,15 @@ class RolloutMixin(ScheduleMixin):
         default=False,
         help_text=_("the canary wave is a percentage of the batch's devices"),
     )
+    canary_failure_tolerance = models.PositiveIntegerField(
+        _("canary failures tolerated"),
+        default=0,
+        validators=[MaxValueValidator(100000)],
+        help_text=_(
+            "the canary wave must succeed as a whole: its first failure stops "
+            "the batch, unless this many canary failures are tolerated"
+        ),
+    )
     wave_size = models.PositiveIntegerField(
         _("wave size"),
         default=0,
@@ -167,7 +177,8 @@ class RolloutMixin(ScheduleMixin):
         validators=[MaxValueValidator(100000)],
         help_text=_(
             "the batch stops starting devices when failures reach this "
-            "number (or percentage); 0: never stop"
+            "number (or percentage); 0: no threshold (a canary failure still "
+            "stops the batch)"
         ),
     )
     failure_threshold_percent = models.BooleanField(
@@ -204,4 +215,66 @@ class RolloutMixin(ScheduleMixin):
         if self.failure_threshold_percent and self.failure_threshold > 100:
             raise ValidationError(
                 {"failure_threshold": _("A percentage is at most 100.")}
+            )
+        self.clean_canary()
+        self.clean_first_wave_threshold()
+
+    def clean_canary(self):
+        """A tolerance that lets every canary device fail could never stop
+        the batch before wave 2."""
+        tolerance = self.canary_failure_tolerance or 0
+        if not tolerance:
+            return
+        if not self.canary_size:
+            raise ValidationError(
+                {
+                    "canary_failure_tolerance": _(
+                        "A canary tolerance needs a canary wave: set the "
+                        "canary wave or leave the tolerance at 0."
+                    )
+                }
+            )
+        if not self.canary_percent and tolerance >= self.canary_size:
+            raise ValidationError(
+                {
+                    "canary_failure_tolerance": _(
+                        "Tolerating %(tolerance)s failures of a canary of "
+                        "%(size)s devices lets the whole canary fail: it could "
+                        "never stop the batch before wave 2. Tolerate at most "
+                        "%(most)s."
+                    )
+                    % {
+                        "tolerance": tolerance,
+                        "size": self.canary_size,
+                        "most": self.canary_size - 1,
+                    }
+                }
+            )
+
+    def clean_first_wave_threshold(self):
+        """Without a canary, wave 1 is the only guard before wave 2: a
+        threshold that needs more finished devices (or failures) than wave 1
+        holds can never stop the batch before wave 2 starts."""
+        if self.canary_size or not self.wave_size or not self.failure_threshold:
+            return
+        if self.failure_threshold_percent:
+            needed = max(self.failure_threshold_minimum or 0, 1)
+            field = "failure_threshold_minimum"
+            what = _("finished devices")
+        else:
+            needed = self.failure_threshold
+            field = "failure_threshold"
+            what = _("failures")
+        if needed > self.wave_size:
+            raise ValidationError(
+                {
+                    field: _(
+                        "The failure threshold needs %(needed)s %(what)s but "
+                        "only %(size)s devices (wave 1) finish before wave 2 "
+                        "starts: it could never stop the batch before wave 2. "
+                        "Lower it to at most %(size)s, use larger waves, or "
+                        "start with a canary wave."
+                    )
+                    % {"needed": needed, "what": what, "size": self.wave_size}
+                }
             )

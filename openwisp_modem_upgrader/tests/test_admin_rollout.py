@@ -37,7 +37,13 @@ class TestRolloutForm(MassUpgradeMixin, TestCase):
             response,
             f'name="max_concurrent" value="{default.max_concurrent}"',
         )
-        for name in ("canary_size", "wave_size", "confirm_waves", "failure_threshold"):
+        for name in (
+            "canary_size",
+            "canary_failure_tolerance",
+            "wave_size",
+            "confirm_waves",
+            "failure_threshold",
+        ):
             self.assertContains(response, f'name="{name}"')
         self.assertContains(response, 'type="datetime-local" name="scheduled_at"')
         self.assertContains(response, 'type="time" name="window_start"')
@@ -99,6 +105,14 @@ class TestRolloutForm(MassUpgradeMixin, TestCase):
             ({"window_start": "01:00"}, "Give both ends of the maintenance window"),
             ({"canary_size": "150", "canary_percent": "true"}, "at most 100"),
             ({"max_concurrent": "0"}, "greater than or equal to 1"),
+            (
+                {"canary_size": "2", "canary_failure_tolerance": "2"},
+                "could never stop the batch before wave 2",
+            ),
+            (
+                {"wave_size": "3", "failure_threshold_minimum": "10"},
+                "only 3 devices (wave 1) finish before wave 2 starts",
+            ),
             ({"window_timezone": "Mars/Olympus"}, "Select a valid choice"),
             (
                 {

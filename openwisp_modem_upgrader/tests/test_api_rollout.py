@@ -108,6 +108,34 @@ class TestRolloutOptions(RolloutApiMixin, TestCase):
         self.assertEqual(response.data["waves"], 0)
         self.assertEqual(self._detail(batch)["waves"], 1)
 
+    def test_canary_tolerance_option(self):
+        response = self._post_batch({"canary_size": 3, "canary_failure_tolerance": 2})
+        self.assertEqual(response.status_code, 201, response.data)
+        self.assertEqual(response.data["canary_failure_tolerance"], 2)
+        batch = ModemBatchUpgradeOperation.objects.get(pk=response.data["id"])
+        self.assertEqual(batch.canary_failure_tolerance, 2)
+        # the case: a minimum of 10 behind a canary of 2 is fine,
+        # the canary's own rule stops the batch before wave 2
+        ModemBatchUpgradeOperation(
+            build=self.build,
+            organization=self.org_a,
+            canary_size=2,
+            failure_threshold_minimum=10,
+        ).full_clean()
+
+    def test_a_threshold_that_cannot_fire_before_wave_2_is_explained(self):
+        response = self._post_batch({"wave_size": 2, "failure_threshold_minimum": 5})
+        self.assertEqual(response.status_code, 400, response.data)
+        message = str(response.data["failure_threshold_minimum"][0])
+        self.assertIn("only 2 devices (wave 1) finish before wave 2", message)
+        self.assertIn("at most 2", message)
+        response = self._post_batch({"canary_size": 2, "canary_failure_tolerance": 3})
+        self.assertIn(
+            "could never stop the batch before wave 2",
+            str(response.data["canary_failure_tolerance"][0]),
+        )
+        self.assertFalse(ModemBatchUpgradeOperation.objects.exists())
+
     def test_dry_run_shows_the_waves(self):
         url = api_url("build_upgrade", self.build.pk)
         response = self.client.get(url, {"canary_size": 1, "wave_size": 3})
@@ -141,6 +169,24 @@ class TestRolloutOptions(RolloutApiMixin, TestCase):
             ),
             ({"deadline": (now - timedelta(minutes=1)).isoformat()}, "deadline"),
             ({"scheduled_at": "tomorrow"}, "scheduled_at"),
+            # containment that could never fire before wave 2
+            ({"canary_failure_tolerance": 1}, "canary_failure_tolerance"),
+            (
+                {"canary_size": 2, "canary_failure_tolerance": 2},
+                "canary_failure_tolerance",
+            ),
+            (
+                {"wave_size": 2, "failure_threshold_minimum": 10},
+                "failure_threshold_minimum",
+            ),
+            (
+                {
+                    "wave_size": 2,
+                    "failure_threshold": 3,
+                    "failure_threshold_percent": False,
+                },
+                "failure_threshold",
+            ),
         ):
             with self.subTest(data=data):
                 response = self._post_batch(data)
@@ -300,7 +346,9 @@ class TestRolloutActions(RolloutApiMixin, TestCase):
         finish_operation(canary.pk, OperationStatus.FAILED, "bad image")
         data = self._detail(batch)
         self.assertEqual(data["rollout_state"], "stopped")
-        self.assertIn("1 of 1 finished devices failed", data["rollout_reason"])
+        self.assertIn("the canary wave failed", data["rollout_reason"])
+        self.assertIn(f"{canary.device.name}, ", data["rollout_reason"])
+        self.assertIn("bad image", data["rollout_reason"])
         response = self._action("resume", batch)
         self.assertEqual(response.status_code, 200, response.data)
         self.assertEqual(response.data["rollout_state"], "running")

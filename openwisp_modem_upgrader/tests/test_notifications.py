@@ -65,6 +65,52 @@ class TestNotifications(TestModemUpgraderMixin, TestCase):
         self.assertIn("uxfp exited with 3", notification.message)
         self.assertEqual(notification.level, "error")
 
+    def test_upgrade_failed_says_the_tools_reason_and_stage(self):
+        from ..upgrade import record_progress
+        from .test_containment import BAD_IMAGE_LOG, CHIPSET
+
+        with mock.patch(QUEUE):
+            operation = start_upgrade(self.device, self.image)
+        mark_in_progress(operation.pk)
+        record_progress(operation.pk, message="\n".join(BAD_IMAGE_LOG))
+        with self.captureOnCommitCallbacks(execute=True):
+            finish_operation(
+                operation.pk, OperationStatus.FAILED, "failure reported by the router"
+            )
+        message = self._notifications("modem_upgrade_failed").get().message
+        self.assertIn(f"ended as failed: flash (uxfp): {CHIPSET}", message)
+        self.assertNotIn("reported by the router", message)
+
+    def test_mass_upgrade_stopped_says_the_tools_reason(self):
+        from ..rollout import describe_failure
+        from ..upgrade import record_progress
+        from .test_containment import BAD_IMAGE_LOG, CHIPSET
+
+        devices = [self.device] + [
+            self._create_modem_device(name=f"r{i}", mac_address=f"00:11:22:33:77:0{i}")
+            for i in range(3)
+        ]
+        with mock.patch(QUEUE), self.captureOnCommitCallbacks(execute=True):
+            batch = create_batch(
+                self.image.build,
+                self.org,
+                device_ids=[str(d.pk) for d in devices],
+                canary_size=1,
+            )
+        canary = batch.operations.get(wave=1)
+        mark_in_progress(canary.pk)
+        record_progress(canary.pk, message="\n".join(BAD_IMAGE_LOG))
+        with self.captureOnCommitCallbacks(execute=True):
+            finish_operation(
+                canary.pk, OperationStatus.FAILED, "failure reported by the router"
+            )
+        notification = self._notifications("modem_mass_upgrade_stopped").get()
+        self.assertIn("the canary wave failed", notification.message)
+        self.assertIn(
+            f"{canary.device.name}, flash (uxfp): {CHIPSET}", notification.message
+        )
+        self.assertIn(describe_failure(canary.pk), notification.message)
+
     def test_upgrade_aborted_and_success(self):
         self._failed_operation(OperationStatus.ABORTED)
         self.assertIn(

@@ -13,7 +13,11 @@ Checks, exiting non-zero on the first failure:
    exactly once;
 4. the worker is killed between the point of no return and the start of the
    flashing wrapper: no journal on the router, the sweeper says nothing was
-   written to the modem, no flash, the image removed from the router.
+   written to the modem, no flash, the image removed from the router;
+5. a fleet flashing at once on 2 worker processes;
+6. a bad image mass-upgraded with a canary, several workers racing: only the
+   canary's routers run the tool (counted on the routers), and no more than
+   what was in flight at the deciding failure after a resume or in a retry.
 
 Run by scripts/test.sh; needs scripts/postgres.sh's cluster (DB=postgres...).
 """
@@ -559,6 +563,7 @@ def scenarios(stack, routers):
     )
 
     fleet_in_flight(stack, routers, router_device, image, build, Operation, flashes)
+    bad_image_rollout(stack, router_device)
 
 
 def fleet_in_flight(stack, routers, router_device, image, build, Operation, flashes):
@@ -694,6 +699,221 @@ def peak_router_flashes(fleet, shared_dir, operations):
         current += change
         peak = max(peak, current)
     return peak
+
+
+# issue 18's rollout: a build whose flash fails on every router
+BAD_FLEET_SIZE = int(os.environ.get("MODEM_BAD_FLEET_SIZE", 30))
+BAD_CANARY, BAD_LIMIT = 2, 5
+
+
+def restart_racing_workers(stack, prefix):
+    """Two worker processes of concurrency 2 (four pool processes racing on
+    dispatches and finishes) and a beat."""
+    for name, process in list(stack.processes.items()):
+        if name.startswith("worker") and process.poll() is None:
+            stack.kill(name)
+    for index in (1, 2):
+        stack.start_worker(f"worker-{prefix}-{index}")
+    if not any(
+        name.startswith("beat") and process.poll() is None
+        for name, process in stack.processes.items()
+    ):
+        stack.start_beat(f"beat-{prefix}")
+
+
+def driver_passes(stack):
+    """Driver passes the live workers ran so far (their logs)."""
+    return sum(
+        1
+        for name, process in list(stack.processes.items())
+        if name.startswith("worker") and process.poll() is None
+        for line in stack.log(name).splitlines()
+        if "drive_modem_upgrades" in line and "succeeded" in line
+    )
+
+
+def bad_image_rollout(stack, router_device):
+    """Issue 18: a build refused by the tool on every router (a stream for
+    another chipset: the tool runs after the point of no return and fails),
+    mass-upgraded with canary 2 and limit 5 by several worker processes.
+    The routers that ran the tool are counted from the routers' own records
+    (the emulator's uxfp runs), not from the server's counters."""
+    from device.firmware import write_firmware_stream
+    from django.core.files import File
+
+    from openwisp_modem_upgrader.batch import create_batch
+    from openwisp_modem_upgrader.rollout import resume_batch, retry_failed
+    from openwisp_modem_upgrader.tests import (
+        ModemBatchUpgradeOperation,
+        ModemUpgradeOperation,
+        TestModemUpgraderMixin,
+    )
+
+    count = BAD_FLEET_SIZE
+    minimum = int(os.environ.get("MODEM_BAD_FLEET_MINIMUM", 2))
+    print(
+        f"6. a bad image to {count} routers: canary {BAD_CANARY}, limit "
+        f"{BAD_LIMIT}, threshold 20 % from {minimum}, 2 workers x 2 racing"
+    )
+    restart_racing_workers(stack, "bad")
+    factory = TestModemUpgraderMixin()
+    org = factory._get_org()
+    t0 = time.monotonic()
+    fleet = [router_device(200 + i) for i in range(count)]
+    shared_dir = os.path.join(stack.tmp, "bad-fleet")
+    for router, _ in fleet:
+        router.mount_tmpfs(shared_dir, 8 * 1024)
+        router.set_modem(flash_duration=1, reboot_delay=1)
+    print(f"  {count} routers started in {time.monotonic() - t0:.1f}s")
+    version = "M0R.010300-B031"
+    firmware = os.path.join(stack.tmp, "bad.bin")
+    # the header says chipset 44: uxfp refuses it once started on the router
+    write_firmware_stream(
+        firmware, version, chipset="44.", model="FN990A28", size=256 * 1024
+    )
+    build = factory._create_build(version=version, modem_model="FN990A28")
+    with open(firmware, "rb") as stream:
+        factory._create_image(build=build, file=File(stream, name="bad.bin"))
+    by_device = {device.pk: router for router, device in fleet}
+
+    def touched(operations=None):
+        """Routers that ran the tool (in ``operations``' devices if given)."""
+        if operations is None:
+            routers = [router for router, _ in fleet]
+        else:
+            routers = [
+                by_device[pk] for pk in operations.values_list("device_id", flat=True)
+            ]
+        return sum(1 for router in routers if flashes(router))
+
+    def settled(batch):
+        """Stopped (or finished), nothing in flight, and two more driver
+        passes since: nothing can start any more."""
+        operations = ModemUpgradeOperation.objects.filter(batch=batch)
+        wait_for(
+            lambda: ModemBatchUpgradeOperation.objects.filter(
+                pk=batch.pk, started_at__isnull=False
+            ).exists(),
+            60,
+            "the fan-out",
+        )
+        wait_for(
+            lambda: ModemBatchUpgradeOperation.objects.filter(
+                pk=batch.pk, rollout_state="stopped"
+            ).exists()
+            or not operations.filter(status__in=["idle", "in-progress"]).exists(),
+            240,
+            "the batch to stop",
+        )
+        wait_for(
+            lambda: not operations.filter(status="in-progress").exists()
+            and not operations.filter(
+                status="idle", dispatched_at__isnull=False
+            ).exists(),
+            240,
+            "the devices in flight to finish",
+        )
+        passes = driver_passes(stack)
+        wait_for(lambda: driver_passes(stack) >= passes + 2, 60, "two driver passes")
+        batch.refresh_from_db()
+        return batch
+
+    options = {
+        "remote_dir": shared_dir,
+        "tool_path": "uxfp",
+        "upgrade_timeout": 60,
+        "reboot_timeout": 10,
+        "progress_interval": 1,
+    }
+    rollout = dict(
+        canary_size=BAD_CANARY,
+        max_concurrent=BAD_LIMIT,
+        failure_threshold=20,
+        failure_threshold_minimum=minimum,
+    )
+    t0 = time.monotonic()
+    batch = create_batch(
+        build,
+        org,
+        device_ids=[str(device.pk) for _, device in fleet],
+        upgrade_options=options,
+        **rollout,
+    )
+    batch = settled(batch)
+    first = touched()
+    print(
+        f"  stopped after {time.monotonic() - t0:.1f}s: {first} of {count} routers "
+        f"ran the tool; reason: {batch.rollout_reason}"
+    )
+    check(
+        batch.rollout_state == "stopped" and first <= BAD_CANARY,
+        f"a bad image stops at the canary: {first} of {count} routers ran the "
+        f"tool (canary {BAD_CANARY}, limit {BAD_LIMIT})",
+    )
+    check(
+        "is not for this chipset" in batch.rollout_reason,
+        f"the stop reason carries the tool's own error: {batch.rollout_reason!r}",
+    )
+
+    # the operator resumes anyway: wave 2 runs until the threshold stops it
+    resume_batch(batch)
+    t0 = time.monotonic()
+    batch = settled(batch)
+    after_resume = touched() - first
+    operations = ModemUpgradeOperation.objects.filter(batch=batch)
+    deciding = decided_by(batch, operations)
+    started_late = [
+        op
+        for op in operations.filter(started_at__gt=deciding.finished_at)
+        if flashes(by_device[op.device_id])
+    ]
+    print(
+        f"  resumed, stopped again after {time.monotonic() - t0:.1f}s: "
+        f"{after_resume} more routers ran the tool; reason: {batch.rollout_reason}"
+    )
+    # the threshold's own reach: the devices finished when it fires, and
+    # those upgrading then; none may start after the deciding failure
+    check(
+        batch.rollout_state == "stopped"
+        and not started_late
+        and after_resume <= max(minimum, 1) + BAD_LIMIT - 1,
+        f"after a resume: {after_resume} more routers ran the tool, none started "
+        f"after the deciding failure ({deciding.device.name}; limit {BAD_LIMIT})",
+    )
+
+    # the failed devices retried as a new batch with the same rollout
+    retry = retry_failed(batch)
+    before_retry = {pk: flashes(router) for pk, router in by_device.items()}
+    t0 = time.monotonic()
+    retry = settled(retry)
+    retried = sum(
+        1 for pk, router in by_device.items() if flashes(router) > before_retry[pk]
+    )
+    retry_devices = ModemUpgradeOperation.objects.filter(batch=retry).count()
+    print(
+        f"  retry of {retry_devices} devices stopped after "
+        f"{time.monotonic() - t0:.1f}s: {retried} routers ran the tool again"
+    )
+    check(
+        retry.rollout_state == "stopped" and retried <= BAD_CANARY,
+        f"retrying the failed devices: {retried} of {retry_devices} routers ran "
+        f"the tool again (canary {BAD_CANARY})",
+    )
+    print(
+        f"  routers that ran the bad image: {touched()} of {count} "
+        f"(canary {first}, after resume {after_resume}, retry {retried})"
+    )
+
+
+def decided_by(batch, operations):
+    """The failure that stopped ``batch``: the reason names its device."""
+    for operation in operations.filter(status__in=["failed", "aborted"]).order_by(
+        "-finished_at"
+    ):
+        if operation.device.name in batch.rollout_reason:
+            return operation
+    # no device named (older reasons): the latest failure
+    return operations.filter(status__in=["failed", "aborted"]).latest("finished_at")
 
 
 if __name__ == "__main__":
