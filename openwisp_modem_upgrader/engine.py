@@ -113,8 +113,24 @@ def run_operation(operation_id, task=None, dispatched_at=None):
             )
 
 
-def follow_operation(operation_id):
-    """One look at a flash that goes on without a worker."""
+def follow_operation(operation_id, lease=None):
+    """One look at a flash that goes on without a worker, by the follow-up
+    holding the operation's lease (``lease``: its token, an ISO date)."""
+    from .scheduler import holds_follow_lease, release_follow_lease
+
+    if lease is None:  # a message published before leases had a token
+        _follow(operation_id)
+        return
+    if not holds_follow_lease(operation_id, lease):
+        logger.info("modem upgrade %s: follow-up past its lease, skipped", operation_id)
+        return
+    try:
+        _follow(operation_id)
+    finally:
+        release_follow_lease(operation_id, lease)
+
+
+def _follow(operation_id):
     operation = _load(operation_id)
     if operation.status in TERMINAL_STATUSES:
         # finished by the router's own report: let the upgrader tidy up
