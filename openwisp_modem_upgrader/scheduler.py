@@ -96,6 +96,7 @@ def dispatch(now=None):
 
 def _dispatch_once(now):
     from .rollout import advance_waves
+    from .start_spread import spread_single, spread_starts
 
     free = app_settings.MAX_CONCURRENT_UPGRADES - in_flight(_operations()).count()
     published = 0
@@ -107,7 +108,7 @@ def _dispatch_once(now):
         chosen = [
             operation.pk
             for operation in singles.only(*_SCHEDULE_FIELDS)[: free * 2]
-            if operation.may_start(now)
+            if operation.may_start(now) and not spread_single(operation, now)
         ][:free]
         count = _claim_and_publish(chosen, now)
         published += count
@@ -126,6 +127,8 @@ def _dispatch_once(now):
         if not advance_waves(batch):
             continue
         operations = _operations().filter(batch_id=batch.pk)
+        current = waiting(operations, now).filter(wave__lte=batch.current_wave)
+        spread_starts(current, batch, now)
         room = min(batch.max_concurrent - in_flight(operations).count(), free)
         if room <= 0:
             continue
@@ -143,6 +146,8 @@ def _dispatch_once(now):
 
 _SCHEDULE_FIELDS = (
     "pk",
+    "not_before",
+    "deadline",
     "scheduled_at",
     "window_start",
     "window_end",
