@@ -216,6 +216,20 @@ def requeue_operation(
     return bool(_operations().filter(**filters).update(**changes))
 
 
+def record_transfer_progress(operation_id, router_holds):
+    """Raises the most image bytes the router was known to hold; False when
+    an earlier attempt already got that far (no progress)."""
+    return bool(
+        _operations()
+        .filter(
+            pk=operation_id,
+            status=OperationStatus.IN_PROGRESS,
+            transfer_confirmed__lt=router_holds,
+        )
+        .update(transfer_confirmed=router_holds)
+    )
+
+
 def mark_flash_started(operation_id, outcome_timeout=2220):
     """Crosses the point of no return; False if cancelled in the meantime.
 
