@@ -16,7 +16,7 @@ from ..engine import follow_operation
 from ..scheduler import follow_due, follow_now
 from ..upgrade import finish_operation, mark_flash_started, mark_in_progress
 from ..upgraders.wrapper import WrapperUpgrader
-from . import ModemUpgradeOperation, TestModemUpgraderMixin
+from . import TestModemUpgraderMixin
 
 PUBLISH_FOLLOW = "openwisp_modem_upgrader.scheduler.publish_follow"
 
