@@ -53,7 +53,7 @@ LAYOUTS = {
     "before": [("all", "celery,modem_upgrader,modem_upgrader_control", 2)],
     "after": [
         ("transfers", "celery,modem_upgrader", 2),
-        ("control", "modem_upgrader_control", 1),
+        ("control", "modem_upgrader_control", None),  # --control-concurrency
     ],
 }
 
@@ -82,7 +82,7 @@ def ensure_postgres():
             os.environ[name] = value
 
 
-def run_layout(layout, duration):
+def run_layout(layout, duration, control_concurrency=1):
     """One layout in this process; returns the measurements (a dict)."""
     from real_stack import CELERY, Stack, new_router_device, wait_for
 
@@ -113,7 +113,7 @@ def run_layout(layout, duration):
                     "-Q",
                     queues,
                     "-c",
-                    str(concurrency),
+                    str(concurrency or control_concurrency),
                     "-l",
                     "info",
                     "-n",
@@ -241,10 +241,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=90)
     parser.add_argument("--layout", choices=sorted(LAYOUTS))
+    parser.add_argument(
+        "--control-concurrency",
+        type=int,
+        default=1,
+        help="processes of the control-queue worker (after)",
+    )
     args = parser.parse_args()
     ensure_postgres()
     if args.layout:  # one layout, in a process of its own
-        print(json.dumps(run_layout(args.layout, args.duration)))
+        result = run_layout(args.layout, args.duration, args.control_concurrency)
+        print(json.dumps(result))
         return
     results = {}
     for layout in ("before", "after"):
@@ -256,6 +263,8 @@ def main():
                 layout,
                 "--duration",
                 str(args.duration),
+                "--control-concurrency",
+                str(args.control_concurrency),
             ],
             check=True,
             capture_output=True,
@@ -266,7 +275,8 @@ def main():
     print(
         f"{FLASHING} routers flashing (read every {FOLLOW_INTERVAL} s), "
         f"{TRANSFERS} transfers capped at {TRANSFER_RATE // 1024} KiB/s, "
-        f"driver every {DRIVER} s, {args.duration} s measured; "
+        f"driver every {DRIVER} s, {args.duration} s measured, control worker "
+        f"-c {args.control_concurrency}; "
         f"{os.cpu_count()} CPUs, load average {load[0]:.1f}"
     )
     print(
