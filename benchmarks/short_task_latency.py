@@ -208,8 +208,10 @@ def summarize(probe_file, started, ended, flashing_ids, transfers_running):
                 drives.append(at)
             elif task == "follow" and operation in flashing_ids:
                 follows.setdefault(operation, []).append((at, event))
-    drives.sort()
-    gaps = [b - a for a, b in zip(drives, drives[1:]) if started <= b <= ended]
+    # the window's ends count as runs: no run at all in it is one gap of
+    # its whole length (a lower bound, like the first and last gaps)
+    runs = [started] + sorted(at for at in drives if started < at < ended) + [ended]
+    gaps = [b - a for a, b in zip(runs, runs[1:])]
     latencies = []
     for events in follows.values():
         events.sort()
