@@ -46,20 +46,28 @@ class ModemUpgraderConfig(ApiAppConfig):
         from celery import current_app
 
         beat = current_app.conf.beat_schedule
-        for name, task, schedule in (
+        # the driver's ticks on the engine's own queue; a tick not taken
+        # within its period is dropped, not piled up (also set on the task,
+        # for a beat that publishes by name alone)
+        driver_options = {"expires": app_settings.CONTROL_MESSAGE_EXPIRES}
+        if app_settings.CONTROL_QUEUE:
+            driver_options["queue"] = app_settings.CONTROL_QUEUE
+        for name, task, schedule, options in (
             (
                 "drive_modem_upgrades",
                 "openwisp_modem_upgrader.drive_modem_upgrades",
                 app_settings.DRIVER_SCHEDULE,
+                driver_options,
             ),
             (
                 "sweep_modem_detection",
                 "openwisp_modem_upgrader.sweep_modem_detection",
                 app_settings.DETECTION_SWEEP_SCHEDULE,
+                {},
             ),
         ):
             if schedule and not any(e.get("task") == task for e in beat.values()):
-                beat[name] = {"task": task, "schedule": schedule}
+                beat[name] = {"task": task, "schedule": schedule, "options": options}
 
     def connect_detection_trigger(self):
         from openwisp_controller.connection.signals import is_working_changed

@@ -40,11 +40,12 @@ from .exceptions import (
     RouterUnreachable,
 )
 from .swapper import load_model
-from .transfer import one_line
+from .transfer import one_line, transfer_progressed
 from .upgrade import (
     finish_operation,
     mark_in_progress,
     record_progress,
+    record_transfer_progress,
     requeue_operation,
     save_follow_state,
 )
@@ -113,8 +114,24 @@ def run_operation(operation_id, task=None, dispatched_at=None):
             )
 
 
-def follow_operation(operation_id):
-    """One look at a flash that goes on without a worker."""
+def follow_operation(operation_id, lease=None):
+    """One look at a flash that goes on without a worker, by the follow-up
+    holding the operation's lease (``lease``: its token, an ISO date)."""
+    from .scheduler import holds_follow_lease, release_follow_lease
+
+    if lease is None:  # a message published before leases had a token
+        _follow(operation_id)
+        return
+    if not holds_follow_lease(operation_id, lease):
+        logger.info("modem upgrade %s: follow-up past its lease, skipped", operation_id)
+        return
+    try:
+        _follow(operation_id)
+    finally:
+        release_follow_lease(operation_id, lease)
+
+
+def _follow(operation_id):
     operation = _load(operation_id)
     if operation.status in TERMINAL_STATUSES:
         # finished by the router's own report: let the upgrader tidy up
@@ -321,7 +338,9 @@ def waiting_deadline(operation):
 def _retry_or_fail(operation, error):
     Operation = load_model("ModemUpgradeOperation")
     # re-read: the upgrader may have crossed the point of no return
-    current = Operation.objects.values("flash_started", "attempts").get(pk=operation.pk)
+    current = Operation.objects.values(
+        "flash_started", "attempts", "transfer_confirmed"
+    ).get(pk=operation.pk)
     attempt = current["attempts"]
     untouched = isinstance(error, ModemUntouched)
     reason = one_line(error)
@@ -349,6 +368,20 @@ def _retry_or_fail(operation, error):
             operation.pk,
             f"{reason}; router offline, trying again in {delay}s "
             f"(waiting until {deadline:%Y-%m-%d %H:%M} UTC)",
+            not_before=now + timedelta(seconds=delay),
+            refund_attempt=True,
+        )
+        return
+    if transfer_progressed(
+        error, current["transfer_confirmed"]
+    ) and record_transfer_progress(operation.pk, error.router_holds):
+        # a link drop after progress: attempts count failures, and the next
+        # one continues from what the router holds
+        delay = retry_delay(attempt)
+        requeue_operation(
+            operation.pk,
+            f"{reason}; the router holds {error.router_holds} bytes of the image, "
+            f"more than before: resuming in {delay}s, not counted as an attempt",
             not_before=now + timedelta(seconds=delay),
             refund_attempt=True,
         )

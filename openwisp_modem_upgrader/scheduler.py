@@ -20,15 +20,18 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from . import settings as app_settings
 from .base.models import ACTIVE_STATUSES, TERMINAL_STATUSES, OperationStatus
 from .base.rollout import RolloutState
+from .start_spread import spread_single, spread_starts
 from .swapper import load_model
 
 logger = logging.getLogger(__name__)
 LOCK_KEY = "openwisp-modem-upgrader:dispatch"
 AGAIN_KEY = "openwisp-modem-upgrader:dispatch-again"
+QUEUED_KEY = "openwisp-modem-upgrader:dispatch-queued"
 # a dispatch takes well under a second; a worker killed while holding the
 # lock delays the next dispatches by at most this
 LOCK_TIMEOUT = 20
@@ -54,10 +57,16 @@ def waiting(operations, now):
 
 
 def dispatch_soon():
-    """Asks for a dispatch without waiting for the next beat."""
+    """Asks for a dispatch without waiting for the next beat.
+
+    One dispatch message at a time: fifty upgrades finishing together ask
+    once, not fifty times (the note is dropped when that dispatch starts,
+    or expires with its message).
+    """
     from .tasks import dispatch_modem_upgrades
 
-    dispatch_modem_upgrades.delay()
+    if cache.add(QUEUED_KEY, 1, timeout=app_settings.CONTROL_MESSAGE_EXPIRES):
+        dispatch_modem_upgrades.delay()
 
 
 def dispatch(now=None):
@@ -67,6 +76,8 @@ def dispatch(now=None):
     see the same free slots. A dispatcher asked for while another runs
     leaves a note, and the running one goes round once more.
     """
+    # from here on, a new request publishes a new message
+    cache.delete(QUEUED_KEY)
     token = uuid.uuid4().hex
     if not cache.add(LOCK_KEY, token, timeout=LOCK_TIMEOUT):
         cache.set(AGAIN_KEY, 1, timeout=LOCK_TIMEOUT)
@@ -96,7 +107,7 @@ def _dispatch_once(now):
         chosen = [
             operation.pk
             for operation in singles.only(*_SCHEDULE_FIELDS)[: free * 2]
-            if operation.may_start(now)
+            if operation.may_start(now) and not spread_single(operation, now)
         ][:free]
         count = _claim_and_publish(chosen, now)
         published += count
@@ -140,6 +151,8 @@ def _claim_batch(batch_id, now, free):
         if not advance_waves(batch):
             return []
         operations = _operations().filter(batch_id=batch.pk)
+        current = waiting(operations, now).filter(wave__lte=batch.current_wave)
+        spread_starts(current, batch, now)
         room = min(batch.max_concurrent - in_flight(operations).count(), free)
         if room <= 0:
             return []
@@ -154,6 +167,8 @@ def _claim_batch(batch_id, now, free):
 
 _SCHEDULE_FIELDS = (
     "pk",
+    "not_before",
+    "deadline",
     "scheduled_at",
     "window_start",
     "window_end",
@@ -213,10 +228,12 @@ def publish_upgrade(operation_id, time_limit=None, dispatched_at=None):
     )
 
 
-def publish_follow(operation_id):
+def publish_follow(operation_id, lease=None):
+    """Queues one follow-up; ``lease`` (the lease's end) is its token: only
+    the follow-up holding the operation's current lease reads the router."""
     from .tasks import follow_modem_upgrade
 
-    follow_modem_upgrade.delay(str(operation_id))
+    follow_modem_upgrade.delay(str(operation_id), lease.isoformat() if lease else None)
 
 
 def drive(now=None):
@@ -235,41 +252,69 @@ def drive(now=None):
     return result
 
 
+def _followable(now):
+    """Due a read, and no follow-up holds them."""
+    return (
+        _operations()
+        .filter(next_check_at__lte=now)
+        .filter(Q(follow_lease_until__isnull=True) | Q(follow_lease_until__lte=now))
+    )
+
+
 def follow_due(now):
     """Publishes one follow-up per operation whose router is due a read.
 
-    Each is leased (``next_check_at`` moved past ``FOLLOW_LEASE``) before
-    it is published, so no operation is followed twice at the same time;
-    a follow-up that dies is retried when its lease ends.
+    Each is leased (``follow_lease_until``) before it is published, so no
+    operation is followed twice at the same time; a follow-up that dies is
+    retried when its lease ends, since ``next_check_at`` is moved to then.
+    The lease has a field of its own: a router's report may ask for an
+    early read (``follow_now``), never break the lease.
     """
-    due = (
-        _operations()
-        .filter(next_check_at__lte=now)
-        .filter(
-            Q(status=OperationStatus.IN_PROGRESS, flash_started=True)
-            | Q(status__in=TERMINAL_STATUSES)
-        )
+    due = _followable(now).filter(
+        Q(status=OperationStatus.IN_PROGRESS, flash_started=True)
+        | Q(status__in=TERMINAL_STATUSES)
     )
     ids = list(due.values_list("pk", flat=True)[: app_settings.MAX_CONCURRENT_UPGRADES])
     if not ids:
         return 0
     lease = now + timedelta(seconds=app_settings.FOLLOW_LEASE)
-    leased = _operations().filter(pk__in=ids, next_check_at__lte=now)
-    leased.update(next_check_at=lease)
-    for pk in (
+    _followable(now).filter(pk__in=ids).update(
+        follow_lease_until=lease, next_check_at=lease
+    )
+    leased = list(
         _operations()
-        .filter(pk__in=ids, next_check_at=lease)
+        .filter(pk__in=ids, follow_lease_until=lease)
         .values_list("pk", flat=True)
-    ):
-        publish_follow(str(pk))
-    return len(ids)
+    )
+    for pk in leased:
+        publish_follow(str(pk), lease)
+    return len(leased)
 
 
 def follow_now(operation_id):
-    """The router reported an outcome: read it at the next pass."""
+    """The router reported an outcome: read it at the next pass, or right
+    after the follow-up that holds the operation now (it keeps a read
+    asked for meanwhile: ``upgrade.save_follow_state``)."""
     _operations().filter(
         pk=operation_id, status=OperationStatus.IN_PROGRESS, flash_started=True
     ).update(next_check_at=timezone.now())
+
+
+def holds_follow_lease(operation_id, lease):
+    """Whether the follow-up of token ``lease`` (ISO date) still holds the
+    operation: a follow-up whose lease ended and was given to another
+    reads nothing."""
+    return (
+        _operations()
+        .filter(pk=operation_id, follow_lease_until=parse_datetime(lease))
+        .exists()
+    )
+
+
+def release_follow_lease(operation_id, lease):
+    _operations().filter(
+        pk=operation_id, follow_lease_until=parse_datetime(lease)
+    ).update(follow_lease_until=None)
 
 
 def republish_lost_messages(now):

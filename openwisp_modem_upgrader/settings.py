@@ -103,6 +103,13 @@ MAX_CONCURRENT_UPGRADES = getattr(
 # follows flashing routers, finds lost workers and messages. None leaves the
 # entry out (the project schedules it itself).
 DRIVER_SCHEDULE = getattr(settings, "OPENWISP_MODEM_UPGRADER_DRIVER_SCHEDULE", 10)
+# Celery queue of the engine's short tasks (driver, dispatch, follow-ups,
+# batch fan-out), apart from the image transfers (``modem_upgrader``, by the
+# project's route): a follow-up never waits behind an hour-long transfer.
+# None: those tasks follow the project's routes like the others.
+CONTROL_QUEUE = getattr(
+    settings, "OPENWISP_MODEM_UPGRADER_CONTROL_QUEUE", "modem_upgrader_control"
+)
 # Seconds between two reads of a flashing router's journal over SSH (the
 # router's own HTTP reports arrive in between and trigger an early read).
 FOLLOW_INTERVAL = getattr(settings, "OPENWISP_MODEM_UPGRADER_FOLLOW_INTERVAL", 30)
@@ -112,8 +119,27 @@ FOLLOW_INTERVAL = getattr(settings, "OPENWISP_MODEM_UPGRADER_FOLLOW_INTERVAL", 3
 FOLLOW_START_GRACE = getattr(settings, "OPENWISP_MODEM_UPGRADER_FOLLOW_START_GRACE", 90)
 # A follow-up task holds an operation this long; a dead one is retried after.
 FOLLOW_LEASE = getattr(settings, "OPENWISP_MODEM_UPGRADER_FOLLOW_LEASE", 300)
+# Devices of a schedule with a maintenance window start at a random offset of
+# up to this many seconds after they may start (bounded by the window's end
+# and the deadline), so a fleet does not reach one cell tower or VPN
+# concentrator in the same second; 0 starts them at once.
+START_SPREAD = getattr(settings, "OPENWISP_MODEM_UPGRADER_START_SPREAD", 900)
 # How long an offline router is waited for when the batch has no deadline.
 OFFLINE_WAIT = getattr(settings, "OPENWISP_MODEM_UPGRADER_OFFLINE_WAIT", 24 * 3600)
 # A queued operation not picked up this long is published again (a message
 # lost with a broker restart); a duplicate delivery is refused by the engine.
 REPUBLISH_AFTER = getattr(settings, "OPENWISP_MODEM_UPGRADER_REPUBLISH_AFTER", 900)
+
+
+def _seconds(schedule):
+    """A beat schedule in seconds (a number or a timedelta; None otherwise)."""
+    if isinstance(schedule, (int, float)):
+        return float(schedule)
+    total_seconds = getattr(schedule, "total_seconds", None)
+    return total_seconds() if total_seconds else None
+
+
+# A driver or dispatch message not taken within one driver period is
+# superseded by the next tick: dropped instead of piling up behind a busy
+# worker.
+CONTROL_MESSAGE_EXPIRES = max(1.0, _seconds(DRIVER_SCHEDULE) or 10.0)

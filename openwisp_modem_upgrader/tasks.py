@@ -1,11 +1,22 @@
 """Thin Celery entry points; the work is done in ``engine.py``,
 ``scheduler.py`` and ``batch.py``. Every task is short except the worker's
-part of an upgrade, whose time limit the scheduler sets per operation."""
+part of an upgrade, whose time limit the scheduler sets per operation, and
+modem detection (SSH sessions to routers).
+
+The engine's own short tasks (driver, dispatch, follow-ups, fan-out) name
+``CONTROL_QUEUE``, which takes precedence over the project's routes: they
+never wait behind image transfers (docs/developer/deployment.rst). The
+others follow the project's routes (``modem_upgrader`` by the documented one).
+"""
 
 from celery import shared_task
 
 from . import settings as app_settings
 from .swapper import load_model
+
+CONTROL = {"queue": app_settings.CONTROL_QUEUE}
+# superseded by the next driver tick when not taken within its period
+CONTROL_TICK = dict(CONTROL, expires=app_settings.CONTROL_MESSAGE_EXPIRES)
 
 
 @shared_task(
@@ -21,7 +32,7 @@ def upgrade_modem_firmware(self, operation_id, dispatched_at=None):
     run_operation(operation_id, task=self, dispatched_at=dispatched_at)
 
 
-@shared_task(name="openwisp_modem_upgrader.fan_out_batch")
+@shared_task(name="openwisp_modem_upgrader.fan_out_batch", **CONTROL)
 def fan_out_batch(batch_id):
     from .batch import start_batch
 
@@ -34,28 +45,31 @@ def fan_out_batch(batch_id):
     acks_late=True,
     soft_time_limit=240,
     time_limit=300,
+    # past its lease a newer follow-up replaces it (scheduler.follow_due)
+    expires=app_settings.FOLLOW_LEASE,
+    **CONTROL,
 )
-def follow_modem_upgrade(operation_id):
+def follow_modem_upgrade(operation_id, lease=None):
     from .engine import follow_operation
 
-    follow_operation(operation_id)
+    follow_operation(operation_id, lease=lease)
 
 
-@shared_task(name="openwisp_modem_upgrader.dispatch_modem_upgrades")
+@shared_task(name="openwisp_modem_upgrader.dispatch_modem_upgrades", **CONTROL_TICK)
 def dispatch_modem_upgrades():
     from .scheduler import dispatch
 
     return dispatch()
 
 
-@shared_task(name="openwisp_modem_upgrader.drive_modem_upgrades")
+@shared_task(name="openwisp_modem_upgrader.drive_modem_upgrades", **CONTROL_TICK)
 def drive_modem_upgrades():
     from .scheduler import drive
 
     return drive()
 
 
-@shared_task(name="openwisp_modem_upgrader.fail_stuck_operations")
+@shared_task(name="openwisp_modem_upgrader.fail_stuck_operations", **CONTROL_TICK)
 def fail_stuck_operations():
     """Kept for beat schedules written for earlier versions: the driver."""
     from .scheduler import drive

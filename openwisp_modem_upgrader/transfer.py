@@ -26,8 +26,25 @@ NO_SPACE = "No space left on device"
 EXIT_PARTIAL_CHANGED = 3
 
 
-class TransferTimeout(RecoverableModemFailure):
+class TransferInterrupted(RecoverableModemFailure):
+    """The transfer stopped midway; ``router_holds``: bytes of the image the
+    router surely holds (more than when this attempt began), or None."""
+
+    def __init__(self, message, router_holds=None):
+        super().__init__(message)
+        self.router_holds = router_holds
+
+
+class TransferTimeout(TransferInterrupted):
     pass
+
+
+def transfer_progressed(error, confirmed_before):
+    """Whether a failed attempt moved the image forward: its transfer left
+    the router more of the image than any attempt before (a link drop,
+    not a failure: the engine does not count the attempt)."""
+    router_holds = getattr(error, "router_holds", None)
+    return router_holds is not None and router_holds > confirmed_before
 
 
 @dataclass(frozen=True)
@@ -136,13 +153,22 @@ def stream_file_to_router(
         min(CHUNK_SIZE, max(4096, rate_limit // 4)) if rate_limit else CHUNK_SIZE
     )
     channel = None
+    done = offset
+    # bytes sent but not acknowledged are at most the router's SSH window:
+    # what lies before is surely on the router (a link drop loses the rest)
+    window = [size]
+
+    def router_holds():
+        held = done - window[0]
+        return held if held > offset else None
+
     try:
         channel = transport.open_session(timeout=30)
+        window[0] = channel.out_window_size
         # the socket timeout bounds each write; the deadline the whole
         channel.settimeout(max(5.0, min(60.0, float(timeout))))
         channel.exec_command(command)
         fileobj.seek(offset)
-        done = offset
         while done < size:
             chunk = fileobj.read(min(chunk_size, size - done))
             if not chunk:
@@ -154,17 +180,21 @@ def stream_file_to_router(
             if on_progress:
                 on_progress(done, size)
             if time.monotonic() > deadline:
-                raise TransferTimeout(f"transfer took longer than {timeout} seconds")
+                raise TransferTimeout(
+                    f"transfer took longer than {timeout} seconds", router_holds()
+                )
             throttle.wait(done - offset)
         channel.shutdown_write()
-        code = _exit_status(channel, deadline)
+        code = _exit_status(channel, deadline, router_holds)
         errors = one_line(_read_stderr(channel)) if code else ""
     except (SSHException, OSError, EOFError, socket.timeout) as error:
         errors = one_line(_read_stderr(channel)) if channel is not None else ""
         if NO_SPACE in errors:
             raise _out_of_space(errors) from error
         reason = one_line(error) or type(error).__name__
-        raise RecoverableModemFailure(f"transfer interrupted: {reason}") from error
+        raise TransferInterrupted(
+            f"transfer interrupted: {reason}", router_holds()
+        ) from error
     finally:
         if channel is not None:
             channel.close()
@@ -189,10 +219,12 @@ def _out_of_space(errors):
     )
 
 
-def _exit_status(channel, deadline):
+def _exit_status(channel, deadline, router_holds):
     while not channel.exit_status_ready():
         if time.monotonic() > deadline:
-            raise TransferTimeout("the router did not confirm the image in time")
+            raise TransferTimeout(
+                "the router did not confirm the image in time", router_holds()
+            )
         time.sleep(0.05)
     return channel.recv_exit_status()
 

@@ -12,7 +12,7 @@ from functools import lru_cache
 import swapper
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connections, router, transaction
-from django.db.models import F, Value
+from django.db.models import Case, F, Value, When
 from django.db.models.functions import Concat, Greatest
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -231,6 +231,20 @@ def requeue_operation(
     return bool(_operations().filter(**filters).update(**changes))
 
 
+def record_transfer_progress(operation_id, router_holds):
+    """Raises the most image bytes the router was known to hold; False when
+    an earlier attempt already got that far (no progress)."""
+    return bool(
+        _operations()
+        .filter(
+            pk=operation_id,
+            status=OperationStatus.IN_PROGRESS,
+            transfer_confirmed__lt=router_holds,
+        )
+        .update(transfer_confirmed=router_holds)
+    )
+
+
 def mark_flash_started(operation_id, outcome_timeout=2220):
     """Crosses the point of no return; False if cancelled in the meantime.
 
@@ -255,14 +269,22 @@ def mark_flash_started(operation_id, outcome_timeout=2220):
 
 def save_follow_state(operation_id, state, next_check_in):
     """Keeps an upgrader's state between two looks at the router and says
-    when to look next; nothing changes once the operation finished."""
+    when to look next; nothing changes once the operation finished.
+
+    A read already due (the router reported meanwhile: ``follow_now``) stays
+    due; otherwise ``next_check_at`` is ahead (the follow-up's lease end, or
+    the grace after the point of no return) and is replaced.
+    """
     now = timezone.now()
     return bool(
         _operations()
         .filter(pk=operation_id, status=OperationStatus.IN_PROGRESS)
         .update(
             follow_state=state,
-            next_check_at=now + timedelta(seconds=next_check_in),
+            next_check_at=Case(
+                When(next_check_at__lte=now, then=F("next_check_at")),
+                default=Value(now + timedelta(seconds=next_check_in)),
+            ),
             modified=now,
         )
     )

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Starts a working demo: Redis, a Celery worker and the OpenWISP admin with
+# Starts a working demo: Redis, a Celery worker per queue, beat and the OpenWISP admin with
 # this module on http://127.0.0.1:${DEMO_PORT:-8000}/admin/ (SpatiaLite
 # database in tests/openwisp2/db.sqlite3). Ctrl-C stops everything.
 set -eu
@@ -38,14 +38,20 @@ while [ ! -f "$DEMO_ROUTER_FILE" ] && [ $tries -lt 300 ]; do
     tries=$((tries + 1))
 done
 ../.venv/bin/python manage.py shell -c "from openwisp2.demo import load; load()"
+# a worker per queue (docs/developer/deployment.rst): image transfers, and
+# the engine's short tasks (driver, dispatch, follow-ups) that must not wait
+# behind them
 ../.venv/bin/celery -A openwisp2 worker -Q celery,modem_upgrader -l warning --concurrency 2 \
-    >"$run_dir/celery.log" 2>&1 &
+    -n transfers@%h >"$run_dir/celery.log" 2>&1 &
+pids="$pids $!"
+../.venv/bin/celery -A openwisp2 worker -Q modem_upgrader_control -l warning --concurrency 1 \
+    -n control@%h >"$run_dir/celery-control.log" 2>&1 &
 pids="$pids $!"
 # beat drives the engine: starts waiting devices, follows the flashes
 ../.venv/bin/celery -A openwisp2 beat -l warning -s "$run_dir/beat-schedule" \
     >"$run_dir/beat.log" 2>&1 &
 pids="$pids $!"
-echo "Celery worker log: $run_dir/celery.log (beat: $run_dir/beat.log)"
+echo "Celery worker logs: $run_dir/celery.log, $run_dir/celery-control.log (beat: $run_dir/beat.log)"
 echo "Open http://127.0.0.1:$port/admin/ and log in as admin / admin"
 echo "Devices: modem columns; Modem Firmware > Modem Compliance; the dashboard chart"
 echo "Devices > demo-router > Modem Firmware: choose the build and save to upgrade"

@@ -565,7 +565,12 @@ class AbstractModemUpgradeOperation(
     # --- engine state (scheduler.py): what the database says, not a worker
     wave = models.PositiveIntegerField(default=1, help_text=_("rollout wave"))
     not_before = models.DateTimeField(
-        null=True, blank=True, db_index=True, help_text=_("retry backoff")
+        null=True,
+        blank=True,
+        db_index=True,
+        help_text=_(
+            "not started before: a retry's backoff, or a start spread in a window"
+        ),
     )
     dispatched_at = models.DateTimeField(
         null=True, blank=True, help_text=_("queued for a worker")
@@ -578,6 +583,11 @@ class AbstractModemUpgradeOperation(
     next_check_at = models.DateTimeField(
         null=True, blank=True, db_index=True, help_text=_("next read of the router")
     )
+    # a follow-up task holds the operation until then (scheduler.follow_due)
+    follow_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    # most bytes of the image the router was known to hold after an
+    # interrupted transfer: an attempt that goes beyond made progress
+    transfer_confirmed = models.PositiveBigIntegerField(default=0, editable=False)
     follow_state = models.JSONField(default=dict, blank=True, editable=False)
 
     class Meta:

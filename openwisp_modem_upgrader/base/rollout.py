@@ -100,6 +100,21 @@ class ScheduleMixin(models.Model):
             opening += timedelta(days=1)
         return opening
 
+    def open_window(self, now):
+        """``(opened, closes)``: the bounds (aware) of the window open at
+        ``now``; ``None`` without a window or when it is closed."""
+        if not self.has_window or not self.window_is_open(now):
+            return None
+        zone = zoneinfo.ZoneInfo(self.window_timezone)
+        local = now.astimezone(zone)
+        opened = datetime.combine(local.date(), self.window_start, tzinfo=zone)
+        if opened > local:  # across midnight, opened yesterday
+            opened -= timedelta(days=1)
+        closes = datetime.combine(opened.date(), self.window_end, tzinfo=zone)
+        if closes <= opened:
+            closes += timedelta(days=1)
+        return opened, closes
+
     def may_start(self, now):
         """Scheduled time reached and window open."""
         if self.scheduled_at and now < self.scheduled_at:

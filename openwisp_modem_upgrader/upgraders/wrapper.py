@@ -55,6 +55,7 @@ from ..transfer import (
     plan_transfer,
     probe_command,
     stream_file_to_router,
+    transfer_progressed,
     upload_directory,
 )
 from ..upgrade import add_bytes_sent, record_journal, record_progress
@@ -182,10 +183,12 @@ class WrapperUpgrader(BaseModemUpgrader):
             self.start_wrapper()
         except RouterBusy:
             raise  # nothing was touched: another wrapper may be using it all
-        except RecoverableModemFailure:
-            # the retry continues from the image bytes the router holds
+        except RecoverableModemFailure as error:
+            # the retry continues from the image bytes the router holds; an
+            # interrupted transfer that made progress is always resumed
+            resumed = transfer_progressed(error, self.operation.transfer_confirmed)
             if not self.wrapper_may_run:
-                self.leave_router_as_found(keep_image=self.retry_follows)
+                self.leave_router_as_found(keep_image=self.retry_follows or resumed)
             raise
         except BaseException:
             # a /tmp image of 100 MB-1 GB left behind can starve the router

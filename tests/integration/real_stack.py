@@ -93,13 +93,17 @@ class Stack:
 
     def kill(self, name):
         """SIGKILL to the whole worker (main and pool processes), as when its
-        machine dies: no orphaned pool process finishes the task later."""
-        process = self.processes[name]
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait()
+        machine dies: no orphaned pool process finishes the task later. A
+        worker's control-queue companion (``start_worker``) dies with it."""
+        for each in (name, f"{name}-control"):
+            process = self.processes.get(each)
+            if process is None:
+                continue
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            process.wait()
 
     def start(self, worker="worker-1"):
         """Redis, the database, the ASGI server, beat and ``worker`` (none
@@ -175,27 +179,34 @@ class Stack:
         )
 
     def start_worker(self, name, env=None):
-        return self.spawn(
-            name,
-            [
-                CELERY,
-                "-A",
-                "openwisp2",
-                "worker",
-                # the project routes this module's tasks to their own queue
-                "-Q",
-                "celery,modem_upgrader",
-                "-c",
-                "2",
-                "-l",
-                "info",
-                "-n",
-                f"{name}@%h",
-                "--without-heartbeat",
-                "--without-mingle",
-            ],
-            env=env,
-        )
+        """A worker per queue (docs/developer/deployment.rst): ``name`` for
+        the transfers (the project routes this module's tasks to their own
+        queue), ``name-control`` for the engine's short tasks."""
+        self.spawn(f"{name}-control", self.worker_command(name, control=True), env)
+        return self.spawn(name, self.worker_command(name), env=env)
+
+    def worker_command(self, name, control=False):
+        if control:
+            # 2 processes: the run follows 50 flashing routers every 2 s
+            name, queues, concurrency = f"{name}-control", "modem_upgrader_control", 2
+        else:
+            queues, concurrency = "celery,modem_upgrader", 2
+        return [
+            CELERY,
+            "-A",
+            "openwisp2",
+            "worker",
+            "-Q",
+            queues,
+            "-c",
+            str(concurrency),
+            "-l",
+            "info",
+            "-n",
+            f"{name}@%h",
+            "--without-heartbeat",
+            "--without-mingle",
+        ]
 
     def wait_http(self, timeout=60):
         deadline = time.monotonic() + timeout
