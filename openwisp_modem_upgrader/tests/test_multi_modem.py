@@ -7,16 +7,21 @@ import time
 import uuid
 
 from django.contrib.staticfiles.testing import StaticLiveServerTestCase
+from django.test import TestCase
 
 from ..base.models import TERMINAL_STATUSES, OperationStatus
 from ..batch import create_batch, modems_to_flash, preview_batch
 from ..detection import detect_device
 from ..scheduler import drive
 from . import (
+    FN990A28,
     NEW_VERSION,
+    OLD_VERSION,
     DeviceModemFirmware,
     ModemBatchUpgradeOperation,
+    ModemUpgradeOperation,
 )
+from .test_api import ApiTestMixin, api_url
 from .test_engine import FAST, EngineTestMixin
 
 # the emulator's modems before the upgrade
@@ -185,3 +190,109 @@ class TestRouterBusy(EngineTestMixin, StaticLiveServerTestCase):
         operation = self.upgrade()
         self.assertEqual(operation.status, OperationStatus.SUCCESS, operation.log)
         self.assertEqual(self.router.modem_state()["firmware"], NEW_VERSION)
+
+
+class TestMultiModemApi(ApiTestMixin, TestCase):
+    """The REST dry run names the modem flashed on each router and the
+    matching ones left out; ``modems`` chooses first or every."""
+
+    def setUp(self):
+        super().setUp()
+        self.build = self._create_build(
+            category=self._create_category(organization=self.org_a)
+        )
+        self.image = self._create_image(build=self.build)
+        self.router = self._create_modem_device(
+            name="two-modems", mac_address="00:11:22:33:44:01"
+        )
+        DeviceModemFirmware.objects.filter(device=self.router).update(
+            usb_path="2-1", modem_imei="351234567890123"
+        )
+        DeviceModemFirmware.objects.create(
+            device=self.router,
+            usb_path="1-1.2",
+            modem_model=FN990A28,
+            modem_firmware_version=OLD_VERSION,
+            modem_imei="351234567890999",
+        )
+        self._create_modem_device(name="one-modem", mac_address="00:11:22:33:44:02")
+        self._login(self._manager())
+        self.url = api_url("build_upgrade", self.build.pk)
+
+    def test_dry_run_first_matching_modem(self):
+        response = self.client.get(self.url)
+        self.assertEqual(response.status_code, 200, response.data)
+        data = response.data
+        self.assertEqual(data["modems"], "first")
+        self.assertEqual(
+            (data["devices_count"], data["multi_modem_count"], data["modems_count"]),
+            (2, 1, 2),
+        )
+        router = next(d for d in data["devices"] if d["name"] == "two-modems")
+        self.assertEqual(router["usb_path"], "1-1.2")
+        self.assertEqual(router["imei"], "351234567890999")
+        self.assertEqual(router["modem_firmware_version"], OLD_VERSION)
+        self.assertEqual(router["matching_modems"], 2)
+        self.assertEqual(
+            router["modems_flashed"],
+            [
+                {
+                    "usb_path": "1-1.2",
+                    "imei": "351234567890999",
+                    "firmware_version": OLD_VERSION,
+                }
+            ],
+        )
+        self.assertEqual([m["usb_path"] for m in router["modems_left_out"]], ["2-1"])
+        single = next(d for d in data["devices"] if d["name"] == "one-modem")
+        self.assertEqual(
+            (single["matching_modems"], single["modems_left_out"]), (1, [])
+        )
+
+    def test_dry_run_every_matching_modem(self):
+        response = self.client.get(self.url, {"modems": "every"})
+        self.assertEqual(response.status_code, 200, response.data)
+        data = response.data
+        self.assertEqual(data["modems"], "every")
+        self.assertEqual((data["multi_modem_count"], data["modems_count"]), (1, 3))
+        router = next(d for d in data["devices"] if d["name"] == "two-modems")
+        self.assertEqual(
+            [m["usb_path"] for m in router["modems_flashed"]], ["1-1.2", "2-1"]
+        )
+        self.assertEqual(router["modems_left_out"], [])
+        # the waves count routers
+        self.assertEqual(data["waves"], [2])
+
+    def test_mass_upgrade_of_every_matching_modem(self):
+        with self.captureOnCommitCallbacks(execute=True):
+            response = self._json("post", self.url, {"modems": "every"})
+        self.assertEqual(response.status_code, 201, response.data)
+        self.assertEqual(response.data["modems"], "every")
+        batch = ModemBatchUpgradeOperation.objects.get()
+        self.assertEqual(batch.modems, "every")
+        self.assertEqual(
+            sorted(
+                batch.operations.filter(device=self.router).values_list(
+                    "usb_path", flat=True
+                )
+            ),
+            ["1-1.2", "2-1"],
+        )
+        detail = self.client.get(api_url("batch_upgrade_operation_detail", batch.pk))
+        self.assertEqual(detail.data["modems"], "every")
+        # progress counts modems (one operation each)
+        self.assertEqual(detail.data["progress_report"], "0 out of 3 modems completed")
+
+    def test_bad_choice_is_a_clear_error_and_changes_nothing(self):
+        for value in ("all", "", "every;reboot", 1, None, ["every"]):
+            with self.subTest(value=value):
+                # in a URL, empty is the default and a list its last value
+                if value not in ("", None, ["every"]):
+                    response = self.client.get(self.url, {"modems": value})
+                    self.assertEqual(response.status_code, 400)
+                    self.assertIn("modems", response.data)
+                response = self._json("post", self.url, {"modems": value})
+                self.assertEqual(response.status_code, 400)
+                self.assertIn("modems", response.data)
+        self.assertFalse(ModemBatchUpgradeOperation.objects.exists())
+        self.assertFalse(ModemUpgradeOperation.objects.exists())
