@@ -3,11 +3,14 @@
 matching modem flashed one after the other."""
 
 import os
+import re
 import time
 import uuid
+from unittest import mock
 
 from django.contrib.staticfiles.testing import StaticLiveServerTestCase
 from django.test import TestCase
+from django.urls import reverse
 
 from ..base.models import TERMINAL_STATUSES, OperationStatus
 from ..batch import create_batch, modems_to_flash, preview_batch
@@ -21,6 +24,7 @@ from . import (
     ModemBatchUpgradeOperation,
     ModemUpgradeOperation,
 )
+from .test_admin_batch import MassUpgradeMixin
 from .test_api import ApiTestMixin, api_url
 from .test_engine import FAST, EngineTestMixin
 
@@ -296,3 +300,109 @@ class TestMultiModemApi(ApiTestMixin, TestCase):
                 self.assertIn("modems", response.data)
         self.assertFalse(ModemBatchUpgradeOperation.objects.exists())
         self.assertFalse(ModemUpgradeOperation.objects.exists())
+
+
+@mock.patch("openwisp_modem_upgrader.scheduler.publish_upgrade")
+class TestMultiModemAdmin(MassUpgradeMixin, TestCase):
+    """The admin's mass-upgrade page: which modem of each router is flashed,
+    which are left, and the choice of every matching modem."""
+
+    def setUp(self):
+        super().setUp()
+        self.router = self._create_modem_device(
+            name="two-modems", mac_address="00:11:22:33:44:01"
+        )
+        DeviceModemFirmware.objects.filter(device=self.router).update(
+            usb_path="2-1", modem_imei="351234567890123"
+        )
+        DeviceModemFirmware.objects.create(
+            device=self.router,
+            usb_path="1-1.2",
+            modem_model=FN990A28,
+            modem_firmware_version=OLD_VERSION,
+            modem_imei="351234567890999",
+        )
+        self._create_modem_device(name="one-modem", mac_address="00:11:22:33:44:02")
+
+    def preview(self, **data):
+        response = self.client.get(
+            self.preview_url(), dict(organization=self.org.pk, **data)
+        )
+        self.assertEqual(response.status_code, 200)
+        return response
+
+    def cells(self, response, device_name, css_class):
+        """The USB paths listed in a cell of the device's row."""
+        html = response.content.decode()
+        row = re.search(
+            rf'<tr class="modem-eligible"[^>]*><td>{device_name}</td>(.*?)</tr>',
+            html,
+            re.S,
+        ).group(1)
+        cell = re.search(rf'<td class="{css_class}">(.*?)</td>', row, re.S).group(1)
+        return re.findall(r'data-usb-path="([^"]*)"', cell)
+
+    def test_preview_first_matching_modem(self, delay):
+        response = self.preview()
+        self.assertContains(response, "2 devices will be upgraded")
+        self.assertContains(response, 'class="warning modem-multi-modem-note"')
+        self.assertContains(
+            response,
+            "1 router has more than one modem matching this build: only its "
+            "first one is flashed",
+        )
+        self.assertEqual(self.cells(response, "two-modems", "modem-flashed"), ["1-1.2"])
+        self.assertEqual(self.cells(response, "two-modems", "modem-left-out"), ["2-1"])
+        self.assertContains(response, "1-1.2 (351234567890999)")
+        self.assertContains(response, "2-1 (351234567890123)")
+        self.assertEqual(self.cells(response, "one-modem", "modem-left-out"), [])
+
+    def test_preview_every_matching_modem(self, delay):
+        response = self.preview(modems="every")
+        self.assertContains(response, "each of them is flashed, one after the other")
+        self.assertContains(response, "(3 modems in all)")
+        self.assertEqual(
+            self.cells(response, "two-modems", "modem-flashed"), ["1-1.2", "2-1"]
+        )
+        self.assertEqual(self.cells(response, "two-modems", "modem-left-out"), [])
+
+    def test_no_note_without_several_matching_modems(self, delay):
+        DeviceModemFirmware.objects.filter(device=self.router, usb_path="2-1").update(
+            modem_firmware_version=NEW_VERSION
+        )
+        response = self.preview()
+        self.assertNotContains(response, "modem-multi-modem-note")
+        self.assertEqual(self.cells(response, "two-modems", "modem-left-out"), [])
+
+    def test_confirm_every_matching_modem(self, delay):
+        data = {"organization": self.org.pk, "confirm": "1", "modems": "every"}
+        with self.captureOnCommitCallbacks(execute=True):
+            response = self.client.post(self.preview_url(), data)
+        self.assertEqual(response.status_code, 302)
+        batch = ModemBatchUpgradeOperation.objects.get()
+        self.assertEqual(batch.modems, "every")
+        self.assertEqual(
+            sorted(
+                batch.operations.filter(device=self.router).values_list(
+                    "usb_path", flat=True
+                )
+            ),
+            ["1-1.2", "2-1"],
+        )
+        # only the router's first modem starts now
+        self.assertEqual(delay.call_count, 2)
+        page = self.client.get(
+            reverse(
+                f"admin:{batch._meta.app_label}_{batch._meta.model_name}_change",
+                args=[batch.pk],
+            )
+        )
+        self.assertContains(page, '<span class="modem-batch-total">3</span> modems')
+        self.assertContains(page, "every matching modem, one after the other")
+
+    def test_bad_choice_refused(self, delay):
+        data = {"organization": self.org.pk, "confirm": "1", "modems": "all"}
+        response = self.client.post(self.preview_url(), data)
+        self.assertEqual(response.status_code, 200)
+        self.assertContains(response, "Select a valid choice")
+        self.assertFalse(ModemBatchUpgradeOperation.objects.exists())
