@@ -406,3 +406,30 @@ class TestMultiModemAdmin(MassUpgradeMixin, TestCase):
         self.assertEqual(response.status_code, 200)
         self.assertContains(response, "Select a valid choice")
         self.assertFalse(ModemBatchUpgradeOperation.objects.exists())
+
+
+def _demo_two_modem_router():
+    from openwisp2.demo_router import ROUTERS
+
+    options = dict(ROUTERS)["demo-router-two-modems"]
+    # the tests' own loopback address; the demo's modems
+    return {key: value for key, value in options.items() if key != "host"}
+
+
+class TestDemoTwoModemRouter(TwoModemRouterMixin, StaticLiveServerTestCase):
+    """The demo's two-modem router (scripts/demo.sh): its first matching
+    modem is the second one, at 1-1.2, which the emulator now flashes."""
+
+    router_options = _demo_two_modem_router()
+
+    def setUp(self):
+        EngineTestMixin.setUp(self)
+        DeviceModemFirmware.objects.filter(device=self.device).delete()
+        detect_device(self.device)
+
+    def test_mass_upgrade_succeeds(self):
+        batch = self.run_batch()
+        (operation,) = batch.operations.all()
+        self.assertEqual(operation.status, OperationStatus.SUCCESS, operation.log)
+        self.assertEqual(operation.usb_path, "1-1.2")
+        self.assertEqual(self.modem_versions()["1-1.2"], NEW_VERSION)
