@@ -400,6 +400,28 @@ class TestMultiModemAdmin(MassUpgradeMixin, TestCase):
         self.assertContains(page, '<span class="modem-batch-total">3</span> modems')
         self.assertContains(page, "every matching modem, one after the other")
 
+    def test_preview_queries_constant(self, delay):
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        self.preview(modems="every")  # caches warmed (session, permissions)
+        counts = []
+        for start in (10, 20):
+            # five more two-modem routers each round
+            for number in range(start, start + 5):
+                device = self._create_modem_device(
+                    name=f"router-{number}", mac_address=f"00:11:22:33:45:{number:02x}"
+                )
+                DeviceModemFirmware.objects.filter(device=device).update(usb_path="2-1")
+                DeviceModemFirmware.objects.create(
+                    device=device, usb_path="1-1.2", modem_model=FN990A28
+                )
+            with CaptureQueriesContext(connection) as queries:
+                response = self.preview(modems="every")
+            counts.append(len(queries))
+        self.assertContains(response, 'data-count="11"')
+        self.assertEqual(counts[0], counts[1])
+
     def test_bad_choice_refused(self, delay):
         data = {"organization": self.org.pk, "confirm": "1", "modems": "all"}
         response = self.client.post(self.preview_url(), data)
