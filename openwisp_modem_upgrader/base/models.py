@@ -475,10 +475,11 @@ class AbstractModemUpgradeOperation(
     # a mass upgrade of every matching modem: the upgrade of another modem of
     # this router that must succeed first; cleared when this one may start
     # (``batch.release_next_modems``), so the one-upgrade-per-device
-    # constraint counts it only from then on
+    # constraint counts it only from then on. Deleted with it: a null set
+    # by a deletion would release it next to its active predecessor
     runs_after = models.ForeignKey(
         "self",
-        on_delete=models.SET_NULL,
+        on_delete=models.CASCADE,
         null=True,
         blank=True,
         editable=False,

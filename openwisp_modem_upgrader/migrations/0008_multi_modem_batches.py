@@ -40,7 +40,7 @@ class Migration(migrations.Migration):
                 editable=False,
                 help_text="waits for this upgrade of another modem of the router",
                 null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
+                on_delete=django.db.models.deletion.CASCADE,
                 related_name="+",
                 to=swapper.get_model_name("modem_upgrader", "ModemUpgradeOperation"),
             ),

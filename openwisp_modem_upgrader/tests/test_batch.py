@@ -515,6 +515,41 @@ class TestMultiModemBatch(BatchTestMixin, TestCase):
         )
         self.assertEqual(str(batch.progress_report), "0 out of 3 modems completed")
 
+    def test_every_modem_fans_out_in_constant_queries(self):
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        image = self._create_image()
+        counts = []
+        for start, extra in ((0, 2), (100, 8)):
+            for number in range(start, start + extra):
+                self._two_modem_router(start=number)
+            ModemUpgradeOperation.objects.all().delete()
+            batch = self._batch(image.build, modems="every")
+            batch.full_clean()
+            batch.save()
+            with mock.patch(QUEUE):
+                with CaptureQueriesContext(connection) as queries:
+                    batch.upgrade()
+            counts.append(len(queries))
+            routers = 2 if start == 0 else 10
+            self.assertEqual(batch.operations.count(), 2 * routers)
+        self.assertEqual(counts[0], counts[1])
+
+    def test_deleting_waiting_modems_with_the_router(self):
+        image = self._create_image()
+        router, batch, first, second = self._every_batch(image)
+        mark_in_progress(first.pk)
+        # the router (and its operations) can be deleted while its first
+        # modem upgrades and the second waits
+        type(router).objects.filter(pk=router.pk).delete()
+        self.assertFalse(ModemUpgradeOperation.objects.exists())
+        # and operations alone: the one waiting goes with the one it waits for
+        router, batch, first, second = self._every_batch(image)
+        mark_in_progress(first.pk)
+        ModemUpgradeOperation.objects.filter(pk=first.pk).delete()
+        self.assertFalse(ModemUpgradeOperation.objects.filter(pk=second.pk).exists())
+
     def _dispatch(self):
         from ..scheduler import dispatch
 

@@ -39,7 +39,7 @@ class Migration(migrations.Migration):
                 editable=False,
                 help_text="waits for this upgrade of another modem of the router",
                 null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
+                on_delete=django.db.models.deletion.CASCADE,
                 related_name="+",
                 to="sample_modem_upgrader.modemupgradeoperation",
             ),
