@@ -8,23 +8,32 @@ from functools import partial
 
 import swapper
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import (
     Case,
     CharField,
+    Count,
     Exists,
     IntegerField,
     OuterRef,
     Q,
     Subquery,
+    Sum,
     UUIDField,
     Value,
     When,
 )
+from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from .base.models import ACTIVE_STATUSES, OperationStatus
+from .base.models import (
+    ACTIVE_STATUSES,
+    TERMINAL_STATUSES,
+    ModemSelection,
+    OperationStatus,
+)
 from .compatibility import ExclusionReason, model_may_be
 from .rollout import wave_numbers
 from .scheduler import dispatch_soon
@@ -58,15 +67,50 @@ def _modems():
     return load_model("DeviceModemFirmware").objects.filter(device_id=OuterRef("pk"))
 
 
-def _target_modems(batch):
+def _target_modems(batch, modems=None):
     """The device's modems a batch would flash, best candidate first: of the
     build's model, not on its version (and on ``from_version`` if set)."""
     build = batch.build
-    modems = _modems().filter(model_may_be(build.modem_model))
+    modems = (_modems() if modems is None else modems).filter(
+        model_may_be(build.modem_model)
+    )
     modems = modems.exclude(modem_firmware_version=build.version)
     if batch.from_version:
         modems = modems.filter(modem_firmware_version=batch.from_version)
     return modems.order_by("usb_path")
+
+
+def _matching_modem_count(batch):
+    """How many of the device's modems match the batch (``_target_modems``)."""
+    counted = (
+        _target_modems(batch)
+        .order_by()
+        .values("device_id")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
+    return Coalesce(Subquery(counted[:1], output_field=IntegerField()), 0)
+
+
+def modems_to_flash(batch, device_ids):
+    """``{device id: (flashed, left out)}`` of the given devices: lists of
+    their matching modems (``usb_path``, ``modem_imei``,
+    ``modem_firmware_version``), in the order the batch flashes them. One
+    query, for the rows a preview shows."""
+    DeviceModemFirmware = load_model("DeviceModemFirmware")
+    modems = _target_modems(
+        batch, DeviceModemFirmware.objects.filter(device_id__in=list(device_ids))
+    ).order_by("device_id", "usb_path")
+    found = {}
+    for row in modems.values(
+        "device_id", "usb_path", "modem_imei", "modem_firmware_version"
+    ):
+        found.setdefault(row.pop("device_id"), []).append(row)
+    every = batch.modems == ModemSelection.EVERY
+    return {
+        device_id: (rows, []) if every else (rows[:1], rows[1:])
+        for device_id, rows in found.items()
+    }
 
 
 def _shown_modem(build, field):
@@ -95,9 +139,10 @@ def _image_for_board(images):
 
 
 def annotate_preview(batch):
-    """Candidates annotated with ``target_image_id``, ``target_usb_path`` (the
-    modem to flash), the shown ``modem_model`` / ``modem_firmware_version``
-    and ``exclusion_reason`` (NULL = eligible)."""
+    """Candidates annotated with ``target_image_id``, ``target_usb_path`` and
+    ``target_imei`` (the modem flashed first), ``matching_modems`` (how
+    many modems the batch could flash), the shown ``modem_model`` /
+    ``modem_firmware_version`` and ``exclusion_reason`` (NULL = eligible)."""
     build = batch.build
     images = list(build.images.order_by("created"))
     Operation = load_model("ModemUpgradeOperation")
@@ -109,6 +154,8 @@ def annotate_preview(batch):
     qs = candidate_devices(batch).annotate(
         target_image_id=_image_for_board(images),
         target_usb_path=Subquery(_target_modems(batch).values("usb_path")[:1]),
+        target_imei=Subquery(_target_modems(batch).values("modem_imei")[:1]),
+        matching_modems=_matching_modem_count(batch),
         modem_model=_shown_modem(build, "modem_model"),
         modem_firmware_version=_shown_modem(build, "modem_firmware_version"),
         has_running=Exists(running),
@@ -156,6 +203,22 @@ def preview_batch(batch):
     }
 
 
+def modem_counts(batch, devices):
+    """``{"multi_modem_count": routers with more than one matching modem,
+    "modems_count": modems the batch flashes}`` of the preview's eligible
+    ``devices``, in one query."""
+    every = batch.modems == ModemSelection.EVERY
+    counts = devices.order_by().aggregate(
+        multi_modem_count=Count("pk", filter=Q(matching_modems__gt=1)),
+        routers=Count("pk"),
+        matching=Coalesce(Sum("matching_modems"), 0),
+    )
+    return {
+        "multi_modem_count": counts["multi_modem_count"],
+        "modems_count": counts["matching"] if every else counts["routers"],
+    }
+
+
 def not_detected_devices(batch):
     """The preview's devices excluded as "modem not detected yet"."""
     return preview_batch(batch)["excluded"].filter(
@@ -185,14 +248,16 @@ def create_batch(build, organization, upgrade_options=None, **fields):
 
 
 def start_batch(batch):
-    """Creates one operation per eligible device, in rollout waves; the
-    scheduler starts them (``scheduler.py``) within the batch's limits.
+    """Creates the batch's operations, in rollout waves (one wave per router);
+    the scheduler starts them (``scheduler.py``) within the batch's limits.
 
-    Each operation flashes one modem (``target_usb_path``): a router with two
-    modems to upgrade gets the second in a later batch, since a device runs
-    one upgrade at a time. The rows are inserted in bulk; a device that
-    started another upgrade since the preview is skipped by the database's
-    one-active-upgrade constraint instead of failing the whole batch.
+    Each operation flashes one modem (``target_usb_path``). With ``modems``
+    set to every matching modem, a router's further modems get operations
+    too, each waiting for the previous one (``runs_after``): the database
+    still runs one upgrade per router at a time. The rows are inserted in
+    bulk; a device that started another upgrade since the preview is
+    skipped by the database's one-active-upgrade constraint instead of
+    failing the whole batch.
     """
     Operation = load_model("ModemUpgradeOperation")
     DeviceModemFirmware = load_model("DeviceModemFirmware")
@@ -226,6 +291,8 @@ def start_batch(batch):
             batch_size=500,
             ignore_conflicts=True,
         )
+        if batch.modems == ModemSelection.EVERY:
+            _queue_next_modems(batch)
         created = Operation.objects.filter(
             batch_id=batch.pk, status=OperationStatus.IDLE
         )
@@ -245,3 +312,91 @@ def start_batch(batch):
         refresh_batch(batch.pk)
     transaction.on_commit(dispatch_soon)
     return operation_ids
+
+
+def _queue_next_modems(batch):
+    """One waiting operation per further matching modem of each router the
+    batch got (two queries): same image, options and wave as the router's
+    first, each after the previous one."""
+    Operation = load_model("ModemUpgradeOperation")
+    firsts = {
+        operation.device_id: operation
+        for operation in Operation.objects.filter(batch_id=batch.pk).only(
+            "pk", "device_id", "image_id", "usb_path", "wave"
+        )
+    }
+    modems = _target_modems(
+        batch,
+        load_model("DeviceModemFirmware").objects.filter(
+            device_id__in=Operation.objects.filter(batch_id=batch.pk).values(
+                "device_id"
+            )
+        ),
+    ).order_by("device_id", "usb_path")
+    following = []
+    previous = {}
+    for device_id, usb_path in modems.values_list("device_id", "usb_path"):
+        first = firsts[device_id]
+        if usb_path == first.usb_path:
+            continue
+        operation = Operation(
+            device_id=device_id,
+            image_id=first.image_id,
+            usb_path=usb_path,
+            batch_id=batch.pk,
+            upgrade_options=batch.upgrade_options,
+            wave=first.wave,
+            runs_after=previous.get(device_id, first),
+        )
+        previous[device_id] = operation
+        following.append(operation)
+    Operation.objects.bulk_create(following, batch_size=500)
+
+
+def release_next_modems():
+    """The next modem's upgrade of each router whose previous one finished:
+    released (it may start) after a success, skipped after anything else,
+    since a router whose modem failed is left as it is for an operator.
+    Called by the scheduler before it picks what to start; one query when
+    there is nothing to do. Returns how many were released."""
+    from .upgrade import finish_operation
+
+    Operation = load_model("ModemUpgradeOperation")
+    ready = Operation.objects.filter(
+        status=OperationStatus.IDLE,
+        runs_after__isnull=False,
+        runs_after__status__in=TERMINAL_STATUSES,
+    )
+    released = 0
+    for pk, previous_status, previous_path in ready.values_list(
+        "pk", "runs_after__status", "runs_after__usb_path"
+    )[:1000]:
+        if previous_status != OperationStatus.SUCCESS:
+            finish_operation(
+                pk,
+                OperationStatus.CANCELLED,
+                gettext(
+                    "not started: the upgrade of the modem at %(usb_path)s of "
+                    "this router ended %(status)s, its other modems are left "
+                    "as they are"
+                )
+                % {"usb_path": previous_path or "-", "status": previous_status},
+            )
+            continue
+        # another upgrade of the router (a single one started meanwhile)
+        # comes first: the database refuses two
+        busy = Operation.objects.filter(
+            device_id=OuterRef("device_id"),
+            status__in=ACTIVE_STATUSES,
+            runs_after__isnull=True,
+        )
+        try:
+            with transaction.atomic():
+                released += (
+                    Operation.objects.filter(pk=pk, status=OperationStatus.IDLE)
+                    .exclude(Exists(busy))
+                    .update(runs_after=None)
+                )
+        except IntegrityError:
+            pass  # lost a race with a single upgrade: the next pass
+    return released

@@ -292,7 +292,7 @@ def resume_batch(batch):
 
 def retry_failed(batch):
     """A new mass upgrade of the devices whose upgrade failed or aborted,
-    with the same build, options and rollout settings."""
+    with the same build, options, choice of modems and rollout settings."""
     from .batch import create_batch
 
     device_ids = sorted(
@@ -312,5 +312,6 @@ def retry_failed(batch):
         batch.organization,
         upgrade_options=batch.upgrade_options,
         device_ids=device_ids,
+        modems=batch.modems,
         **{field: getattr(batch, field) for field in fields},
     )

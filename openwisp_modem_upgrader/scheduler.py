@@ -50,9 +50,10 @@ def in_flight(operations):
 
 
 def waiting(operations, now):
-    """Not queued yet, and no retry backoff pending."""
+    """Not queued yet, no retry backoff pending, and not waiting for the
+    upgrade of another modem of the router (``runs_after``)."""
     return operations.filter(
-        status=OperationStatus.IDLE, dispatched_at__isnull=True
+        status=OperationStatus.IDLE, dispatched_at__isnull=True, runs_after=None
     ).filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
 
 
@@ -97,6 +98,10 @@ def dispatch(now=None):
 
 
 def _dispatch_once(now):
+    from .batch import release_next_modems
+
+    release_next_modems()
+
     free = app_settings.MAX_CONCURRENT_UPGRADES - in_flight(_operations()).count()
     published = 0
     # single upgrades first: an operator is waiting for that one device

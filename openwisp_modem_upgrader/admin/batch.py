@@ -73,6 +73,7 @@ class ModemBatchUpgradeOperationAdmin(
         "group",
         "location",
         "from_version",
+        "modems",
         "upgrade_options",
         *ROLLOUT_FIELDS,
         "created",

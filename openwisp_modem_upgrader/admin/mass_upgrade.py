@@ -15,9 +15,12 @@ from django.urls import reverse
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
+from ..base.models import ModemSelection
 from ..batch import (
     ExclusionReason,
     create_batch,
+    modem_counts,
+    modems_to_flash,
     not_detected_devices,
     preview_batch,
 )
@@ -49,6 +52,15 @@ class MassUpgradeForm(UpgradeOptionsFormMixin, forms.Form):
     )
     from_version = forms.CharField(
         label=_("current modem firmware version"), max_length=64, required=False
+    )
+    modems = forms.TypedChoiceField(
+        label=_("modems of each router"),
+        choices=ModemSelection.choices,
+        initial=ModemSelection.FIRST,
+        # a plain link (compliance's "upgrade these devices") has none
+        required=False,
+        empty_value=ModemSelection.FIRST,
+        help_text=ModemBatchUpgradeOperation._meta.get_field("modems").help_text,
     )
     # exactly these devices (e.g. "upgrade these devices" of a compliance row)
     device_ids = forms.ModelMultipleChoiceField(
@@ -130,6 +142,7 @@ class MassUpgradeForm(UpgradeOptionsFormMixin, forms.Form):
             "group": self.cleaned_data.get("group"),
             "location": self.cleaned_data.get("location"),
             "from_version": self.cleaned_data.get("from_version", ""),
+            "modems": self.cleaned_data.get("modems") or ModemSelection.FIRST,
             "device_ids": [
                 str(device.pk) for device in self.cleaned_data.get("device_ids") or []
             ],
@@ -202,6 +215,12 @@ def preview(form):
     )
     columns = ("pk", "name", "modem_firmware_version")
     devices = result["devices"]
+    shown = list(
+        devices.values(*columns, "target_usb_path", "target_imei")[:PREVIEW_ROWS]
+    )
+    chosen = modems_to_flash(batch, [row["pk"] for row in shown])
+    for row in shown:
+        row["modems_flashed"], row["modems_left_out"] = chosen.get(row["pk"], ([], []))
     excluded = [
         dict(row, reason=ExclusionReason.labels.get(row["exclusion_reason"]))
         for row in result["excluded"].values(*columns, "exclusion_reason")[
@@ -210,8 +229,10 @@ def preview(form):
     ]
     devices_count = devices.count()
     return {
-        "devices": devices.values(*columns)[:PREVIEW_ROWS],
+        "devices": shown,
         "devices_count": devices_count,
+        **modem_counts(batch, devices),
+        "every_modem": batch.modems == ModemSelection.EVERY,
         "waves": wave_sizes(batch, devices_count),
         "excluded": excluded,
         "excluded_count": result["excluded"].count(),

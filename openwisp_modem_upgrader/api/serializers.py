@@ -17,7 +17,7 @@ from rest_framework import serializers
 from openwisp_users.api.mixins import FilterSerializerByOrgManaged
 from openwisp_utils.api.serializers import ValidatedModelSerializer
 
-from ..base.models import MAX_BATCH_DEVICE_IDS, OperationStatus
+from ..base.models import MAX_BATCH_DEVICE_IDS, ModemSelection, OperationStatus
 from ..batch import ExclusionReason
 from ..rollout_display import (
     ROLLOUT_FIELDS,
@@ -275,6 +275,7 @@ class BatchUpgradeOperationSerializer(ReadOnlyBlankMixin, serializers.ModelSeria
                 "location",
                 "from_version",
                 "device_ids",
+                "modems",
                 "upgrade_options",
             )
             + ROLLOUT_FIELDS
@@ -411,6 +412,15 @@ class BatchUpgradeSerializer(FilterSerializerByOrgManaged, serializers.Serialize
             "devices of a compliance row"
         ),
     )
+    modems = serializers.ChoiceField(
+        choices=ModemSelection.choices,
+        default=ModemSelection.FIRST,
+        help_text=_(
+            "a router with several modems matching the build: flash the first "
+            "one (by USB path), or every one, one after the other (one "
+            "operation per modem)"
+        ),
+    )
     upgrade_options = serializers.JSONField(
         required=False,
         help_text=_("options of the upgrader (see the image type's schema)"),
@@ -486,6 +496,7 @@ class BatchUpgradeSerializer(FilterSerializerByOrgManaged, serializers.Serialize
             "location": data.get("location"),
             "from_version": data.get("from_version", ""),
             "device_ids": data.get("device_ids") or [],
+            "modems": data.get("modems", ModemSelection.FIRST),
         }
 
     @staticmethod
@@ -522,6 +533,14 @@ class DryRunQuerySerializer(BatchUpgradeSerializer):
         return fields
 
 
+class PreviewModemSerializer(serializers.Serializer):
+    usb_path = serializers.CharField(read_only=True)
+    imei = serializers.CharField(source="modem_imei", read_only=True)
+    firmware_version = serializers.CharField(
+        source="modem_firmware_version", read_only=True
+    )
+
+
 class PreviewDeviceSerializer(ReadOnlyBlankMixin, serializers.Serializer):
     class Meta:
         ref_name = "ModemUpgraderPreviewDevice"
@@ -535,10 +554,33 @@ class PreviewDeviceSerializer(ReadOnlyBlankMixin, serializers.Serializer):
         source="target_usb_path",
         read_only=True,
         allow_null=True,
-        help_text=_("the modem the upgrade would flash"),
+        help_text=_("the modem the upgrade would flash (first)"),
+    )
+    imei = serializers.CharField(
+        source="target_imei",
+        read_only=True,
+        allow_null=True,
+        help_text=_("IMEI of that modem"),
     )
     image = serializers.UUIDField(
         source="target_image_id", allow_null=True, read_only=True
+    )
+
+
+class PreviewEligibleDeviceSerializer(PreviewDeviceSerializer):
+    matching_modems = serializers.IntegerField(
+        read_only=True,
+        help_text=_("modems of the router that match the build and filters"),
+    )
+    modems_flashed = PreviewModemSerializer(
+        many=True,
+        read_only=True,
+        help_text=_("the modems the mass upgrade flashes, in this order"),
+    )
+    modems_left_out = PreviewModemSerializer(
+        many=True,
+        read_only=True,
+        help_text=_("matching modems left as they are (only the first one is flashed)"),
     )
 
 
@@ -558,13 +600,20 @@ class DryRunSerializer(serializers.Serializer):
         ref_name = "ModemUpgraderDryRun"
 
     organization = serializers.UUIDField()
+    modems = serializers.ChoiceField(choices=ModemSelection.choices)
     devices_count = serializers.IntegerField()
+    multi_modem_count = serializers.IntegerField(
+        help_text=_("routers with more than one modem matching the build")
+    )
+    modems_count = serializers.IntegerField(
+        help_text=_("modems the mass upgrade flashes (one operation each)")
+    )
     waves = serializers.ListField(
         child=serializers.IntegerField(),
         help_text=_("devices per wave, the canary wave first"),
     )
     excluded_count = serializers.IntegerField()
-    devices = PreviewDeviceSerializer(many=True)
+    devices = PreviewEligibleDeviceSerializer(many=True)
     excluded = ExcludedDeviceSerializer(many=True)
 
 

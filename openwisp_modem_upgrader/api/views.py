@@ -34,7 +34,7 @@ from ..base.models import (
     TERMINAL_STATUSES,
     OperationStatus,
 )
-from ..batch import create_batch, preview_batch
+from ..batch import create_batch, modem_counts, modems_to_flash, preview_batch
 from ..compatibility import check_build_for_batch
 from ..exceptions import UpgradeNotAllowed
 from ..private_storage.views import modem_firmware_download
@@ -362,14 +362,22 @@ class BuildUpgradeView(ProtectedAPIMixin, generics.GenericAPIView):
             "modem_model",
             "modem_firmware_version",
             "target_usb_path",
+            "target_imei",
             "target_image_id",
             "exclusion_reason",
         )
         preview = preview_batch(batch)
-        data = {"organization": batch.organization_id}
+        data = {"organization": batch.organization_id, "modems": batch.modems}
         for key in ("devices", "excluded"):
             data[f"{key}_count"] = preview[key].count()
             data[key] = list(preview[key].values(*fields)[:limit])
+        chosen = modems_to_flash(batch, [device["pk"] for device in data["devices"]])
+        for device in data["devices"]:
+            flashed, left_out = chosen.get(device["pk"], ([], []))
+            device["modems_flashed"], device["modems_left_out"] = flashed, left_out
+            device["matching_modems"] = len(flashed) + len(left_out)
+        data.update(modem_counts(batch, preview["devices"]))
+        # waves are of routers: a router's modems are flashed in its wave
         data["waves"] = wave_sizes(batch, data["devices_count"])
         return Response(DryRunSerializer(data).data)
 

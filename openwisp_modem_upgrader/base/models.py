@@ -64,6 +64,13 @@ TERMINAL_STATUSES = (
 )
 
 
+class ModemSelection(models.TextChoices):
+    """Which modems of a router a mass upgrade flashes."""
+
+    FIRST = "first", _("the first matching modem")
+    EVERY = "every", _("every matching modem, one after the other")
+
+
 def operation_is_cancellable(status, flash_started):
     return status in ACTIVE_STATUSES and not flash_started
 
@@ -536,6 +543,20 @@ class AbstractModemUpgradeOperation(
             "the modem to flash (sysfs USB path); empty: the router's only modem"
         ),
     )
+    # a mass upgrade of every matching modem: the upgrade of another modem of
+    # this router that must succeed first; cleared when this one may start
+    # (``batch.release_next_modems``), so the one-upgrade-per-device
+    # constraint counts it only from then on. Deleted with it: a null set
+    # by a deletion would release it next to its active predecessor
+    runs_after = models.ForeignKey(
+        "self",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+        help_text=_("waits for this upgrade of another modem of the router"),
+    )
     status = models.CharField(
         max_length=12,
         choices=OperationStatus.choices,
@@ -596,10 +617,11 @@ class AbstractModemUpgradeOperation(
         verbose_name_plural = _("Modem Upgrade Operations")
         ordering = ("-created",)
         constraints = [
-            # the database, not Python, guarantees one running upgrade per device
+            # the database, not Python, guarantees one running upgrade per
+            # device (the next modems of a router wait outside it)
             models.UniqueConstraint(
                 fields=["device"],
-                condition=Q(status__in=["idle", "in-progress"]),
+                condition=Q(status__in=["idle", "in-progress"], runs_after=None),
                 name="%(app_label)s_%(class)s_one_active_per_device",
                 violation_error_message=_(
                     "Another modem upgrade is already running on this device."
@@ -691,6 +713,16 @@ class AbstractModemBatchUpgradeOperation(
         validators=[version_validator],
         help_text=_("only devices whose modem currently runs this version"),
     )
+    modems = models.CharField(
+        _("modems of each router"),
+        max_length=8,
+        choices=ModemSelection.choices,
+        default=ModemSelection.FIRST,
+        help_text=_(
+            "a router with several modems matching the build: flash the first "
+            "one (by USB path), or every one, one after the other"
+        ),
+    )
     device_ids = models.JSONField(
         _("devices"),
         default=list,
@@ -778,6 +810,12 @@ class AbstractModemBatchUpgradeOperation(
     def progress_report(self):
         counts = self.status_counts()
         done = sum(counts[s] for s in TERMINAL_STATUSES)
+        if self.modems == ModemSelection.EVERY:
+            # one operation per modem
+            return _("%(done)s out of %(total)s modems completed") % {
+                "done": done,
+                "total": counts["total"],
+            }
         return _("%(done)s out of %(total)s devices completed") % {
             "done": done,
             "total": counts["total"],

@@ -35,7 +35,7 @@ QUEUE = "openwisp_modem_upgrader.scheduler.publish_upgrade"
 DeviceModemDetection = load_model("DeviceModemDetection")
 
 
-class TestBatch(CreateDeviceGroupMixin, TestModemUpgraderMixin, TestCase):
+class BatchTestMixin(TestModemUpgraderMixin):
     def _devices(self, count, start=0, **kwargs):
         return [
             self._create_modem_device(
@@ -61,6 +61,8 @@ class TestBatch(CreateDeviceGroupMixin, TestModemUpgraderMixin, TestCase):
         batch.refresh_from_db()
         return batch, queue
 
+
+class TestBatch(CreateDeviceGroupMixin, BatchTestMixin, TestCase):
     def test_preview_reasons(self):
         image = self._create_image(boards=["Router A"])
         build = image.build
@@ -403,3 +405,240 @@ class TestCancelBatch(TestBatch):
             self.assertEqual(batch.upgrade(), [])
         queue.assert_not_called()
         self.assertFalse(batch.operations.exists())
+
+
+class TestMultiModemBatch(BatchTestMixin, TestCase):
+    """Routers with several modems matching the build."""
+
+    def _two_modem_router(self, name="two-modems", start=0):
+        (device,) = self._devices(1, start=start)
+        DeviceModemFirmware.objects.filter(device=device).update(
+            usb_path="2-1", modem_imei="351234567890123"
+        )
+        DeviceModemFirmware.objects.create(
+            device=device,
+            usb_path="1-1.2",
+            modem_model=FN990A28,
+            modem_firmware_version="M0R.010000-B020",
+            modem_imei="351234567890999",
+        )
+        return device
+
+    def test_preview_says_which_modem_and_which_are_left(self):
+        from ..batch import modem_counts, modems_to_flash
+
+        image = self._create_image()
+        router = self._two_modem_router()
+        (single,) = self._devices(1, start=10)
+        for modems, flashed, left, total in (
+            ("first", ["1-1.2"], ["2-1"], 2),
+            ("every", ["1-1.2", "2-1"], [], 3),
+        ):
+            with self.subTest(modems=modems):
+                batch = self._batch(image.build, modems=modems)
+                devices = preview_batch(batch)["devices"]
+                rows = {d.pk: d for d in devices}
+                self.assertEqual(rows[router.pk].target_usb_path, "1-1.2")
+                self.assertEqual(rows[router.pk].target_imei, "351234567890999")
+                self.assertEqual(rows[router.pk].matching_modems, 2)
+                self.assertEqual(rows[single.pk].matching_modems, 1)
+                with self.assertNumQueries(1):
+                    chosen = modems_to_flash(batch, rows)
+                self.assertEqual([m["usb_path"] for m in chosen[router.pk][0]], flashed)
+                self.assertEqual([m["usb_path"] for m in chosen[router.pk][1]], left)
+                self.assertEqual(
+                    chosen[router.pk][0][0],
+                    {
+                        "usb_path": "1-1.2",
+                        "modem_imei": "351234567890999",
+                        "modem_firmware_version": "M0R.010000-B020",
+                    },
+                )
+                self.assertEqual(len(chosen[single.pk][0]), 1)
+                with self.assertNumQueries(1):
+                    counts = modem_counts(batch, devices)
+                self.assertEqual(
+                    counts, {"multi_modem_count": 1, "modems_count": total}
+                )
+
+    def test_a_modem_on_the_version_is_not_counted(self):
+        from ..batch import modem_counts
+
+        image = self._create_image()
+        router = self._two_modem_router()
+        DeviceModemFirmware.objects.filter(device=router, usb_path="1-1.2").update(
+            modem_firmware_version=NEW_VERSION
+        )
+        batch = self._batch(image.build, modems="every")
+        (row,) = preview_batch(batch)["devices"]
+        self.assertEqual((row.target_usb_path, row.matching_modems), ("2-1", 1))
+        counts = modem_counts(batch, preview_batch(batch)["devices"])
+        self.assertEqual(counts, {"multi_modem_count": 0, "modems_count": 1})
+
+    def test_first_matching_modem_is_the_default(self):
+        image = self._create_image()
+        router = self._two_modem_router()
+        batch, _queue = self._run(image.build)
+        self.assertEqual(batch.modems, "first")
+        (operation,) = batch.operations.all()
+        self.assertEqual(
+            (operation.device_id, operation.usb_path), (router.pk, "1-1.2")
+        )
+
+    def test_every_modem_queued_one_after_the_other(self):
+        image = self._create_image()
+        router = self._two_modem_router()
+        (single,) = self._devices(1, start=10)
+        batch, queue = self._run(image.build, modems="every", canary_size=1)
+        operations = {
+            (o.device_id, o.usb_path): o for o in batch.operations.order_by("created")
+        }
+        self.assertEqual(
+            set(operations),
+            {(router.pk, "1-1.2"), (router.pk, "2-1"), (single.pk, "")},
+        )
+        first, second = operations[router.pk, "1-1.2"], operations[router.pk, "2-1"]
+        self.assertEqual(second.runs_after_id, first.pk)
+        self.assertIsNone(first.runs_after_id)
+        # a router is one wave: the canary of 1 is the two-modem router
+        self.assertEqual((first.wave, second.wave), (1, 1))
+        self.assertEqual(operations[single.pk, ""].wave, 2)
+        # both modems are marked for the image
+        self.assertEqual(
+            DeviceModemFirmware.objects.filter(
+                device=router, image=image, installed=False
+            ).count(),
+            2,
+        )
+        # only the first modem of the router started
+        self.assertEqual(
+            [call.args[0] for call in queue.call_args_list], [str(first.pk)]
+        )
+        self.assertEqual(str(batch.progress_report), "0 out of 3 modems completed")
+
+    def test_every_modem_fans_out_in_constant_queries(self):
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        image = self._create_image()
+        counts = []
+        for start, extra in ((0, 2), (100, 8)):
+            for number in range(start, start + extra):
+                self._two_modem_router(start=number)
+            ModemUpgradeOperation.objects.all().delete()
+            batch = self._batch(image.build, modems="every")
+            batch.full_clean()
+            batch.save()
+            with mock.patch(QUEUE):
+                with CaptureQueriesContext(connection) as queries:
+                    batch.upgrade()
+            counts.append(len(queries))
+            routers = 2 if start == 0 else 10
+            self.assertEqual(batch.operations.count(), 2 * routers)
+        self.assertEqual(counts[0], counts[1])
+
+    def test_deleting_waiting_modems_with_the_router(self):
+        image = self._create_image()
+        router, batch, first, second = self._every_batch(image)
+        mark_in_progress(first.pk)
+        # the router (and its operations) can be deleted while its first
+        # modem upgrades and the second waits
+        type(router).objects.filter(pk=router.pk).delete()
+        self.assertFalse(ModemUpgradeOperation.objects.exists())
+        # and operations alone: the one waiting goes with the one it waits for
+        router, batch, first, second = self._every_batch(image)
+        mark_in_progress(first.pk)
+        ModemUpgradeOperation.objects.filter(pk=first.pk).delete()
+        self.assertFalse(ModemUpgradeOperation.objects.filter(pk=second.pk).exists())
+
+    def _dispatch(self):
+        from ..scheduler import dispatch
+
+        with mock.patch(QUEUE) as queue:
+            dispatch()
+        return [call.args[0] for call in queue.call_args_list]
+
+    def _every_batch(self, image):
+        router = self._two_modem_router()
+        batch, _queue = self._run(image.build, modems="every")
+        first = batch.operations.get(usb_path="1-1.2")
+        second = batch.operations.get(usb_path="2-1")
+        return router, batch, first, second
+
+    def test_next_modem_starts_after_a_success(self):
+        image = self._create_image()
+        router, batch, first, second = self._every_batch(image)
+        self.assertTrue(mark_in_progress(first.pk))
+        # never two upgrades of one router at once
+        self.assertEqual(self._dispatch(), [])
+        mark_flash_started(first.pk)
+        self.assertEqual(self._dispatch(), [])
+        finish_operation(first.pk, OperationStatus.SUCCESS)
+        batch.refresh_from_db()
+        self.assertEqual(batch.status, OperationStatus.IN_PROGRESS)
+        self.assertEqual(self._dispatch(), [str(second.pk)])
+        second.refresh_from_db()
+        self.assertIsNone(second.runs_after_id)
+        self.assertTrue(mark_in_progress(second.pk))
+        finish_operation(second.pk, OperationStatus.SUCCESS)
+        batch.refresh_from_db()
+        self.assertEqual(batch.status, OperationStatus.SUCCESS)
+        self.assertEqual(str(batch.progress_report), "2 out of 2 modems completed")
+
+    def test_next_modem_skipped_after_a_failure(self):
+        image = self._create_image()
+        router, batch, first, second = self._every_batch(image)
+        mark_in_progress(first.pk)
+        finish_operation(first.pk, OperationStatus.FAILED, "tool error")
+        self.assertEqual(self._dispatch(), [])
+        second.refresh_from_db()
+        self.assertEqual(second.status, OperationStatus.CANCELLED)
+        self.assertIn("modem at 1-1.2 of this router ended failed", second.log)
+        batch.refresh_from_db()
+        self.assertEqual(batch.status, OperationStatus.FAILED)
+        # the threshold counts operations: one failure, not two
+        counts = batch.status_counts()
+        self.assertEqual(
+            (counts[OperationStatus.FAILED], counts[OperationStatus.CANCELLED]), (1, 1)
+        )
+
+    def test_single_upgrade_started_meanwhile_goes_first(self):
+        image = self._create_image()
+        router, batch, first, second = self._every_batch(image)
+        mark_in_progress(first.pk)
+        finish_operation(first.pk, OperationStatus.SUCCESS)
+        # between the batch's two modems, an operator upgrades the router
+        with mock.patch(QUEUE):
+            single = start_upgrade(router, image, usb_path="2-1")
+        with self.assertRaises(ValidationError):
+            start_upgrade(router, image, usb_path="1-1.2")
+        self.assertEqual(self._dispatch(), [str(single.pk)])
+        second.refresh_from_db()
+        self.assertEqual(second.runs_after_id, first.pk)
+        mark_in_progress(single.pk)
+        finish_operation(single.pk, OperationStatus.SUCCESS)
+        self.assertEqual(self._dispatch(), [str(second.pk)])
+
+    def test_cancel_batch_cancels_waiting_modems(self):
+        image = self._create_image()
+        router, batch, first, second = self._every_batch(image)
+        cancelled, refused = cancel_batch(batch)
+        self.assertEqual(set(cancelled), {first.pk, second.pk})
+        batch.refresh_from_db()
+        self.assertEqual(batch.status, OperationStatus.CANCELLED)
+
+    def test_retry_keeps_the_choice_of_modems(self):
+        from ..rollout import retry_failed
+
+        image = self._create_image()
+        router, batch, first, second = self._every_batch(image)
+        mark_in_progress(first.pk)
+        finish_operation(first.pk, OperationStatus.FAILED, "tool error")
+        self._dispatch()
+        with mock.patch(QUEUE), self.captureOnCommitCallbacks(execute=True):
+            retry = retry_failed(batch)
+        self.assertEqual(retry.modems, "every")
+        self.assertEqual(
+            sorted(retry.operations.values_list("usb_path", flat=True)),
+            ["1-1.2", "2-1"],
+        )

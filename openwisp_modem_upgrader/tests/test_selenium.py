@@ -388,6 +388,59 @@ class TestModemUpgraderBrowser(
         )
         self.assert_no_browser_errors()
 
+    def test_mass_upgrade_of_every_modem_of_a_two_modem_router(self):
+        from ..detection import detect_device
+        from . import DeviceModemFirmware
+
+        self.router.set_modem(extra_modems=[{"usb_path": "1-1.2"}])
+        DeviceModemFirmware.objects.filter(device=self.device).delete()
+        detect_device(self.device)
+        opts = self.image.build._meta
+        self.open(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
+        self.find_element(
+            By.CSS_SELECTOR,
+            f'input[name="_selected_action"][value="{self.image.build.pk}"]',
+        ).click()
+        Select(self.find_element(By.NAME, "action")).select_by_value("mass_upgrade")
+        self.find_element(By.CSS_SELECTOR, 'button[name="index"]').click()
+        self.fill_options("")
+        self.click(self.find_element(By.NAME, "preview"))
+        self.wait_for_visibility(By.ID, "modem-preview-devices", 10)
+        # the default: the first matching modem, the other one left out
+        note = self.find_element(By.CSS_SELECTOR, ".modem-multi-modem-note").text
+        self.assertIn("1 router has more than one modem matching this build", note)
+        left = self.find_element(By.CSS_SELECTOR, ".modem-left-out").text
+        self.assertIn("2-1 (351234567890123)", left)
+        Select(self.find_element(By.NAME, "modems")).select_by_value("every")
+        self.click(self.find_element(By.NAME, "preview"))
+        self.wait_until(
+            lambda d: "one after the other"
+            in d.find_element(By.CSS_SELECTOR, ".modem-multi-modem-note").text,
+            timeout=10,
+        )
+        flashed = self.find_element(By.CSS_SELECTOR, ".modem-flashed").text
+        self.assertIn("1-1.2 (351234567890999)", flashed)
+        self.assertIn("2-1 (351234567890123)", flashed)
+        self.click(self.find_element(By.NAME, "confirm"))
+        self.wait_for_visibility(By.CSS_SELECTOR, ".modem-batch", 10)
+        batch = ModemBatchUpgradeOperation.objects.get()
+        self.assertEqual(batch.modems, "every")
+        self.wait_live()
+        self.run_queued_upgrades().join(120)
+        self.wait_until(
+            lambda d: d.find_element(By.CSS_SELECTOR, ".modem-batch-status").text
+            == "success",
+            timeout=20,
+        )
+        self.assertEqual(
+            self.find_element(By.CSS_SELECTOR, ".modem-batch-total").text, "2"
+        )
+        state = self.router.modem_state()
+        version = self.image.build.version
+        self.assertEqual(state["firmware"], version)
+        self.assertEqual(state["extra_modems"][0]["firmware"], version)
+        self.assert_no_browser_errors()
+
     def test_nested_option_schema_in_the_editor(self):
         from .test_admin_options import NESTED_TYPE, register_nested
 

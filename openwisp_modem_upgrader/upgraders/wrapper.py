@@ -298,8 +298,11 @@ class WrapperUpgrader(BaseModemUpgrader):
         paths = self.paths
         base, image = quote(paths["base"]), quote(paths["firmware"])
         return (
-            # a wrapper still running (any operation) may be reading an image
+            # a wrapper still running (any operation) may be reading an image;
+            # one that recorded its outcome only retries its last report
+            # (for up to final_report_timeout when the server is out of reach)
             f"for pid_file in {base}/*/lock/pid; do"
+            ' [ -f "${pid_file%/lock/pid}/exit_code" ] && continue;'
             ' pid=$(cat "$pid_file" 2>/dev/null)'
             ' && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null'
             ' && { echo "--busy--"; exit 0; };'

@@ -20,7 +20,8 @@ from device.modem import (  # noqa: E402
     DIAG_PORT,
     MM_DEVICE_UID,
     ModemState,
-    extra_modems,
+    modems,
+    update_modem,
 )
 
 FAIL_LINE = "[+] could not complete firmware upload"
@@ -55,27 +56,46 @@ def uxfp(modem, args):
             return 1
     modem.event("uxfp", *args)
     state = modem.read()
-    problem = _uxfp_refusal(state, options)
+    slot, target = _modem_on_port(state, options["port"])
+    problem = _uxfp_refusal(state, target, options)
     if problem:
         say(problem)
         say(FAIL_LINE)
         return 1
+    # when each flash ran, per modem: tests prove flashes did not overlap
+    modem.event("flash-start", target["usb_path"], time.time())
+    try:
+        return _flash(modem, slot, target, options)
+    finally:
+        modem.event("flash-end", target["usb_path"], time.time())
+
+
+def _modem_on_port(state, port):
+    """``(slot, modem)`` whose DIAG port is ``port``; the first modem when
+    none is (the refusal then names the port)."""
+    for slot, candidate in modems(state):
+        if port == f"/dev/{candidate['diag_tty']}":
+            return slot, candidate
+    return 0, modems(state)[0][1]
+
+
+def _flash(modem, slot, target, options):
     header = read_header(options["file"])
-    old = {"firmware": state["firmware"], "revision": state["revision"]}
+    old = {"firmware": target["firmware"], "revision": target["revision"]}
     new = {"firmware": header["firmware"], "revision": header["revision"]}
-    fault = state["fault"]
+    fault = target["fault"]
     say("[+] enter boot mode")
-    _set_mode(modem, "flashing")
+    _set_mode(modem, slot, "flashing")
     # the modem being flashed is the router's only uplink (netns routers)
-    _uplink(state, "down")
+    _uplink(target, "down")
     say("[+] phase 2: the device will disconnect and reconnect")
     say("[+] uploading firmware")
     total = header["length"] + HEADER_SIZE
     steps = 10
     for step in range(1, steps + 1):
-        time.sleep(state["flash_duration"] / steps)
+        time.sleep(target["flash_duration"] / steps)
         if step == steps // 2 + 1 and fault:
-            code = _uxfp_fault(modem, state, fault, old)
+            code = _uxfp_fault(modem, slot, target, fault, old)
             if code is not None:
                 return code
         percent = step * 100 // steps
@@ -88,16 +108,22 @@ def uxfp(modem, args):
     say("[+] firmware uploaded successfully!")
     if fault == "stuck-flashing":
         return 0
-    _set_mode(modem, "absent")
+    _set_mode(modem, slot, "absent")
     if fault == "no-return":
         return 0
     if fault == "stale-version":
         new = old
-    _later(modem, state["reboot_delay"], dict(new, mode="normal", cfun=1), uplink="up")
+    _later(
+        modem,
+        target["reboot_delay"],
+        slot,
+        dict(new, mode="normal", cfun=1),
+        uplink="up",
+    )
     return 0
 
 
-def _uxfp_refusal(state, options):
+def _uxfp_refusal(state, target, options):
     path, port = options["file"], options["port"]
     if not path or not port:
         return "[-] usage: uxfp --file <stream.bin> --port <dev>"
@@ -108,28 +134,32 @@ def _uxfp_refusal(state, options):
         return "[-] not a firmware stream"
     if os.path.getsize(path) != HEADER_SIZE + header["length"]:
         return "[-] stream file is truncated"
-    if state["mode"] == "absent":
+    if target["mode"] == "absent":
         return f"[-] no device on {port}"
-    if port != DIAG_PORT:
+    if port != f"/dev/{target['diag_tty']}":
         return f"[-] {port} is not a DIAG port"
-    if state["mode"] == "flashing" and not options["lossrecovery"]:
+    if target["mode"] == "flashing" and not options["lossrecovery"]:
         return "[-] device is in flashing mode: use --lossrecovery"
     if not header["revision"].startswith("45."):
         return (
             f'[-] stream software version {header["revision"]} is not for this chipset'
         )
-    if header["model"] != state["model"]:
-        return f'[-] stream is for {header["model"]}, device is {state["model"]}'
+    if header["model"] != target["model"]:
+        return f'[-] stream is for {header["model"]}, device is {target["model"]}'
     return None
 
 
-def _uxfp_fault(modem, state, fault, old):
+def _uxfp_fault(modem, slot, target, fault, old):
     if fault == "tool-error":
         say("[-] unexpected answer from device")
         say(FAIL_LINE)
-        _set_mode(modem, "absent")
+        _set_mode(modem, slot, "absent")
         _later(
-            modem, state["reboot_delay"], dict(old, mode="normal", cfun=1), uplink="up"
+            modem,
+            target["reboot_delay"],
+            slot,
+            dict(old, mode="normal", cfun=1),
+            uplink="up",
         )
         return 1
     if fault == "interrupt":
@@ -137,7 +167,7 @@ def _uxfp_fault(modem, state, fault, old):
         say(FAIL_LINE)
         return 2
     if fault == "power-loss":
-        _set_mode(modem, "absent")
+        _set_mode(modem, slot, "absent")
         say("[-] device disconnected")
         say(FAIL_LINE)
         return 2
@@ -147,13 +177,14 @@ def _uxfp_fault(modem, state, fault, old):
     return None
 
 
-def _set_mode(modem, mode):
+def _set_mode(modem, slot, mode):
     with modem.update() as state:
-        state["mode"] = mode
+        update_modem(state, slot, {"mode": mode})
 
 
-def _later(modem, delay, values, uplink=None):
-    """Applies ``values`` to the modem after ``delay`` s, in a daemon."""
+def _later(modem, delay, slot, values, uplink=None):
+    """Applies ``values`` to the modem ``slot`` after ``delay`` s, in a
+    daemon."""
     pid = os.fork()
     if pid:
         os.waitpid(pid, 0)
@@ -170,10 +201,10 @@ def _later(modem, delay, values, uplink=None):
             state["bg_pids"].append(os.getpid())
         time.sleep(delay)
         with modem.update() as state:
-            state.update(values)
+            update_modem(state, slot, values)
             state["bg_pids"].remove(os.getpid())
         if uplink:
-            _uplink(state, uplink)
+            _uplink(modems(state)[slot][1], uplink)
     finally:
         os._exit(0)
 
@@ -211,31 +242,21 @@ def _mm_visible(state):
 def mmcli_answer(state, args):
     if args == ["-L"]:
         lines = [
-            f"    {MM_PATH} [{state['manufacturer']}] {state['model']}\n"
-            for _ in range(1)
-            if _mm_visible(state)
+            f"    {MM_PATH[:-1]}{index} [{found['manufacturer']}] {found['model']}\n"
+            for index, found in modems(state)
+            if _mm_visible(found)
         ]
-        for index, extra in enumerate(extra_modems(state), start=1):
-            if extra["mode"] == "normal":
-                lines.append(
-                    f"    {MM_PATH[:-1]}{index} "
-                    f"[{extra['manufacturer']}] {extra['model']}\n"
-                )
         return "".join(lines) or "No modems were found\n", 0
     if len(args) == 3 and args[0] == "-m" and args[2] == "-J":
-        extras = extra_modems(state)
-        if args[1].isdigit() and 1 <= int(args[1]) <= len(extras):
-            extra = extras[int(args[1]) - 1]
-            if extra["mode"] != "normal":
-                return "error: couldn't find modem\n", 1
-            document = _mm_json(dict(state, **extra))
-            document["modem"]["generic"][
-                "device"
-            ] = f"/sys/devices/platform/soc/xhci-hcd.1/usb1/{extra['usb_path']}"
-            return json.dumps(document, separators=(",", ":")) + "\n", 0
-        if not _mm_visible(state) or args[1] not in ("0", MM_PATH):
+        index = args[1]
+        if index == MM_PATH:
+            index = "0"
+        found = dict(modems(state)).get(int(index)) if index.isdigit() else None
+        if found is None or not _mm_visible(found):
             return "error: couldn't find modem\n", 1
-        return json.dumps(_mm_json(state), separators=(",", ":")) + "\n", 0
+        document = _mm_json(found)
+        document["modem"]["generic"]["device"] = found["uid"]
+        return json.dumps(document, separators=(",", ":")) + "\n", 0
     return None
 
 
@@ -267,10 +288,11 @@ def _mm_json(state):
 
 
 def at_port(state):
-    """The port that answers AT commands now, or None."""
+    """The port that answers AT commands now, or None (``state``: the
+    router's, i.e. its first modem's, or one modem's of ``modems()``)."""
     if state["mode"] != "normal" or state["fault"] == "silent":
         return None
-    return AT_PORT
+    return f"/dev/{state['at_tty']}" if "at_tty" in state else AT_PORT
 
 
 def at_answer(state, command):
@@ -332,19 +354,21 @@ def mmcli(modem, args):
 
 
 def _mm_inhibit(modem, uid):
-    if uid != MM_DEVICE_UID:
+    slots = {found["uid"]: slot for slot, found in modems(modem.read())}
+    if uid not in slots:
         sys.stderr.write(f"error: couldn't inhibit device: unknown uid {uid}\n")
         return 1
+    slot = slots[uid]
     with modem.update() as state:
-        if state["inhibited_by"]:
+        if modems(state)[slot][1]["inhibited_by"]:
             sys.stderr.write("error: device already inhibited\n")
             return 1
-        state["inhibited_by"] = os.getpid()
+        update_modem(state, slot, {"inhibited_by": os.getpid()})
     modem.event("inhibit", uid)
 
     def release(*_):
         with modem.update() as state:
-            state["inhibited_by"] = None
+            update_modem(state, slot, {"inhibited_by": None})
         modem.event("uninhibit", uid)
         os._exit(0)
 
@@ -365,20 +389,18 @@ def sms_tool(modem, args):
     port, command = args[1], args[3].upper()
     modem.event("at", command)
     state = modem.read()
-    for extra in extra_modems(state):
-        if port == f"/dev/{extra['at_tty']}" and extra["mode"] == "normal":
-            sys.stdout.write(at_answer(dict(state, **extra), command))
+    for slot, found in modems(state):
+        if port != at_port(found):
+            continue
+        if command in ("AT+CFUN=0", "AT+CFUN=1"):
+            with modem.update() as s:
+                update_modem(s, slot, {"cfun": int(command[-1])})
+            sys.stdout.write("\r\nOK\r\n")
             return 0
-    if port != at_port(state):
-        sys.stderr.write(f"sms_tool: cannot open {port}\n")
-        return 1
-    if command in ("AT+CFUN=0", "AT+CFUN=1"):
-        with modem.update() as s:
-            s["cfun"] = int(command[-1])
-        sys.stdout.write("\r\nOK\r\n")
+        sys.stdout.write(at_answer(found, command))
         return 0
-    sys.stdout.write(at_answer(state, command))
-    return 0
+    sys.stderr.write(f"sms_tool: cannot open {port}\n")
+    return 1
 
 
 # --- uci and the modem daemon's init script --------------------------------

@@ -36,11 +36,13 @@ FAULTS = (
     "uplink-loss",  # netns routers: the uplink is down while the modem is away
 )
 
-# Further modems of the router (detection only, never flashed): each dict
-# overrides these; ``at_tty``/``diag_tty`` name its ports.
+# Further modems of the router: each dict overrides these; ``at_tty`` /
+# ``diag_tty`` name its ports, ``usb_id`` is its id in its current mode. The
+# fake tools flash, inhibit and answer for them like for the first modem;
+# ``fault`` is each modem's own.
 EXTRA_MODEM = {
     "usb_path": "1-1.2",
-    "usb_id": "1bc7:1071",
+    "usb_id": NORMAL_USB_ID,
     "manufacturer": "Telit",
     "model": "FN990A28",
     "firmware": "M0R.010000-B020",
@@ -49,11 +51,53 @@ EXTRA_MODEM = {
     "mode": "normal",
     "at_tty": "ttyUSB6",
     "diag_tty": "ttyUSB4",
+    "inhibited_by": None,
+    "cfun": 1,
+    "fault": None,
 }
 
 
 def extra_modems(state):
-    return [dict(EXTRA_MODEM, **extra) for extra in state.get("extra_modems", [])]
+    """The further modems, with their defaults (router-wide values such as
+    ``flash_duration`` taken from the state)."""
+    return [
+        dict(state, **dict(EXTRA_MODEM, **extra))
+        for extra in state.get("extra_modems", [])
+    ]
+
+
+def modems(state):
+    """Every modem of the router, the first one first: ``(slot, modem)``
+    where ``slot`` is what ``update_modem`` takes and ``modem`` the state
+    seen from that modem (its ports, USB path and ModemManager uid added)."""
+    first = dict(
+        state,
+        usb_path=USB_PATH,
+        diag_tty=DIAG_PORT[len("/dev/") :],
+        at_tty=AT_PORT[len("/dev/") :],
+        uid=MM_DEVICE_UID,
+    )
+    found = [(0, first)]
+    for slot, extra in enumerate(extra_modems(state), start=1):
+        uid = f"/sys/devices/platform/soc/xhci-hcd.1/usb1/{extra['usb_path']}"
+        found.append((slot, dict(extra, uid=uid)))
+    return found
+
+
+def update_modem(state, slot, values):
+    """Applies ``values`` to one modem of ``state`` (slot 0: the first)."""
+    if slot == 0:
+        state.update(values)
+        return
+    extra = state["extra_modems"][slot - 1]
+    if "mode" in values:
+        # an extra modem's USB id is the one of its current mode
+        if values["mode"] == "flashing" and extra.get("mode", "normal") != "flashing":
+            extra["normal_usb_id"] = extra.get("usb_id", NORMAL_USB_ID)
+            values = dict(values, usb_id=state["usb_flashing_id"])
+        elif values["mode"] == "normal" and "normal_usb_id" in extra:
+            values = dict(values, usb_id=extra.pop("normal_usb_id"))
+    extra.update(values)
 
 
 DEFAULT_STATE = {
@@ -161,12 +205,12 @@ class ModemState:
             if name not in ("usb1", "usb2"):
                 shutil.rmtree(os.path.join(devices, name))
         for extra in extra_modems(state):
-            _usb_device(
-                devices,
-                extra["usb_path"],
-                extra["usb_id"],
-                {0: extra["diag_tty"], 2: extra["at_tty"]},
-            )
+            if extra["mode"] == "absent":
+                continue
+            ports = {0: extra["diag_tty"]}
+            if extra["mode"] == "normal":
+                ports[2] = extra["at_tty"]
+            _usb_device(devices, extra["usb_path"], extra["usb_id"], ports)
         mode = state["mode"]
         if mode == "absent":
             return

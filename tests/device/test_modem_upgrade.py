@@ -21,6 +21,8 @@ from openwisp_modem_upgrader.upgraders.stream_checks import header_version
 from .helpers import NEW_VERSION, OLD_VERSION, OPERATION_ID, UPGRADE, RouterTestCase
 from .router import EmulatedRouter, _pids_mentioning
 
+OTHER_OPERATION_ID = "1f0c0d6e-8a40-4c55-9d7e-000000000002"
+
 
 def wait_for(predicate, timeout=60, interval=0.05):
     """Until ``predicate()``: a generous deadline (a busy machine is slow),
@@ -355,6 +357,17 @@ class TestStreamCheckBeforeTouchingTheModem(RouterTestCase):
 class TestWithoutModemManager(RouterTestCase):
     router_options = {"modem_manager": False}
 
+    def test_second_modem_flashed_over_at(self):
+        self.router.set_modem(extra_modems=[{"usb_path": "1-1.2"}])
+        result = self.upgrade(usb_path="1-1.2")
+        self.assert_finished(result, EXIT_SUCCESS, "success")
+        state = self.router.modem_state()
+        self.assertEqual(state["extra_modems"][0]["firmware"], NEW_VERSION)
+        self.assertEqual(state["firmware"], OLD_VERSION)
+        # its radio went off and on over its own AT port
+        self.assertEqual(state["extra_modems"][0]["cfun"], 1)
+        self.assertIn(["at", "AT+CFUN=0"], state["events"])
+
     def test_modem_daemon_is_stopped_and_restarted(self):
         result = self.upgrade(modem_service=self.router.modem_service)
         self.assert_finished(result, EXIT_SUCCESS, "success")
@@ -555,6 +568,63 @@ class TestUsbPath(RouterTestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         (flash,) = [e for e in self.router.modem_state()["events"] if e[0] == "uxfp"]
         self.assertEqual(flash[flash.index("--port") + 1], "/dev/ttyUSB0")
+
+    def test_both_modems_of_a_two_modem_router(self):
+        # the second modem is flashed like the first: its own DIAG port,
+        # its own ModemManager inhibition, its own version afterwards
+        self.router.set_modem(extra_modems=[{"usb_path": "1-1.2"}])
+        for operation_id, usb_path in (
+            (OPERATION_ID, "1-1.2"),
+            (OTHER_OPERATION_ID, "2-1"),
+        ):
+            with self.subTest(usb_path=usb_path):
+                result = self.upgrade(operation_id=operation_id, usb_path=usb_path)
+                messages = self.assert_finished(
+                    result, EXIT_SUCCESS, "success", operation_id=operation_id
+                )
+                self.assertIn(f"firmware {NEW_VERSION} verified", messages[-1])
+        state = self.router.modem_state()
+        (extra,) = state["extra_modems"]
+        self.assertEqual((extra["firmware"], extra["mode"]), (NEW_VERSION, "normal"))
+        self.assertEqual(extra["usb_id"], "1bc7:1071")
+        self.assertIsNone(extra["inhibited_by"])
+        self.assertEqual(extra["cfun"], 1)
+        self.assertEqual(state["firmware"], NEW_VERSION)
+        ports = [call[call.index("--port") + 1] for call in self.tool_calls()]
+        self.assertEqual(ports, ["/dev/ttyUSB4", "/dev/ttyUSB0"])
+        inhibited = [e[1] for e in state["events"] if e[0] == "inhibit"]
+        self.assertEqual([uid.rsplit("/", 1)[1] for uid in inhibited], ["1-1.2", "2-1"])
+        # the emulator's record of each flash: one after the other
+        flashes = [e for e in state["events"] if e[0].startswith("flash-")]
+        self.assertEqual(
+            [(e[0], e[1]) for e in flashes],
+            [
+                ("flash-start", "1-1.2"),
+                ("flash-end", "1-1.2"),
+                ("flash-start", "2-1"),
+                ("flash-end", "2-1"),
+            ],
+        )
+
+    def test_second_modem_fault_is_its_own(self):
+        self.router.set_modem(
+            extra_modems=[{"usb_path": "1-1.2", "fault": "tool-error"}]
+        )
+        result = self.upgrade(usb_path="1-1.2")
+        self.assert_finished(result, EXIT_IRRECOVERABLE, "failed")
+        self.assertTrue(
+            wait_for(
+                lambda: self.router.modem_state()["extra_modems"][0]["mode"] == "normal"
+            )
+        )
+        state = self.router.modem_state()
+        self.assertEqual(state["extra_modems"][0]["firmware"], OLD_VERSION)
+        # the first modem was not touched, and flashes fine
+        self.assertEqual((state["firmware"], state["mode"]), (OLD_VERSION, "normal"))
+        result = self.upgrade(operation_id=OTHER_OPERATION_ID, usb_path="2-1")
+        self.assert_finished(
+            result, EXIT_SUCCESS, "success", operation_id=OTHER_OPERATION_ID
+        )
 
     def test_no_modem_at_the_usb_path(self):
         result = self.upgrade(usb_path="3-1")

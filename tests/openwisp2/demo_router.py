@@ -4,7 +4,9 @@ until terminated, and describes them in a JSON file for demo.py.
 Routers (name, loopback address, modem): demo-router (FN990A28 on an old
 firmware, the one to upgrade), demo-router-b022 (a newer firmware, with
 ModemManager absent: read over AT), demo-router-two-modems (a second modem
-at USB 1-1.2). demo.py adds a fourth device that is never reachable.
+at USB 1-1.2, flashed like the first: it is the first matching modem of a
+mass upgrade, and "every matching modem" flashes both, one after the
+other). demo.py adds a fourth device that is never reachable.
 
 Usage: python openwisp2/demo_router.py DESCRIPTION.json
 """
