@@ -3,20 +3,19 @@
 # counted by the one-active-upgrade-per-device constraint until released)
 
 import django.db.models.deletion
-import swapper
 from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("modem_upgrader", "0007_fleet_engine_rollouts"),
+        ("sample_modem_upgrader", "0010_follow_lease_spread_attempts"),
     ]
 
     operations = [
         migrations.RemoveConstraint(
             model_name="modemupgradeoperation",
-            name="modem_upgrader_modemupgradeoperation_one_active_per_device",
+            name="sample_modem_upgrader_modemupgradeoperation_one_active_per_device",
         ),
         migrations.AddField(
             model_name="modembatchupgradeoperation",
@@ -42,7 +41,7 @@ class Migration(migrations.Migration):
                 null=True,
                 on_delete=django.db.models.deletion.CASCADE,
                 related_name="+",
-                to=swapper.get_model_name("modem_upgrader", "ModemUpgradeOperation"),
+                to="sample_modem_upgrader.modemupgradeoperation",
             ),
         ),
         migrations.AddConstraint(
@@ -52,7 +51,7 @@ class Migration(migrations.Migration):
                     ("runs_after", None), ("status__in", ["idle", "in-progress"])
                 ),
                 fields=("device",),
-                name="modem_upgrader_modemupgradeoperation_one_active_per_device",
+                name="sample_modem_upgrader_modemupgradeoperation_one_active_per_device",
                 violation_error_message="Another modem upgrade is already running on this device.",
             ),
         ),

@@ -3,19 +3,20 @@
 # counted by the one-active-upgrade-per-device constraint until released)
 
 import django.db.models.deletion
+import swapper
 from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("sample_modem_upgrader", "0007_fleet_engine_rollouts"),
+        ("modem_upgrader", "0010_follow_lease_spread_attempts"),
     ]
 
     operations = [
         migrations.RemoveConstraint(
             model_name="modemupgradeoperation",
-            name="sample_modem_upgrader_modemupgradeoperation_one_active_per_device",
+            name="modem_upgrader_modemupgradeoperation_one_active_per_device",
         ),
         migrations.AddField(
             model_name="modembatchupgradeoperation",
@@ -41,7 +42,7 @@ class Migration(migrations.Migration):
                 null=True,
                 on_delete=django.db.models.deletion.CASCADE,
                 related_name="+",
-                to="sample_modem_upgrader.modemupgradeoperation",
+                to=swapper.get_model_name("modem_upgrader", "ModemUpgradeOperation"),
             ),
         ),
         migrations.AddConstraint(
@@ -51,7 +52,7 @@ class Migration(migrations.Migration):
                     ("runs_after", None), ("status__in", ["idle", "in-progress"])
                 ),
                 fields=("device",),
-                name="sample_modem_upgrader_modemupgradeoperation_one_active_per_device",
+                name="modem_upgrader_modemupgradeoperation_one_active_per_device",
                 violation_error_message="Another modem upgrade is already running on this device.",
             ),
         ),

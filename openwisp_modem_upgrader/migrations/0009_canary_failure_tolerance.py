@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("modem_upgrader", "0007_fleet_engine_rollouts"),
+        ("modem_upgrader", "0008_build_lifecycle"),
     ]
 
     operations = [

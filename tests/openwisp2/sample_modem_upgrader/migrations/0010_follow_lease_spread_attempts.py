@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("sample_modem_upgrader", "0007_fleet_engine_rollouts"),
+        ("sample_modem_upgrader", "0009_canary_failure_tolerance"),
     ]
 
     operations = [
