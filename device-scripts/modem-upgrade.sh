@@ -236,12 +236,13 @@ verify_firmware_file() {
 }
 
 # Refuses a file that cannot be a firmware stream before the modem is
-# touched (ModemManager and the radio are still as they were), with the
-# "modem untouched" code: archives and text (the first 64 KiB only
+# touched (ModemManager and the radio are still as they were): archives and text (the first 64 KiB only
 # printable ASCII), and, with --stream-prefix, a stream whose header (first
 # 4 KiB) carries a Telit package version (45.00.010-B022-...) of another
 # chipset. A header with no such version is left to the tool. The server
-# applies the same rules at upload (upgraders/stream_checks.py).
+# applies the same rules at upload (upgraders/stream_checks.py). The same
+# file would be refused again: the irrecoverable code, so the server does
+# not retry it, and a message that says the modem is untouched.
 check_stream() {
 	[ -n "$STREAM_PREFIX" ] || return 0
 	cs_head="$OPDIR/stream.head"
@@ -250,11 +251,11 @@ check_stream() {
 	cs_kind=$(archive_kind "$cs_head")
 	if [ -n "$cs_kind" ]; then
 		rm -f "$cs_head"
-		finish "$EXIT_RECOVERABLE" "refused before stopping anything: $FIRMWARE is a $cs_kind archive, not a firmware stream; modem untouched"
+		finish "$EXIT_IRRECOVERABLE" "refused before stopping anything: $FIRMWARE is a $cs_kind archive, not a firmware stream; modem untouched"
 	fi
 	if [ "$(tr -d '\011\012\015\040-\176' <"$cs_head" | wc -c)" -eq 0 ]; then
 		rm -f "$cs_head"
-		finish "$EXIT_RECOVERABLE" "refused before stopping anything: $FIRMWARE is text, not a firmware stream; modem untouched"
+		finish "$EXIT_IRRECOVERABLE" "refused before stopping anything: $FIRMWARE is text, not a firmware stream; modem untouched"
 	fi
 	cs_version=$(dd if="$cs_head" bs=4096 count=1 2>/dev/null | tr -c '0-9A-Za-z.-' '\n' |
 		grep -m 1 -E '^[0-9]{2}[.][0-9]{2}[.][0-9]{3}-B[0-9]{3}')
@@ -265,7 +266,7 @@ check_stream() {
 	fi
 	case $cs_version in
 	"$STREAM_PREFIX"*) progress 20 "stream software version $cs_version" ;;
-	*) finish "$EXIT_RECOVERABLE" "refused before stopping anything: the stream's software version $cs_version is for another chipset (expected $STREAM_PREFIX...); modem untouched" ;;
+	*) finish "$EXIT_IRRECOVERABLE" "refused before stopping anything: the stream's software version $cs_version is for another chipset (expected $STREAM_PREFIX...); modem untouched" ;;
 	esac
 }
 

@@ -209,7 +209,8 @@ TAR_FILE = b"fw.bin".ljust(257, b"\0") + b"ustar\x0000" + bytes(512)
 class TestStreamCheckBeforeTouchingTheModem(RouterTestCase):
     """With --stream-prefix the wrapper refuses what cannot be a stream for
     the chipset before ModemManager, the modem daemon or the radio are
-    touched, with the "modem untouched" code."""
+    touched: the irrecoverable code (the same file would be refused again)
+    and a message that says the modem is untouched."""
 
     def write(self, content, name="bad.bin"):
         path = os.path.join(self.router.tmp_dir, name)
@@ -219,7 +220,7 @@ class TestStreamCheckBeforeTouchingTheModem(RouterTestCase):
 
     def assert_refused_untouched(self, path, sha, reason):
         result = self.upgrade(firmware=path, sha256=sha, stream_prefix="45.")
-        messages = self.assert_finished(result, EXIT_RECOVERABLE, "failed")
+        messages = self.assert_finished(result, EXIT_IRRECOVERABLE, "failed")
         self.assertIn("refused before stopping anything", messages[-1])
         self.assertIn(reason, messages[-1])
         self.assertIn("modem untouched", messages[-1])
@@ -256,7 +257,7 @@ class TestStreamCheckBeforeTouchingTheModem(RouterTestCase):
                     operation_id=operation_id,
                 )
                 messages = self.assert_finished(
-                    result, EXIT_RECOVERABLE, "failed", operation_id
+                    result, EXIT_IRRECOVERABLE, "failed", operation_id
                 )
                 self.assertIn(f"is a {kind} archive", messages[-1])
                 self.assertIn("modem untouched", messages[-1])
@@ -281,7 +282,7 @@ class TestStreamCheckBeforeTouchingTheModem(RouterTestCase):
             stream_prefix="45.",
             modem_service=self.router.modem_service,
         )
-        self.assertEqual(result.returncode, EXIT_RECOVERABLE)
+        self.assertEqual(result.returncode, EXIT_IRRECOVERABLE)
         self.assertEqual(self.router.modem_state()["events"], [])
         self.assertEqual(self.router.modem_state()["daemon"], "running")
 
