@@ -534,6 +534,9 @@ class DryRunQuerySerializer(BatchUpgradeSerializer):
 
 
 class PreviewModemSerializer(serializers.Serializer):
+    class Meta:
+        ref_name = "ModemUpgraderPreviewModem"
+
     usb_path = serializers.CharField(read_only=True)
     imei = serializers.CharField(source="modem_imei", read_only=True)
     firmware_version = serializers.CharField(
@@ -568,6 +571,9 @@ class PreviewDeviceSerializer(ReadOnlyBlankMixin, serializers.Serializer):
 
 
 class PreviewEligibleDeviceSerializer(PreviewDeviceSerializer):
+    class Meta:
+        ref_name = "ModemUpgraderPreviewEligibleDevice"
+
     matching_modems = serializers.IntegerField(
         read_only=True,
         help_text=_("modems of the router that match the build and filters"),
