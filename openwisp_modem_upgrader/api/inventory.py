@@ -18,6 +18,7 @@ from ..base.models import usb_path_validator
 from ..detection import queue_detection
 from ..inventory import acknowledge_unexplained_change, compliance_table
 from ..swapper import load_model
+from .serializers import ReadOnlyBlankMixin
 from .views import DETAIL_SCHEMA, DeviceParentMixin, ModelPermissions, ProtectedAPIMixin
 
 Device = swapper.load_model("config", "Device")
@@ -160,7 +161,7 @@ class DetectView(ProtectedAPIMixin, generics.GenericAPIView):
         return detection_queued_response(device_ids)
 
 
-class ModemHistorySerializer(serializers.ModelSerializer):
+class ModemHistorySerializer(ReadOnlyBlankMixin, serializers.ModelSerializer):
     class Meta:
         ref_name = "ModemUpgraderModemHistory"
         model = ModemHistory

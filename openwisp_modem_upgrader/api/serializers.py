@@ -533,7 +533,7 @@ class DryRunQuerySerializer(BatchUpgradeSerializer):
         return fields
 
 
-class PreviewModemSerializer(serializers.Serializer):
+class PreviewModemSerializer(ReadOnlyBlankMixin, serializers.Serializer):
     class Meta:
         ref_name = "ModemUpgraderPreviewModem"
 
