@@ -312,9 +312,10 @@ def faults(stack, routers):
     fleet, shared_dir = fleets["a"]
     print(f"A. {FLEET} routers: Redis, the ASGI server, PostgreSQL restarted")
     batch = mass_upgrade(fleet, options(shared_dir))
-    # no worker yet: the fan-out message waits in Redis
+    # no worker yet: the fan-out message waits in Redis (a short task: the
+    # control queue)
     wait_for(
-        lambda: "fan_out_batch" in queued_messages(stack),
+        lambda: "fan_out_batch" in queued_messages(stack, "modem_upgrader_control"),
         30,
         "the fan-out message queued in Redis",
     )

@@ -745,7 +745,7 @@ def driver_passes(stack):
 
 def bad_image_rollout(stack, router_device):
     """Issue 18: a build refused by the tool on every router (a stream for
-    another chipset: the tool runs after the point of no return and fails),
+    another variant: the tool runs after the point of no return and fails),
     mass-upgraded with canary 2 and limit 5 by several worker processes.
     The routers that ran the tool are counted from the routers' own records
     (the emulator's uxfp runs), not from the server's counters."""
@@ -778,11 +778,17 @@ def bad_image_rollout(stack, router_device):
     print(f"  {count} routers started in {time.monotonic() - t0:.1f}s")
     version = "M0R.010300-B031"
     firmware = os.path.join(stack.tmp, "bad.bin")
-    # the header says chipset 44: uxfp refuses it once started on the router
+    # a build for FN990A28 whose stream was made for the FN990A40: neither
+    # the upload check nor the wrapper reads a stream's model (only its
+    # chipset), so uxfp refuses it once started on the router
     write_firmware_stream(
-        firmware, version, chipset="44.", model="FN990A28", size=256 * 1024
+        firmware, version, chipset="45.", model="FN990A40", size=256 * 1024
     )
-    build = factory._create_build(version=version, modem_model="FN990A28")
+    build = factory._create_build(
+        version=version,
+        modem_model="FN990A28",
+        category=factory._create_category(name="bad image rollout"),
+    )
     with open(firmware, "rb") as stream:
         factory._create_image(build=build, file=File(stream, name="bad.bin"))
     by_device = {device.pk: router for router, device in fleet}
@@ -862,7 +868,7 @@ def bad_image_rollout(stack, router_device):
         f"tool (canary {BAD_CANARY}, limit {BAD_LIMIT})",
     )
     check(
-        "is not for this chipset" in batch.rollout_reason,
+        "stream is for FN990A40, device is FN990A28" in batch.rollout_reason,
         f"the stop reason carries the tool's own error: {batch.rollout_reason!r}",
     )
 
