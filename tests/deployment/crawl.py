@@ -128,6 +128,8 @@ def seed():
             category=category,
             version="M0R.010100-B024",
             modem_model="FN990A28",
+            # the fleet's target: a draft goes to test groups only
+            status="released",
         )
         image = create(
             load_model("ModemFirmwareImage"),
