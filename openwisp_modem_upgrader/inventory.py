@@ -272,13 +272,3 @@ def behind_device_groups(organization_ids=None):
         builds = groups.setdefault((organization_id, modem_model), {})
         builds.setdefault(build_id, []).append(str(device_id))
     return groups
-
-
-def acknowledge_unexplained_change(device, modem_pk):
-    """Clears the unexplained-change flag of a modem of ``device``; returns
-    whether one was set. The history row keeps ``unexplained``."""
-    return bool(
-        load_model("DeviceModemFirmware")
-        .objects.filter(device=device, pk=modem_pk, unexplained_change=True)
-        .update(unexplained_change=False, unexplained_change_at=None)
-    )

@@ -14,8 +14,9 @@ from openwisp_utils.admin import ReadOnlyAdmin
 
 from ..base.models import ACTIVE_STATUSES, TERMINAL_STATUSES, OperationStatus
 from ..base.rollout import RolloutState
+from ..batch import retry_failed
 from ..exceptions import UpgradeNotAllowed
-from ..rollout import FAILED_STATUSES, pause_batch, resume_batch, retry_failed
+from ..rollout import FAILED_STATUSES, pause_batch, resume_batch
 from ..rollout_display import ROLLOUT_FIELDS, display_state, rollout_counts
 from ..swapper import load_model
 from ..upgrade import cancel_batch

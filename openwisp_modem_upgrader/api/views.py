@@ -34,13 +34,20 @@ from ..base.models import (
     TERMINAL_STATUSES,
     OperationStatus,
 )
-from ..batch import create_batch, modem_counts, modems_to_flash, preview_batch
+from ..batch import (
+    create_batch,
+    modem_counts,
+    modems_to_flash,
+    preview_batch,
+    retry_failed,
+)
 from ..compatibility import check_build_for_batch
 from ..exceptions import UpgradeNotAllowed
 from ..private_storage.views import modem_firmware_download
-from ..rollout import pause_batch, resume_batch, retry_failed, wave_sizes
+from ..rollout import pause_batch, resume_batch, wave_sizes
 from ..rollout_display import rollout_annotations
 from ..shell_values import usb_path_validator
+from ..statuses import status_count_annotations
 from ..swapper import load_model
 from ..upgrade import cancel_batch, cancel_upgrade, start_upgrade
 from . import filters
@@ -60,7 +67,6 @@ from .serializers import (
     FirmwareImageSerializer,
     UpgradeOperationDetailSerializer,
     UpgradeOperationSerializer,
-    status_count_annotations,
 )
 
 ModemCategory = load_model("ModemCategory")

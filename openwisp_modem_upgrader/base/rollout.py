@@ -13,6 +13,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from .. import settings as app_settings
+from ..statuses import RolloutState
 
 
 def validate_time_zone(value):
@@ -139,13 +140,6 @@ ROLLOUT_FIELDS = (
     "window_end",
     "window_timezone",
 )
-
-
-class RolloutState(models.TextChoices):
-    RUNNING = "running", _("running")
-    PAUSED = "paused", _("paused by an operator")
-    AWAITING = "awaiting-go-ahead", _("waiting for the go-ahead")
-    STOPPED = "stopped", _("stopped: too many failures")
 
 
 class RolloutMixin(ScheduleMixin):

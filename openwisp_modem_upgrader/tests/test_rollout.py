@@ -16,9 +16,9 @@ from django.utils import timezone
 from .. import settings as app_settings
 from ..base.models import OperationStatus
 from ..base.rollout import RolloutState
-from ..batch import start_batch
+from ..batch import retry_failed, start_batch
 from ..exceptions import UpgradeNotAllowed
-from ..rollout import pause_batch, resume_batch, retry_failed, wave_numbers
+from ..rollout import pause_batch, resume_batch, wave_numbers
 from ..scheduler import dispatch, drive, in_flight
 from ..signals import modem_batch_stopped
 from ..upgrade import finish_operation, mark_in_progress, start_upgrade
