@@ -38,8 +38,8 @@ from .exceptions import (
     RecoverableModemFailure,
     RouterUnreachable,
 )
-from .statuses import TERMINAL_STATUSES, OperationStatus
 from .recorder import OperationRecorder
+from .statuses import TERMINAL_STATUSES, OperationStatus
 from .swapper import load_model
 from .transfer import one_line, transfer_progressed
 from .upgrade import (

@@ -31,11 +31,9 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
 
-from .base.models import DetectionStatus
 from .compatibility import BuildStatus
+from .statuses import UNREACHABLE_STATUSES
 from .swapper import load_model
-
-UNREACHABLE_STATUSES = (DetectionStatus.UNREACHABLE, DetectionStatus.TIMEOUT)
 
 
 class ComplianceState:

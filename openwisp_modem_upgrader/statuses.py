@@ -55,6 +55,10 @@ class DetectionStatus(models.TextChoices):
     ERROR = "error", _("error")
 
 
+# the router could not be read (as opposed to a modem that answered badly)
+UNREACHABLE_STATUSES = (DetectionStatus.UNREACHABLE, DetectionStatus.TIMEOUT)
+
+
 class ModemChangeSource(models.TextChoices):
     DETECTION = "detection", _("detection")
     UPGRADE = "upgrade", _("upgrade")

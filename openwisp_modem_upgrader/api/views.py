@@ -43,6 +43,7 @@ from ..batch import (
 )
 from ..compatibility import check_build_for_batch
 from ..exceptions import UpgradeNotAllowed
+from ..permissions import has_action_permission
 from ..private_storage.views import modem_firmware_download
 from ..rollout import pause_batch, resume_batch, wave_sizes
 from ..rollout_display import rollout_annotations
@@ -90,13 +91,18 @@ class ModelPermissions(DjangoModelPermissions):
         return model._default_manager.none()
 
 
-class ChangePermission(ModelPermissions):
-    """Actions (POST) that change an existing object, like cancel."""
+class ActionPermission(ModelPermissions):
+    """An action (POST) allowed by the rule the admin applies too
+    (``permissions.ACTION_PERMISSIONS``): the view names it in
+    ``permission_action``."""
 
-    perms_map = {
-        **DjangoModelPermissions.perms_map,
-        "POST": ["%(app_label)s.change_%(model_name)s"],
-    }
+    def has_permission(self, request, view):
+        if request.method != "POST":
+            return super().has_permission(request, view)
+        if not request.user or not request.user.is_authenticated:
+            return False
+        model = self._queryset(view).model
+        return has_action_permission(request.user, view.permission_action, model)
 
 
 class ProtectedAPIMixin(BaseProtectedAPIMixin, FilterByOrganizationManaged):
@@ -429,7 +435,8 @@ class BatchUpgradeOperationCancelView(
 ):
     """Cancels the operations of a mass upgrade that are not flashing yet."""
 
-    permission_classes = (IsOrganizationManager, ChangePermission)
+    permission_classes = (IsOrganizationManager, ActionPermission)
+    permission_action = "cancel"
     serializer_class = serializers.Serializer
     pagination_class = None
     filter_backends = ()
@@ -466,7 +473,9 @@ class BatchUpgradeOperationCancelView(
 class BatchRolloutActionView(BatchUpgradeOperationMixin, generics.GenericAPIView):
     """A rollout control on one mass upgrade; answers the batch as it is now."""
 
-    permission_classes = (IsOrganizationManager, ChangePermission)
+    permission_classes = (IsOrganizationManager, ActionPermission)
+    # pause and resume share their rule
+    permission_action = "pause"
     pagination_class = None
     filter_backends = ()
     rollout_action = None
@@ -520,7 +529,8 @@ class BatchUpgradeOperationRetryFailedView(
     """
 
     # it creates a mass upgrade: the permission to add one
-    permission_classes = (IsOrganizationManager, ModelPermissions)
+    permission_classes = (IsOrganizationManager, ActionPermission)
+    permission_action = "retry_failed"
     pagination_class = None
     filter_backends = ()
 
@@ -574,7 +584,8 @@ class UpgradeOperationDetailView(UpgradeOperationMixin, generics.RetrieveAPIView
 
 
 class UpgradeOperationCancelView(UpgradeOperationMixin, generics.GenericAPIView):
-    permission_classes = (IsOrganizationManager, ChangePermission)
+    permission_classes = (IsOrganizationManager, ActionPermission)
+    permission_action = "cancel"
     serializer_class = UpgradeOperationDetailSerializer
     pagination_class = None
     filter_backends = ()

@@ -807,15 +807,3 @@ class AbstractModemBatchUpgradeOperation(
             status: round(counts[status] * 100 / total, 2) if total else 0
             for status in TERMINAL_STATUSES
         }
-
-    @property
-    def success_rate(self):
-        return self.rates()[OperationStatus.SUCCESS]
-
-    @property
-    def failed_rate(self):
-        return self.rates()[OperationStatus.FAILED]
-
-    @property
-    def aborted_rate(self):
-        return self.rates()[OperationStatus.ABORTED]

@@ -358,7 +358,7 @@ class TestBatch(CreateDeviceGroupMixin, BatchTestMixin, TestCase):
         finish_operation(ops[3].pk, OperationStatus.ABORTED)
         batch.refresh_from_db()
         self.assertEqual(batch.status, OperationStatus.FAILED)
-        self.assertEqual(batch.aborted_rate, 25)
+        self.assertEqual(batch.rates()[OperationStatus.ABORTED], 25)
         self.assertIsNotNone(batch.finished_at)
 
     def test_batch_succeeds_when_all_succeed(self):
@@ -370,7 +370,7 @@ class TestBatch(CreateDeviceGroupMixin, BatchTestMixin, TestCase):
             finish_operation(operation.pk, OperationStatus.SUCCESS)
         batch.refresh_from_db()
         self.assertEqual(batch.status, OperationStatus.SUCCESS)
-        self.assertEqual(batch.success_rate, 100)
+        self.assertEqual(batch.rates()[OperationStatus.SUCCESS], 100)
 
 
 class TestCancelBatch(TestBatch):

@@ -1,7 +1,6 @@
 import re
 
 from django.core.exceptions import ValidationError
-
 from django.utils.module_loading import import_string
 
 from .. import settings as app_settings
