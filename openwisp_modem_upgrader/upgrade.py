@@ -1,8 +1,11 @@
 """Start, cancel, record and finish modem upgrades.
 
-This module is the one place where an operation's status changes. Every change
-is a conditional UPDATE, so a worker, the device's own reports, an operator's
-cancel and the stuck-operation sweeper can race without overwriting each other.
+Every write of an operation row is here (its status, the scheduler's claims
+and leases, the fan-out's inserts), and the one call that assigns a modem
+its target image. Every change is a conditional UPDATE, so a worker, the
+device's own reports, an operator's cancel and the stuck-operation sweeper
+can race without overwriting each other. A batch's row is written by
+``rollout.py``, modem readings by ``detection.py``.
 """
 
 import logging
@@ -22,7 +25,7 @@ from . import publish
 from . import settings as app_settings
 from .detection import record_installed
 from .exceptions import UpgradeNotAllowed
-from .rollout import (  # noqa: F401 (refresh_batch: its path before rollout.py)
+from .rollout import (
     cancel_unstarted_batch,
     locked_batch,
     may_start_devices,
