@@ -2,9 +2,10 @@
 
 ``MODEM_WORKER_PAUSE_AFTER_NO_RETURN=<seconds>:<marker file>`` makes the
 worker wait that long right after crossing the point of no return
-(``recorder.mark_flash_started``, the upgraders' write port), before the
-flashing wrapper starts, and write the operation id to the marker file: the
-run kills the worker inside that window. Test project only; nothing in the module reads it.
+(``recorder.mark_flash_started``, the upgraders' write port), before
+the flashing wrapper starts, and write the operation id to the marker file:
+the run kills the worker inside that window. Test project only; nothing in
+the module reads it.
 """
 
 import os
