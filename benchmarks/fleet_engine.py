@@ -117,7 +117,7 @@ def main(sizes):
         )
         batch.save()
         # the dispatch the fan-out asks for is measured on its own below
-        with mock.patch("openwisp_modem_upgrader.batch.dispatch_soon"):
+        with mock.patch("openwisp_modem_upgrader.publish.dispatch_soon"):
             _, fanout_q, fanout_s = measure(lambda: start_batch(batch))
         batch.refresh_from_db()
         # the canary wave (10) would limit the first dispatch: open the

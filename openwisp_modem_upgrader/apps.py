@@ -30,6 +30,7 @@ class ModemUpgraderConfig(ApiAppConfig):
         self.connect_detection_trigger()
         self.register_notifications()
         self.register_dashboard_charts()
+        self.register_tasks()
         self.schedule_periodic_tasks()
 
     def register_checks(self):
@@ -38,6 +39,11 @@ class ModemUpgraderConfig(ApiAppConfig):
         from .checks import check_misnamed_swappable_settings
 
         register(check_misnamed_swappable_settings)
+
+    def register_tasks(self):
+        """The only import of ``tasks.py``: the package publishes work by
+        task name (``publish.py``), which needs the tasks registered."""
+        from . import tasks  # noqa: F401
 
     def schedule_periodic_tasks(self):
         """Adds the upgrade driver and the detection sweep to Celery beat,

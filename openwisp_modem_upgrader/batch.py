@@ -8,7 +8,7 @@ from functools import partial
 
 import swapper
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import (
     Case,
     CharField,
@@ -28,16 +28,25 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from .base.models import (
+from . import publish
+from .base.rollout import ROLLOUT_FIELDS
+from .compatibility import ExclusionReason, model_may_be
+from .exceptions import UpgradeNotAllowed
+from .rollout import mark_batch_started, refresh_batch, wave_numbers
+from .statuses import (
     ACTIVE_STATUSES,
+    FAILED_STATUSES,
     TERMINAL_STATUSES,
     ModemSelection,
     OperationStatus,
 )
-from .compatibility import ExclusionReason, model_may_be
-from .rollout import wave_numbers
-from .scheduler import dispatch_soon
 from .swapper import load_model
+from .upgrade import (
+    assign_target_image,
+    finish_operation,
+    insert_operations,
+    release_following,
+)
 
 
 def candidate_devices(batch):
@@ -229,8 +238,6 @@ def not_detected_devices(batch):
 def create_batch(build, organization, upgrade_options=None, **fields):
     """Validates and saves a batch (filters, rollout and schedule ``fields``),
     and queues its fan-out once committed."""
-    from .tasks import fan_out_batch
-
     batch = load_model("ModemBatchUpgradeOperation")(
         build=build,
         organization=organization,
@@ -243,8 +250,33 @@ def create_batch(build, organization, upgrade_options=None, **fields):
             _("No device can be upgraded to this build with the given filters.")
         )
     batch.save()
-    transaction.on_commit(partial(fan_out_batch.delay, str(batch.pk)))
+    transaction.on_commit(partial(publish.fan_out, batch.pk))
     return batch
+
+
+def retry_failed(batch):
+    """A new mass upgrade of the devices whose upgrade failed or aborted,
+    with the same build, options, choice of modems and rollout settings."""
+    device_ids = sorted(
+        {
+            str(pk)
+            for pk in batch.operations.filter(status__in=FAILED_STATUSES).values_list(
+                "device_id", flat=True
+            )
+        }
+    )
+    if not device_ids:
+        raise UpgradeNotAllowed(_("No device of this mass upgrade failed."))
+    # the retry starts now: the original's start time and deadline may be past
+    fields = [f for f in ROLLOUT_FIELDS if f not in ("scheduled_at", "deadline")]
+    return create_batch(
+        batch.build,
+        batch.organization,
+        upgrade_options=batch.upgrade_options,
+        device_ids=device_ids,
+        modems=batch.modems,
+        **{field: getattr(batch, field) for field in fields},
+    )
 
 
 def start_batch(batch):
@@ -260,15 +292,8 @@ def start_batch(batch):
     failing the whole batch.
     """
     Operation = load_model("ModemUpgradeOperation")
-    DeviceModemFirmware = load_model("DeviceModemFirmware")
-    now = timezone.now()
     with transaction.atomic():
-        updated = (
-            load_model("ModemBatchUpgradeOperation")
-            .objects.filter(pk=batch.pk, status=OperationStatus.IDLE)
-            .update(status=OperationStatus.IN_PROGRESS, started_at=now)
-        )
-        if not updated:
+        if not mark_batch_started(batch.pk, timezone.now()):
             return []  # already fanned out (task delivered twice)
         eligible = list(
             preview_batch(batch)["devices"].values_list(
@@ -276,7 +301,7 @@ def start_batch(batch):
             )
         )
         waves = wave_numbers(batch, len(eligible))
-        Operation.objects.bulk_create(
+        insert_operations(
             [
                 Operation(
                     device_id=device_id,
@@ -288,7 +313,6 @@ def start_batch(batch):
                 )
                 for (device_id, image_id, usb_path), wave in zip(eligible, waves)
             ],
-            batch_size=500,
             ignore_conflicts=True,
         )
         if batch.modems == ModemSelection.EVERY:
@@ -296,21 +320,11 @@ def start_batch(batch):
         created = Operation.objects.filter(
             batch_id=batch.pk, status=OperationStatus.IDLE
         )
-        for image_id in {image_id for _, image_id, _ in eligible}:
-            targeted = created.filter(
-                image_id=image_id,
-                device_id=OuterRef("device_id"),
-                usb_path=OuterRef("usb_path"),
-            )
-            DeviceModemFirmware.objects.filter(Exists(targeted)).update(
-                image_id=image_id, installed=False
-            )
+        assign_target_image(created)
         operation_ids = [str(pk) for pk in created.values_list("pk", flat=True)]
     if not operation_ids:
-        from .upgrade import refresh_batch
-
         refresh_batch(batch.pk)
-    transaction.on_commit(dispatch_soon)
+    transaction.on_commit(publish.dispatch_soon)
     return operation_ids
 
 
@@ -350,7 +364,7 @@ def _queue_next_modems(batch):
         )
         previous[device_id] = operation
         following.append(operation)
-    Operation.objects.bulk_create(following, batch_size=500)
+    insert_operations(following)
 
 
 def release_next_modems():
@@ -359,8 +373,6 @@ def release_next_modems():
     since a router whose modem failed is left as it is for an operator.
     Called by the scheduler before it picks what to start; one query when
     there is nothing to do. Returns how many were released."""
-    from .upgrade import finish_operation
-
     Operation = load_model("ModemUpgradeOperation")
     ready = Operation.objects.filter(
         status=OperationStatus.IDLE,
@@ -383,20 +395,5 @@ def release_next_modems():
                 % {"usb_path": previous_path or "-", "status": previous_status},
             )
             continue
-        # another upgrade of the router (a single one started meanwhile)
-        # comes first: the database refuses two
-        busy = Operation.objects.filter(
-            device_id=OuterRef("device_id"),
-            status__in=ACTIVE_STATUSES,
-            runs_after__isnull=True,
-        )
-        try:
-            with transaction.atomic():
-                released += (
-                    Operation.objects.filter(pk=pk, status=OperationStatus.IDLE)
-                    .exclude(Exists(busy))
-                    .update(runs_after=None)
-                )
-        except IntegrityError:
-            pass  # lost a race with a single upgrade: the next pass
+        released += release_following(pk)
     return released

@@ -11,10 +11,8 @@ and the upgrade's final reading both go through it, so history rows and the
 unexplained-change flag follow one rule.
 """
 
-import json
 import logging
 import os
-import re
 import threading
 import time
 import uuid
@@ -31,51 +29,26 @@ from django.utils import timezone
 
 from openwisp_controller.connection.exceptions import NoWorkingDeviceConnectionError
 
+from . import publish
 from . import settings as app_settings
-from .base.models import (
-    ACTIVE_STATUSES,
-    DetectionStatus,
-    ModemChangeSource,
+from .device_contract import (  # noqa: F401 (GarbageOutput: its former path)
+    GarbageOutput,
+    excerpt,
+    parse_modem_list,
 )
 from .device_scripts import scripts_dir
 from .exceptions import RecoverableModemFailure
-from .shell_values import usb_path_validator
 from .signals import send_after_commit, unexplained_modem_change
 from .ssh import CommandTimeout, RouterShell
+from .statuses import ACTIVE_STATUSES, DetectionStatus, ModemChangeSource
 from .swapper import load_model
 from .upgraders import get_upgrader_class
 
 logger = logging.getLogger(__name__)
 
-MODEM_KEYS = {
-    "usb_path",
-    "manufacturer",
-    "model",
-    "revision",
-    "firmware",
-    "imei",
-    "ports",
-    "mode",
-    "source",
-    "usb_id",
-}
-# longest value accepted per key (the model fields' lengths)
-MAX_LENGTHS = {
-    "manufacturer": 64,
-    "model": 64,
-    "revision": 128,
-    "firmware": 64,
-    "imei": 32,
-    "source": 16,
-    "usb_id": 9,
-    "mode": 16,
-}
-USB_ID = re.compile(r"[0-9a-f]{4}:[0-9a-f]{4}")
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # what changes a modem's identity; a change of one of these without an
 # upgrade explaining it is flagged
 IDENTITY = ("modem_model", "modem_revision", "modem_firmware_version", "modem_imei")
-CATCH_ALL = (".+", ".*")
 SSH_CONNECTOR = "openwisp_controller.connection.connectors.ssh.Ssh"
 _detecting = threading.local()
 # SQLite (the test project's database) answers "table is locked" at once to
@@ -86,10 +59,6 @@ _sqlite_lock = threading.RLock()
 
 def db_turn():
     return _sqlite_lock if connection.vendor == "sqlite" else nullcontext()
-
-
-class GarbageOutput(ValueError):
-    """modem-info.sh answered something that is not its documented JSON."""
 
 
 # -- the script -------------------------------------------------------------
@@ -115,53 +84,6 @@ def modem_info_script():
     )
 
 
-# -- parsing ----------------------------------------------------------------
-
-
-def parse_modem_list(output):
-    """The list of modem dicts modem-info.sh printed; ``GarbageOutput`` else."""
-    try:
-        modems = json.loads(output)
-    except ValueError as error:
-        raise GarbageOutput(f"not JSON ({error}): {_excerpt(output)}")
-    if not isinstance(modems, list):
-        raise GarbageOutput(f"not a JSON list: {_excerpt(output)}")
-    seen = set()
-    for modem in modems:
-        _check_modem(modem)
-        if modem["usb_path"] in seen:
-            raise GarbageOutput(f"USB path {modem['usb_path']} listed twice")
-        seen.add(modem["usb_path"])
-    return modems
-
-
-def _check_modem(modem):
-    if not isinstance(modem, dict) or set(modem) != MODEM_KEYS:
-        raise GarbageOutput(f"unexpected modem entry: {_excerpt(json.dumps(modem))}")
-    ports = modem["ports"]
-    if not isinstance(ports, dict) or set(ports) != {"at", "diag"}:
-        raise GarbageOutput("unexpected ports entry")
-    for key in MODEM_KEYS - {"ports"}:
-        value = modem[key]
-        if not isinstance(value, str) or CONTROL.search(value):
-            raise GarbageOutput(f"{key} is not a plain string")
-        if len(value) > MAX_LENGTHS.get(key, 32):
-            raise GarbageOutput(f"{key} is too long")
-    try:
-        usb_path_validator(modem["usb_path"])
-    except Exception:
-        raise GarbageOutput(f"not a USB path: {modem['usb_path'][:32]!r}")
-    if modem["mode"] not in ("normal", "flashing"):
-        raise GarbageOutput(f"unknown mode {modem['mode'][:16]!r}")
-    if modem["usb_id"] and not USB_ID.fullmatch(modem["usb_id"]):
-        raise GarbageOutput(f"not a USB id: {modem['usb_id']!r}")
-
-
-def _excerpt(text, limit=120):
-    text = CONTROL.sub(" ", str(text)).strip()
-    return text[:limit] + ("..." if len(text) > limit else "")
-
-
 # -- one device ---------------------------------------------------------------
 
 
@@ -172,7 +94,7 @@ def detect_device(device):
     """
     started_at = timezone.now()
     try:
-        status, reason, modems = _read_router(device)
+        status, reason, modems = read_router_modems(device)
         if modems is not None:
             status, reason = record_modems(device, modems, ModemChangeSource.DETECTION)
     except Exception as error:  # a bug must not stop a sweep
@@ -186,7 +108,7 @@ def detect_device(device):
     return status
 
 
-def _read_router(device):
+def read_router_modems(device):
     """``(status, reason, modems or None)`` from one SSH session."""
     _detecting.device_id = device.pk
     try:
@@ -218,7 +140,7 @@ def _read_router(device):
     if code != 0:
         return (
             DetectionStatus.ERROR,
-            f"modem-info.sh exited with {code}: {_excerpt(output)}",
+            f"modem-info.sh exited with {code}: {excerpt(output)}",
             None,
         )
     try:
@@ -413,14 +335,15 @@ def _explaining_operation(row):
 
 
 def _vendor_status(model):
-    """ok when an upgrader made for this model exists; catch-all upgraders
-    (the generic command one) do not count: they know no model."""
+    """ok when an upgrader made for this model exists (its declared
+    ``supported_models``); catch-all upgraders (the generic command one)
+    do not count: they know no model."""
     for upgrader_type in app_settings.UPGRADERS_MAP:
         try:
             upgrader_class = get_upgrader_class(upgrader_type)
         except LookupError:
             continue
-        if upgrader_class.modem_model_pattern in CATCH_ALL:
+        if not upgrader_class.declares_models():
             continue
         if upgrader_class.supports_modem(model):
             return DetectionStatus.OK, ""
@@ -564,6 +487,27 @@ def due_devices(now=None):
     return fair_order(qs.values_list("pk", "organization_id"))
 
 
+def record_installed(operation):
+    """The modem a successful ``operation`` flashed runs its image's
+    version (the image assigned to it when the upgrade started)."""
+    modems = load_model("DeviceModemFirmware").objects.filter(
+        device_id=operation.device_id, image_id=operation.image_id
+    )
+    if operation.usb_path:
+        modems = modems.filter(usb_path=operation.usb_path)
+    modems.update(installed=True, modem_firmware_version=operation.image.build.version)
+
+
+def acknowledge_unexplained_change(device, modem_pk):
+    """Clears the unexplained-change flag of a modem of ``device``; returns
+    whether one was set. The history row keeps ``unexplained``."""
+    return bool(
+        load_model("DeviceModemFirmware")
+        .objects.filter(device=device, pk=modem_pk, unexplained_change=True)
+        .update(unexplained_change=False, unexplained_change_at=None)
+    )
+
+
 def sweep(now=None):
     """The periodic sweep; returns {status: count}."""
     return detect_devices(due_devices(now))
@@ -572,15 +516,13 @@ def sweep(now=None):
 def queue_detection(devices):
     """On demand: queues detection of ``devices`` (a queryset or a list of
     devices) once the transaction commits; one task, bounded like a sweep."""
-    from .tasks import detect_modems
-
     if hasattr(devices, "values_list"):
         pairs = devices.values_list("pk", "organization_id")
     else:
         pairs = [(device.pk, device.organization_id) for device in devices]
     ids = [str(pk) for pk in fair_order(pairs)]
     if ids:
-        transaction.on_commit(lambda: detect_modems.delay(ids))
+        transaction.on_commit(lambda: publish.detect_devices(ids))
     return len(ids)
 
 
@@ -591,7 +533,5 @@ def connection_working_changed(instance, is_working, old_is_working=None, **kwar
         return
     if not app_settings.DETECT_ON_CONNECTION_WORKING:
         return
-    from .tasks import detect_device_modems
-
     device_id = str(instance.device_id)
-    transaction.on_commit(lambda: detect_device_modems.delay(device_id))
+    transaction.on_commit(lambda: publish.detect_device(device_id))

@@ -1,12 +1,20 @@
-"""The router-side wrapper's contract, defined once on the server's side.
+"""The router contract, defined once on the server's side.
 
-``device-scripts/modem-upgrade.sh`` exits with these codes and appends one
-journal record per line; the upgraders, the engine and the device-script
-tests (``tests/device/``) read them from here, and a test checks that the
-shell script declares the same values (docs/user/device-contract.rst).
+What the device scripts (``device-scripts/``) and the server agree on: the
+wrapper's exit codes and journal format, the files it keeps on the router
+and the markers of the server's journal read, the JSON ``modem-info.sh``
+prints, and the fields of the router's progress reports. The upgraders, the
+engine, detection and the device-report view read them from here; the
+device-script tests (``tests/device/``) check the shell scripts against
+them (docs/user/device-contract.rst).
 """
 
+import json
+import posixpath
+import re
 from dataclasses import dataclass
+
+from .shell_values import usb_path_validator
 
 EXIT_SUCCESS = 0
 # nothing was written to the modem (including a signal before the flash):
@@ -68,3 +76,161 @@ def contiguous_tail(records):
             tail = []
         tail.append(record)
     return tail
+
+
+# -- files on the router -----------------------------------------------------
+
+# everything the server puts on a router lives under <remote_dir>/WORK_DIR
+WORK_DIR = "openwisp-modem-upgrader"
+SCRIPTS_DIR = "scripts"
+# the wrapper's files in <work dir>/<operation id>/
+JOURNAL_FILE = "journal"
+EXIT_CODE_FILE = "exit_code"
+# printed by the server's journal read (``journal_read_command``)
+NO_JOURNAL_MARKER = "--no-journal--"
+EXIT_CODE_MARKER = "--exit-code--"
+
+
+def router_paths(remote_dir, operation_id, image_name):
+    """Where the scripts, the image and an operation's journal live."""
+    base = posixpath.join(remote_dir, WORK_DIR)
+    return {
+        "base": base,
+        "scripts": posixpath.join(base, SCRIPTS_DIR),
+        "firmware": posixpath.join(base, f"{image_name}.bin"),
+        "journal_dir": posixpath.join(base, str(operation_id)),
+    }
+
+
+def journal_read_command(journal_dir, seen, quote):
+    """One shell command printing the journal records after ``seen``, then
+    ``EXIT_CODE_MARKER`` and the wrapper's exit code if it exited; only
+    ``NO_JOURNAL_MARKER`` when the wrapper never started."""
+    journal = posixpath.join(journal_dir, JOURNAL_FILE)
+    exit_file = posixpath.join(journal_dir, EXIT_CODE_FILE)
+    return (
+        f"[ -d {quote(journal_dir)} ] || {{ echo '{NO_JOURNAL_MARKER}'; exit 0; }};"
+        f" awk -F '\\t' -v seen={int(seen)} '$1 > seen' {quote(journal)}"
+        f" 2>/dev/null; echo '{EXIT_CODE_MARKER}'; cat {quote(exit_file)}"
+        " 2>/dev/null; true"
+    )
+
+
+def parse_journal_read(output):
+    """``(started, records, exit code or None)`` of a journal read's output:
+    only the records after the last gap (``contiguous_tail``)."""
+    if NO_JOURNAL_MARKER in output:
+        return False, [], None
+    records, _, exit_part = output.partition(EXIT_CODE_MARKER)
+    parsed = [parse_journal_line(line) for line in records.splitlines()]
+    exit_part = exit_part.strip()
+    exit_code = int(exit_part) if exit_part.isdigit() else None
+    return True, contiguous_tail([record for record in parsed if record]), exit_code
+
+
+# -- the router's progress reports (HTTP) -------------------------------------
+
+# the body lib/report.sh posts: {"seq", "progress_percent", "status", "log"}
+REPORT_FIELDS = frozenset(("progress_percent", "status", "log", "seq"))
+# a report's status: the journal state of its last record
+REPORT_STATES = JOURNAL_STATES
+
+
+# -- modem-info.sh's JSON ------------------------------------------------------
+
+MODEM_KEYS = {
+    "usb_path",
+    "manufacturer",
+    "model",
+    "revision",
+    "firmware",
+    "imei",
+    "ports",
+    "mode",
+    "source",
+    "usb_id",
+}
+# longest value accepted per key (the model fields' lengths)
+MAX_LENGTHS = {
+    "manufacturer": 64,
+    "model": 64,
+    "revision": 128,
+    "firmware": 64,
+    "imei": 32,
+    "source": 16,
+    "usb_id": 9,
+    "mode": 16,
+}
+USB_ID = re.compile(r"[0-9a-f]{4}:[0-9a-f]{4}")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class GarbageOutput(ValueError):
+    """modem-info.sh answered something that is not its documented JSON."""
+
+
+def parse_modem_list(output):
+    """The list of modem dicts modem-info.sh printed; ``GarbageOutput`` else."""
+    try:
+        modems = json.loads(output)
+    except ValueError as error:
+        raise GarbageOutput(f"not JSON ({error}): {excerpt(output)}")
+    if not isinstance(modems, list):
+        raise GarbageOutput(f"not a JSON list: {excerpt(output)}")
+    seen = set()
+    for modem in modems:
+        _check_modem(modem)
+        if modem["usb_path"] in seen:
+            raise GarbageOutput(f"USB path {modem['usb_path']} listed twice")
+        seen.add(modem["usb_path"])
+    return modems
+
+
+def _check_modem(modem):
+    if not isinstance(modem, dict) or set(modem) != MODEM_KEYS:
+        raise GarbageOutput(f"unexpected modem entry: {excerpt(json.dumps(modem))}")
+    ports = modem["ports"]
+    if not isinstance(ports, dict) or set(ports) != {"at", "diag"}:
+        raise GarbageOutput("unexpected ports entry")
+    for key in MODEM_KEYS - {"ports"}:
+        value = modem[key]
+        if not isinstance(value, str) or CONTROL.search(value):
+            raise GarbageOutput(f"{key} is not a plain string")
+        if len(value) > MAX_LENGTHS.get(key, 32):
+            raise GarbageOutput(f"{key} is too long")
+    try:
+        usb_path_validator(modem["usb_path"])
+    except Exception:
+        raise GarbageOutput(f"not a USB path: {modem['usb_path'][:32]!r}")
+    if modem["mode"] not in ("normal", "flashing"):
+        raise GarbageOutput(f"unknown mode {modem['mode'][:16]!r}")
+    if modem["usb_id"] and not USB_ID.fullmatch(modem["usb_id"]):
+        raise GarbageOutput(f"not a USB id: {modem['usb_id']!r}")
+
+
+def excerpt(text, limit=120):
+    """A short printable excerpt of an answer, for error messages."""
+    text = CONTROL.sub(" ", str(text)).strip()
+    return text[:limit] + ("..." if len(text) > limit else "")
+
+
+def detected_version(info):
+    """The firmware version a modem-info entry reports."""
+    return info.get("firmware") or info.get("revision")
+
+
+def flashed_modem(modems, usb_path, modem_model):
+    """The entry of the modem an operation flashed (``usb_path``; when it
+    named none, the modem of ``modem_model``); ``LookupError`` when it is
+    not (yet) listed in normal mode."""
+    candidates = [
+        m
+        for m in modems
+        if m["mode"] == "normal" and (m["usb_path"] == usb_path if usb_path else True)
+    ]
+    if not usb_path and len(candidates) > 1:
+        # the wrapper flashed the first modem of the vendor
+        candidates = [m for m in candidates if m["model"] == modem_model]
+    if not candidates:
+        raise LookupError(f"modem {usb_path or 'to verify'} not listed yet")
+    return candidates[0]

@@ -30,7 +30,6 @@ from django.utils.dateparse import parse_datetime
 from openwisp_controller.connection.exceptions import NoWorkingDeviceConnectionError
 
 from . import settings as app_settings
-from .base.models import TERMINAL_STATUSES, OperationStatus
 from .exceptions import (
     IrrecoverableModemFailure,
     ModemUntouched,
@@ -39,15 +38,20 @@ from .exceptions import (
     RecoverableModemFailure,
     RouterUnreachable,
 )
+from .recorder import OperationRecorder
+from .statuses import TERMINAL_STATUSES, OperationStatus
 from .swapper import load_model
 from .transfer import one_line, transfer_progressed
 from .upgrade import (
     finish_operation,
+    holds_follow_lease,
     mark_in_progress,
     record_progress,
     record_transfer_progress,
+    release_follow_lease,
     requeue_operation,
     save_follow_state,
+    stop_following,
 )
 from .upgraders import get_upgrader_class
 from .upgraders.base import FLASHING
@@ -86,11 +90,13 @@ def run_operation(operation_id, task=None, dispatched_at=None):
         upgrader_class = _upgrader_class(operation)
         record_progress(operation_id, message=f"attempt {attempt} of {MAX_ATTEMPTS}")
         connection = _get_connection(operation.device)
-        upgrader = upgrader_class(operation, connection)
+        upgrader = _upgrader(upgrader_class, operation, connection)
         # a partial image is kept on the router only for a retry to continue
         upgrader.retry_follows = attempt < MAX_ATTEMPTS
         try:
             result = upgrader.start(operation.image)
+            if result != FLASHING:
+                verify_reading(operation, upgrader)
         finally:
             connection.disconnect()
     except SoftTimeLimitExceeded:
@@ -117,8 +123,6 @@ def run_operation(operation_id, task=None, dispatched_at=None):
 def follow_operation(operation_id, lease=None):
     """One look at a flash that goes on without a worker, by the follow-up
     holding the operation's lease (``lease``: its token, an ISO date)."""
-    from .scheduler import holds_follow_lease, release_follow_lease
-
     if lease is None:  # a message published before leases had a token
         _follow(operation_id)
         return
@@ -145,9 +149,11 @@ def _follow(operation_id):
             _outcome_of_held_worker(operation, upgrader_class)
             return
         connection = _get_connection(operation.device)
-        upgrader = upgrader_class(operation, connection)
+        upgrader = _upgrader(upgrader_class, operation, connection)
         try:
             message = upgrader.poll(operation.image)
+            if message is not None:
+                verify_reading(operation, upgrader)
         finally:
             connection.disconnect()
     except ModemUntouched as error:
@@ -195,8 +201,9 @@ def _outcome_of_held_worker(operation, upgrader_class):
         )
         return
     try:
-        upgrader = upgrader_class(operation, connection)
+        upgrader = _upgrader(upgrader_class, operation, connection)
         message = upgrader.outcome_after_worker_death(operation.image)
+        verify_reading(operation, upgrader, context=message)
     except RecoverableModemFailure as error:
         error = IrrecoverableModemFailure(
             f"the modem state is unknown ({one_line(error)}), check the device"
@@ -226,9 +233,7 @@ def _keep_following(operation, state):
 
 
 def _clean_up(operation):
-    load_model("ModemUpgradeOperation").objects.filter(pk=operation.pk).update(
-        next_check_at=None
-    )
+    stop_following(operation.pk)
     if not operation.flash_started or operation.image is None:
         return
     try:
@@ -236,7 +241,8 @@ def _clean_up(operation):
     except RecoverableModemFailure:
         return
     try:
-        _upgrader_class(operation)(operation, connection).clean_up(operation.image)
+        upgrader = _upgrader(_upgrader_class(operation), operation, connection)
+        upgrader.clean_up(operation.image)
     except Exception:  # never fails a finished operation
         logger.exception("modem upgrade %s: clean-up failed", operation.pk)
     finally:
@@ -284,6 +290,38 @@ def _transient_database_error(error):
     integrity and data errors are bugs."""
     return isinstance(error, DatabaseError) and not isinstance(
         error, (IntegrityError, DataError, ProgrammingError, NotSupportedError)
+    )
+
+
+def _upgrader(upgrader_class, operation, connection):
+    """An upgrader of ``operation``, with its recorder (the write port)."""
+    return upgrader_class(operation, connection, recorder=OperationRecorder(operation))
+
+
+def verify_reading(operation, upgrader, context=""):
+    """A success is the server's own reading of the flashed modem: from
+    the upgrader's recorded reading, its ``read_version()``, else modem
+    detection over SSH. Raises ``IrrecoverableModemFailure`` ("version
+    unverified") unless the modem reports the build's version."""
+    expected = operation.image.build.version
+    recorder = upgrader.recorder
+    version, why = recorder.read_version, ""
+    if version is None:
+        version = upgrader.read_version()
+    if version is None:
+        _info, why = recorder.read_modems()
+        version = recorder.read_version
+    if version == expected:
+        return
+    prefix = f"{context}: " if context else ""
+    if version is None:
+        raise IrrecoverableModemFailure(
+            f"{prefix}version unverified: the server could not read the "
+            f"flashed modem ({why}), check the device"
+        )
+    raise IrrecoverableModemFailure(
+        f"{prefix}version unverified: the modem reports {version!r}, "
+        f"expected {expected!r}"
     )
 
 

@@ -1,4 +1,5 @@
-"""Failures an upgrader raises; ``upgrade.py`` maps each to a status."""
+"""Failures an upgrader raises; ``engine.settle`` turns each into a status
+or a retry."""
 
 
 class ModemUpgradeError(Exception):

@@ -31,11 +31,9 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
 
-from .base.models import DetectionStatus
 from .compatibility import BuildStatus
+from .statuses import UNREACHABLE_STATUSES
 from .swapper import load_model
-
-UNREACHABLE_STATUSES = (DetectionStatus.UNREACHABLE, DetectionStatus.TIMEOUT)
 
 
 class ComplianceState:
@@ -272,13 +270,3 @@ def behind_device_groups(organization_ids=None):
         builds = groups.setdefault((organization_id, modem_model), {})
         builds.setdefault(build_id, []).append(str(device_id))
     return groups
-
-
-def acknowledge_unexplained_change(device, modem_pk):
-    """Clears the unexplained-change flag of a modem of ``device``; returns
-    whether one was set. The history row keeps ``unexplained``."""
-    return bool(
-        load_model("DeviceModemFirmware")
-        .objects.filter(device=device, pk=modem_pk, unexplained_change=True)
-        .update(unexplained_change=False, unexplained_change_at=None)
-    )

@@ -10,8 +10,8 @@ from openwisp_notifications.signals import notify
 from openwisp_notifications.types import register_notification_type
 from openwisp_notifications.utils import _get_object_link
 
-from .base.models import OperationStatus
 from .failure_cause import failure_cause
+from .statuses import FAILED_STATUSES, OperationStatus
 from .swapper import load_model
 
 UPGRADE_FAILED = "modem_upgrade_failed"
@@ -102,7 +102,7 @@ def register_notification_types():
 
 
 def upgrade_finished(operation, status, **kwargs):
-    if status not in (OperationStatus.FAILED, OperationStatus.ABORTED):
+    if status not in FAILED_STATUSES:
         return
     # the stage and the tool's own error line, not "reported by the router"
     cause = failure_cause(operation.log)

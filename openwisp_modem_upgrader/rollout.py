@@ -1,4 +1,6 @@
-"""Rollout controls of a mass upgrade: waves, automatic stop, pause/resume.
+"""The state of a mass upgrade: every write of a batch row is here (its
+status from fan-out to closing, and its rollout: waves, automatic stop,
+pause/resume).
 
 The batch's ``rollout_state`` says whether the scheduler may start its
 devices (``running``) or why not (paused, waiting for the go-ahead after a
@@ -17,17 +19,21 @@ import math
 
 from django.db import transaction
 from django.db.models import Count, Min, Q
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .base.models import ACTIVE_STATUSES, OperationStatus
-from .base.rollout import ROLLOUT_FIELDS, RolloutState
+from . import publish
 from .exceptions import UpgradeNotAllowed
 from .failure_cause import failure_cause
-from .signals import modem_batch_stopped, send_after_commit
+from .signals import modem_batch_finished, modem_batch_stopped, send_after_commit
+from .statuses import (
+    ACTIVE_STATUSES,
+    FAILED_STATUSES,
+    FINISHED_STATUSES,
+    OperationStatus,
+    RolloutState,
+)
 from .swapper import load_model
-
-FAILED_STATUSES = (OperationStatus.FAILED, OperationStatus.ABORTED)
-FINISHED_STATUSES = FAILED_STATUSES + (OperationStatus.SUCCESS,)
 
 
 def _batches():
@@ -257,8 +263,6 @@ def resume_batch(batch):
     acknowledged or counted after the resume, never lost. The dispatcher
     checks the stop condition again before it starts anything.
     """
-    from .scheduler import dispatch_soon
-
     with transaction.atomic():
         current = locked_batch(batch.pk) or batch
         state = current.rollout_state
@@ -287,31 +291,59 @@ def resume_batch(batch):
     batch.refresh_from_db()
     if not updated:
         raise UpgradeNotAllowed(_("The mass upgrade changed meanwhile: try again."))
-    transaction.on_commit(dispatch_soon)
+    transaction.on_commit(publish.dispatch_soon)
 
 
-def retry_failed(batch):
-    """A new mass upgrade of the devices whose upgrade failed or aborted,
-    with the same build, options, choice of modems and rollout settings."""
-    from .batch import create_batch
+def refresh_batch(batch_id, finished_operation_id=None):
+    """Stops a batch whose failures reach its stop condition, and closes it
+    once none of its operations is active any more (under its lock)."""
+    if not batch_id:
+        return
+    with transaction.atomic():
+        batch = locked_batch(batch_id)
+        if batch is None:
+            return
+        counts = batch.status_counts()
+        if counts[OperationStatus.IDLE] or counts[OperationStatus.IN_PROGRESS]:
+            stop_on_failures(batch, counts, finished_operation_id)
+            return
+        if not counts["total"]:
+            status = OperationStatus.FAILED
+        elif counts[OperationStatus.SUCCESS] == counts["total"]:
+            status = OperationStatus.SUCCESS
+        elif counts[OperationStatus.CANCELLED] == counts["total"]:
+            status = OperationStatus.CANCELLED
+        else:
+            status = OperationStatus.FAILED
+        closed = (
+            _batches()
+            .filter(pk=batch_id, status__in=ACTIVE_STATUSES)
+            .update(status=status, finished_at=timezone.now())
+        )
+        if closed:
+            batch.status = status
+            send_after_commit(modem_batch_finished, sender=type(batch), batch=batch)
 
-    device_ids = sorted(
-        {
-            str(pk)
-            for pk in batch.operations.filter(status__in=FAILED_STATUSES).values_list(
-                "device_id", flat=True
-            )
-        }
+
+def mark_batch_started(batch_id, now):
+    """idle -> in-progress, once: False when the batch was already fanned
+    out (its fan-out delivered twice) or cancelled before."""
+    return bool(
+        _batches()
+        .filter(pk=batch_id, status=OperationStatus.IDLE)
+        .update(status=OperationStatus.IN_PROGRESS, started_at=now)
     )
-    if not device_ids:
-        raise UpgradeNotAllowed(_("No device of this mass upgrade failed."))
-    # the retry starts now: the original's start time and deadline may be past
-    fields = [f for f in ROLLOUT_FIELDS if f not in ("scheduled_at", "deadline")]
-    return create_batch(
-        batch.build,
-        batch.organization,
-        upgrade_options=batch.upgrade_options,
-        device_ids=device_ids,
-        modems=batch.modems,
-        **{field: getattr(batch, field) for field in fields},
-    )
+
+
+def cancel_unstarted_batch(batch_id, now):
+    """A batch not fanned out yet is cancelled as a whole (its fan-out then
+    does nothing)."""
+    _batches().filter(
+        pk=batch_id, status=OperationStatus.IDLE, operations__isnull=True
+    ).update(status=OperationStatus.CANCELLED, finished_at=now)
+
+
+def touch_batches(batch_ids, now):
+    """Marks a republished fan-out (``modified``): at most one message per
+    ``REPUBLISH_AFTER``."""
+    _batches().filter(pk__in=batch_ids).update(modified=now)

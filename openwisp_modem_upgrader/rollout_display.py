@@ -3,7 +3,7 @@ the counts in flight and waiting, and the number of waves.
 
 The counts are subqueries on the batch, so a list of batches annotated with
 ``rollout_annotations()`` costs one query whatever its length; "in flight"
-is the scheduler's own definition (``scheduler.in_flight``).
+is the scheduler's own definition (``statuses.in_flight``).
 """
 
 from django.core.exceptions import ValidationError
@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .base.models import TERMINAL_STATUSES, OperationStatus
 from .base.rollout import ROLLOUT_FIELDS, RolloutState  # noqa: F401 (API, admin)
-from .scheduler import in_flight
+from .statuses import in_flight
 from .swapper import load_model
 
 # what splits a batch's devices into waves (the dry run shows the waves)

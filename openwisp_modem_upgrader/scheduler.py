@@ -6,7 +6,7 @@ of the broker loses nothing. It runs:
 
 * ``drive()`` from Celery beat every ``DRIVER_SCHEDULE`` seconds;
 * ``dispatch()`` as soon as something frees or adds work (an upgrade
-  created or finished, a batch resumed), through ``dispatch_soon()``.
+  created or finished, a batch resumed), through ``publish.dispatch_soon()``.
 
 Only what may run now is published, so the broker never holds more than the
 concurrency limits allow, and never a long countdown.
@@ -20,18 +20,35 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
+from . import publish
 from . import settings as app_settings
-from .base.models import ACTIVE_STATUSES, TERMINAL_STATUSES, OperationStatus
-from .base.rollout import RolloutState
+from .batch import release_next_modems
+from .engine import recover_lost_workers
+from .publish import QUEUED_KEY
+from .rollout import advance_waves, locked_batch, stop_on_failures, touch_batches
 from .start_spread import spread_single, spread_starts
+from .statuses import (
+    ACTIVE_STATUSES,
+    TERMINAL_STATUSES,
+    OperationStatus,
+    RolloutState,
+    in_flight,
+    waiting,
+)
 from .swapper import load_model
+from .upgrade import (
+    claim_for_dispatch,
+    finish_operation,
+    followable,
+    lease_follow_ups,
+    mark_dispatched,
+)
+from .upgraders import get_upgrader_class
 
 logger = logging.getLogger(__name__)
 LOCK_KEY = "openwisp-modem-upgrader:dispatch"
 AGAIN_KEY = "openwisp-modem-upgrader:dispatch-again"
-QUEUED_KEY = "openwisp-modem-upgrader:dispatch-queued"
 # a dispatch takes well under a second; a worker killed while holding the
 # lock delays the next dispatches by at most this
 LOCK_TIMEOUT = 20
@@ -39,35 +56,6 @@ LOCK_TIMEOUT = 20
 
 def _operations():
     return load_model("ModemUpgradeOperation").objects
-
-
-def in_flight(operations):
-    """Queued for a worker or running: what the concurrency limits count."""
-    return operations.filter(
-        Q(status=OperationStatus.IN_PROGRESS)
-        | Q(status=OperationStatus.IDLE, dispatched_at__isnull=False)
-    )
-
-
-def waiting(operations, now):
-    """Not queued yet, no retry backoff pending, and not waiting for the
-    upgrade of another modem of the router (``runs_after``)."""
-    return operations.filter(
-        status=OperationStatus.IDLE, dispatched_at__isnull=True, runs_after=None
-    ).filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
-
-
-def dispatch_soon():
-    """Asks for a dispatch without waiting for the next beat.
-
-    One dispatch message at a time: fifty upgrades finishing together ask
-    once, not fifty times (the note is dropped when that dispatch starts,
-    or expires with its message).
-    """
-    from .tasks import dispatch_modem_upgrades
-
-    if cache.add(QUEUED_KEY, 1, timeout=app_settings.CONTROL_MESSAGE_EXPIRES):
-        dispatch_modem_upgrades.delay()
 
 
 def dispatch(now=None):
@@ -98,8 +86,6 @@ def dispatch(now=None):
 
 
 def _dispatch_once(now):
-    from .batch import release_next_modems
-
     release_next_modems()
 
     free = app_settings.MAX_CONCURRENT_UPGRADES - in_flight(_operations()).count()
@@ -140,8 +126,6 @@ def _claim_batch(batch_id, now, free):
     failure recorded by another worker is either seen here or waits for
     this claim to commit, and then stops the devices claimed here before
     they start (``upgrade.mark_in_progress``)."""
-    from .rollout import advance_waves, locked_batch, stop_on_failures
-
     with transaction.atomic():
         batch = locked_batch(
             batch_id,
@@ -189,12 +173,7 @@ def _claim_and_publish(operation_ids, now):
 
 def _claim(operation_ids, now):
     """Marks the operations queued; the rows to publish."""
-    if not operation_ids:
-        return []
-    claimed = _operations().filter(
-        pk__in=operation_ids, status=OperationStatus.IDLE, dispatched_at__isnull=True
-    )
-    if not claimed.update(dispatched_at=now):
+    if not claim_for_dispatch(operation_ids, now):
         return []
     queued = _operations().filter(pk__in=operation_ids, dispatched_at=now)
     return list(queued.values_list("pk", "upgrade_options", "image__type"))
@@ -210,8 +189,6 @@ def _publish(rows, now):
 
 
 def _time_limit(upgrader_type, options):
-    from .upgraders import get_upgrader_class
-
     try:
         return get_upgrader_class(upgrader_type).worker_time_limit(options)
     except LookupError:
@@ -222,29 +199,19 @@ def publish_upgrade(operation_id, time_limit=None, dispatched_at=None):
     """Queues the worker's part of one attempt, limited to ``time_limit``.
     The message carries ``dispatched_at``: only the latest one can start
     the operation."""
-    from .tasks import upgrade_modem_firmware
-
     time_limit = time_limit or app_settings.TASK_TIMEOUT
     token = dispatched_at.isoformat() if dispatched_at else None
-    upgrade_modem_firmware.apply_async(
-        (str(operation_id), token),
-        soft_time_limit=time_limit,
-        time_limit=time_limit + 60,
-    )
+    publish.upgrade(operation_id, time_limit, token)
 
 
 def publish_follow(operation_id, lease=None):
     """Queues one follow-up; ``lease`` (the lease's end) is its token: only
     the follow-up holding the operation's current lease reads the router."""
-    from .tasks import follow_modem_upgrade
-
-    follow_modem_upgrade.delay(str(operation_id), lease.isoformat() if lease else None)
+    publish.follow(operation_id, lease.isoformat() if lease else None)
 
 
 def drive(now=None):
     """The periodic pass: everything time-driven, then a dispatch."""
-    from .engine import recover_lost_workers
-
     now = now or timezone.now()
     result = {
         "expired": expire_waiting(now),
@@ -257,15 +224,6 @@ def drive(now=None):
     return result
 
 
-def _followable(now):
-    """Due a read, and no follow-up holds them."""
-    return (
-        _operations()
-        .filter(next_check_at__lte=now)
-        .filter(Q(follow_lease_until__isnull=True) | Q(follow_lease_until__lte=now))
-    )
-
-
 def follow_due(now):
     """Publishes one follow-up per operation whose router is due a read.
 
@@ -275,7 +233,7 @@ def follow_due(now):
     The lease has a field of its own: a router's report may ask for an
     early read (``follow_now``), never break the lease.
     """
-    due = _followable(now).filter(
+    due = followable(now).filter(
         Q(status=OperationStatus.IN_PROGRESS, flash_started=True)
         | Q(status__in=TERMINAL_STATUSES)
     )
@@ -283,43 +241,10 @@ def follow_due(now):
     if not ids:
         return 0
     lease = now + timedelta(seconds=app_settings.FOLLOW_LEASE)
-    _followable(now).filter(pk__in=ids).update(
-        follow_lease_until=lease, next_check_at=lease
-    )
-    leased = list(
-        _operations()
-        .filter(pk__in=ids, follow_lease_until=lease)
-        .values_list("pk", flat=True)
-    )
+    leased = lease_follow_ups(ids, now, lease)
     for pk in leased:
         publish_follow(str(pk), lease)
     return len(leased)
-
-
-def follow_now(operation_id):
-    """The router reported an outcome: read it at the next pass, or right
-    after the follow-up that holds the operation now (it keeps a read
-    asked for meanwhile: ``upgrade.save_follow_state``)."""
-    _operations().filter(
-        pk=operation_id, status=OperationStatus.IN_PROGRESS, flash_started=True
-    ).update(next_check_at=timezone.now())
-
-
-def holds_follow_lease(operation_id, lease):
-    """Whether the follow-up of token ``lease`` (ISO date) still holds the
-    operation: a follow-up whose lease ended and was given to another
-    reads nothing."""
-    return (
-        _operations()
-        .filter(pk=operation_id, follow_lease_until=parse_datetime(lease))
-        .exists()
-    )
-
-
-def release_follow_lease(operation_id, lease):
-    _operations().filter(
-        pk=operation_id, follow_lease_until=parse_datetime(lease)
-    ).update(follow_lease_until=None)
 
 
 def republish_lost_messages(now):
@@ -330,7 +255,7 @@ def republish_lost_messages(now):
     stale = _operations().filter(status=OperationStatus.IDLE, dispatched_at__lt=limit)
     rows = list(stale.values_list("pk", "upgrade_options", "image__type")[:1000])
     if rows:
-        _operations().filter(pk__in=[row[0] for row in rows]).update(dispatched_at=now)
+        mark_dispatched([row[0] for row in rows], now)
     for pk, options, upgrader_type in rows:
         logger.warning("modem upgrade %s: queued for too long, publishing again", pk)
         publish_upgrade(
@@ -344,8 +269,6 @@ def republish_lost_fan_outs(now):
     their creation (or their last republish): the fan-out message was lost
     with a broker restart. Publishing again is safe: only an idle batch is
     fanned out, once."""
-    from .tasks import fan_out_batch
-
     limit = now - timedelta(seconds=app_settings.REPUBLISH_AFTER)
     Batch = load_model("ModemBatchUpgradeOperation")
     stale = Batch.objects.filter(
@@ -353,17 +276,15 @@ def republish_lost_fan_outs(now):
     )
     ids = list(stale.values_list("pk", flat=True)[:100])
     # ``modified`` marks the publish: at most one message per REPUBLISH_AFTER
-    Batch.objects.filter(pk__in=ids).update(modified=now)
+    touch_batches(ids, now)
     for pk in ids:
         logger.warning("mass upgrade %s: not fanned out yet, publishing again", pk)
-        fan_out_batch.delay(str(pk))
+        publish.fan_out(pk)
     return len(ids)
 
 
 def expire_waiting(now):
     """Operations not started by their (or their batch's) deadline."""
-    from .upgrade import finish_operation
-
     # not queued yet, whether or not a retry backoff is pending
     not_started = _operations().filter(
         status=OperationStatus.IDLE, dispatched_at__isnull=True

@@ -6,7 +6,8 @@
 devices because its failures reached the threshold (``batch``, ``reason``).
 ``unexplained_modem_change``: a detection flagged a modem whose
 revision, firmware version or IMEI changed with no upgrade explaining it
-(``modem``, the ``DeviceModemFirmware`` row, and ``history``).
+(``modem``: the ``DeviceModemFirmware`` row; its history row is written in
+the same transaction).
 """
 
 import logging

@@ -59,13 +59,6 @@ class RouterShell:
         command = " ".join(shlex.quote(str(arg)) for arg in argv)
         return self.run_raw(command, timeout=timeout, exit_codes=exit_codes)
 
-    def run_all(self, commands, timeout=30):
-        """Runs several argv lists in one session (``&&``): one round trip."""
-        command = " && ".join(
-            " ".join(shlex.quote(str(arg)) for arg in argv) for argv in commands
-        )
-        return self.run_raw(command, timeout=timeout)
-
     def run_raw(self, command, timeout=30, exit_codes=(0,)):
         """Runs a command line built only from quoted or constant parts."""
         try:

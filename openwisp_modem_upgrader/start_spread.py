@@ -14,7 +14,7 @@ from datetime import timedelta
 from django.db.models import Q
 
 from . import settings as app_settings
-from .swapper import load_model
+from .upgrade import put_off_start, put_off_starts
 
 
 def spread_bound(schedule, now, deadline=None):
@@ -41,14 +41,12 @@ def spread_starts(waiting, schedule, now):
     bound, opened = spread_bound(schedule, now, schedule.deadline)
     if not bound:
         return 0
-    Operation = load_model("ModemUpgradeOperation")
     unspread = waiting.filter(Q(not_before__isnull=True) | Q(not_before__lt=opened))
-    rows = [
-        Operation(pk=pk, not_before=random_start(now, bound))
-        for pk in unspread.values_list("pk", flat=True)
-    ]
-    Operation.objects.bulk_update(rows, ["not_before"], batch_size=500)
-    return len(rows)
+    starts = {
+        pk: random_start(now, bound) for pk in unspread.values_list("pk", flat=True)
+    }
+    put_off_starts(starts)
+    return len(starts)
 
 
 def spread_single(operation, now):
@@ -58,7 +56,5 @@ def spread_single(operation, now):
     if not bound or (operation.not_before and operation.not_before >= opened):
         return False
     operation.not_before = random_start(now, bound)
-    load_model("ModemUpgradeOperation").objects.filter(
-        pk=operation.pk, dispatched_at__isnull=True
-    ).update(not_before=operation.not_before)
+    put_off_start(operation.pk, operation.not_before)
     return operation.not_before > now

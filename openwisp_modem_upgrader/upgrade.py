@@ -1,8 +1,11 @@
 """Start, cancel, record and finish modem upgrades.
 
-This module is the one place where an operation's status changes. Every change
-is a conditional UPDATE, so a worker, the device's own reports, an operator's
-cancel and the stuck-operation sweeper can race without overwriting each other.
+Every write of an operation row is here (its status, the scheduler's claims
+and leases, the fan-out's inserts), and the one call that assigns a modem
+its target image. Every change is a conditional UPDATE, so a worker, the
+device's own reports, an operator's cancel and the stuck-operation sweeper
+can race without overwriting each other. A batch's row is written by
+``rollout.py``, modem readings by ``detection.py``.
 """
 
 import logging
@@ -12,15 +15,24 @@ from functools import lru_cache
 import swapper
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connections, router, transaction
-from django.db.models import Case, F, Value, When
+from django.db.models import Case, Exists, F, OuterRef, Q, Value, When
 from django.db.models.functions import Concat, Greatest
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
+from . import publish
 from . import settings as app_settings
-from .base.models import ACTIVE_STATUSES, TERMINAL_STATUSES, OperationStatus
+from .detection import record_installed
 from .exceptions import UpgradeNotAllowed
-from .signals import modem_batch_finished, modem_upgrade_finished, send_after_commit
+from .rollout import (
+    cancel_unstarted_batch,
+    locked_batch,
+    may_start_devices,
+    refresh_batch,
+)
+from .signals import modem_upgrade_finished, send_after_commit
+from .statuses import ACTIVE_STATUSES, TERMINAL_STATUSES, OperationStatus
 from .swapper import load_model
 
 logger = logging.getLogger(__name__)
@@ -51,8 +63,6 @@ def start_upgrade(
     (incompatible image, invalid options, another upgrade running, several
     modems and none chosen...).
     """
-    from .scheduler import dispatch_soon
-
     if usb_path is None:
         usb_path = target_usb_path(device, image.build)
     operation = load_model("ModemUpgradeOperation")(
@@ -67,13 +77,13 @@ def start_upgrade(
     try:
         with transaction.atomic():
             operation.save()
-            _assign_image_to_device(device, image, usb_path)
+            assign_target_image(_operations().filter(pk=operation.pk))
     except IntegrityError:
         # lost a race with another start: the partial unique index said no
         raise ValidationError(
             _("Another modem upgrade is already running on this device.")
         )
-    transaction.on_commit(dispatch_soon)
+    transaction.on_commit(publish.dispatch_soon)
     return operation
 
 
@@ -94,9 +104,25 @@ def target_usb_path(device, build):
     return matching[0] if len(matching) == 1 else ""
 
 
-def _assign_image_to_device(device, image, usb_path):
-    load_model("DeviceModemFirmware").objects.update_or_create(
-        device=device, usb_path=usb_path, defaults={"image": image, "installed": False}
+def assign_target_image(operations):
+    """The one writer of a modem's target image (detection writes the rest
+    of a modem row): the modem each of ``operations`` flashes gets the
+    operation's image, not installed yet; a modem not detected yet gets its
+    row. A constant number of queries, whatever the number of operations."""
+    Modem = load_model("DeviceModemFirmware")
+    same_modem = {"device_id": OuterRef("device_id"), "usb_path": OuterRef("usb_path")}
+    image_ids = set(operations.values_list("image_id", flat=True))
+    for image_id in image_ids:
+        targeted = operations.filter(image_id=image_id, **same_modem)
+        Modem.objects.filter(Exists(targeted)).update(
+            image_id=image_id, installed=False
+        )
+    missing = operations.exclude(Exists(Modem.objects.filter(**same_modem)))
+    Modem.objects.bulk_create(
+        Modem(device_id=device_id, usb_path=usb_path, image_id=image_id)
+        for device_id, usb_path, image_id in missing.values_list(
+            "device_id", "usb_path", "image_id"
+        )
     )
 
 
@@ -130,12 +156,9 @@ def cancel_batch(batch):
     nothing). Returns ``(cancelled operation ids, ids refused because they
     are flashing)``.
     """
-    Batch = load_model("ModemBatchUpgradeOperation")
     now = timezone.now()
     with transaction.atomic():
-        Batch.objects.filter(
-            pk=batch.pk, status=OperationStatus.IDLE, operations__isnull=True
-        ).update(status=OperationStatus.CANCELLED, finished_at=now)
+        cancel_unstarted_batch(batch.pk, now)
         _operations().filter(
             batch_id=batch.pk, status__in=ACTIVE_STATUSES, flash_started=False
         ).update(
@@ -169,8 +192,6 @@ def mark_in_progress(operation_id, dispatched_at=None):
     under the batch's lock (``rollout.may_start_devices``): queued before a
     stop or a pause, it goes back to waiting.
     """
-    from .rollout import may_start_devices
-
     now = timezone.now()
     filters = {"pk": operation_id, "status": OperationStatus.IDLE}
     if dispatched_at is not None:
@@ -245,13 +266,15 @@ def record_transfer_progress(operation_id, router_holds):
     )
 
 
-def mark_flash_started(operation_id, outcome_timeout=2220):
+def mark_flash_started(operation_id, outcome_timeout=2220, state=None):
     """Crosses the point of no return; False if cancelled in the meantime.
 
-    From now on the database holds when the outcome is due and when the
-    router is read next: the follow-up does not depend on this worker.
+    From now on the database holds when the outcome is due, when the
+    router is read next and the upgrader's ``state`` (when given): the
+    follow-up does not depend on this worker.
     """
     now = timezone.now()
+    extra = {} if state is None else {"follow_state": state}
     return bool(
         _operations()
         .filter(
@@ -263,7 +286,28 @@ def mark_flash_started(operation_id, outcome_timeout=2220):
             next_check_at=now + timedelta(seconds=app_settings.FOLLOW_START_GRACE),
             last_progress_at=now,
             modified=now,
+            **extra,
         )
+    )
+
+
+def save_upgrader_state(operation_id, state):
+    """Keeps an upgrader's ``state`` (a JSON-serialisable dict) while its
+    operation runs, without touching when the router is read next."""
+    return bool(
+        _operations()
+        .filter(pk=operation_id, status=OperationStatus.IN_PROGRESS)
+        .update(follow_state=state, modified=timezone.now())
+    )
+
+
+def journal_seq(operation_id):
+    """The seq of the last router journal record applied."""
+    return (
+        _operations()
+        .filter(pk=operation_id)
+        .values_list("device_seq", flat=True)
+        .first()
     )
 
 
@@ -288,6 +332,126 @@ def save_follow_state(operation_id, state, next_check_in):
             modified=now,
         )
     )
+
+
+def follow_now(operation_id):
+    """The router reported an outcome: read it at the next pass, or right
+    after the follow-up that holds the operation now (it keeps a read
+    asked for meanwhile: ``save_follow_state``)."""
+    _operations().filter(
+        pk=operation_id, status=OperationStatus.IN_PROGRESS, flash_started=True
+    ).update(next_check_at=timezone.now())
+
+
+def followable(now):
+    """Due a read, and no follow-up holds them."""
+    return (
+        _operations()
+        .filter(next_check_at__lte=now)
+        .filter(Q(follow_lease_until__isnull=True) | Q(follow_lease_until__lte=now))
+    )
+
+
+def claim_for_dispatch(operation_ids, now):
+    """Marks waiting operations queued (``dispatched_at``): how many. Only
+    an operation not queued yet is claimed, so two dispatchers never
+    publish the same one."""
+    if not operation_ids:
+        return 0
+    return (
+        _operations()
+        .filter(
+            pk__in=operation_ids,
+            status=OperationStatus.IDLE,
+            dispatched_at__isnull=True,
+        )
+        .update(dispatched_at=now)
+    )
+
+
+def mark_dispatched(operation_ids, now):
+    """Queued again (a lost message published anew): the new token."""
+    _operations().filter(pk__in=operation_ids).update(dispatched_at=now)
+
+
+def lease_follow_ups(operation_ids, now, lease):
+    """Leases a follow-up of each operation still followable (no follow-up
+    holds it): the ids leased until ``lease``, whose next read is then."""
+    followable(now).filter(pk__in=operation_ids).update(
+        follow_lease_until=lease, next_check_at=lease
+    )
+    return list(
+        _operations()
+        .filter(pk__in=operation_ids, follow_lease_until=lease)
+        .values_list("pk", flat=True)
+    )
+
+
+def put_off_start(operation_id, not_before):
+    """A waiting operation starts no earlier than ``not_before`` (spread
+    inside its window); nothing changes once it is queued."""
+    _operations().filter(pk=operation_id, dispatched_at__isnull=True).update(
+        not_before=not_before
+    )
+
+
+def put_off_starts(starts):
+    """``put_off_start`` of many: ``{operation id: not_before}``."""
+    Operation = load_model("ModemUpgradeOperation")
+    rows = [Operation(pk=pk, not_before=when) for pk, when in starts.items()]
+    Operation.objects.bulk_update(rows, ["not_before"], batch_size=500)
+
+
+def stop_following(operation_id):
+    """No more reads of a finished operation (its router was tidied up)."""
+    _operations().filter(pk=operation_id).update(next_check_at=None)
+
+
+def insert_operations(operations, ignore_conflicts=False):
+    """Saves the operations a mass upgrade fans out to, in bulk;
+    ``ignore_conflicts``: a device that started another upgrade meanwhile
+    is skipped by the database's one-active-upgrade constraint."""
+    _operations().bulk_create(
+        operations, batch_size=500, ignore_conflicts=ignore_conflicts
+    )
+
+
+def release_following(operation_id):
+    """The next modem's upgrade of a router may start (``runs_after``
+    cleared): 1, or 0 when another upgrade of the router comes first (a
+    single one started meanwhile: the database refuses two)."""
+    busy = _operations().filter(
+        device_id=OuterRef("device_id"),
+        status__in=ACTIVE_STATUSES,
+        runs_after__isnull=True,
+    )
+    try:
+        with transaction.atomic():
+            return (
+                _operations()
+                .filter(pk=operation_id, status=OperationStatus.IDLE)
+                .exclude(Exists(busy))
+                .update(runs_after=None)
+            )
+    except IntegrityError:
+        return 0  # lost a race with a single upgrade: the next pass
+
+
+def holds_follow_lease(operation_id, lease):
+    """Whether the follow-up of token ``lease`` (ISO date) still holds the
+    operation: a follow-up whose lease ended and was given to another
+    reads nothing."""
+    return (
+        _operations()
+        .filter(pk=operation_id, follow_lease_until=parse_datetime(lease))
+        .exists()
+    )
+
+
+def release_follow_lease(operation_id, lease):
+    _operations().filter(
+        pk=operation_id, follow_lease_until=parse_datetime(lease)
+    ).update(follow_lease_until=None)
 
 
 def record_journal(operation_id, last_seq, messages, progress=None):
@@ -433,8 +597,6 @@ def finish_operation(operation_id, status, message=None, clean_up=False):
     in the same transaction (``refresh_batch``): a failure and the stop it
     causes are committed together, before any dispatch is asked for.
     """
-    from .rollout import locked_batch
-
     assert status in TERMINAL_STATUSES, status
     now = timezone.now()
     changes = {
@@ -460,21 +622,12 @@ def finish_operation(operation_id, status, message=None, clean_up=False):
             return False
         operation = _operations().select_related("image").get(pk=operation_id)
         if status == OperationStatus.SUCCESS and operation.image_id:
-            modems = load_model("DeviceModemFirmware").objects.filter(
-                device_id=operation.device_id, image_id=operation.image_id
-            )
-            if operation.usb_path:
-                modems = modems.filter(usb_path=operation.usb_path)
-            modems.update(
-                installed=True, modem_firmware_version=operation.image.build.version
-            )
+            record_installed(operation)
         operation.status = status
         refresh_batch(operation.batch_id, finished_operation_id=operation_id)
-        from .scheduler import dispatch_soon
-
         # a slot is free: the next waiting device may start (once committed,
         # with the stop if this failure caused one)
-        transaction.on_commit(dispatch_soon)
+        transaction.on_commit(publish.dispatch_soon)
         send_after_commit(
             modem_upgrade_finished,
             sender=type(operation),
@@ -482,38 +635,6 @@ def finish_operation(operation_id, status, message=None, clean_up=False):
             status=status,
         )
     return True
-
-
-def refresh_batch(batch_id, finished_operation_id=None):
-    """Stops a batch whose failures reach its stop condition, and closes it
-    once none of its operations is active any more (under its lock)."""
-    if not batch_id:
-        return
-    from .rollout import locked_batch, stop_on_failures
-
-    Batch = load_model("ModemBatchUpgradeOperation")
-    with transaction.atomic():
-        batch = locked_batch(batch_id)
-        if batch is None:
-            return
-        counts = batch.status_counts()
-        if counts[OperationStatus.IDLE] or counts[OperationStatus.IN_PROGRESS]:
-            stop_on_failures(batch, counts, finished_operation_id)
-            return
-        if not counts["total"]:
-            status = OperationStatus.FAILED
-        elif counts[OperationStatus.SUCCESS] == counts["total"]:
-            status = OperationStatus.SUCCESS
-        elif counts[OperationStatus.CANCELLED] == counts["total"]:
-            status = OperationStatus.CANCELLED
-        else:
-            status = OperationStatus.FAILED
-        closed = Batch.objects.filter(pk=batch_id, status__in=ACTIVE_STATUSES).update(
-            status=status, finished_at=timezone.now()
-        )
-        if closed:
-            batch.status = status
-            send_after_commit(modem_batch_finished, sender=Batch, batch=batch)
 
 
 def _log_line(message):

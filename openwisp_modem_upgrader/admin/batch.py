@@ -14,8 +14,10 @@ from openwisp_utils.admin import ReadOnlyAdmin
 
 from ..base.models import ACTIVE_STATUSES, TERMINAL_STATUSES, OperationStatus
 from ..base.rollout import RolloutState
+from ..batch import retry_failed
 from ..exceptions import UpgradeNotAllowed
-from ..rollout import FAILED_STATUSES, pause_batch, resume_batch, retry_failed
+from ..permissions import has_action_permission
+from ..rollout import FAILED_STATUSES, pause_batch, resume_batch
 from ..rollout_display import ROLLOUT_FIELDS, display_state, rollout_counts
 from ..swapper import load_model
 from ..upgrade import cancel_batch
@@ -180,12 +182,11 @@ class ModemBatchUpgradeOperationAdmin(
         }
 
     def has_rollout_permission(self, request, obj=None):
-        opts = self.opts
-        return request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+        # pause and resume share their rule
+        return has_action_permission(request.user, "pause", self.model)
 
     def has_retry_permission(self, request, obj=None):
-        opts = self.opts
-        return request.user.has_perm(f"{opts.app_label}.add_{opts.model_name}")
+        return has_action_permission(request.user, "retry_failed", self.model)
 
     def _change_url(self, pk):
         opts = self.opts
@@ -238,8 +239,7 @@ class ModemBatchUpgradeOperationAdmin(
         return redirect_back(request, self._change_url(retry.pk))
 
     def has_cancel_permission(self, request, obj=None):
-        opts = ModemUpgradeOperation._meta
-        return request.user.has_perm(f"{opts.app_label}.add_{opts.model_name}")
+        return has_action_permission(request.user, "cancel", self.model)
 
     def cancel_view(self, request, pk):
         batch = get_object_or_404(self.get_queryset(request), pk=pk)

@@ -12,6 +12,7 @@ from openwisp_users.multitenancy import MultitenantOrgFilter
 from openwisp_utils.admin import TimeReadonlyAdminMixin
 
 from ..compatibility import BuildStatus
+from ..permissions import has_action_permission
 from ..swapper import load_model
 from .changelog import render_changelog
 from .compliance import compliance_view
@@ -152,8 +153,8 @@ class ModemBuildAdmin(
         return mass_upgrade_view(self, request, build_pk)
 
     def has_mass_upgrade_permission(self, request):
-        opts = load_model("ModemBatchUpgradeOperation")._meta
-        return request.user.has_perm(f"{opts.app_label}.add_{opts.model_name}")
+        batch_model = load_model("ModemBatchUpgradeOperation")
+        return has_action_permission(request.user, "mass_upgrade", batch_model)
 
     @admin.action(
         description=_("Mass-upgrade device modems"), permissions=["mass_upgrade"]

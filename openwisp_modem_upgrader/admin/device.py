@@ -21,7 +21,7 @@ from django.utils.translation import gettext_lazy as _
 from openwisp_controller.config.admin import DeviceAdmin
 
 from ..compatibility import BuildStatus
-from ..inventory import acknowledge_unexplained_change
+from ..detection import acknowledge_unexplained_change
 from ..swapper import load_model
 from ..upgrade import start_upgrade, target_usb_path
 from .inventory import may_acknowledge, may_detect, queue_detection_with_message

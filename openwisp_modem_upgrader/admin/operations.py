@@ -14,6 +14,7 @@ from openwisp_users.multitenancy import MultitenantAdminMixin
 from openwisp_utils.admin import ReadOnlyAdmin
 
 from ..exceptions import UpgradeNotAllowed
+from ..permissions import has_action_permission
 from ..swapper import load_model
 from ..upgrade import cancel_upgrade
 
@@ -78,8 +79,7 @@ class ModemUpgradeOperationAdmin(
         return filesizeformat(obj.bytes_sent)
 
     def has_cancel_permission(self, request, obj=None):
-        opts = self.opts
-        return request.user.has_perm(f"{opts.app_label}.add_{opts.model_name}")
+        return has_action_permission(request.user, "cancel", self.model)
 
     def cancel_view(self, request, pk):
         # the multitenant queryset hides other organizations' operations (404)

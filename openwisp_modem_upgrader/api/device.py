@@ -24,10 +24,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ..base.models import TERMINAL_STATUSES, OperationStatus
-from ..scheduler import follow_now
+from ..device_contract import REPORT_FIELDS, REPORT_STATES
 from ..swapper import load_model
 from ..upgrade import (
     finish_operation,
+    follow_now,
     journal_seq_plausible,
     record_journal,
     record_new_journal,
@@ -37,12 +38,8 @@ from .parsers import MAX_DEVICE_REPORT_BODY, DeviceReportJSONParser
 
 FAILURE_STATUSES = set(TERMINAL_STATUSES) - {OperationStatus.SUCCESS}
 MAX_LOG_LENGTH = 64 * 1024
-DEVICE_STATUSES = (
-    OperationStatus.IN_PROGRESS,
-    OperationStatus.SUCCESS,
-    OperationStatus.FAILED,
-    OperationStatus.ABORTED,
-)
+# the states a router reports (the router contract)
+DEVICE_STATUSES = tuple(OperationStatus(state) for state in REPORT_STATES)
 
 
 class DeviceReportSerializer(serializers.Serializer):
@@ -143,7 +140,6 @@ class DeviceReportView(APIView):
     patch = post
 
 
-REPORT_FIELDS = frozenset(("progress_percent", "status", "log", "seq"))
 FAST_STATUSES = (OperationStatus.IN_PROGRESS, OperationStatus.SUCCESS)
 # what DRF's CharField refuses in the log (its error messages: slow path)
 _REFUSED_LOG_CHARACTERS = re.compile("[\x00\ud800-\udfff]")

@@ -15,8 +15,8 @@ from rest_framework.response import Response
 from openwisp_users.api.permissions import DjangoModelPermissions, IsOrganizationManager
 
 from ..base.models import usb_path_validator
-from ..detection import queue_detection
-from ..inventory import acknowledge_unexplained_change, compliance_table
+from ..detection import acknowledge_unexplained_change, queue_detection
+from ..inventory import compliance_table
 from ..swapper import load_model
 from .serializers import ReadOnlyBlankMixin
 from .views import DETAIL_SCHEMA, DeviceParentMixin, ModelPermissions, ProtectedAPIMixin

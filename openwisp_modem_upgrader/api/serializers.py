@@ -8,7 +8,7 @@ organizations the user manages by openwisp-users' ``FilterSerializerByOrgManaged
 import swapper
 from django.core.exceptions import FieldDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Count, Q, Sum
+from django.db.models import Q
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from drf_yasg.utils import swagger_serializer_method
@@ -29,6 +29,7 @@ from ..rollout_display import (
     rollout_counts,
 )
 from ..shell_values import usb_path_validator, version_validator
+from ..statuses import count_name as _count_name
 from ..swapper import load_model
 
 ModemCategory = load_model("ModemCategory")
@@ -205,23 +206,6 @@ class RatesSerializer(serializers.Serializer):
     failed = serializers.FloatField()
     aborted = serializers.FloatField()
     cancelled = serializers.FloatField()
-
-
-def _count_name(status):
-    return f"count_{status.replace('-', '_')}"
-
-
-def status_count_annotations():
-    """Operations per status of each batch, as annotations of its queryset."""
-    annotations = {
-        "count_total": Count("operations"),
-        "bytes_sent_total": Sum("operations__bytes_sent"),
-    }
-    for status in OperationStatus.values:
-        annotations[_count_name(status)] = Count(
-            "operations", filter=Q(operations__status=status)
-        )
-    return annotations
 
 
 class BatchUpgradeOperationSerializer(ReadOnlyBlankMixin, serializers.ModelSerializer):

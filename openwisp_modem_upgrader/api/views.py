@@ -34,13 +34,21 @@ from ..base.models import (
     TERMINAL_STATUSES,
     OperationStatus,
 )
-from ..batch import create_batch, modem_counts, modems_to_flash, preview_batch
+from ..batch import (
+    create_batch,
+    modem_counts,
+    modems_to_flash,
+    preview_batch,
+    retry_failed,
+)
 from ..compatibility import check_build_for_batch
 from ..exceptions import UpgradeNotAllowed
+from ..permissions import has_action_permission
 from ..private_storage.views import modem_firmware_download
-from ..rollout import pause_batch, resume_batch, retry_failed, wave_sizes
+from ..rollout import pause_batch, resume_batch, wave_sizes
 from ..rollout_display import rollout_annotations
 from ..shell_values import usb_path_validator
+from ..statuses import status_count_annotations
 from ..swapper import load_model
 from ..upgrade import cancel_batch, cancel_upgrade, start_upgrade
 from . import filters
@@ -60,7 +68,6 @@ from .serializers import (
     FirmwareImageSerializer,
     UpgradeOperationDetailSerializer,
     UpgradeOperationSerializer,
-    status_count_annotations,
 )
 
 ModemCategory = load_model("ModemCategory")
@@ -84,13 +91,18 @@ class ModelPermissions(DjangoModelPermissions):
         return model._default_manager.none()
 
 
-class ChangePermission(ModelPermissions):
-    """Actions (POST) that change an existing object, like cancel."""
+class ActionPermission(ModelPermissions):
+    """An action (POST) allowed by the rule the admin applies too
+    (``permissions.ACTION_PERMISSIONS``): the view names it in
+    ``permission_action``."""
 
-    perms_map = {
-        **DjangoModelPermissions.perms_map,
-        "POST": ["%(app_label)s.change_%(model_name)s"],
-    }
+    def has_permission(self, request, view):
+        if request.method != "POST":
+            return super().has_permission(request, view)
+        if not request.user or not request.user.is_authenticated:
+            return False
+        model = self._queryset(view).model
+        return has_action_permission(request.user, view.permission_action, model)
 
 
 class ProtectedAPIMixin(BaseProtectedAPIMixin, FilterByOrganizationManaged):
@@ -423,7 +435,8 @@ class BatchUpgradeOperationCancelView(
 ):
     """Cancels the operations of a mass upgrade that are not flashing yet."""
 
-    permission_classes = (IsOrganizationManager, ChangePermission)
+    permission_classes = (IsOrganizationManager, ActionPermission)
+    permission_action = "cancel"
     serializer_class = serializers.Serializer
     pagination_class = None
     filter_backends = ()
@@ -460,7 +473,9 @@ class BatchUpgradeOperationCancelView(
 class BatchRolloutActionView(BatchUpgradeOperationMixin, generics.GenericAPIView):
     """A rollout control on one mass upgrade; answers the batch as it is now."""
 
-    permission_classes = (IsOrganizationManager, ChangePermission)
+    permission_classes = (IsOrganizationManager, ActionPermission)
+    # pause and resume share their rule
+    permission_action = "pause"
     pagination_class = None
     filter_backends = ()
     rollout_action = None
@@ -514,7 +529,8 @@ class BatchUpgradeOperationRetryFailedView(
     """
 
     # it creates a mass upgrade: the permission to add one
-    permission_classes = (IsOrganizationManager, ModelPermissions)
+    permission_classes = (IsOrganizationManager, ActionPermission)
+    permission_action = "retry_failed"
     pagination_class = None
     filter_backends = ()
 
@@ -568,7 +584,8 @@ class UpgradeOperationDetailView(UpgradeOperationMixin, generics.RetrieveAPIView
 
 
 class UpgradeOperationCancelView(UpgradeOperationMixin, generics.GenericAPIView):
-    permission_classes = (IsOrganizationManager, ChangePermission)
+    permission_classes = (IsOrganizationManager, ActionPermission)
+    permission_action = "cancel"
     serializer_class = UpgradeOperationDetailSerializer
     pagination_class = None
     filter_backends = ()

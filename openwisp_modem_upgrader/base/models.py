@@ -12,7 +12,7 @@ import swapper
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.core.validators import MaxValueValidator
 from django.db import models, transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Q, Sum
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext_lazy as _
 from private_storage.fields import PrivateFileField
@@ -37,6 +37,17 @@ from ..shell_values import (
     usb_path_validator,
     version_validator,
 )
+from ..statuses import (  # noqa: F401 (the paths third parties import)
+    ACTIVE_STATUSES,
+    TERMINAL_STATUSES,
+    DetectionStatus,
+    ModemChangeSource,
+    ModemSelection,
+    OperationStatus,
+    operation_is_cancellable,
+    read_status_counts,
+    status_count_annotations,
+)
 from ..swapper import get_model_name, load_model
 from ..upgraders import get_upgrader_choices, get_upgrader_class
 from ..upgraders.stream_checks import IMAGE_HEAD_SIZE
@@ -44,35 +55,6 @@ from .rollout import RolloutMixin, RolloutState, ScheduleMixin  # noqa: F401
 
 # the device-id filter of a batch is sent as a form/JSON list: bound it
 MAX_BATCH_DEVICE_IDS = 10000
-
-
-class OperationStatus(models.TextChoices):
-    IDLE = "idle", _("idle")
-    IN_PROGRESS = "in-progress", _("in progress")
-    SUCCESS = "success", _("success")
-    FAILED = "failed", _("failed")
-    ABORTED = "aborted", _("aborted")
-    CANCELLED = "cancelled", _("cancelled")
-
-
-ACTIVE_STATUSES = (OperationStatus.IDLE, OperationStatus.IN_PROGRESS)
-TERMINAL_STATUSES = (
-    OperationStatus.SUCCESS,
-    OperationStatus.FAILED,
-    OperationStatus.ABORTED,
-    OperationStatus.CANCELLED,
-)
-
-
-class ModemSelection(models.TextChoices):
-    """Which modems of a router a mass upgrade flashes."""
-
-    FIRST = "first", _("the first matching modem")
-    EVERY = "every", _("every matching modem, one after the other")
-
-
-def operation_is_cancellable(status, flash_started):
-    return status in ACTIVE_STATUSES and not flash_started
 
 
 class UpgradeOptionsMixin(models.Model):
@@ -342,27 +324,6 @@ class AbstractModemFirmwareImage(TimeStampedEditableModel):
         if name:
             storage = instance.file.storage
             transaction.on_commit(lambda: storage.delete(name))
-
-
-class DetectionStatus(models.TextChoices):
-    """Outcome of reading a device's modems (per device and per modem)."""
-
-    OK = "ok", _("ok")
-    UNREACHABLE = "unreachable", _("router unreachable")
-    TIMEOUT = "timeout", _("timed out")
-    NO_MODEM = "no_modem", _("no modem")
-    FLASHING = "flashing", _("modem in flashing mode")
-    UNKNOWN_VENDOR = "unknown_vendor", _("no upgrader for this modem")
-    NOT_IDENTIFIED = "not_identified", _("modem does not answer")
-    MISSING = "missing", _("modem not seen at the last detection")
-    GARBAGE = "garbage", _("unreadable answer")
-    ERROR = "error", _("error")
-
-
-class ModemChangeSource(models.TextChoices):
-    DETECTION = "detection", _("detection")
-    UPGRADE = "upgrade", _("upgrade")
-    DEVICE_REPORT = "device_report", _("device report")
 
 
 class AbstractDeviceModemFirmware(TimeStampedEditableModel):
@@ -678,8 +639,30 @@ class AbstractModemUpgradeOperation(
                 list(targeted.values_list("modem_model", flat=True)),
                 detection_succeeded,
             )
+            self.check_upgrader_supports(targeted)
         self.clean_schedule()
         self.validate_upgrade_options(self.image.type)
+
+    def check_upgrader_supports(self, modems):
+        """The image's upgrader declares the model of the targeted modem
+        (``supported_models``), as detection and image validation read it."""
+        try:
+            upgrader_class = get_upgrader_class(self.image.type)
+        except LookupError:
+            return  # validate_upgrade_options says why
+        for model in modems.exclude(modem_model="").values_list(
+            "modem_model", flat=True
+        ):
+            if not upgrader_class.supports_modem(model):
+                raise ValidationError(
+                    {
+                        "image": _(
+                            'The upgrader of this image cannot flash "%(model)s" '
+                            "modems."
+                        )
+                        % {"model": model}
+                    }
+                )
 
 
 class AbstractModemBatchUpgradeOperation(
@@ -788,19 +771,14 @@ class AbstractModemBatchUpgradeOperation(
         return self.build.category if self.build_id else None
 
     def status_counts(self):
-        """Operations per status, in one aggregate query.
-
-        A list view may annotate the counts and set ``_status_counts`` to
-        avoid one query per row.
-        """
-        cached = getattr(self, "_status_counts", None)
-        if cached is not None:
-            return cached
-        aggregates = {
-            status: Count("pk", filter=Q(status=status))
-            for status in OperationStatus.values
-        }
-        return self.operations.aggregate(total=Count("pk"), **aggregates)
+        """Operations per status, in one aggregate query; none when the
+        batch was read with ``statuses.status_count_annotations()`` (a list
+        costs the same number of queries whatever its length)."""
+        if "count_total" in self.__dict__:
+            return read_status_counts(self)
+        return read_status_counts(
+            self.operations.aggregate(**status_count_annotations(relation=None))
+        )
 
     def data_sent(self):
         """Bytes sent to the routers by all its operations (one query)."""
@@ -829,25 +807,3 @@ class AbstractModemBatchUpgradeOperation(
             status: round(counts[status] * 100 / total, 2) if total else 0
             for status in TERMINAL_STATUSES
         }
-
-    @property
-    def success_rate(self):
-        return self.rates()[OperationStatus.SUCCESS]
-
-    @property
-    def failed_rate(self):
-        return self.rates()[OperationStatus.FAILED]
-
-    @property
-    def aborted_rate(self):
-        return self.rates()[OperationStatus.ABORTED]
-
-    def dry_run(self):
-        from ..batch import preview_batch
-
-        return preview_batch(self)
-
-    def upgrade(self):
-        from ..batch import start_batch
-
-        return start_batch(self)

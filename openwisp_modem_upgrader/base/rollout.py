@@ -13,6 +13,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from .. import settings as app_settings
+from ..statuses import RolloutState
 
 
 def validate_time_zone(value):
@@ -89,17 +90,6 @@ class ScheduleMixin(models.Model):
             return start <= local < end
         return local >= start or local < end  # across midnight
 
-    def next_window_opening(self, now):
-        """When the window opens next (``now`` if open), aware."""
-        if self.window_is_open(now):
-            return now
-        zone = zoneinfo.ZoneInfo(self.window_timezone)
-        local = now.astimezone(zone)
-        opening = datetime.combine(local.date(), self.window_start, tzinfo=zone)
-        if opening <= local:
-            opening += timedelta(days=1)
-        return opening
-
     def open_window(self, now):
         """``(opened, closes)``: the bounds (aware) of the window open at
         ``now``; ``None`` without a window or when it is closed."""
@@ -139,13 +129,6 @@ ROLLOUT_FIELDS = (
     "window_end",
     "window_timezone",
 )
-
-
-class RolloutState(models.TextChoices):
-    RUNNING = "running", _("running")
-    PAUSED = "paused", _("paused by an operator")
-    AWAITING = "awaiting-go-ahead", _("waiting for the go-ahead")
-    STOPPED = "stopped", _("stopped: too many failures")
 
 
 class RolloutMixin(ScheduleMixin):

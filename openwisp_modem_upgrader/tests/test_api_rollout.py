@@ -314,7 +314,7 @@ class TestRolloutActions(RolloutApiMixin, TestCase):
         again = self._action("pause", batch)
         self.assertEqual(again.status_code, 409)
         self.assertIn("already paused", again.data["detail"])
-        with mock.patch("openwisp_modem_upgrader.scheduler.dispatch_soon") as soon:
+        with mock.patch("openwisp_modem_upgrader.publish.dispatch_soon") as soon:
             response = self._action("resume", batch)
         self.assertEqual(response.status_code, 200, response.data)
         soon.assert_called_once_with()

@@ -13,6 +13,7 @@ from ..batch import (
     create_batch,
     not_detected_devices,
     preview_batch,
+    start_batch,
 )
 from ..swapper import load_model
 from ..upgrade import (
@@ -176,7 +177,7 @@ class TestBatch(CreateDeviceGroupMixin, BatchTestMixin, TestCase):
             batch.save()
             with mock.patch(QUEUE):
                 with self._count() as queries:
-                    batch.upgrade()
+                    start_batch(batch)
             counts.append(len(queries))
             self.assertEqual(
                 batch.operations.count(), 2 + extra, "one operation per device"
@@ -267,7 +268,7 @@ class TestBatch(CreateDeviceGroupMixin, BatchTestMixin, TestCase):
             "openwisp_modem_upgrader.batch.preview_batch", preview_then_race
         ):
             with self.captureOnCommitCallbacks(execute=True):
-                batch.upgrade()
+                start_batch(batch)
         self.assertEqual(
             list(batch.operations.values_list("device_id", flat=True)), [free.pk]
         )
@@ -309,8 +310,8 @@ class TestBatch(CreateDeviceGroupMixin, BatchTestMixin, TestCase):
         batch = self._batch(image.build)
         batch.save()
         with mock.patch(QUEUE):
-            first = batch.upgrade()
-            second = batch.upgrade()
+            first = start_batch(batch)
+            second = start_batch(batch)
         self.assertEqual(len(first), 2)
         self.assertEqual(second, [])
 
@@ -330,7 +331,7 @@ class TestBatch(CreateDeviceGroupMixin, BatchTestMixin, TestCase):
             self.assertEqual(drive()["fanned_out_again"], 0)
         publish.assert_called_once_with(str(batch.pk))
         with mock.patch(QUEUE):
-            self.assertEqual(len(batch.upgrade()), 2)
+            self.assertEqual(len(start_batch(batch)), 2)
         ModemBatchUpgradeOperation.objects.filter(pk=batch.pk).update(modified=long_ago)
         with mock.patch(fan_out) as publish:
             self.assertEqual(drive()["fanned_out_again"], 0)
@@ -357,7 +358,7 @@ class TestBatch(CreateDeviceGroupMixin, BatchTestMixin, TestCase):
         finish_operation(ops[3].pk, OperationStatus.ABORTED)
         batch.refresh_from_db()
         self.assertEqual(batch.status, OperationStatus.FAILED)
-        self.assertEqual(batch.aborted_rate, 25)
+        self.assertEqual(batch.rates()[OperationStatus.ABORTED], 25)
         self.assertIsNotNone(batch.finished_at)
 
     def test_batch_succeeds_when_all_succeed(self):
@@ -369,7 +370,7 @@ class TestBatch(CreateDeviceGroupMixin, BatchTestMixin, TestCase):
             finish_operation(operation.pk, OperationStatus.SUCCESS)
         batch.refresh_from_db()
         self.assertEqual(batch.status, OperationStatus.SUCCESS)
-        self.assertEqual(batch.success_rate, 100)
+        self.assertEqual(batch.rates()[OperationStatus.SUCCESS], 100)
 
 
 class TestCancelBatch(TestBatch):
@@ -402,7 +403,7 @@ class TestCancelBatch(TestBatch):
         batch.refresh_from_db()
         self.assertEqual(batch.status, OperationStatus.CANCELLED)
         with mock.patch(QUEUE) as queue:
-            self.assertEqual(batch.upgrade(), [])
+            self.assertEqual(start_batch(batch), [])
         queue.assert_not_called()
         self.assertFalse(batch.operations.exists())
 
@@ -531,7 +532,7 @@ class TestMultiModemBatch(BatchTestMixin, TestCase):
             batch.save()
             with mock.patch(QUEUE):
                 with CaptureQueriesContext(connection) as queries:
-                    batch.upgrade()
+                    start_batch(batch)
             counts.append(len(queries))
             routers = 2 if start == 0 else 10
             self.assertEqual(batch.operations.count(), 2 * routers)
@@ -628,7 +629,7 @@ class TestMultiModemBatch(BatchTestMixin, TestCase):
         self.assertEqual(batch.status, OperationStatus.CANCELLED)
 
     def test_retry_keeps_the_choice_of_modems(self):
-        from ..rollout import retry_failed
+        from ..batch import retry_failed
 
         image = self._create_image()
         router, batch, first, second = self._every_batch(image)

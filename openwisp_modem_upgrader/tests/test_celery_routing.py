@@ -122,9 +122,13 @@ class TestDispatchMessages(TestCase):
 
         from django.core.cache import cache
 
-        from ..scheduler import QUEUED_KEY, dispatch, dispatch_soon
+        from ..publish import QUEUED_KEY, dispatch_soon
+        from ..scheduler import dispatch
 
         cache.delete(QUEUED_KEY)
+        # the note outlives this test otherwise: later tests would ask for
+        # no dispatch
+        self.addCleanup(cache.delete, QUEUED_KEY)
         with mock.patch.object(tasks.dispatch_modem_upgrades, "delay") as delay:
             for _ in range(50):
                 dispatch_soon()

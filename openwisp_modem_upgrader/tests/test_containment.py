@@ -15,7 +15,8 @@ from django.test import TestCase, TransactionTestCase
 
 from ..base.models import OperationStatus
 from ..base.rollout import RolloutState
-from ..rollout import pause_batch, resume_batch, retry_failed
+from ..batch import retry_failed
+from ..rollout import pause_batch, resume_batch
 from ..scheduler import dispatch, in_flight
 from ..upgrade import finish_operation, mark_in_progress
 from . import ModemBatchUpgradeOperation, ModemUpgradeOperation
@@ -333,11 +334,9 @@ class TestRaceOrder(CommittingMixin, TransactionTestCase):
             )
             seen.append(dispatch())
 
-        with mock.patch("openwisp_modem_upgrader.scheduler.dispatch_soon"):
+        with mock.patch("openwisp_modem_upgrader.publish.dispatch_soon"):
             finish_operation(canary[0], OperationStatus.SUCCESS, "done")
-        with mock.patch(
-            "openwisp_modem_upgrader.scheduler.dispatch_soon", dispatch_soon
-        ):
+        with mock.patch("openwisp_modem_upgrader.publish.dispatch_soon", dispatch_soon):
             finish_operation(canary[1], OperationStatus.FAILED, "bad image")
         self.assertEqual(seen, [RolloutState.STOPPED, 0])
         self.assertEqual(self.published(), [])
@@ -404,7 +403,7 @@ class TestRaceOnPostgres(CommittingMixin, TransactionTestCase):
 
         def finisher():
             try:
-                with mock.patch("openwisp_modem_upgrader.scheduler.dispatch_soon"):
+                with mock.patch("openwisp_modem_upgrader.publish.dispatch_soon"):
                     finish_operation(canary[1], OperationStatus.FAILED, "bad image")
             finally:
                 connections.close_all()

@@ -19,6 +19,7 @@ from .. import settings as app_settings
 from ..base.models import DetectionStatus, ModemChangeSource, OperationStatus
 from ..detection import detect_device, detect_devices, fair_order, parse_modem_list
 from ..swapper import load_model
+from ..upgraders.base import BaseModemUpgrader
 from . import (
     FN990A28,
     DeviceModemFirmware,
@@ -193,6 +194,37 @@ class TestDetectionWithModemManager(DetectionMixin, TestCase):
         self.assertIn("no upgrader can flash EM12", quectel.detection_reason)
         telit = DeviceModemFirmware.objects.get(device=self.device, usb_path="2-1")
         self.assertEqual(telit.detection_status, DetectionStatus.OK)
+
+    def test_declared_models_of_a_custom_upgrader_count(self):
+        """An upgrader's ``supported_models`` makes its modems upgradable
+        for detection; a catch-all upgrader (none declared) does not."""
+        self.router.set_modem(
+            extra_modems=[
+                {
+                    "usb_path": "1-1.3",
+                    "usb_id": "2c7c:0512",
+                    "manufacturer": "Quectel",
+                    "model": "EM12",
+                    "firmware": "EM12GPAR01A21M4G",
+                }
+            ]
+        )
+        upgraders = {
+            "declared": "openwisp_modem_upgrader.tests.test_detection.EM12Upgrader",
+            "catch-all": "openwisp_modem_upgrader.tests.test_detection.AnyUpgrader",
+        }
+        for name, status in (
+            ("catch-all", DetectionStatus.UNKNOWN_VENDOR),
+            ("declared", DetectionStatus.OK),
+        ):
+            with self.subTest(name), mock.patch.dict(
+                app_settings.UPGRADERS_MAP, {name: upgraders[name]}
+            ):
+                detect_device(self.device)
+                quectel = DeviceModemFirmware.objects.get(
+                    device=self.device, usb_path="1-1.3"
+                )
+                self.assertEqual(quectel.detection_status, status)
 
     def test_history_only_on_change(self):
         detect_device(self.device)
@@ -454,3 +486,11 @@ def max_overlap(intervals):
         current += change
         peak = max(peak, current)
     return peak
+
+
+class EM12Upgrader(BaseModemUpgrader):
+    supported_models = r"EM12(G[A-Z0-9]*)?"
+
+
+class AnyUpgrader(BaseModemUpgrader):
+    pass

@@ -13,8 +13,8 @@ from django.utils import timezone
 from .. import settings as app_settings
 from ..base.models import OperationStatus
 from ..engine import follow_operation
-from ..scheduler import follow_due, follow_now
-from ..upgrade import finish_operation, mark_flash_started, mark_in_progress
+from ..scheduler import follow_due
+from ..upgrade import finish_operation, follow_now, mark_flash_started, mark_in_progress
 from ..upgraders.wrapper import WrapperUpgrader
 from . import TestModemUpgraderMixin
 

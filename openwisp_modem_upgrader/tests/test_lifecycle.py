@@ -18,10 +18,9 @@ from django.urls import reverse
 from openwisp_controller.config.tests.utils import CreateDeviceGroupMixin
 from openwisp_users.tests.utils import TestMultitenantAdminMixin
 
-from ..batch import create_batch, start_batch
+from ..batch import create_batch, retry_failed, start_batch
 from ..compatibility import version_key
 from ..inventory import ComplianceState, compliance_state, compliance_table
-from ..rollout import retry_failed
 from ..upgrade import start_upgrade
 from ..upgraders.generic import GenericCommandUpgrader
 from ..upgraders.stream_checks import IMAGE_HEAD_SIZE

@@ -194,6 +194,18 @@ class TestOperationRules(TestModemUpgraderMixin, TestCase):
         self.assertEqual(operation.status, OperationStatus.IDLE)
         self.assertEqual(operation.progress, 0)
 
+    def test_upgrader_must_declare_the_modems_model(self):
+        # the upgrader's declared models changed after the image was made:
+        # start_upgrade refuses what detection calls inventory only
+        from ..upgraders.telit import TelitFN990AUpgrader
+
+        operation = self._operation()
+        with mock.patch.object(TelitFN990AUpgrader, "supported_models", "PX100"):
+            with self.assertRaises(ValidationError) as context:
+                operation.full_clean()
+        self.assertIn("The upgrader of this image cannot flash", str(context.exception))
+        operation.full_clean()
+
     def test_options_validated_against_upgrader_schema(self):
         cases = {
             "unknown option": {"color": "blue"},

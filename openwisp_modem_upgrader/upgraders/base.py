@@ -1,10 +1,18 @@
 import re
 
 from django.core.exceptions import ValidationError
+from django.utils.module_loading import import_string
 
+from .. import settings as app_settings
 from ..exceptions import IrrecoverableModemFailure, ModemUpgradeCancelled
+from ..image_stream import open_image
 from ..shell_values import OptionsValidator
-from ..upgrade import mark_flash_started, record_progress
+from ..ssh import RouterShell
+from ..transfer import stream_file_to_router
+
+# the engine's recorder, for an upgrader built without one (by name: the
+# contract imports nothing of the engine, the services or the models)
+DEFAULT_RECORDER = "openwisp_modem_upgrader.recorder.OperationRecorder"
 
 # what ``start()`` returns
 FINISHED = "finished"  # the upgrade is over and succeeded
@@ -31,11 +39,26 @@ class BaseModemUpgrader:
     statuses. Before anything irreversible the upgrader calls
     ``point_of_no_return()``: from then on the operation cannot be cancelled
     and a failure is not retried (unless ``ModemUntouched`` says so).
+
+    A success is the server's to declare: once ``upgrade()`` returns (or
+    ``poll()`` returns a message) the engine reads the flashed modem itself
+    (``read_version()``, else modem detection over SSH) and records a
+    success only when it reports the build's version; otherwise the
+    operation fails as "version unverified".
+
+    Everything the upgrader records goes through ``self.recorder``, handed
+    in by the engine (``log()``, ``progress()``, ``point_of_no_return()``
+    and ``save_state()`` use it).
     """
 
     label = None
     SCHEMA = {"type": "object", "properties": {}, "additionalProperties": False}
-    # regular expression of the modem models this upgrader can flash
+    # full-match regular expression of the modem models this upgrader can
+    # flash: detection, image validation and start_upgrade use it. None: any
+    # model (a catch-all such as the generic command upgrader, which
+    # detection does not count as an upgrader made for the model)
+    supported_models = None
+    # before ``supported_models``: kept for upgraders that set it
     modem_model_pattern = r".+"
     # extra seconds granted after the flash and reboot timeouts
     outcome_margin = 120
@@ -43,9 +66,10 @@ class BaseModemUpgrader:
     # without a worker; False: ``upgrade()`` flashes while the worker waits
     detached = False
 
-    def __init__(self, operation, connection):
+    def __init__(self, operation, connection, recorder=None):
         self.operation = operation
         self.connection = connection
+        self.recorder = recorder or import_string(DEFAULT_RECORDER)(operation)
         self.options = self.get_options(operation.upgrade_options)
         self.state = dict(operation.follow_state or {})
 
@@ -85,8 +109,19 @@ class BaseModemUpgrader:
         """
 
     @classmethod
+    def model_pattern(cls):
+        """The declared models (``supported_models``), or the catch-all."""
+        return cls.supported_models or cls.modem_model_pattern
+
+    @classmethod
+    def declares_models(cls):
+        """Whether the upgrader is made for particular models (detection
+        does not count catch-all upgraders as knowing a model)."""
+        return cls.model_pattern() not in (".+", ".*")
+
+    @classmethod
     def supports_modem(cls, modem_model):
-        return re.fullmatch(cls.modem_model_pattern, modem_model or "") is not None
+        return re.fullmatch(cls.model_pattern(), modem_model or "") is not None
 
     @classmethod
     def get_options(cls, options):
@@ -103,8 +138,6 @@ class BaseModemUpgrader:
     def worker_time_limit(cls, options):
         """Seconds the worker's part may take (``start()``); the task's soft
         time limit. The transfer dominates it."""
-        from .. import settings as app_settings
-
         options = cls.get_options(options)
         limit = int(options.get("transfer_timeout", 0)) + app_settings.TASK_TIMEOUT
         if not cls.detached:
@@ -128,20 +161,66 @@ class BaseModemUpgrader:
 
     def log(self, message, progress=None):
         """Appends a line to the operation's log (and raises its progress)."""
-        record_progress(self.operation.pk, progress=progress, message=message)
+        self.recorder.log(message, progress)
 
     def progress(self, percent):
-        record_progress(self.operation.pk, progress=percent)
+        self.recorder.log(None, percent)
 
     def point_of_no_return(self):
         """Marks that the router is about to be told to flash.
 
         Raises ``ModemUpgradeCancelled`` when an operator cancelled meanwhile
-        (nothing irreversible happened yet). Sets the outcome deadline.
+        (nothing irreversible happened yet). Sets the outcome deadline and
+        saves ``self.state`` with it: a worker that dies from here on leaves
+        ``poll()`` (or ``outcome_after_worker_death()``) the state as it was.
         """
-        if not mark_flash_started(self.operation.pk, self.outcome_timeout()):
+        if not self.recorder.point_of_no_return(self.outcome_timeout(), self.state):
             raise ModemUpgradeCancelled("cancelled before the flash started")
         self.operation.flash_started = True
+
+    def save_state(self):
+        """Saves ``self.state`` now (the engine also saves it after
+        ``start()`` and every ``poll()``)."""
+        self.recorder.save_state(self.state)
+
+    def run(self, argv, timeout=30, exit_codes=(0,)):
+        """Runs ``argv`` on the router, every item quoted for its shell;
+        ``(output, exit code)``. Raises ``RecoverableModemFailure`` when the
+        link fails or ``timeout`` seconds pass, or when the exit code is not
+        one of ``exit_codes``."""
+        return RouterShell(self.connection).run(
+            argv, timeout=timeout, exit_codes=exit_codes
+        )
+
+    def send_image(self, image, remote_path, timeout=None):
+        """Streams the image to ``remote_path`` on the router (never whole
+        in memory), within ``timeout`` seconds (default: the
+        ``transfer_timeout`` option, else 1800); the bytes sent are counted
+        whatever happens."""
+        timeout = timeout or int(self.options.get("transfer_timeout", 1800))
+        sent = [0]
+
+        def on_progress(done, total):
+            sent[0] = done
+
+        try:
+            with open_image(image.file) as firmware:
+                stream_file_to_router(
+                    RouterShell(self.connection).transport,
+                    firmware,
+                    image.file.size,
+                    remote_path,
+                    timeout,
+                    on_progress=on_progress,
+                )
+        finally:
+            self.recorder.bytes_sent(sent[0])
+
+    def read_version(self):
+        """The firmware version the flashed modem reports, read by the
+        upgrader its own way; ``None`` (the default): the engine reads it
+        through modem detection (``modem-info.sh`` over SSH)."""
+        return None
 
     # -- what the engine calls ---------------------------------------------
 
@@ -165,13 +244,14 @@ class BaseModemUpgrader:
 
     def outcome_after_worker_death(self, image):
         """What became of an operation whose worker died after the point of
-        no return inside ``start()``/``upgrade()``; raises like ``poll()``.
-        Upgraders that return ``FLASHING`` are followed with ``poll()``."""
-        raise IrrecoverableModemFailure(
-            "the worker stopped during the flash: the modem state is unknown, "
-            "check the device"
-        )
+        no return inside ``start()``/``upgrade()``: a message when the flash
+        may have succeeded (the engine then reads the modem's version and
+        decides), or raises like ``poll()``. Called once the outcome
+        deadline passed; upgraders that return ``FLASHING`` are followed
+        with ``poll()`` instead."""
+        return "the worker stopped during the flash"
 
     def clean_up(self, image):
         """Best effort after an outcome reported by the router itself (e.g.
-        remove the image from the router). Never raises."""
+        remove the image from the router); not called after a success.
+        Never raises."""

@@ -11,7 +11,8 @@ class GenericCommandUpgrader(WrapperUpgrader):
     """
 
     label = _("Generic flashing command")
-    modem_model_pattern = r".+"
+    # any model: a catch-all that detection does not count as knowing one
+    supported_models = None
     SCHEMA = wrapper_options(
         "Generic flashing command options",
         tool_path={"title": "Flashing command on the router: absolute path or name"},

@@ -9,7 +9,7 @@ from .wrapper import WrapperUpgrader, wrapper_options
 class TelitFN990AUpgrader(WrapperUpgrader):
     label = gettext_lazy("Telit FN990A (uxfp)")
     # FN990A28, FN990A40... (the variant is checked against the build's model)
-    modem_model_pattern = r"FN990A[0-9A-Z]*"
+    supported_models = r"FN990A[0-9A-Z]*"
     # the software version in an FN990A stream's header starts so (the
     # wrapper gets it too: --stream-prefix)
     stream_version_prefix = "45."

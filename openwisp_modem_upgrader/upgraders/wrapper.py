@@ -28,8 +28,12 @@ from ..device_contract import (
     EXIT_BUSY,
     EXIT_RECOVERABLE,
     EXIT_SUCCESS,
-    contiguous_tail,
-    parse_journal_line,
+    detected_version,
+    flashed_modem,
+    journal_read_command,
+    parse_journal_read,
+    parse_modem_list,
+    router_paths,
 )
 from ..device_scripts import scripts_dir
 from ..exceptions import (
@@ -49,7 +53,6 @@ from ..shell_values import (
     full_match,
 )
 from ..ssh import RouterShell
-from ..swapper import load_model
 from ..transfer import (
     parse_probe,
     plan_transfer,
@@ -58,7 +61,6 @@ from ..transfer import (
     transfer_progressed,
     upload_directory,
 )
-from ..upgrade import add_bytes_sent, record_journal, record_progress
 from .base import FLASHING, BaseModemUpgrader
 
 SPACE_MARGIN = 1024 * 1024
@@ -226,16 +228,10 @@ class WrapperUpgrader(BaseModemUpgrader):
             pass
 
     def router_paths(self):
-        base = posixpath.join(self.options["remote_dir"], "openwisp-modem-upgrader")
         # named by content: a retry or a re-run finds what an earlier attempt sent
         sha256 = self.image.sha256
         image_name = sha256 if full_match(SHA256, sha256) else str(self.operation.pk)
-        return {
-            "base": base,
-            "scripts": posixpath.join(base, "scripts"),
-            "firmware": posixpath.join(base, f"{image_name}.bin"),
-            "journal_dir": posixpath.join(base, str(self.operation.pk)),
-        }
+        return router_paths(self.options["remote_dir"], self.operation.pk, image_name)
 
     # -- stage helpers -----------------------------------------------------
 
@@ -291,7 +287,7 @@ class WrapperUpgrader(BaseModemUpgrader):
                 "(set the remote_dir option to a larger storage)"
             )
         upload_directory(self.shell.transport, scripts_dir(), paths["scripts"])
-        add_bytes_sent(self.operation.pk, scripts_size())
+        self.recorder.bytes_sent(scripts_size())
 
     def _prepare_command(self):
         quote = shlex.quote
@@ -366,9 +362,7 @@ class WrapperUpgrader(BaseModemUpgrader):
             now = time.monotonic()
             if now - last_logged[0] >= 1 or sent == total:
                 last_logged[0] = now
-                record_progress(
-                    self.operation.pk, progress=int(10 * sent / max(total, 1))
-                )
+                self.progress(int(10 * sent / max(total, 1)))
 
         try:
             stream_file_to_router(
@@ -383,7 +377,7 @@ class WrapperUpgrader(BaseModemUpgrader):
             )
         finally:
             # counted whatever happens: the data plan paid for them
-            add_bytes_sent(self.operation.pk, done[0] - offset)
+            self.recorder.bytes_sent(done[0] - offset)
 
     def wrapper_arguments(self):
         device = self.operation.device
@@ -456,19 +450,11 @@ class WrapperUpgrader(BaseModemUpgrader):
         between the point of no return and the start), so the modem is
         untouched.
         """
-        operation = load_model("ModemUpgradeOperation").objects.only("device_seq")
-        seen = operation.get(pk=self.operation.pk).device_seq
-        journal_dir = shlex.quote(self.paths["journal_dir"])
-        journal = posixpath.join(self.paths["journal_dir"], "journal")
-        exit_file = posixpath.join(self.paths["journal_dir"], "exit_code")
-        command = (
-            f"[ -d {journal_dir} ] || {{ echo '--no-journal--'; exit 0; }};"
-            f" awk -F '\\t' -v seen={int(seen)} '$1 > seen' {shlex.quote(journal)}"
-            f" 2>/dev/null; echo '--exit-code--'; cat {shlex.quote(exit_file)}"
-            " 2>/dev/null; true"
-        )
+        seen = self.recorder.journal_seq()
+        command = journal_read_command(self.paths["journal_dir"], seen, shlex.quote)
         output, _ = self.shell.run_raw(command, timeout=self.journal_read_timeout)
-        if "--no-journal--" in output and not self.state.get("wrapper_started"):
+        started, tail, exit_code = parse_journal_read(output)
+        if not started and not self.state.get("wrapper_started"):
             self.leave_router_as_found(keep_image=True)
             raise ModemUntouched(
                 "the worker stopped after the point of no return but before the "
@@ -476,18 +462,13 @@ class WrapperUpgrader(BaseModemUpgrader):
                 "router): nothing was written to the modem"
             )
         self.state["wrapper_started"] = True
-        records, _, exit_part = output.partition("--exit-code--")
-        parsed = [parse_journal_line(line) for line in records.splitlines()]
-        tail = contiguous_tail([record for record in parsed if record])
         if tail:
-            record_journal(
-                self.operation.pk,
+            self.recorder.journal(
                 tail[-1].seq,
                 [record.message for record in tail],
                 max(record.percent for record in tail),
             )
-        exit_part = exit_part.strip()
-        return int(exit_part) if exit_part.isdigit() else None
+        return exit_code
 
     @staticmethod
     def raise_for_exit_code(code, output=""):
@@ -539,8 +520,6 @@ class WrapperUpgrader(BaseModemUpgrader):
         """Every modem as ``modem-info.sh`` reads them (one attempt), and the
         one this operation flashed. ``GarbageOutput`` (a ``ValueError``) or
         ``LookupError`` when it cannot be told."""
-        from ..detection import parse_modem_list
-
         script = posixpath.join(self.paths["scripts"], "modem-info.sh")
         output, _ = self.shell.run(["sh", script], timeout=60)
         modems = parse_modem_list(output)
@@ -551,7 +530,7 @@ class WrapperUpgrader(BaseModemUpgrader):
 
     @staticmethod
     def detected_version(info):
-        return info.get("firmware") or info.get("revision")
+        return detected_version(info)
 
     def check_version(self, modems, info):
         self.record_modem_info(modems)
@@ -567,32 +546,12 @@ class WrapperUpgrader(BaseModemUpgrader):
     def flashed_modem(self, modems):
         """The entry of the modem this operation flashed; LookupError when
         it is not (yet) listed in normal mode."""
-        usb_path = self.operation.usb_path
-        candidates = [
-            m
-            for m in modems
-            if m["mode"] == "normal"
-            and (m["usb_path"] == usb_path if usb_path else True)
-        ]
-        if not usb_path and len(candidates) > 1:
-            # the wrapper flashed the first modem of the vendor
-            candidates = [
-                m for m in candidates if m["model"] == self.image.build.modem_model
-            ]
-        if not candidates:
-            raise LookupError(f"modem {usb_path or 'to verify'} not listed yet")
-        return candidates[0]
+        return flashed_modem(
+            modems, self.operation.usb_path, self.image.build.modem_model
+        )
 
     def record_modem_info(self, modems):
-        from ..base.models import ModemChangeSource
-        from ..detection import record_modems
-
-        record_modems(
-            self.operation.device,
-            modems,
-            ModemChangeSource.UPGRADE,
-            operation=self.operation,
-        )
+        self.recorder.modems_read(modems)
 
     def leave_router_as_found(self, keep_image=False):
         """Removes everything this operation put on the router (no wrapper ran).

@@ -4,6 +4,8 @@ absent and flashing modems."""
 import json
 import os
 
+from openwisp_modem_upgrader.device_contract import MODEM_KEYS, parse_modem_list
+
 from .helpers import MODEM_INFO, RouterTestCase
 
 SECOND_MODEM = {"usb_path": "1-1.2", "firmware": "M0R.010000-B022"}
@@ -41,6 +43,11 @@ class TestWithModemManager(ModemInfoTestCase):
                 "usb_id": "1bc7:1071",
             },
         )
+
+    def test_output_is_the_servers_modem_info_contract(self):
+        result = self.router.run([MODEM_INFO])
+        modems = parse_modem_list(result.stdout)
+        self.assertEqual([set(modem) for modem in modems], [MODEM_KEYS])
 
     def test_started_by_relative_name(self):
         result = self.router.run(["modem-info.sh"], cwd=os.path.dirname(MODEM_INFO))

@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import shlex
 import signal
 import time
 
@@ -14,7 +15,10 @@ from openwisp_modem_upgrader.device_contract import (
     EXIT_SUCCESS,
     EXIT_USAGE,
     JOURNAL_STATES,
+    journal_read_command,
     parse_journal_line,
+    parse_journal_read,
+    router_paths,
 )
 from openwisp_modem_upgrader.upgraders.stream_checks import header_version
 
@@ -390,6 +394,30 @@ class TestContract(RouterTestCase):
         with open(UPGRADE) as f:
             declared = dict(re.findall(r"^(EXIT_[A-Z]+)=([0-9]+)", f.read(), re.M))
         self.assertEqual({k: int(v) for k, v in declared.items()}, EXIT_CODES)
+
+    def test_servers_journal_read_finds_the_wrappers_files(self):
+        """The layout the server gives the wrapper (``router_paths``) and
+        the server's own read of the journal and the exit code, run on the
+        router after the wrapper."""
+        paths = router_paths(self.router.tmp_dir, OPERATION_ID, "image")
+        self.router.set_flash_duration(0.2)
+        result = self.upgrade(workdir=paths["base"])
+        self.assertEqual(result.returncode, EXIT_SUCCESS, result.stderr)
+
+        def read(seen, journal_dir=paths["journal_dir"]):
+            command = journal_read_command(journal_dir, seen, shlex.quote)
+            output = self.router.run(["-c", command]).stdout
+            return parse_journal_read(output)
+
+        started, records, exit_code = read(0)
+        self.assertTrue(started)
+        self.assertEqual(exit_code, EXIT_SUCCESS)
+        self.assertEqual([r.seq for r in records], list(range(1, len(records) + 1)))
+        self.assertEqual(records[-1].state, "success")
+        started, later, _ = read(2)
+        self.assertEqual([r.seq for r in later], [r.seq for r in records[2:]])
+        other = router_paths(self.router.tmp_dir, OTHER_OPERATION_ID, "image")
+        self.assertEqual(read(0, other["journal_dir"]), (False, [], None))
 
     def test_journal_records_parse_with_the_servers_parser(self):
         self.router.set_flash_duration(0.2)

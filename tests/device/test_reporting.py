@@ -6,6 +6,8 @@ import signal
 import socket
 import time
 
+from openwisp_modem_upgrader.device_contract import REPORT_FIELDS, REPORT_STATES
+
 from .helpers import OPERATION_ID, ReportServer, RouterTestCase, delivered_messages
 from .test_modem_upgrade import wait_for
 
@@ -57,6 +59,10 @@ class TestReports(ReportTestCase):
         self.assertEqual(request["content_type"], "application/json")
         self.assertEqual(server.bodies[-1]["status"], "success")
         self.assertEqual(server.bodies[-1]["progress_percent"], 100)
+        # the fields and states the server's device-report view accepts
+        for body in server.bodies:
+            self.assertEqual(set(body), REPORT_FIELDS)
+            self.assertIn(body["status"], REPORT_STATES)
 
     def test_arguments_win_over_uci(self):
         server = self.serve()

@@ -752,8 +752,8 @@ def bad_image_rollout(stack, router_device):
     from device.firmware import write_firmware_stream
     from django.core.files import File
 
-    from openwisp_modem_upgrader.batch import create_batch
-    from openwisp_modem_upgrader.rollout import resume_batch, retry_failed
+    from openwisp_modem_upgrader.batch import create_batch, retry_failed
+    from openwisp_modem_upgrader.rollout import resume_batch
     from openwisp_modem_upgrader.tests import (
         ModemBatchUpgradeOperation,
         ModemUpgradeOperation,

@@ -2,9 +2,10 @@
 
 ``MODEM_WORKER_PAUSE_AFTER_NO_RETURN=<seconds>:<marker file>`` makes the
 worker wait that long right after crossing the point of no return
-(``upgraders.base.mark_flash_started``), before the flashing wrapper
-starts, and write the operation id to the marker file: the run kills the
-worker inside that window. Test project only; nothing in the module reads it.
+(``recorder.mark_flash_started``, the upgraders' write port), before
+the flashing wrapper starts, and write the operation id to the marker file:
+the run kills the worker inside that window. Test project only; nothing in
+the module reads it.
 """
 
 import os
@@ -21,9 +22,9 @@ def install_faults(**kwargs):
     if not setting:
         return
     seconds, marker = setting.split(":", 1)
-    from openwisp_modem_upgrader.upgraders import base
+    from openwisp_modem_upgrader import recorder
 
-    crossing = base.mark_flash_started
+    crossing = recorder.mark_flash_started
 
     def pause_after_crossing(operation_id, *args, **kwargs):
         crossed = crossing(operation_id, *args, **kwargs)
@@ -32,4 +33,4 @@ def install_faults(**kwargs):
         time.sleep(float(seconds))
         return crossed
 
-    base.mark_flash_started = pause_after_crossing
+    recorder.mark_flash_started = pause_after_crossing
