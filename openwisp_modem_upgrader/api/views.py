@@ -60,6 +60,7 @@ from .serializers import (
     FirmwareImageSerializer,
     UpgradeOperationDetailSerializer,
     UpgradeOperationSerializer,
+    serializer_error,
     status_count_annotations,
 )
 
@@ -130,9 +131,7 @@ class DeviceParentMixin:
 
 
 def validation_error_response(error):
-    return Response(
-        serializers.as_serializer_error(error), status=status.HTTP_400_BAD_REQUEST
-    )
+    return Response(serializer_error(error), status=status.HTTP_400_BAD_REQUEST)
 
 
 def detail_response(message, status_code, **extra):
