@@ -74,13 +74,13 @@ class ModemUpgradeOperationAdmin(
 
     cancel_url_name = "modem_upgrader_cancel_operation"
     # what an operator reads first; the engine's bookkeeping goes to a
-    # collapsed "Diagnostics" section, the log to the live progress box
+    # collapsed "Diagnostics" section; the status and the log are in the
+    # live progress box (a static copy here would go stale)
     summary_fields = (
         "device",
         "image",
         "batch",
         "usb_path",
-        "status",
         "upgrade_options",
         "data_sent",
         "attempts",

@@ -387,6 +387,11 @@ class TestModemUpgraderBrowser(
                 By.CSS_SELECTOR, ".field-device_seq"
             ).is_displayed()
         )
+        status = self.find_element(
+            By.CSS_SELECTOR, ".modem-recent-upgrades .modem-status"
+        )
+        self.assertEqual(status.text, "success")
+        self.scroll_to(".modem-recent-upgrades")
         self.screenshot("modem-operation-page.png")
         self.assert_no_browser_errors()
 
