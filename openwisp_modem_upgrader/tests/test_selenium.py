@@ -20,6 +20,7 @@ from django.db import connections
 from django.db.models import Q
 from django.test import TransactionTestCase, tag
 from django.urls import reverse
+from django.utils import timezone
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -843,3 +844,59 @@ class TestModemUpgraderBrowser(
         self.assertLessEqual(right, width, overflow)
         self.assertLessEqual(scroll_width, width, overflow)
         self.screenshot("modem-compliance-page.png")
+
+    def test_every_rollout_mistake_shown_at_once(self):
+        self.open(
+            reverse("admin:modem_upgrader_mass_upgrade", args=[self.image.build.pk])
+        )
+        Select(self.find_element(By.NAME, "organization")).select_by_value(
+            str(self.device.organization_id)
+        )
+        for name, value in (
+            ("canary_size", "150"),
+            ("failure_threshold", "120"),
+        ):
+            field = self.find_element(By.NAME, name)
+            field.clear()
+            field.send_keys(value)
+        # a time input: its typing depends on the browser's locale
+        self.web_driver.execute_script(
+            "arguments[0].value = '22:00';", self.find_element(By.NAME, "window_start")
+        )
+        Select(self.find_element(By.NAME, "canary_percent")).select_by_value("true")
+        Select(self.find_element(By.NAME, "failure_threshold_percent")).select_by_value(
+            "true"
+        )
+        self.click(self.find_element(By.NAME, "preview"))
+        self.wait_until(
+            lambda d: len(d.find_elements(By.CSS_SELECTOR, "ul.errorlist li")) >= 3,
+            timeout=30,
+        )
+        errors = " ".join(
+            e.text for e in self.web_driver.find_elements(By.CSS_SELECTOR, ".errorlist")
+        )
+        self.assertEqual(errors.count("A percentage is at most 100."), 2, errors)
+        self.assertIn("Give both ends of the maintenance window", errors)
+        self.assertFalse(ModemBatchUpgradeOperation.objects.exists())
+
+    def test_unreachable_router_device_page(self):
+        from ..swapper import load_model
+
+        self.device.modems.all().delete()
+        load_model("DeviceModemDetection").objects.create(
+            device=self.device,
+            status="unreachable",
+            reason="Unable to connect to port 22 on 127.0.0.1",
+            attempted_at=timezone.now(),
+        )
+        self.open(self.device_url())
+        self.show_tab("modem-firmware-inline")
+        refusal = self.find_element(By.CSS_SELECTOR, ".modem-upgrade-refused")
+        self.assertIn("the server cannot reach this router", refusal.text)
+        self.assertIn("Unable to connect to port 22", refusal.text)
+        # nothing to choose: no upgrade is offered where it would be refused
+        self.assertFalse(
+            self.web_driver.find_elements(
+                By.CSS_SELECTOR, 'select[name="modems-0-upgrade_to"]'
+            )
+        )
