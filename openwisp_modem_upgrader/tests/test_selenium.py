@@ -811,6 +811,11 @@ class TestModemUpgraderBrowser(
         self.assertEqual(
             self.find_element(By.CSS_SELECTOR, "td.field-modem_model").text, FN990A28
         )
+        # the list scrolls sideways: the modem columns shown
+        self.web_driver.execute_script(
+            "document.querySelector('td.field-modem_behind')"
+            ".scrollIntoView({block: 'center', inline: 'end'});"
+        )
         self.screenshot("device-list-modems.png")
 
     def test_compliance_dashboard_chart(self):
