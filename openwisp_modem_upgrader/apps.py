@@ -135,13 +135,26 @@ class ModemUpgraderConfig(ApiAppConfig):
         )
 
     def register_menu_group(self):
+        # the same names as the app index and the pages' titles
         items = {
-            1: ("Modem Builds", "ModemBuild", "ow-build"),
-            2: ("Modem Categories", "ModemCategory", "ow-category"),
-            3: ("Mass Modem Upgrades", "ModemBatchUpgradeOperation", "ow-mass-upgrade"),
+            1: ("Modem Firmware Builds", "ModemBuild", "ow-build"),
+            2: ("Modem Firmware Categories", "ModemCategory", "ow-category"),
+            3: (
+                "Mass Modem Upgrade Operations",
+                "ModemBatchUpgradeOperation",
+                "ow-mass-upgrade",
+            ),
             4: ("Modem Upgrade Operations", "ModemUpgradeOperation", "ow-firmware"),
         }
-        links = {5: ("Modem Compliance", "ModemBuild", "compliance", "ow-dashboard")}
+        # an icon openwisp-utils' theme defines (ow-dashboard is blank)
+        links = {
+            5: (
+                "Modem Firmware Compliance",
+                "ModemBuild",
+                "compliance",
+                "ow-monitoring-checks",
+            )
+        }
         register_menu_group(
             position=101,
             config={

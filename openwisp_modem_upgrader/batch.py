@@ -275,6 +275,7 @@ def retry_failed(batch):
         upgrade_options=batch.upgrade_options,
         device_ids=device_ids,
         modems=batch.modems,
+        retry_of=batch,
         **{field: getattr(batch, field) for field in fields},
     )
 

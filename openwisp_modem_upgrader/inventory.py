@@ -45,7 +45,7 @@ class ComplianceState:
 
     labels = {
         NOT_DETECTED: _("never detected"),
-        UNREACHABLE: _("unreachable"),
+        UNREACHABLE: _("router unreachable"),
         BEHIND: _("behind the newest build"),
         UP_TO_DATE: _("on the newest build"),
         UNKNOWN: _("no modem or no build to compare with"),
@@ -113,14 +113,16 @@ def _detection():
 def compliance_state():
     """Expression of a device's ``ComplianceState`` (first matching wins)."""
     return Case(
+        # one vocabulary: a router whose last detection could not reach it
+        # is "unreachable", whether or not it was ever detected
+        When(
+            Exists(_detection().filter(status__in=UNREACHABLE_STATUSES)),
+            then=Value(ComplianceState.UNREACHABLE),
+        ),
         When(
             ~Exists(_device_modems())
             & ~Exists(_detection().filter(succeeded_at__isnull=False)),
             then=Value(ComplianceState.NOT_DETECTED),
-        ),
-        When(
-            Exists(_detection().filter(status__in=UNREACHABLE_STATUSES)),
-            then=Value(ComplianceState.UNREACHABLE),
         ),
         When(
             Exists(behind_modems().filter(device_id=OuterRef("pk"))),
@@ -228,7 +230,11 @@ def compliance_table(organization_ids=None):
         unknown.values("organization_id", "organization__name")
         .annotate(
             devices=Count("pk"),
-            never_detected=Count("pk", filter=~succeeded),
+            never_detected=Count(
+                "pk",
+                filter=~succeeded
+                & ~Q(modem_detection__status__in=UNREACHABLE_STATUSES),
+            ),
             unreachable=Count(
                 "pk", filter=Q(modem_detection__status__in=UNREACHABLE_STATUSES)
             ),

@@ -63,13 +63,19 @@ def clean_rollout_options(instance, values, now=None):
     would start nothing) is refused too. Raises ``ValidationError``."""
     for field, value in values.items():
         setattr(instance, field, value)
-    if hasattr(instance, "clean_rollout"):
-        instance.clean_rollout()
-    else:
-        instance.clean_schedule()
+    errors = {}
+    try:
+        if hasattr(instance, "clean_rollout"):
+            instance.clean_rollout()
+        else:
+            instance.clean_schedule()
+    except ValidationError as error:
+        error.update_error_dict(errors)
     deadline = values.get("deadline")
     if deadline is not None and deadline <= (now or timezone.now()):
-        raise ValidationError({"deadline": _("The deadline has already passed.")})
+        errors.setdefault("deadline", []).append(_("The deadline has already passed."))
+    if errors:
+        raise ValidationError(errors)
 
 
 def _per_batch(operations, aggregate):

@@ -15,6 +15,7 @@ import re
 import jsonschema
 from django.core.exceptions import ValidationError
 from django.utils.deconstruct import deconstructible
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 # one path segment: no empty segment (//, trailing /), no "." nor ".."
@@ -49,6 +50,43 @@ MODEM_MODEL = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 SHA256 = r"^[0-9a-f]{64}$"
 # a sysfs USB path (modem-upgrade.sh --usb-path)
 USB_PATH = r"^[0-9]{1,3}-[0-9]{1,3}(?:\.[0-9]{1,3}){0,6}$"
+
+
+# what each pattern allows, in words: shown instead of the pattern itself
+PATTERN_MESSAGES = {
+    ABSOLUTE_PATH: _(
+        "an absolute path such as /tmp/modem.bin: parts of letters, digits "
+        'and . _ + - separated by single "/", no "." or ".." part, no "/" at '
+        "the end"
+    ),
+    COMMAND: _(
+        "a command name such as uxfp, or its absolute path such as "
+        "/usr/bin/uxfp: letters, digits and . _ + - only"
+    ),
+    STORAGE_DIR: format_lazy(
+        _(
+            "an absolute directory such as /tmp or /mnt/usb: parts of letters, "
+            'digits and . _ + - separated by single "/", no "." or ".." part, '
+            "and not a system directory ({system})"
+        ),
+        system=", ".join(f"/{name}" for name in SYSTEM_DIRECTORIES),
+    ),
+    TOOL_ARGS: _(
+        "words of letters, digits and . _ = / : + - separated by single "
+        'spaces, without ".."'
+    ),
+    VERSION: _("letters, digits and . _ + - only, e.g. M0R.010000-B022"),
+    USB_PATH: _("a sysfs USB path such as 1-1.2"),
+}
+
+
+def pattern_message(pattern):
+    """The shape ``pattern`` allows, in words (the pattern itself when it
+    has no description)."""
+    message = PATTERN_MESSAGES.get(pattern)
+    if message:
+        return str(message)
+    return _("a value matching %(pattern)s") % {"pattern": pattern}
 
 
 def full_match(pattern, value):
@@ -87,7 +125,10 @@ modem_model_validator = FullMatchValidator(
 
 def _pattern_full_match(validator, pattern, instance, schema):
     if validator.is_type(instance, "string") and not full_match(pattern, instance):
-        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+        yield jsonschema.ValidationError(
+            _("%(value)s is not %(shape)s")
+            % {"value": repr(instance), "shape": pattern_message(pattern)}
+        )
 
 
 # JSON schema validation of upgrade options: "pattern" is a full match

@@ -18,6 +18,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models.functions import Length
+from django.template.defaultfilters import filesizeformat
 from django.utils import formats, timezone
 
 from .base.models import (
@@ -25,6 +26,7 @@ from .base.models import (
     OperationStatus,
     operation_is_cancellable,
 )
+from .display import stages
 from .swapper import load_model
 
 # rows changed this long before a read may commit after it: read them again
@@ -128,7 +130,13 @@ class ModemUpgradeConsumer(AsyncJsonWebsocketConsumer):
             "cancellable": operation_is_cancellable(
                 operation["status"], operation["flash_started"]
             ),
+            "stages": [
+                stage["state"]
+                for stage in stages(operation["progress"], operation["status"])
+            ],
         }
+        if "device__name" in operation:
+            change["device"] = operation["device__name"]
         if "log" in operation:
             offset = previous[2] if previous else 0
             if offset > operation["log_length"]:
@@ -194,23 +202,31 @@ class BatchModemUpgradeConsumer(ModemUpgradeConsumer):
         return (
             _progress_rows(batch_id=self.object_id)
             .order_by("-modified")
-            .values(*PROGRESS_FIELDS)
+            .values(*PROGRESS_FIELDS, "device__name")
         )
 
     def extra_changes(self):
-        from .admin.batch import batch_summary
+        """The batch's counts, its rollout box and the buttons that apply
+        now (for this page's user), when any of them changed."""
+        from .admin.batch import batch_live_state, batch_summary
 
-        self.batch.refresh_from_db(fields=["status"])
-        summary = batch_summary(self.batch)
-        state = (self.batch.status, summary["total"], summary["done"], str(summary))
+        # a fresh row: the rollout counts are cached on the instance
+        batch = type(self.batch).objects.filter(pk=self.batch.pk).first()
+        if batch is None:
+            return None
+        summary = batch_summary(batch)
+        summary["bytes_sent_label"] = filesizeformat(summary["bytes_sent"])
+        live = batch_live_state(batch, self.scope["user"])
+        state = (batch.status, str(summary), str(live))
         if state == getattr(self, "sent_summary", None):
             return None
         self.sent_summary = state
         return {
             "batch": {
-                "status": self.batch.status,
-                "status_label": STATUS_LABELS.get(self.batch.status),
-                "finished": self.batch.status not in ACTIVE_STATUSES,
+                "status": batch.status,
+                "status_label": STATUS_LABELS.get(batch.status),
+                "finished": batch.status not in ACTIVE_STATUSES,
                 "summary": summary,
+                **live,
             }
         }

@@ -23,6 +23,7 @@ redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
 pids="$pids $!"
 
 export DEVICE_REPORT_BASE_URL="http://127.0.0.1:$port"
+export DEMO_EMAIL_DIR="$run_dir/mail"
 export DEMO_ROUTER_FILE="$run_dir/router.json"
 rm -f "$DEMO_ROUTER_FILE"
 
@@ -52,6 +53,7 @@ pids="$pids $!"
     >"$run_dir/beat.log" 2>&1 &
 pids="$pids $!"
 echo "Celery worker logs: $run_dir/celery.log, $run_dir/celery-control.log (beat: $run_dir/beat.log)"
+echo "E-mails (notifications) are written to $DEMO_EMAIL_DIR"
 echo "Open http://127.0.0.1:$port/admin/ and log in as admin / admin"
 echo "Devices: modem columns; Modem Firmware > Modem Compliance; the dashboard chart"
 echo "Devices > demo-router > Modem Firmware: choose the build and save to upgrade"

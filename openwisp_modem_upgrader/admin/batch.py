@@ -6,7 +6,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
+from django.utils import formats, timezone
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from openwisp_users.multitenancy import MultitenantAdminMixin, MultitenantOrgFilter
@@ -18,7 +21,12 @@ from ..batch import retry_failed
 from ..exceptions import UpgradeNotAllowed
 from ..permissions import has_action_permission
 from ..rollout import FAILED_STATUSES, pause_batch, resume_batch
-from ..rollout_display import ROLLOUT_FIELDS, display_state, rollout_counts
+from ..rollout_display import (
+    ROLLOUT_FIELDS,
+    DisplayState,
+    display_state,
+    rollout_counts,
+)
 from ..swapper import load_model
 from ..upgrade import cancel_batch
 from .operations import LiveProgressAdminMixin, redirect_back
@@ -52,6 +60,114 @@ def batch_summary(batch):
     }
 
 
+def _user_may(user, action, opts):
+    return user.has_perm(f"{opts.app_label}.{action}_{opts.model_name}")
+
+
+def rollout_summary(batch):
+    """The rollout box of the batch page: state, reason, wave and counts."""
+    state = display_state(batch)
+    return {
+        "state": state.value,
+        "label": str(capfirst(state.label)),
+        "reason": batch.rollout_reason or start_hint(batch),
+        "current_wave": batch.current_wave,
+        **rollout_counts(batch),
+    }
+
+
+def batch_controls(batch, user):
+    """Which buttons of the batch page apply now, for ``user``: rendered
+    with the page and sent again by its websocket when they change.
+
+    ``show_*``: the button is on the page (the user may use it and the
+    batch may still need it); ``can_*``: it applies now (else hidden).
+    """
+    active = batch.status in ACTIVE_STATUSES
+    may_change = _user_may(user, "change", batch._meta)
+    may_add = _user_may(user, "add", batch._meta)
+    resume_labels = {
+        RolloutState.PAUSED: _("Resume"),
+        RolloutState.AWAITING: _("Give the go-ahead"),
+        RolloutState.STOPPED: _("Resume after the stop"),
+    }
+    resume_label = resume_labels.get(batch.rollout_state) if active else None
+    failed = batch.operations.filter(status__in=FAILED_STATUSES).exists()
+    return {
+        "show_rollout_buttons": active and may_change,
+        "can_pause": active
+        and may_change
+        and batch.rollout_state != RolloutState.PAUSED,
+        "resume_label": str(resume_label) if resume_label and may_change else None,
+        "show_retry": may_add,
+        "can_retry_failed": failed and may_add,
+        "can_cancel": active and _user_may(user, "add", ModemUpgradeOperation._meta),
+    }
+
+
+def batch_live_state(batch, user):
+    """What the batch page shows of the rollout and its controls."""
+    return {"rollout": rollout_summary(batch), **batch_controls(batch, user)}
+
+
+def _when(moment):
+    return formats.date_format(timezone.localtime(moment), "DATETIME_FORMAT")
+
+
+def start_hint(batch, now=None):
+    """When a running batch that starts nothing now will start devices:
+    the scheduled time or the window's next opening (local time)."""
+    now = now or timezone.now()
+    state = display_state(batch, now)
+    if state == DisplayState.SCHEDULED:
+        return _("devices start at %(when)s") % {"when": _when(batch.scheduled_at)}
+    if state == DisplayState.OUTSIDE_WINDOW:
+        return _("the window opens next at %(when)s") % {
+            "when": _when(batch.next_window_opening(now))
+        }
+    return ""
+
+
+def resume_message(before, batch):
+    """What a resume did, said as it is: a go-ahead opens the next wave; a
+    resume may start nothing yet (the wave finished and waits for the
+    go-ahead, or the window is closed)."""
+    if before == RolloutState.AWAITING:
+        message = _("Go-ahead given: wave %(wave)s starts.") % {
+            "wave": batch.current_wave
+        }
+    elif before == RolloutState.STOPPED:
+        message = _(
+            "The mass upgrade is resumed after its stop: the failures so far "
+            "are acknowledged, and new ones count from now."
+        )
+    else:
+        message = _("The mass upgrade is resumed.")
+    operations = batch.operations.filter(wave__lte=batch.current_wave)
+    startable = operations.filter(
+        status=OperationStatus.IDLE, dispatched_at__isnull=True
+    ).exists()
+    later = batch.operations.filter(wave__gt=batch.current_wave).exists()
+    hint = start_hint(batch)
+    if hint:
+        return f"{message} {capfirst(hint)}."
+    if not startable and later:
+        next_step = (
+            _("give the go-ahead to start the next one")
+            if batch.confirm_waves
+            else _("the next one starts")
+        )
+        return f"{message} " + str(
+            _("Wave %(wave)s has finished: %(next)s.")
+            % {"wave": batch.current_wave, "next": next_step}
+        )
+    if not startable:
+        return f"{message} " + str(_("No device is waiting to start."))
+    return f"{message} " + str(
+        _("Its waiting devices start as the concurrency limit allows.")
+    )
+
+
 @admin.register(ModemBatchUpgradeOperation)
 class ModemBatchUpgradeOperationAdmin(
     LiveProgressAdminMixin, MultitenantAdminMixin, ReadOnlyAdmin
@@ -71,6 +187,7 @@ class ModemBatchUpgradeOperationAdmin(
     # the status is shown, live, in the progress box above these
     fields = (
         "build",
+        "retry_of",
         "organization",
         "group",
         "location",
@@ -144,42 +261,13 @@ class ModemBatchUpgradeOperationAdmin(
             "page": page,
             "status_filter": status,
             "status_choices": OperationStatus.choices,
-            "can_cancel": batch.status in ACTIVE_STATUSES
-            and self.has_cancel_permission(request),
             "operation_opts": ModemUpgradeOperation._meta,
             **self.rollout_context(request, batch),
         }
 
     def rollout_context(self, request, batch):
         """The rollout's state and the controls the user may use now."""
-        state = display_state(batch)
-        counts = rollout_counts(batch)
-        active = batch.status in ACTIVE_STATUSES
-        may_change = self.has_rollout_permission(request)
-        resume_labels = {
-            RolloutState.PAUSED: _("Resume"),
-            RolloutState.AWAITING: _("Give the go-ahead"),
-            RolloutState.STOPPED: _("Resume after the stop"),
-        }
-        failed = batch.operations.filter(status__in=FAILED_STATUSES).exists()
-        return {
-            "rollout": {
-                "state": state.value,
-                "label": state.label,
-                "reason": batch.rollout_reason,
-                "current_wave": batch.current_wave,
-                **counts,
-            },
-            "can_pause": active
-            and may_change
-            and batch.rollout_state != RolloutState.PAUSED,
-            "resume_label": (
-                resume_labels.get(batch.rollout_state)
-                if active and may_change
-                else None
-            ),
-            "can_retry_failed": failed and self.has_retry_permission(request),
-        }
+        return batch_live_state(batch, request.user)
 
     def has_rollout_permission(self, request, obj=None):
         # pause and resume share their rule
@@ -193,15 +281,20 @@ class ModemBatchUpgradeOperationAdmin(
         return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[pk])
 
     def _rollout_action(self, request, pk, action, success_message):
+        """``success_message``: a text, or a function of the batch's state
+        before the action and the batch after it."""
         # the multitenant queryset hides other organizations' batches (404)
         batch = get_object_or_404(self.get_queryset(request), pk=pk)
         if not self.has_rollout_permission(request, batch):
             raise PermissionDenied
+        before = batch.rollout_state
         try:
             action(batch)
         except UpgradeNotAllowed as error:
             messages.error(request, error)
         else:
+            if callable(success_message):
+                success_message = success_message(before, batch)
             messages.success(request, success_message)
         return redirect_back(request, self._change_url(pk))
 
@@ -217,9 +310,7 @@ class ModemBatchUpgradeOperationAdmin(
         )
 
     def resume_view(self, request, pk):
-        return self._rollout_action(
-            request, pk, resume_batch, _("The mass upgrade starts devices again.")
-        )
+        return self._rollout_action(request, pk, resume_batch, resume_message)
 
     def retry_failed_view(self, request, pk):
         batch = get_object_or_404(self.get_queryset(request), pk=pk)
@@ -231,10 +322,15 @@ class ModemBatchUpgradeOperationAdmin(
             for message in getattr(error, "messages", [str(error)]):
                 messages.error(request, message)
             return redirect_back(request, self._change_url(pk))
+        count = len(retry.device_ids)
         messages.success(
             request,
-            _("A new mass upgrade retries the %(count)s failed devices.")
-            % {"count": len(retry.device_ids)},
+            ngettext(
+                "A new mass upgrade retries the failed device.",
+                "A new mass upgrade retries the %(count)s failed devices.",
+                count,
+            )
+            % {"count": count},
         )
         return redirect_back(request, self._change_url(retry.pk))
 
@@ -249,14 +345,22 @@ class ModemBatchUpgradeOperationAdmin(
         cancelled, refused = len(cancelled), len(flashing)
         messages.success(
             request,
-            _("%(count)s modem upgrades cancelled.") % {"count": cancelled},
+            ngettext(
+                "%(count)s modem upgrade cancelled.",
+                "%(count)s modem upgrades cancelled.",
+                cancelled,
+            )
+            % {"count": cancelled},
         )
         if refused:
             messages.warning(
                 request,
-                _(
+                ngettext(
+                    "%(count)s modem is already being flashed or finished: "
+                    "it was left to complete.",
                     "%(count)s modems are already being flashed or finished: "
-                    "they were left to complete."
+                    "they were left to complete.",
+                    refused,
                 )
                 % {"count": refused},
             )

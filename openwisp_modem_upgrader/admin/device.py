@@ -16,12 +16,14 @@ from django.db.models import Q
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from openwisp_controller.config.admin import DeviceAdmin
 
 from ..compatibility import BuildStatus
 from ..detection import acknowledge_unexplained_change
+from ..statuses import UNREACHABLE_STATUSES
 from ..swapper import load_model
 from ..upgrade import start_upgrade, target_usb_path
 from .inventory import may_acknowledge, may_detect, queue_detection_with_message
@@ -29,6 +31,7 @@ from .options import UpgradeOptionsFormMixin
 from .widgets import ImageSelect
 
 Device = swapper.load_model("config", "Device")
+DeviceConnection = swapper.load_model("connection", "DeviceConnection")
 DeviceModemDetection = load_model("DeviceModemDetection")
 ModemHistory = load_model("ModemHistory")
 DeviceModemFirmware = load_model("DeviceModemFirmware")
@@ -62,6 +65,62 @@ def compatible_images(device, detected_modem_model):
     )
 
 
+NO_CONNECTION_MESSAGE = _(
+    "No upgrade started: the router has no enabled SSH connection, so the "
+    "server cannot reach it. Enable its connection in the Credentials tab."
+)
+
+
+def has_enabled_connection(device):
+    return DeviceConnection.objects.filter(device=device, enabled=True).exists()
+
+
+def unreachable_reason(detection):
+    """The last detection's own words when it could not reach the router."""
+    if detection is None or detection.status not in UNREACHABLE_STATUSES:
+        return ""
+    return detection.reason or detection.get_status_display()
+
+
+def upgrade_refusal(device, modem):
+    """Why no upgrade can start on this row of the device page (``None``
+    when one can): the same rules the upgrade itself applies, said before
+    anything is chosen."""
+    if not has_enabled_connection(device):
+        return NO_CONNECTION_MESSAGE
+    if not modem._state.adding:
+        return None
+    detection = DeviceModemDetection.objects.filter(device=device).first()
+    reason = unreachable_reason(detection)
+    if reason:
+        return _(
+            "No upgrade can start yet: the server cannot reach this router, "
+            "so its modem was never detected (last detection: %(reason)s). "
+            "Check the router's SSH connection, then detect its modems."
+        ) % {"reason": reason}
+    return _(
+        "No upgrade can start yet: the modem of this router has not been "
+        "detected. Detect its modems first."
+    )
+
+
+def started_message(operation):
+    """ "Upgrade started", with a link to the operation's page."""
+    opts = operation._meta
+    url = reverse(
+        f"admin:{opts.app_label}_{opts.model_name}_change", args=[operation.pk]
+    )
+    return format_html(
+        _(
+            'Modem upgrade started: modem {usb_path} to {image}. <a href="{url}">'
+            "Follow it on its page</a> or in Recent Modem Firmware Upgrades below."
+        ),
+        usb_path=operation.usb_path or _("(the detected one)"),
+        image=operation.image,
+        url=url,
+    )
+
+
 class DeviceModemFirmwareForm(UpgradeOptionsFormMixin, forms.ModelForm):
     upgrade_to = forms.ModelChoiceField(
         label=_("Upgrade the modem to"),
@@ -84,8 +143,19 @@ class DeviceModemFirmwareForm(UpgradeOptionsFormMixin, forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.refusal = None
+        if self.may_upgrade:
+            # offered only where it can start: else the reason, not images
+            self.refusal = upgrade_refusal(self.device, self.instance)
         if not self.may_upgrade:
             del self.fields["upgrade_to"]
+            return
+        if self.refusal:
+            # the inline's fieldset names the field: kept, hidden, inert
+            field = self.fields["upgrade_to"]
+            field.queryset = ModemFirmwareImage.objects.none()
+            field.disabled = True
+            field.widget = forms.HiddenInput()
             return
         images = compatible_images(self.device, self.instance.modem_model)
         self.fields["upgrade_to"].queryset = images
@@ -135,6 +205,11 @@ class DeviceModemFirmwareForm(UpgradeOptionsFormMixin, forms.ModelForm):
         image = self.cleaned_data.get("upgrade_to")
         if image is None or not commit or not self.may_upgrade:
             return self.instance
+        # the connection inlines are saved before this one: an SSH
+        # connection disabled in this same save refuses the upgrade now
+        if not has_enabled_connection(self.device):
+            messages.error(self.request, NO_CONNECTION_MESSAGE)
+            return self.instance
         try:
             operation = start_upgrade(
                 self.device,
@@ -147,6 +222,7 @@ class DeviceModemFirmwareForm(UpgradeOptionsFormMixin, forms.ModelForm):
             for message in error.messages:
                 messages.error(self.request, message)
             return self.instance
+        messages.success(self.request, started_message(operation))
         return DeviceModemFirmware.objects.get(
             device=self.device, usb_path=operation.usb_path
         )
@@ -159,7 +235,6 @@ class DeviceModemFirmwareInline(admin.StackedInline):
     verbose_name = _("Modem Firmware")
     verbose_name_plural = verbose_name
     can_delete = False
-    max_num = None
     detected_fields = (
         "usb_path",
         "modem_manufacturer",
@@ -231,6 +306,13 @@ class DeviceModemFirmwareInline(admin.StackedInline):
         else:
             messages.success(request, _("The modem change was acknowledged."))
         return self._device_page(device)
+
+    def get_max_num(self, request, obj=None, **kwargs):
+        # one row per modem: no "Add another", which would read as adding
+        # a modem (rows come from the detection)
+        if obj is None:
+            return 1
+        return max(DeviceModemFirmware.objects.filter(device=obj).count(), 1)
 
     def get_extra(self, request, obj=None, **kwargs):
         # one row per modem; a blank one only while no modem is known

@@ -8,6 +8,7 @@ so the list costs the same number of queries for 10 or 10,000 devices.
 
 import swapper
 from django.contrib import admin, messages
+from django.utils import formats, timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -81,21 +82,30 @@ def modem_detected(obj):
     if detected_at is None:
         return _("never")
     status = getattr(obj, "inventory_detection_status", "")
+    local = timezone.localtime(detected_at)
+    # the date alone keeps the list narrow; the time and outcome on hover
     return format_html(
-        '<span class="modem-detection modem-detection-{}" title="{}">{}</span>',
+        '<span class="modem-detection modem-detection-{}" title="{}: {}">{}</span>',
         status,
+        formats.date_format(local, "DATETIME_FORMAT"),
         status,
-        admin.utils.display_for_value(detected_at, "-"),
+        formats.date_format(local, "SHORT_DATE_FORMAT"),
     )
 
 
-@admin.display(
-    description=_("modem behind the newest build"),
-    boolean=True,
-    ordering="inventory_behind",
-)
+@admin.display(description=_("modem update"), ordering="inventory_behind")
 def modem_behind(obj):
-    return getattr(obj, "inventory_behind", None)
+    """A warning where a modem is behind the newest build; nothing where it
+    is not (a green tick would read as "behind: good")."""
+    if not getattr(obj, "inventory_behind", None):
+        return ""
+    return format_html(
+        # styled here: the device list does not load this app's stylesheet
+        '<span class="modem-behind" style="color: #b36b00; font-weight: bold; '
+        'white-space: nowrap" title="{}">&#9888;&nbsp;{}</span>',
+        _("a modem of this device is behind the newest released build"),
+        _("behind"),
+    )
 
 
 _get_queryset = DeviceAdmin.get_queryset

@@ -27,6 +27,7 @@ from ..batch import (
 from ..compatibility import check_build_for_batch
 from ..rollout import wave_sizes
 from ..rollout_display import ROLLOUT_FIELDS, clean_rollout_options
+from ..statuses import UNREACHABLE_STATUSES
 from ..swapper import load_model
 from .inventory import may_detect, queue_detection_with_message
 from .options import UpgradeOptionsFormMixin
@@ -206,6 +207,31 @@ def rollout_form_fields():
     return fields
 
 
+def add_unreachable_reasons(excluded):
+    """A modem "not detected yet" because the server cannot reach the
+    router says so, with the detection's own words (one query)."""
+    not_detected = [
+        row
+        for row in excluded
+        if row["exclusion_reason"] == ExclusionReason.NOT_DETECTED
+    ]
+    detections = {
+        detection.device_id: detection
+        for detection in load_model("DeviceModemDetection").objects.filter(
+            device_id__in=[row["pk"] for row in not_detected],
+            status__in=UNREACHABLE_STATUSES,
+        )
+    }
+    for row in not_detected:
+        detection = detections.get(row["pk"])
+        if detection is None:
+            continue
+        reason = _("%(reason)s: router unreachable") % {"reason": row["reason"]}
+        if detection.reason:
+            reason = f"{reason} ({detection.reason})"
+        row["reason"] = reason
+
+
 def preview(form):
     """Eligible and excluded devices for the form's filters (a few rows each)."""
     batch = form_batch(form)
@@ -227,6 +253,7 @@ def preview(form):
             :PREVIEW_ROWS
         ]
     ]
+    add_unreachable_reasons(excluded)
     devices_count = devices.count()
     return {
         "devices": shown,
@@ -295,7 +322,9 @@ def mass_upgrade_view(model_admin, request, build_pk):
                         args=[batch.pk],
                     )
                 )
-        if form.is_valid():
+        # after a refused Confirm too: the errors above the preview, and its
+        # Confirm button to try again once they are fixed
+        if form.cleaned_data.get("organization") is not None:
             context.update(preview(form))
     opts = model_admin.model._meta
     context.update(

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 from openwisp_users.multitenancy import MultitenantAdminMixin
 from openwisp_utils.admin import ReadOnlyAdmin
 
+from ..display import stages
 from ..exceptions import UpgradeNotAllowed
 from ..permissions import has_action_permission
 from ..swapper import load_model
@@ -73,10 +74,51 @@ class ModemUpgradeOperationAdmin(
     change_form_template = "admin/modem_upgrader/operation_change_form.html"
 
     cancel_url_name = "modem_upgrader_cancel_operation"
+    # what an operator reads first; the engine's bookkeeping goes to a
+    # collapsed "Diagnostics" section; the status and the log are in the
+    # live progress box (a static copy here would go stale)
+    summary_fields = (
+        "device",
+        "image",
+        "batch",
+        "usb_path",
+        "upgrade_options",
+        "data_sent",
+        "attempts",
+        "wave",
+        "created",
+        "started_at",
+        "finished_at",
+    )
 
     @admin.display(description=_("data sent"), ordering="bytes_sent")
     def data_sent(self, obj):
         return filesizeformat(obj.bytes_sent)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), "data_sent"]
+
+    def get_fieldsets(self, request, obj=None):
+        shown = [name for name in self.summary_fields]
+        diagnostics = [
+            name
+            for name in super().get_readonly_fields(request, obj)
+            if name not in shown and name not in ("log", "id")
+        ]
+        return [
+            (None, {"fields": shown}),
+            (
+                _("Diagnostics"),
+                {"classes": ("collapse", "modem-diagnostics"), "fields": diagnostics},
+            ),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        operation = self.get_object(request, object_id)
+        extra_context = extra_context or {}
+        if operation is not None:
+            extra_context["stages"] = stages(operation.progress, operation.status)
+        return super().change_view(request, object_id, extra_context=extra_context)
 
     def has_cancel_permission(self, request, obj=None):
         return has_action_permission(request.user, "cancel", self.model)

@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from openwisp_controller.config.widgets import JsonSchemaWidget
 
+from ..shell_values import pattern_message
 from ..upgraders import get_upgrader_class
 
 # far above any real options object; keeps hostile bodies (deep nesting that
@@ -49,12 +50,30 @@ class UpgradeOptionsWidget(JsonSchemaWidget):
 
     def render(self, name, value, attrs=None, renderer=None):
         attrs = dict(attrs or {})
-        attrs["data-upgrader-schemas"] = json.dumps(self.schemas)
+        attrs["data-upgrader-schemas"] = json.dumps(browser_schema(self.schemas))
         # the controller's editor builds icon URLs on window.staticUrl; the
         # prefix ({% get_static_prefix %}), not static(""): a manifest storage
         # (DEBUG off) has no entry for "" and would fail the whole page
         attrs["data-static-url"] = PrefixNode.handle_simple("STATIC_URL")
         return super().render(name, value, attrs, renderer)
+
+
+def browser_schema(schema):
+    """``schema`` for the browser's editor: each "pattern" replaced by
+    ``x-full-match`` and the shape it allows in words (``x-shape``), which
+    ``upgrade-options.js`` checks and shows instead of a regular expression."""
+    if isinstance(schema, list):
+        return [browser_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    result = {}
+    for key, value in schema.items():
+        if key == "pattern" and isinstance(value, str):
+            result["x-full-match"] = value
+            result["x-shape"] = pattern_message(value)
+        else:
+            result[key] = browser_schema(value)
+    return result
 
 
 class UpgradeOptionsField(forms.JSONField):

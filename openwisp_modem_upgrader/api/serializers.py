@@ -6,13 +6,14 @@ organizations the user manages by openwisp-users' ``FilterSerializerByOrgManaged
 """
 
 import swapper
-from django.core.exceptions import FieldDoesNotExist
+from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from drf_yasg.utils import swagger_serializer_method
 from rest_framework import serializers
+from rest_framework.settings import api_settings
 
 from openwisp_users.api.mixins import FilterSerializerByOrgManaged
 from openwisp_utils.api.serializers import ValidatedModelSerializer
@@ -348,6 +349,18 @@ class RolloutOptionsSerializer(serializers.ModelSerializer):
         extra_kwargs = {"window_timezone": {"trim_whitespace": False}}
 
 
+def serializer_error(error):
+    """A Django ``ValidationError`` in the API's error shape: the errors of
+    no single field under ``non_field_errors`` (as DRF names them), never
+    Django's ``__all__``."""
+    detail = serializers.as_serializer_error(error)
+    if NON_FIELD_ERRORS in detail:
+        detail.setdefault(api_settings.NON_FIELD_ERRORS_KEY, []).extend(
+            detail.pop(NON_FIELD_ERRORS)
+        )
+    return detail
+
+
 def validate_schedule(instance, data, fields):
     """The model's checks of a schedule or rollout (see
     ``clean_rollout_options``), as a 400."""
@@ -355,7 +368,7 @@ def validate_schedule(instance, data, fields):
     try:
         clean_rollout_options(instance, values)
     except DjangoValidationError as error:
-        raise serializers.ValidationError(serializers.as_serializer_error(error))
+        raise serializers.ValidationError(serializer_error(error))
 
 
 class BatchUpgradeSerializer(FilterSerializerByOrgManaged, serializers.Serializer):
@@ -422,54 +435,67 @@ class BatchUpgradeSerializer(FilterSerializerByOrgManaged, serializers.Serialize
         return value
 
     def validate(self, data):
-        validate_schedule(ModemBatchUpgradeOperation(), data, ROLLOUT_FIELDS)
-        organization = self._organization(data.get("organization"))
+        """Every mistake at once: the rollout's and the filters' (one
+        request shows them all)."""
+        errors = {}
+        try:
+            validate_schedule(ModemBatchUpgradeOperation(), data, ROLLOUT_FIELDS)
+        except serializers.ValidationError as error:
+            errors.update(error.detail)
+        # without the organization, the filters cannot be checked
+        organization = self._organization(data.get("organization"), errors)
         data["organization"] = organization
         device_ids = sorted({str(pk) for pk in data.get("device_ids") or []})
-        if device_ids:
+        if device_ids and organization is not None:
             found = Device.objects.filter(
                 pk__in=device_ids, organization=organization
             ).count()
             if found != len(device_ids):
-                raise serializers.ValidationError(
-                    {"device_ids": _("Unknown devices or of another organization.")}
-                )
+                errors["device_ids"] = [
+                    _("Unknown devices or of another organization.")
+                ]
         data["device_ids"] = device_ids
         for field in ("group", "location"):
             related = data.get(field)
-            if related is not None and related.organization_id != organization.pk:
-                raise serializers.ValidationError(
-                    {
-                        field: _(
-                            "It belongs to another organization than the "
-                            "devices to upgrade."
-                        )
-                    }
-                )
+            if (
+                related is not None
+                and organization is not None
+                and related.organization_id != organization.pk
+            ):
+                errors[field] = [
+                    _(
+                        "It belongs to another organization than the "
+                        "devices to upgrade."
+                    )
+                ]
+        if errors:
+            raise serializers.ValidationError(errors)
         return data
 
-    def _organization(self, organization):
+    def _organization(self, organization, errors):
+        """The organization whose devices are upgraded; ``None`` with its
+        error added to ``errors`` when it cannot be told."""
         build = self.context["build"]
         build_organization_id = build.category.organization_id
         if build_organization_id is not None:
             if organization is not None and organization.pk != build_organization_id:
-                raise serializers.ValidationError(
-                    {"organization": _("This build belongs to another organization.")}
-                )
+                errors["organization"] = [
+                    _("This build belongs to another organization.")
+                ]
+                return None
             return build.category.organization
         if organization is not None:
             return organization
         user = self.context["request"].user
         managed = [] if user.is_superuser else list(user.organizations_managed)
         if len(managed) != 1:
-            raise serializers.ValidationError(
-                {
-                    "organization": _(
-                        "This build is shared: give the organization whose "
-                        "devices are upgraded."
-                    )
-                }
-            )
+            errors["organization"] = [
+                _(
+                    "This build is shared: give the organization whose "
+                    "devices are upgraded."
+                )
+            ]
+            return None
         return Organization.objects.get(pk=managed[0])
 
     @staticmethod

@@ -68,6 +68,7 @@ from .serializers import (
     FirmwareImageSerializer,
     UpgradeOperationDetailSerializer,
     UpgradeOperationSerializer,
+    serializer_error,
 )
 
 ModemCategory = load_model("ModemCategory")
@@ -142,9 +143,7 @@ class DeviceParentMixin:
 
 
 def validation_error_response(error):
-    return Response(
-        serializers.as_serializer_error(error), status=status.HTTP_400_BAD_REQUEST
-    )
+    return Response(serializer_error(error), status=status.HTTP_400_BAD_REQUEST)
 
 
 def detail_response(message, status_code, **extra):

@@ -715,6 +715,16 @@ class AbstractModemBatchUpgradeOperation(
             "empty: every device matching the other filters"
         ),
     )
+    retry_of = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="retries",
+        verbose_name=_("retry of"),
+        help_text=_("the mass upgrade whose failed devices this one retries"),
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -726,6 +736,11 @@ class AbstractModemBatchUpgradeOperation(
 
     def __str__(self):
         try:
+            if self.retry_of_id:
+                # not named like the original: both are listed side by side
+                return _("Retry of the failed devices: mass upgrade to %(build)s") % {
+                    "build": self.build
+                }
             return _("Mass upgrade to %(build)s") % {"build": self.build}
         except ObjectDoesNotExist:
             return str(self.pk)

@@ -62,18 +62,18 @@ class ScheduleMixin(models.Model):
         abstract = True
 
     def clean_schedule(self):
+        """Every mistake of the schedule at once (one submit shows all)."""
+        errors = {}
         if (self.window_start is None) != (self.window_end is None):
-            raise ValidationError(
-                {"window_end": _("Give both ends of the maintenance window, or none.")}
+            errors["window_end"] = _(
+                "Give both ends of the maintenance window, or none."
             )
-        if self.window_start is not None and self.window_start == self.window_end:
-            raise ValidationError(
-                {"window_end": _("The window must not start and end at once.")}
-            )
+        elif self.window_start is not None and self.window_start == self.window_end:
+            errors["window_end"] = _("The window must not start and end at once.")
         if self.scheduled_at and self.deadline and self.deadline <= self.scheduled_at:
-            raise ValidationError(
-                {"deadline": _("The deadline must come after the start time.")}
-            )
+            errors["deadline"] = _("The deadline must come after the start time.")
+        if errors:
+            raise ValidationError(errors)
 
     @property
     def has_window(self):
@@ -207,15 +207,28 @@ class RolloutMixin(ScheduleMixin):
         abstract = True
 
     def clean_rollout(self):
-        self.clean_schedule()
+        """Every mistake of the rollout and schedule at once."""
+        errors = {}
+
+        def check(clean):
+            try:
+                clean()
+            except ValidationError as error:
+                error.update_error_dict(errors)
+
+        check(self.clean_schedule)
         if self.canary_percent and self.canary_size > 100:
-            raise ValidationError({"canary_size": _("A percentage is at most 100.")})
-        if self.failure_threshold_percent and self.failure_threshold > 100:
-            raise ValidationError(
-                {"failure_threshold": _("A percentage is at most 100.")}
+            errors.setdefault("canary_size", []).append(
+                _("A percentage is at most 100.")
             )
-        self.clean_canary()
-        self.clean_first_wave_threshold()
+        if self.failure_threshold_percent and self.failure_threshold > 100:
+            errors.setdefault("failure_threshold", []).append(
+                _("A percentage is at most 100.")
+            )
+        check(self.clean_canary)
+        check(self.clean_first_wave_threshold)
+        if errors:
+            raise ValidationError(errors)
 
     def clean_canary(self):
         """A tolerance that lets every canary device fail could never stop

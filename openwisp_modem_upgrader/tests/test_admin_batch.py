@@ -172,7 +172,7 @@ class TestMassUpgradePreview(MassUpgradeMixin, TestCase):
         foreign_group = DeviceGroup.objects.create(name="g", organization=other_org)
         cases = [
             (options(upgrade_timeout=5), "is less than the minimum of 60"),
-            (options(tool_path="x;reboot"), "does not match"),
+            (options(tool_path="x;reboot"), "is not a command name such as uxfp"),
             ({"upgrade_options": "{"}, "Enter a valid JSON"),
             ({"upgrade_options": "[1]"}, "must be a JSON object"),
             ({"from_version": "bad version!"}, "Letters, digits"),
@@ -187,6 +187,21 @@ class TestMassUpgradePreview(MassUpgradeMixin, TestCase):
                 self.assertContains(response, message)
                 self.assertFalse(ModemBatchUpgradeOperation.objects.exists())
         delay.assert_not_called()
+
+    def test_refused_confirm_keeps_the_preview_and_its_button(self, delay):
+        from django.core.exceptions import ValidationError
+
+        self._devices(2)
+        with mock.patch(
+            "openwisp_modem_upgrader.admin.mass_upgrade.create_batch",
+            side_effect=ValidationError({"deadline": "changed meanwhile"}),
+        ):
+            response = self._confirm()
+        self.assertEqual(response.status_code, 200)
+        self.assertContains(response, "changed meanwhile")
+        self.assertContains(response, 'name="confirm"')
+        self.assertContains(response, 'id="modem-preview-devices"')
+        self.assertFalse(ModemBatchUpgradeOperation.objects.exists())
 
     def test_organization_isolation(self, delay):
         other_org = self._create_org(name="other", slug="other")
@@ -269,7 +284,11 @@ class TestBatchPage(MassUpgradeMixin, TestCase):
         response = self.client.get(
             admin_url(ModemBatchUpgradeOperation, "change", batch.pk)
         )
-        self.assertContains(response, "4.0\xa0MB (4194304 bytes)")
+        self.assertContains(
+            response,
+            '<span class="modem-batch-bytes-sent" title="4194304 bytes">'
+            "4.0\xa0MB</span>",
+        )
         response = self.client.get(admin_url(ModemUpgradeOperation, "changelist"))
         self.assertContains(response, "3.0\xa0MB")
         response = self.client.get(
@@ -309,8 +328,13 @@ class TestBatchPage(MassUpgradeMixin, TestCase):
         mark_flash_started(ops[0].pk)
         ModemUpgradeOperation.objects.filter(pk=ops[1].pk).update(status="success")
         url = reverse("admin:modem_upgrader_cancel_batch", args=[batch.pk])
+        page = self.client.get(
+            admin_url(ModemBatchUpgradeOperation, "change", batch.pk)
+        )
+        # one click on the page asks first (modem-upgrade-progress.js)
+        self.assertContains(page, 'data-modem-confirm="Cancel every upgrade')
         response = self.client.post(url, follow=True)
-        self.assertContains(response, "1 modem upgrades cancelled")
+        self.assertContains(response, "1 modem upgrade cancelled.")
         self.assertContains(response, "already being flashed")
         statuses = dict(batch.operations.values_list("pk", "status"))
         self.assertEqual(statuses[ops[0].pk], OperationStatus.IN_PROGRESS)

@@ -5,6 +5,7 @@ from unittest import mock
 
 from django.test import TestCase
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import escape
 
 from openwisp_users.tests.utils import TestMultitenantAdminMixin
@@ -21,6 +22,7 @@ from . import (
     ModemUpgradeOperation,
     TestModemUpgraderMixin,
 )
+from .test_admin import admin_url
 
 DMF_PREFIX = "modems"
 
@@ -183,8 +185,12 @@ class TestModemFirmwareInline(DeviceAdminMixin, TestCase):
     def test_invalid_options_are_form_errors(self, delay):
         cases = {
             "upgrade_timeout": (5, "upgrade_timeout: 5 is less than the minimum"),
-            "tool_path": ("/usr/bin/uxfp;reboot", "does not match"),
-            "tool_args": ("--x; reboot", "does not match"),
+            "tool_path": (
+                "/usr/bin/uxfp;reboot",
+                "is not a command name such as uxfp, or its absolute path",
+            ),
+            "tool_args": ("--x; reboot", "separated by single spaces"),
+            "remote_dir": ("/etc", "not a system directory (/bin, /boot"),
             "transfer_timeout": ("abc", "'abc' is not of type"),
             "unknown": (1, "Additional properties are not allowed"),
         }
@@ -192,6 +198,8 @@ class TestModemFirmwareInline(DeviceAdminMixin, TestCase):
             with self.subTest(option=name):
                 response = self._submit(self.image, **{name: value})
                 self.assert_refused(response, message, delay)
+                # the allowed shape in words, never the regular expression
+                self.assertNotIn("(?", self._errors(response))
 
     def test_malformed_options_are_form_errors(self, delay):
         deep = "[" * 100000 + "]" * 100000
@@ -258,23 +266,77 @@ class TestModemFirmwareInline(DeviceAdminMixin, TestCase):
         response = self.client.get(response.url)
         self.assertContains(response, "Another modem upgrade is already running")
 
-    def test_undetected_modem_offers_board_compatible_images(self, delay):
+    def test_no_upgrade_offered_where_it_would_be_refused(self, delay):
+        """A router without an enabled connection, or whose modem was never
+        detected, is offered no image: the page says why instead."""
+        from ..swapper import load_model
+
         device = self._create_device(
             name="undetected", mac_address="00:11:22:33:44:66", model="TestRouter"
         )
         self._create_config(device=device)
-        response = self.client.get(device_url(device))
-        self.assertContains(response, "has not been detected yet")
         self.device = device
-        # the preview's rule: detect the modem first
-        response = self._submit(self.image)
-        self.assertEqual(response.status_code, 200)
-        self.assertIn("modem not detected yet", str(self._errors(response)))
+        response = self.client.get(device_url(device))
+        self.assertContains(response, "the router has no enabled SSH connection")
+        self.assertNotContains(response, '<select name="modems-0-upgrade_to"')
+        connection = self._create_device_connection(
+            device=device, credentials=self._get_credentials(organization=self.org)
+        )
+        response = self.client.get(device_url(device))
+        self.assertContains(response, "the modem of this router has not been detected")
+        self.assertNotContains(response, '<select name="modems-0-upgrade_to"')
+        # never reachable: the detection's own words, in the one vocabulary
+        load_model("DeviceModemDetection").objects.create(
+            device=device,
+            status="unreachable",
+            reason="Unable to connect to port 22",
+            attempted_at=timezone.now(),
+        )
+        response = self.client.get(device_url(device))
+        self.assertContains(response, "the server cannot reach this router")
+        self.assertContains(response, "Unable to connect to port 22")
+        # a submitted image is ignored: nothing is offered, nothing starts
+        self.client.post(device_url(device), form_data(response))
         self.assertFalse(ModemUpgradeOperation.objects.filter(device=device).exists())
         DeviceModemFirmware.objects.create(device=device, usb_path="2-1")
         response = self._submit(self.image)
         self.assertEqual(response.status_code, 302, self._errors(response))
         self.assertTrue(ModemUpgradeOperation.objects.filter(device=device).exists())
+        self.assertEqual(connection.device_id, device.pk)
+
+    def test_upgrade_started_message_links_the_operation(self, delay):
+        response = self._submit(self.image)
+        self.assertEqual(response.status_code, 302, self._errors(response))
+        operation = ModemUpgradeOperation.objects.get(device=self.device)
+        response = self.client.get(response.url)
+        self.assertContains(response, "Modem upgrade started")
+        self.assertContains(
+            response, admin_url(ModemUpgradeOperation, "change", operation.pk)
+        )
+
+    def test_connection_disabled_in_the_same_save_refuses_at_once(self, delay):
+        from openwisp_controller.connection.models import DeviceConnection
+
+        response = self.client.get(device_url(self.device))
+        data = form_data(response)
+        prefix = self._dmf_prefix(response)
+        data[f"{prefix}-upgrade_to"] = str(self.image.pk)
+        data[f"{prefix}-upgrade_options"] = "{}"
+        [enabled] = [
+            name
+            for name in data
+            if "connection" in name and name.endswith("-0-enabled")
+        ]
+        del data[enabled]  # the checkbox unticked
+        response = self.client.post(device_url(self.device), data)
+        self.assertEqual(response.status_code, 302, self._errors(response))
+        self.assertFalse(
+            DeviceConnection.objects.get(device=self.device).enabled,
+            "the connection inline was not saved first",
+        )
+        self.assertFalse(ModemUpgradeOperation.objects.exists())
+        response = self.client.get(response.url)
+        self.assertContains(response, "No upgrade started: the router has no enabled")
 
     def test_operator_cannot_start(self, delay):
         operator = self._create_operator(organizations=[self.org])

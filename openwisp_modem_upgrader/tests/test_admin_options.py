@@ -11,7 +11,7 @@ from django.test import TestCase, override_settings
 from django.urls import reverse
 
 from .. import settings as app_settings
-from ..admin.options import combined_schema, without_defaults
+from ..admin.options import browser_schema, combined_schema, without_defaults
 from ..upgraders.telit import TelitFN990AUpgrader
 from . import ModemBatchUpgradeOperation, ModemUpgradeOperation
 from .test_admin_batch import MassUpgradeMixin
@@ -112,8 +112,8 @@ class TestNestedOptionsOnDevicePage(NestedUpgraderMixin, DeviceAdminMixin, TestC
             page_schemas(response),
             {
                 "modems-0-upgrade_options": {
-                    NESTED_TYPE: NestedOptionsUpgrader.SCHEMA,
-                    "telit-fn990a": TelitFN990AUpgrader.SCHEMA,
+                    NESTED_TYPE: browser_schema(NestedOptionsUpgrader.SCHEMA),
+                    "telit-fn990a": browser_schema(TelitFN990AUpgrader.SCHEMA),
                 }
             },
         )
@@ -176,13 +176,31 @@ class TestNestedOptionsOnMassUpgrade(NestedUpgraderMixin, MassUpgradeMixin, Test
         with self.captureOnCommitCallbacks(execute=True):
             return self.client.post(self.preview_url(), data)
 
+    def test_patterns_reach_the_browser_in_words(self, delay):
+        """The editor gets each pattern with the shape it allows in words:
+        it shows those, never a regular expression."""
+        schema = browser_schema(TelitFN990AUpgrader.SCHEMA)
+        remote_dir = schema["properties"]["remote_dir"]
+        self.assertNotIn("pattern", remote_dir)
+        self.assertEqual(
+            remote_dir["x-full-match"],
+            TelitFN990AUpgrader.SCHEMA["properties"]["remote_dir"]["pattern"],
+        )
+        self.assertIn("an absolute directory such as /tmp", remote_dir["x-shape"])
+        self.assertNotIn("(?", remote_dir["x-shape"])
+        self.assertNotIn('"pattern"', json.dumps(schema))
+
     def test_build_with_several_types_gets_one_combined_schema(self, delay):
         self._create_image(build=self.build, type=NESTED_TYPE)
         response = self.client.get(self.preview_url())
         key = f"{NESTED_TYPE},telit-fn990a"
         self.assertEqual(
             page_schemas(response),
-            {"upgrade_options": {key: combined_schema([NESTED_TYPE, "telit-fn990a"])}},
+            {
+                "upgrade_options": {
+                    key: browser_schema(combined_schema([NESTED_TYPE, "telit-fn990a"]))
+                }
+            },
         )
         self.assertContains(response, f'data-upgrader-type="{key}"')
 

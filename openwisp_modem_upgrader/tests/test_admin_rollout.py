@@ -1,12 +1,14 @@
 """Rollout controls in the admin: the mass-upgrade form's rollout fieldset,
 the batch page's state and buttons, the batch list's rollout column."""
 
+import re
 from datetime import timedelta
 from unittest import mock
 
 from django.test import TestCase
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import formats, timezone
+from django.utils.html import strip_tags
 
 from ..base.models import OperationStatus
 from ..base.rollout import RolloutState
@@ -22,12 +24,42 @@ def action_url(name, batch):
     return reverse(f"admin:{opts.app_label}_{opts.model_name}_{name}", args=[batch.pk])
 
 
+BUTTON = re.compile(r'<button [^>]*formaction="([^"]+)"([^>]*)>([^<]*)</button>')
+
+
+def shown_buttons(response):
+    """``{url: label}`` of the buttons a page shows (not ``hidden``)."""
+    return {
+        url: label
+        for url, attributes, label in BUTTON.findall(response.content.decode())
+        if " hidden" not in attributes
+    }
+
+
 @mock.patch("openwisp_modem_upgrader.scheduler.publish_upgrade")
 class TestRolloutForm(MassUpgradeMixin, TestCase):
     def _confirm(self, **extra):
         data = {"organization": self.org.pk, "confirm": "1", **extra}
         with self.captureOnCommitCallbacks(execute=True):
             return self.client.post(self.preview_url(), data)
+
+    def test_every_rollout_mistake_shown_at_once(self, publish):
+        now = timezone.now()
+        response = self._confirm(
+            canary_size="150",
+            canary_percent="true",
+            failure_threshold="120",
+            failure_threshold_percent="true",
+            window_start="22:00",
+            deadline=(now - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M"),
+        )
+        self.assertEqual(response.status_code, 200)
+        errors = response.context["form"].errors
+        self.assertEqual(
+            set(errors), {"canary_size", "failure_threshold", "window_end", "deadline"}
+        )
+        self.assertFalse(ModemBatchUpgradeOperation.objects.exists())
+        publish.assert_not_called()
 
     def test_fieldset_with_model_defaults(self, publish):
         response = self.client.get(self.preview_url())
@@ -164,12 +196,17 @@ class TestBatchPageControls(MassUpgradeMixin, TestCase):
         batch = self._batch()
         response = self._page(batch)
         self.assertContains(response, 'data-rollout-state="running"')
-        self.assertContains(response, "wave 1 of 2")
-        self.assertContains(response, "1 in flight")
-        self.assertContains(response, "2 waiting")
-        self.assertContains(response, action_url("pause", batch))
-        self.assertNotContains(response, action_url("resume", batch))
-        self.assertNotContains(response, action_url("retry_failed", batch))
+        # the numbers are in spans of their own, for the websocket
+        text = " ".join(strip_tags(response.content.decode()).split())
+        self.assertIn("wave 1 of 2", text)
+        self.assertIn("1 in flight", text)
+        self.assertIn("2 waiting", text)
+        buttons = shown_buttons(response)
+        self.assertIn(action_url("pause", batch), buttons)
+        self.assertNotIn(action_url("resume", batch), buttons)
+        self.assertNotIn(action_url("retry_failed", batch), buttons)
+        # on the page, hidden: the websocket shows them when they apply
+        self.assertContains(response, action_url("resume", batch))
         for state, label in (
             (RolloutState.PAUSED, "Resume"),
             (RolloutState.AWAITING, "Give the go-ahead"),
@@ -180,13 +217,10 @@ class TestBatchPageControls(MassUpgradeMixin, TestCase):
                 response = self._page(batch)
                 self.assertContains(response, f'data-rollout-state="{state}"')
                 self.assertContains(response, f"why {state}")
-                self.assertContains(
-                    response,
-                    f'formaction="{action_url("resume", batch)}">{label}</button>',
-                    html=False,
-                )
+                buttons = shown_buttons(response)
+                self.assertEqual(buttons[action_url("resume", batch)], label)
                 self.assertEqual(
-                    action_url("pause", batch) in response.content.decode(),
+                    action_url("pause", batch) in buttons,
                     state != RolloutState.PAUSED,
                 )
         # the derived states
@@ -218,7 +252,11 @@ class TestBatchPageControls(MassUpgradeMixin, TestCase):
         self.assertContains(response, "already paused")
         with self.captureOnCommitCallbacks(execute=True):
             response = self.client.post(action_url("resume", batch), follow=True)
-        self.assertContains(response, "starts devices again")
+        self.assertContains(
+            response,
+            "The mass upgrade is resumed. Its waiting devices start as the "
+            "concurrency limit allows.",
+        )
         batch.refresh_from_db()
         self.assertEqual(batch.rollout_state, RolloutState.RUNNING)
         # the resume asked for a dispatch: the remaining two were queued
@@ -230,10 +268,49 @@ class TestBatchPageControls(MassUpgradeMixin, TestCase):
         dispatch()
         self.assertContains(self._page(batch), "Give the go-ahead")
         with self.captureOnCommitCallbacks(execute=True):
-            self.client.post(action_url("resume", batch))
+            response = self.client.post(action_url("resume", batch), follow=True)
+        self.assertContains(response, "Go-ahead given: wave 2 starts.")
         batch.refresh_from_db()
         self.assertEqual(batch.current_wave, 2)
         self.assertEqual(batch.rollout_state, RolloutState.RUNNING)
+
+    def test_resume_of_a_finished_wave_says_it_waits_for_the_go_ahead(self, publish):
+        """Paused while its wave ended: "Resume" starts nothing, and says so."""
+        batch = self._batch(confirm_waves=True)
+        self.client.post(action_url("pause", batch))
+        finish_operation(batch.operations.get(wave=1).pk, OperationStatus.SUCCESS, "")
+        with self.captureOnCommitCallbacks(execute=True):
+            response = self.client.post(action_url("resume", batch), follow=True)
+        self.assertContains(
+            response,
+            "The mass upgrade is resumed. Wave 1 has finished: give the "
+            "go-ahead to start the next one.",
+        )
+        self.assertNotContains(response, "start as the concurrency limit allows")
+        batch.refresh_from_db()
+        self.assertEqual(batch.rollout_state, RolloutState.AWAITING)
+
+    def test_outside_the_window_says_when_it_opens(self, publish):
+        batch = self._batch()
+        now = timezone.localtime()
+        start = (now + timedelta(hours=2)).time().replace(second=0, microsecond=0)
+        end = (now + timedelta(hours=3)).time().replace(second=0, microsecond=0)
+        ModemBatchUpgradeOperation.objects.filter(pk=batch.pk).update(
+            window_start=start,
+            window_end=end,
+            window_timezone=timezone.get_current_timezone_name(),
+        )
+        response = self._page(batch)
+        self.assertContains(response, 'data-rollout-state="outside-window"')
+        self.assertContains(response, "the window opens next at ")
+        batch.refresh_from_db()
+        self.assertContains(
+            response,
+            formats.date_format(
+                timezone.localtime(batch.next_window_opening(timezone.now())),
+                "DATETIME_FORMAT",
+            ),
+        )
 
     def test_retry_failed_devices(self, publish):
         batch = self._batch(failure_threshold=1, failure_threshold_percent=False)
@@ -253,6 +330,12 @@ class TestBatchPageControls(MassUpgradeMixin, TestCase):
         )
         self.assertEqual(retry.device_ids, [str(canary.device_id)])
         self.assertEqual(retry.operations.get().device_id, canary.device_id)
+        # named apart from its original, and one device is not "devices"
+        self.assertEqual(retry.retry_of, batch)
+        self.assertNotEqual(str(retry), str(batch))
+        self.assertTrue(str(retry).startswith("Retry of the failed devices"))
+        response = self.client.get(response.url)
+        self.assertContains(response, "A new mass upgrade retries the failed device.")
 
     def test_retry_without_failures_says_why(self, publish):
         batch = self._batch()

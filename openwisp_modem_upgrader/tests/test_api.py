@@ -944,6 +944,8 @@ class TestUpgradeApi(ApiTestMixin, TestCase):
         # a second upgrade while the first runs
         response = self._json("patch", url, {"image": str(self.image.pk)})
         self.assertEqual(response.status_code, 400)
+        # the documented shape: DRF's key, never Django's "__all__"
+        self.assertEqual(list(response.data), ["non_field_errors"], response.data)
         self.assertIn("already running", str(response.data))
         history = self.client.get(
             api_url("device_upgrade_operation_list", self.device.pk)

@@ -196,6 +196,31 @@ class TestRolloutOptions(RolloutApiMixin, TestCase):
         self.assertFalse(ModemBatchUpgradeOperation.objects.exists())
         self.assertFalse(ModemUpgradeOperation.objects.exists())
 
+    def test_every_rollout_mistake_reported_at_once(self):
+        now = timezone.now()
+        response = self._post_batch(
+            {
+                "canary_size": 101,
+                "canary_percent": True,
+                "failure_threshold": 150,
+                "window_start": "22:00",
+                "deadline": (now - timedelta(minutes=1)).isoformat(),
+                "device_ids": ["00000000-0000-0000-0000-000000000000"],
+            }
+        )
+        self.assertEqual(response.status_code, 400, response.data)
+        self.assertEqual(
+            set(response.data),
+            {
+                "canary_size",
+                "failure_threshold",
+                "window_end",
+                "deadline",
+                "device_ids",
+            },
+        )
+        self.assertFalse(ModemBatchUpgradeOperation.objects.exists())
+
     def test_single_upgrade_scheduled(self):
         device = self.devices[0]
         url = api_url("device_modem_firmware", device.pk)

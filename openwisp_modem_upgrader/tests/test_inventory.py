@@ -124,7 +124,8 @@ class TestCompliance(FleetMixin, TestCase):
                 "current": ComplianceState.UP_TO_DATE,
                 "unreachable": ComplianceState.UNREACHABLE,
                 "never": ComplianceState.NOT_DETECTED,
-                "never-unreachable": ComplianceState.NOT_DETECTED,
+                # one vocabulary: the router the server cannot reach
+                "never-unreachable": ComplianceState.UNREACHABLE,
                 "fn990a40": ComplianceState.UNKNOWN,
                 "foreign": ComplianceState.UNKNOWN,
             },
@@ -147,7 +148,7 @@ class TestCompliance(FleetMixin, TestCase):
         unknown = by_model[""]
         self.assertEqual(
             (unknown["devices"], unknown["never_detected"], unknown["unreachable"]),
-            (2, 2, 1),
+            (2, 1, 1),
         )
         # org b sees its device, never behind builds of org a
         (foreign,) = compliance_table([self.org_b.pk])
@@ -191,12 +192,18 @@ class TestDeviceList(FleetMixin, TestCase):
         self.assertIsNotNone(rows["current"].inventory_detected_at)
         self.assertContains(response, "modem-detection-unreachable")
         self.assertContains(response, "Detect modems")
+        # "behind" is a warning on the devices behind, nothing elsewhere
+        # (no green tick for behind, no red cross for up to date)
+        self.assertContains(response, '<span class="modem-behind"', count=2)
+        self.assertNotContains(response, "icon-yes.svg")
+        self.assertNotContains(response, "icon-no.svg")
 
     def test_filters(self):
         url = admin_url(Device, "changelist")
         cases = {
             "modem_compliance=behind": {"behind"},
-            "modem_compliance=not-detected": {"never", "never-unreachable"},
+            "modem_compliance=not-detected": {"never"},
+            "modem_compliance=unreachable": {"unreachable", "never-unreachable"},
             "modem_compliance=up-to-date": {"current"},
             "modem_detected=never": {"never"},
             f"modem_model={FN990A28}": {"behind", "current", "unreachable", "foreign"},
@@ -362,6 +369,8 @@ class TestDetectionAdmin(FleetMixin, TestCase):
         url = reverse("admin:modem_upgrader_mass_upgrade", args=[self.new_build.pk])
         response = self.client.get(url, {"organization": self.org.pk})
         self.assertContains(response, "modem not detected yet")
+        # the router never reached says so, in the one vocabulary
+        self.assertContains(response, "modem not detected yet: router unreachable")
         self.assertContains(response, "Detect these devices")
         with mock.patch(QUEUE_DETECTION) as queued:
             with self.captureOnCommitCallbacks(execute=True):
@@ -443,8 +452,8 @@ class TestComplianceAdmin(FleetMixin, TestCase):
             {
                 ComplianceState.UP_TO_DATE: 1,
                 ComplianceState.BEHIND: 1,
-                ComplianceState.UNREACHABLE: 1,
-                ComplianceState.NOT_DETECTED: 2,
+                ComplianceState.UNREACHABLE: 2,
+                ComplianceState.NOT_DETECTED: 1,
             },
         )
         self.assertEqual(

@@ -20,6 +20,7 @@ from django.db import connections
 from django.db.models import Q
 from django.test import TransactionTestCase, tag
 from django.urls import reverse
+from django.utils import timezone
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -257,6 +258,12 @@ class TestModemUpgraderBrowser(
         )
         element.click()
 
+    def at_width(self, width):
+        """The window ``width`` px wide for this test (the driver is shared)."""
+        size = self.web_driver.get_window_size()
+        self.web_driver.set_window_size(width, 900)
+        self.addCleanup(self.web_driver.set_window_size, size["width"], size["height"])
+
     def wait_live(self):
         self.wait_for_presence(By.CSS_SELECTOR, '[data-modem-live="connected"]', 10)
 
@@ -327,6 +334,66 @@ class TestModemUpgraderBrowser(
         self.assertNotEqual(started.text, "-")
         self.scroll_to(".modem-recent-upgrades")
         self.screenshot("modem-device-page.png")
+        self.assert_no_browser_errors()
+
+    def test_operation_page_stage_indicator_follows_the_flash(self):
+        self.router.set_flash_duration(4)
+        operation = ModemUpgradeOperation.objects.create(
+            device=self.device,
+            image=self.image,
+            upgrade_options=dict(
+                FAST, remote_dir=self.remote_dir, tool_path=self.tool_path
+            ),
+        )
+        opts = operation._meta
+        self.open(
+            reverse(
+                f"admin:{opts.app_label}_{opts.model_name}_change", args=[operation.pk]
+            )
+        )
+        stages = self.web_driver.find_elements(By.CSS_SELECTOR, ".modem-stage")
+        self.assertEqual(
+            [stage.text for stage in stages],
+            ["Transfer", "Verify", "Flash", "Reboot", "Verify version"],
+        )
+        self.wait_live()
+        # every stage the page marks current, recorded by the page itself
+        self.web_driver.execute_script("""
+            window.modemStages = [];
+            new MutationObserver(() => {
+                const current = document.querySelector(".modem-stage.stage-current");
+                const index = current ? +current.dataset.stage : null;
+                const seen = window.modemStages;
+                if (index !== null && seen[seen.length - 1] !== index) seen.push(index);
+            }).observe(document.querySelector(".modem-stages"), {
+                subtree: true, attributes: true, attributeFilter: ["class"],
+            });
+            """)
+        self.queued.put(str(operation.pk))
+        self.run_queued_upgrades().join(120)
+        self.wait_until(
+            lambda d: len(d.find_elements(By.CSS_SELECTOR, ".modem-stage.stage-done"))
+            == 5,
+            timeout=60,
+        )
+        seen = self.web_driver.execute_script("return window.modemStages;")
+        # the flash (4 s) is seen live, and stages only move forward
+        self.assertIn(2, seen)
+        self.assertEqual(seen, sorted(seen))
+        # the engine's bookkeeping is folded away, the data sent in units
+        diagnostics = self.find_element(By.CSS_SELECTOR, "fieldset.modem-diagnostics")
+        self.assertIn("device seq", diagnostics.get_attribute("textContent").lower())
+        self.assertFalse(
+            self.web_driver.find_element(
+                By.CSS_SELECTOR, ".field-device_seq"
+            ).is_displayed()
+        )
+        status = self.find_element(
+            By.CSS_SELECTOR, ".modem-recent-upgrades .modem-status"
+        )
+        self.assertEqual(status.text, "success")
+        self.scroll_to(".modem-recent-upgrades")
+        self.screenshot("modem-operation-page.png")
         self.assert_no_browser_errors()
 
     def test_mass_upgrade_through_preview(self):
@@ -441,6 +508,45 @@ class TestModemUpgraderBrowser(
         self.assertEqual(state["extra_modems"][0]["firmware"], version)
         self.assert_no_browser_errors()
 
+    def test_option_typed_and_saved_at_once_is_stored(self):
+        """No "change" event sent by hand, no wait: Save right after typing."""
+        self.open(self.device_url())
+        self.show_tab("modem-firmware-inline")
+        Select(self.find_element(By.NAME, "modems-0-upgrade_to")).select_by_value(
+            str(self.image.pk)
+        )
+        field = self.option_input("modems-0-", ["remote_dir"])
+        field.clear()
+        field.send_keys("/mnt/usb")
+        save = self.find_element(By.NAME, "_continue")
+        self.web_driver.execute_script(
+            "arguments[0].scrollIntoView({block: 'center'});", save
+        )
+        # the editor's own copy happens a frame later: it must not matter
+        self.web_driver.execute_script(
+            "arguments[0].focus(); arguments[1].click();", field, save
+        )
+        self.wait_for_admin_success_message(timeout=10)
+        operation = ModemUpgradeOperation.objects.get(device=self.device)
+        self.assertEqual(operation.upgrade_options.get("remote_dir"), "/mnt/usb")
+        # and the page says what happened, with a link to the upgrade
+        message = self.find_element(By.CSS_SELECTOR, ".messagelist").text
+        self.assertIn("Modem upgrade started", message)
+        link = self.find_element(By.LINK_TEXT, "Follow it on its page")
+        self.assertIn(str(operation.pk), link.get_attribute("href"))
+
+    def test_shape_of_a_path_in_words_in_the_editor(self):
+        self.open(self.device_url())
+        self.show_tab("modem-firmware-inline")
+        Select(self.find_element(By.NAME, "modems-0-upgrade_to")).select_by_value(
+            str(self.image.pk)
+        )
+        self.set_option("modems-0-", ["remote_dir"], "/etc")
+        editor = self.find_element(By.ID, "id_modems-0-upgrade_options_jsoneditor")
+        self.wait_until(lambda d: "not a system directory" in editor.text, timeout=5)
+        self.assertNotIn("pattern", editor.text)
+        self.assertNotIn("(?", editor.text)
+
     def test_nested_option_schema_in_the_editor(self):
         from .test_admin_options import NESTED_TYPE, register_nested
 
@@ -544,7 +650,9 @@ class TestModemUpgraderBrowser(
             self.find_element(By.CSS_SELECTOR, ".modem-rollout-resume").text, "Resume"
         )
         self.assertFalse(
-            self.web_driver.find_elements(By.CSS_SELECTOR, ".modem-rollout-pause")
+            self.web_driver.find_element(
+                By.CSS_SELECTOR, ".modem-rollout-pause"
+            ).is_displayed()
         )
         batch.refresh_from_db()
         self.assertEqual(batch.rollout_state, "paused")
@@ -561,6 +669,52 @@ class TestModemUpgraderBrowser(
         )
         self.scroll_to(".modem-rollout")
         self.screenshot("modem-batch-rollout-paused.png")
+        self.assert_no_browser_errors()
+
+    def test_go_ahead_button_appears_without_a_reload(self):
+        from ..batch import create_batch
+
+        self._create_modem_device(name="fleet-0", mac_address="00:11:22:33:56:00")
+        batch = create_batch(
+            self.image.build,
+            self.device.organization,
+            canary_size=1,
+            max_concurrent=1,
+            confirm_waves=True,
+        )
+        canary = batch.operations.get(wave=1)
+        opts = batch._meta
+        self.open(
+            reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[batch.pk])
+        )
+        self.wait_live()
+        self.web_driver.execute_script("window.modemPageMarker = 1;")
+        # on the page, hidden (the mixin's find_element waits for visibility)
+        resume = self.web_driver.find_element(By.CSS_SELECTOR, ".modem-rollout-resume")
+        self.assertFalse(resume.is_displayed())
+        self.assertTrue(
+            self.find_element(By.CSS_SELECTOR, ".modem-rollout-pause").is_displayed()
+        )
+        # the canary ends and the scheduler's pass stops at the wave's end
+        finish_operation(canary.pk, OperationStatus.SUCCESS, "upgrade successful")
+        dispatch()
+        batch.refresh_from_db()
+        self.assertEqual(batch.rollout_state, "awaiting-go-ahead")
+        self.wait_until(lambda d: resume.is_displayed(), timeout=60)
+        self.assertEqual(resume.text, "Give the go-ahead")
+        box = self.find_element(By.CSS_SELECTOR, ".modem-rollout")
+        self.assertEqual(box.get_attribute("data-rollout-state"), "awaiting-go-ahead")
+        self.assertIn("waiting for an operator's go-ahead", box.text)
+        self.assertIn("0 in flight", box.text)
+        self.assertEqual(
+            self.web_driver.execute_script("return window.modemPageMarker;"), 1
+        )
+        self.scroll_to(".modem-rollout")
+        self.screenshot("modem-batch-go-ahead.png")
+        self.click(resume)
+        self.wait_for_admin_success_message(timeout=10)
+        batch.refresh_from_db()
+        self.assertEqual((batch.rollout_state, batch.current_wave), ("running", 2))
         self.assert_no_browser_errors()
 
     def test_cancel_operation(self):
@@ -657,6 +811,11 @@ class TestModemUpgraderBrowser(
         self.assertEqual(
             self.find_element(By.CSS_SELECTOR, "td.field-modem_model").text, FN990A28
         )
+        # the list scrolls sideways: the modem columns shown
+        self.web_driver.execute_script(
+            "document.querySelector('td.field-modem_behind')"
+            ".scrollIntoView({block: 'center', inline: 'end'});"
+        )
         self.screenshot("device-list-modems.png")
 
     def test_compliance_dashboard_chart(self):
@@ -666,3 +825,83 @@ class TestModemUpgraderBrowser(
         )
         self.assertTrue(chart.is_displayed())
         self.screenshot("dashboard-modem-compliance.png")
+
+    def test_compliance_page(self):
+        """At 1400 px the page and its upgrade button fit the window."""
+        newer = self._create_build(
+            category=self.image.build.category, version="M0R.090000-B090"
+        )
+        self._create_image(build=newer)
+        self.at_width(1400)
+        opts = newer._meta
+        self.open(reverse(f"admin:{opts.app_label}_{opts.model_name}_compliance"))
+        button = self.find_element(
+            By.CSS_SELECTOR, '.modem-compliance-upgrade input[type="submit"]'
+        )
+        self.assertIn("M0R.090000-B090", button.get_attribute("value"))
+        overflow = self.web_driver.execute_script(
+            "const right = arguments[0].getBoundingClientRect().right;"
+            "return [right, document.documentElement.clientWidth,"
+            " document.documentElement.scrollWidth];",
+            button,
+        )
+        right, width, scroll_width = overflow
+        self.assertLessEqual(right, width, overflow)
+        self.assertLessEqual(scroll_width, width, overflow)
+        self.screenshot("modem-compliance-page.png")
+
+    def test_every_rollout_mistake_shown_at_once(self):
+        self.open(
+            reverse("admin:modem_upgrader_mass_upgrade", args=[self.image.build.pk])
+        )
+        Select(self.find_element(By.NAME, "organization")).select_by_value(
+            str(self.device.organization_id)
+        )
+        for name, value in (
+            ("canary_size", "150"),
+            ("failure_threshold", "120"),
+        ):
+            field = self.find_element(By.NAME, name)
+            field.clear()
+            field.send_keys(value)
+        # a time input: its typing depends on the browser's locale
+        self.web_driver.execute_script(
+            "arguments[0].value = '22:00';", self.find_element(By.NAME, "window_start")
+        )
+        Select(self.find_element(By.NAME, "canary_percent")).select_by_value("true")
+        Select(self.find_element(By.NAME, "failure_threshold_percent")).select_by_value(
+            "true"
+        )
+        self.click(self.find_element(By.NAME, "preview"))
+        self.wait_until(
+            lambda d: len(d.find_elements(By.CSS_SELECTOR, "ul.errorlist li")) >= 3,
+            timeout=30,
+        )
+        errors = " ".join(
+            e.text for e in self.web_driver.find_elements(By.CSS_SELECTOR, ".errorlist")
+        )
+        self.assertEqual(errors.count("A percentage is at most 100."), 2, errors)
+        self.assertIn("Give both ends of the maintenance window", errors)
+        self.assertFalse(ModemBatchUpgradeOperation.objects.exists())
+
+    def test_unreachable_router_device_page(self):
+        from ..swapper import load_model
+
+        self.device.modems.all().delete()
+        load_model("DeviceModemDetection").objects.create(
+            device=self.device,
+            status="unreachable",
+            reason="Unable to connect to port 22 on 127.0.0.1",
+            attempted_at=timezone.now(),
+        )
+        self.open(self.device_url())
+        self.show_tab("modem-firmware-inline")
+        refusal = self.find_element(By.CSS_SELECTOR, ".modem-upgrade-refused")
+        self.assertIn("the server cannot reach this router", refusal.text)
+        self.assertIn("Unable to connect to port 22", refusal.text)
+        # nothing to choose: no upgrade is offered where it would be refused
+        self.assertFalse(
+            self.web_driver.find_elements(
+                By.CSS_SELECTOR, 'select[name="modems-0-upgrade_to"]'
+            )
+        )

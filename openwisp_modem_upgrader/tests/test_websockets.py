@@ -243,6 +243,8 @@ class TestModemUpgradeWebsockets(
             self.assertEqual(first["batch"]["summary"]["total"], 1)
             self.assertEqual(first["batch"]["summary"]["done"], 0)
             self.assertNotIn("log", first["operations"][0])
+            # the page adds rows for operations it did not draw (fan-out)
+            self.assertEqual(first["operations"][0]["device"], self.device.name)
             await finish()
             second = await communicator.receive_json_from(timeout=30)
             self.assertEqual(second["batch"]["status"], OperationStatus.FAILED)
@@ -255,3 +257,53 @@ class TestModemUpgradeWebsockets(
             await communicator.disconnect(timeout=30)
 
         self.run_async(scenario)
+
+    def test_batch_rollout_box_and_buttons_follow_the_state(self):
+        """The go-ahead button, the rollout's state, reason and counts reach
+        an open batch page when the canary wave ends, without a reload."""
+        from ..base.rollout import RolloutState
+
+        batch = ModemBatchUpgradeOperation.objects.create(
+            build=self.image.build,
+            organization=self.org,
+            status="in-progress",
+            canary_size=1,
+            confirm_waves=True,
+        )
+        ModemUpgradeOperation.objects.filter(pk=self.operation.pk).update(
+            batch=batch, wave=1
+        )
+        path = f"/ws/modem-upgrader/batch/{batch.pk}/"
+        operator = self._create_operator(organizations=[self.org])
+
+        @database_sync_to_async
+        def canary_done():
+            ModemBatchUpgradeOperation.objects.filter(pk=batch.pk).update(
+                rollout_state=RolloutState.AWAITING,
+                rollout_reason="wave 1 finished: waiting for an operator's go-ahead",
+            )
+
+        async def scenario(user, may_act):
+            communicator, _ = await self._connect(user, path)
+            first = (await communicator.receive_json_from(timeout=30))["batch"]
+            self.assertEqual(first["rollout"]["state"], "running")
+            self.assertEqual(first["rollout"]["in_flight"], 1)
+            self.assertEqual(first["rollout"]["waves"], 1)
+            self.assertEqual(first["can_pause"], may_act)
+            self.assertIsNone(first["resume_label"])
+            self.assertEqual(first["summary"]["bytes_sent_label"], "0\xa0bytes")
+            await canary_done()
+            second = (await communicator.receive_json_from(timeout=30))["batch"]
+            self.assertEqual(second["rollout"]["state"], "awaiting-go-ahead")
+            self.assertIn("go-ahead", second["rollout"]["reason"])
+            self.assertEqual(
+                second["resume_label"], "Give the go-ahead" if may_act else None
+            )
+            await communicator.disconnect(timeout=30)
+
+        self.run_async(lambda: scenario(self._get_admin(), True))
+        ModemBatchUpgradeOperation.objects.filter(pk=batch.pk).update(
+            rollout_state=RolloutState.RUNNING
+        )
+        # an operator may view but not steer a rollout: no buttons for them
+        self.run_async(lambda: scenario(operator, False))

@@ -194,6 +194,11 @@ FORM_RENDERER = "django.forms.renderers.TemplatesSetting"
 LOGIN_REDIRECT_URL = "admin:index"
 ACCOUNT_LOGOUT_REDIRECT_URL = LOGIN_REDIRECT_URL
 EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+# the demo writes e-mails to files (scripts/demo.sh): the console stays
+# readable instead of showing every notification's HTML
+if os.environ.get("DEMO_EMAIL_DIR"):
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = os.environ["DEMO_EMAIL_DIR"]
 OPENWISP_USERS_AUTH_API = True
 OPENWISP_MODEM_UPGRADER_DEVICE_REPORT_BASE_URL = os.environ.get(
     "DEVICE_REPORT_BASE_URL", ""
