@@ -193,6 +193,14 @@ class TestModemUpgraderBrowser(
                     operation_id = self.queued.get_nowait()
                     started.add(operation_id)
                     run_operation(operation_id)
+                # a router's next modem waits for the one started (runs_after):
+                # watched from the start, so the end of the first upgrade is
+                # not taken for the end of the work, however slow the machine
+                started |= set(
+                    ModemUpgradeOperation.objects.filter(
+                        runs_after__in=started
+                    ).values_list("pk", flat=True)
+                )
                 if not ModemUpgradeOperation.objects.filter(pk__in=started).filter(
                     Q(status__in=ACTIVE_STATUSES) | Q(next_check_at__isnull=False)
                 ):
