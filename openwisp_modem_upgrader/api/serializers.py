@@ -19,7 +19,6 @@ from openwisp_users.api.mixins import FilterSerializerByOrgManaged
 from openwisp_utils.api.serializers import ValidatedModelSerializer
 
 from ..base.models import MAX_BATCH_DEVICE_IDS, ModemSelection, OperationStatus
-from ..batch import ExclusionReason
 from ..rollout_display import (
     ROLLOUT_FIELDS,
     SCHEDULE_FIELDS,
@@ -605,10 +604,13 @@ class ExcludedDeviceSerializer(PreviewDeviceSerializer):
         ref_name = "ModemUpgraderExcludedDevice"
 
     reason = serializers.CharField(source="exclusion_reason", read_only=True)
-    reason_label = serializers.SerializerMethodField()
-
-    def get_reason_label(self, obj) -> str:
-        return str(ExclusionReason.labels.get(obj["exclusion_reason"], ""))
+    reason_label = serializers.CharField(
+        read_only=True,
+        help_text=_(
+            "the reason in words; a router whose last detection could not reach "
+            "it says 'router unreachable' with the detection's reason"
+        ),
+    )
 
 
 class DryRunSerializer(serializers.Serializer):
