@@ -229,6 +229,15 @@ class BatchUpgradeOperationSerializer(ReadOnlyBlankMixin, serializers.ModelSeria
         help_text=_("only these devices (empty: every device of the filters)"),
     )
     build_version = serializers.CharField(source="build.version", read_only=True)
+    retry_of = serializers.UUIDField(
+        source="retry_of_id",
+        read_only=True,
+        allow_null=True,
+        help_text=_(
+            "the mass upgrade whose failed devices this one retries "
+            "(null: not a retry)"
+        ),
+    )
     waves = serializers.SerializerMethodField(
         help_text=_("number of waves (0 until the devices are fanned out)")
     )
@@ -261,6 +270,7 @@ class BatchUpgradeOperationSerializer(ReadOnlyBlankMixin, serializers.ModelSeria
                 "device_ids",
                 "modems",
                 "upgrade_options",
+                "retry_of",
             )
             + ROLLOUT_FIELDS
             + (
