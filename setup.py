@@ -51,7 +51,9 @@ class BuildPyWithDeviceScripts(build_py):
 setup(
     name="openwisp-modem-upgrader",
     version=get_version(),
-    license="GPL3",
+    # an SPDX expression: license classifiers are deprecated (setuptools
+    # warns at every build)
+    license="GPL-3.0-or-later",
     author="OpenWISP",
     author_email="support@openwisp.io",
     description="Upgrade the firmware of 5G/LTE modems inside OpenWrt routers",
@@ -73,7 +75,6 @@ setup(
         "Environment :: Web Environment",
         "Framework :: Django",
         "Intended Audience :: System Administrators",
-        "License :: OSI Approved :: GNU General Public License v3 (GPLv3)",
         "Operating System :: OS Independent",
         "Programming Language :: Python :: 3",
         "Topic :: System :: Networking",

@@ -37,6 +37,7 @@ from .statuses import (
     ACTIVE_STATUSES,
     FAILED_STATUSES,
     TERMINAL_STATUSES,
+    UNREACHABLE_STATUSES,
     ModemSelection,
     OperationStatus,
 )
@@ -398,3 +399,34 @@ def release_next_modems():
             continue
         released += release_following(pk)
     return released
+
+
+def add_unreachable_reasons(excluded, key="reason"):
+    """A modem "not detected yet" because the server cannot reach the
+    router says so, with the detection's own words (one query).
+
+    ``excluded`` are rows of the preview's excluded devices (``pk``,
+    ``exclusion_reason``) whose ``key`` holds the reason shown to people;
+    shared by the admin's and the REST API's preview."""
+    not_detected = [
+        row
+        for row in excluded
+        if row["exclusion_reason"] == ExclusionReason.NOT_DETECTED
+    ]
+    if not not_detected:
+        return
+    detections = {
+        detection.device_id: detection
+        for detection in load_model("DeviceModemDetection").objects.filter(
+            device_id__in=[row["pk"] for row in not_detected],
+            status__in=UNREACHABLE_STATUSES,
+        )
+    }
+    for row in not_detected:
+        detection = detections.get(row["pk"])
+        if detection is None:
+            continue
+        reason = _("%(reason)s: router unreachable") % {"reason": row[key]}
+        if detection.reason:
+            reason = f"{reason} ({detection.reason})"
+        row[key] = reason

@@ -5,6 +5,11 @@ The wrapper-driven upgraders report progress in fixed ranges per stage
 progress, so pages and websockets agree without storing anything more.
 """
 
+import re
+from datetime import datetime
+from datetime import timezone as dt_timezone
+
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .base.models import OperationStatus
@@ -51,3 +56,23 @@ def stages(progress, status):
             state = "todo"
         result.append({"name": name, "state": state})
     return result
+
+
+# the times the server writes into a log ("… until 2026-12-03 05:40 UTC",
+# engine.py); the stored log keeps UTC, people read their own zone
+_UTC_TIME = re.compile(r"\b(\d{4}-\d{2}-\d{2} \d{2}:\d{2}) UTC\b")
+
+
+def local_log(text):
+    """``text`` (an operation's log) with the UTC times the server wrote
+    shown in the current time zone (the user's, else ``TIME_ZONE``), the
+    zone named: ``2026-12-03 06:40 CET``."""
+    if not text or " UTC" not in text:
+        return text
+
+    def localize(match):
+        moment = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M")
+        local = timezone.localtime(moment.replace(tzinfo=dt_timezone.utc))
+        return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
+
+    return _UTC_TIME.sub(localize, text)

@@ -26,7 +26,7 @@ from .base.models import (
     OperationStatus,
     operation_is_cancellable,
 )
-from .display import stages
+from .display import local_log, stages
 from .swapper import load_model
 
 # rows changed this long before a read may commit after it: read them again
@@ -141,7 +141,9 @@ class ModemUpgradeConsumer(AsyncJsonWebsocketConsumer):
             offset = previous[2] if previous else 0
             if offset > operation["log_length"]:
                 offset = 0
-            change.update(log_offset=offset, log=operation["log"][offset:])
+            change.update(
+                log_offset=offset, log=local_log(operation["log"][offset:])
+            )
         return change
 
 

@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from ..base.models import ModemSelection
 from ..batch import (
     ExclusionReason,
+    add_unreachable_reasons,
     create_batch,
     modem_counts,
     modems_to_flash,
@@ -27,7 +28,6 @@ from ..batch import (
 from ..compatibility import check_build_for_batch
 from ..rollout import wave_sizes
 from ..rollout_display import ROLLOUT_FIELDS, clean_rollout_options
-from ..statuses import UNREACHABLE_STATUSES
 from ..swapper import load_model
 from .inventory import may_detect, queue_detection_with_message
 from .options import UpgradeOptionsFormMixin
@@ -205,31 +205,6 @@ def rollout_form_fields():
         required=False,
     )
     return fields
-
-
-def add_unreachable_reasons(excluded):
-    """A modem "not detected yet" because the server cannot reach the
-    router says so, with the detection's own words (one query)."""
-    not_detected = [
-        row
-        for row in excluded
-        if row["exclusion_reason"] == ExclusionReason.NOT_DETECTED
-    ]
-    detections = {
-        detection.device_id: detection
-        for detection in load_model("DeviceModemDetection").objects.filter(
-            device_id__in=[row["pk"] for row in not_detected],
-            status__in=UNREACHABLE_STATUSES,
-        )
-    }
-    for row in not_detected:
-        detection = detections.get(row["pk"])
-        if detection is None:
-            continue
-        reason = _("%(reason)s: router unreachable") % {"reason": row["reason"]}
-        if detection.reason:
-            reason = f"{reason} ({detection.reason})"
-        row["reason"] = reason
 
 
 def preview(form):

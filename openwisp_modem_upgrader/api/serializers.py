@@ -19,7 +19,6 @@ from openwisp_users.api.mixins import FilterSerializerByOrgManaged
 from openwisp_utils.api.serializers import ValidatedModelSerializer
 
 from ..base.models import MAX_BATCH_DEVICE_IDS, ModemSelection, OperationStatus
-from ..batch import ExclusionReason
 from ..rollout_display import (
     ROLLOUT_FIELDS,
     SCHEDULE_FIELDS,
@@ -230,6 +229,15 @@ class BatchUpgradeOperationSerializer(ReadOnlyBlankMixin, serializers.ModelSeria
         help_text=_("only these devices (empty: every device of the filters)"),
     )
     build_version = serializers.CharField(source="build.version", read_only=True)
+    retry_of = serializers.UUIDField(
+        source="retry_of_id",
+        read_only=True,
+        allow_null=True,
+        help_text=_(
+            "the mass upgrade whose failed devices this one retries "
+            "(null: not a retry)"
+        ),
+    )
     waves = serializers.SerializerMethodField(
         help_text=_("number of waves (0 until the devices are fanned out)")
     )
@@ -262,6 +270,7 @@ class BatchUpgradeOperationSerializer(ReadOnlyBlankMixin, serializers.ModelSeria
                 "device_ids",
                 "modems",
                 "upgrade_options",
+                "retry_of",
             )
             + ROLLOUT_FIELDS
             + (
@@ -605,10 +614,13 @@ class ExcludedDeviceSerializer(PreviewDeviceSerializer):
         ref_name = "ModemUpgraderExcludedDevice"
 
     reason = serializers.CharField(source="exclusion_reason", read_only=True)
-    reason_label = serializers.SerializerMethodField()
-
-    def get_reason_label(self, obj) -> str:
-        return str(ExclusionReason.labels.get(obj["exclusion_reason"], ""))
+    reason_label = serializers.CharField(
+        read_only=True,
+        help_text=_(
+            "the reason in words; a router whose last detection could not reach "
+            "it says 'router unreachable' with the detection's reason"
+        ),
+    )
 
 
 class DryRunSerializer(serializers.Serializer):

@@ -35,6 +35,8 @@ from ..base.models import (
     OperationStatus,
 )
 from ..batch import (
+    ExclusionReason,
+    add_unreachable_reasons,
     create_batch,
     modem_counts,
     modems_to_flash,
@@ -382,6 +384,9 @@ class BuildUpgradeView(ProtectedAPIMixin, generics.GenericAPIView):
         for key in ("devices", "excluded"):
             data[f"{key}_count"] = preview[key].count()
             data[key] = list(preview[key].values(*fields)[:limit])
+        for row in data["excluded"]:
+            row["reason_label"] = ExclusionReason.labels.get(row["exclusion_reason"])
+        add_unreachable_reasons(data["excluded"], key="reason_label")
         chosen = modems_to_flash(batch, [device["pk"] for device in data["devices"]])
         for device in data["devices"]:
             flashed, left_out = chosen.get(device["pk"], ([], []))

@@ -11,6 +11,7 @@ from django.utils.html import escape
 from openwisp_users.tests.utils import TestMultitenantAdminMixin
 
 from ..base.models import OperationStatus
+from ..display import local_log
 from ..upgrade import mark_flash_started, mark_in_progress
 from ..upgraders import get_upgrader_class
 from . import (
@@ -375,6 +376,35 @@ class TestRecentUpgradesInline(DeviceAdminMixin, TestCase):
             response,
             f'data-modem-websocket="/ws/modem-upgrader/device/{self.device.pk}/"',
         )
+
+    def test_log_times_in_the_local_time_zone(self):
+        """The UTC times the server writes in a log are shown in the local
+        zone (TIME_ZONE, Europe/Rome here), the zone named; the stored log
+        keeps UTC. Device page, operation page and websocket alike."""
+        log = (
+            "router offline, trying again in 60s "
+            "(waiting until 2026-12-03 05:40 UTC)\n"
+            "the router stayed offline until the deadline (2026-07-01 22:15 UTC)\n"
+        )
+        operation = self._operation(status="failed", log=log)
+        shown = (
+            "router offline, trying again in 60s "
+            "(waiting until 2026-12-03 06:40 CET)\n"
+            "the router stayed offline until the deadline (2026-07-02 00:15 CEST)\n"
+        )
+        for url in (
+            device_url(self.device),
+            admin_url(ModemUpgradeOperation, "change", operation.pk),
+        ):
+            with self.subTest(url=url):
+                response = self.client.get(url)
+                self.assertContains(response, shown)
+                self.assertNotContains(response, "05:40 UTC")
+        with timezone.override("Asia/Tokyo"):
+            self.assertIn("2026-12-03 14:40 JST", local_log(log))
+        self.assertEqual(local_log("no time here\n"), "no time here\n")
+        operation.refresh_from_db()
+        self.assertEqual(operation.log, log)
 
     def test_only_recent_five(self):
         for status in [

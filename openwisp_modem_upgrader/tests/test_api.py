@@ -9,6 +9,7 @@ from django.test import TestCase
 from django.urls import include
 from django.urls import path as url_path
 from django.urls import reverse
+from django.utils import timezone
 from drf_yasg import openapi
 from drf_yasg.generators import OpenAPISchemaGenerator
 from rest_framework import generics
@@ -23,8 +24,9 @@ from ..api import device as api_device
 from ..api import inventory as api_inventory
 from ..api import serializers as api_serializers
 from ..api.urls import API_PREFIX, operator_urlpatterns
-from ..base.models import OperationStatus
+from ..base.models import DetectionStatus, OperationStatus
 from ..batch import ExclusionReason, create_batch
+from ..swapper import load_model
 from ..upgrade import (
     add_bytes_sent,
     mark_flash_started,
@@ -700,6 +702,33 @@ class TestUpgradeApi(ApiTestMixin, TestCase):
             name="ok", mac_address="00:11:22:33:44:01"
         )
         self.manager = self._login(self._manager())
+
+    def test_dry_run_says_router_unreachable(self):
+        """A router never detected because the server cannot reach it says
+        so, with the detection's own reason, as the admin's preview does."""
+        DeviceModemDetection = load_model("DeviceModemDetection")
+        unreachable = self._create_device(
+            organization=self.org_a, name="gone", mac_address="00:11:22:33:44:05"
+        )
+        DeviceModemDetection.objects.create(
+            device=unreachable,
+            attempted_at=timezone.now(),
+            status=DetectionStatus.TIMEOUT,
+            reason="ssh: connect timed out",
+        )
+        self._create_device(
+            organization=self.org_a, name="never", mac_address="00:11:22:33:44:06"
+        )
+        response = self.client.get(api_url("build_upgrade", self.build.pk))
+        self.assertEqual(response.status_code, 200, response.data)
+        excluded = {d["name"]: d for d in response.data["excluded"]}
+        self.assertEqual(excluded["gone"]["reason"], ExclusionReason.NOT_DETECTED)
+        self.assertEqual(
+            excluded["gone"]["reason_label"],
+            "modem not detected yet: router unreachable (ssh: connect timed out)",
+        )
+        self.assertEqual(excluded["never"]["reason"], ExclusionReason.NOT_DETECTED)
+        self.assertEqual(excluded["never"]["reason_label"], "modem not detected yet")
 
     def test_dry_run(self):
         self._create_modem_device(

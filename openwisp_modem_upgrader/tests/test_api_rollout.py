@@ -408,6 +408,15 @@ class TestRolloutActions(RolloutApiMixin, TestCase):
         self.assertNotEqual(retry.pk, batch.pk)
         self.assertEqual(retry.device_ids, [str(canary.device_id)])
         self.assertEqual(response.data["device_ids"], [str(canary.device_id)])
+        # the retry names the mass upgrade it retries (read-only); the
+        # original is no retry
+        self.assertEqual(response.data["retry_of"], str(batch.pk))
+        detail = self.client.get(
+            api_url("batch_upgrade_operation_detail", retry.pk)
+        ).data
+        self.assertEqual(detail["retry_of"], str(batch.pk))
+        original = self.client.get(api_url("batch_upgrade_operation_detail", batch.pk))
+        self.assertIsNone(original.data["retry_of"])
         self.assertEqual((retry.canary_size, retry.max_concurrent), (1, 1))
         self.assertEqual(str(retry.window_start), "02:00:00")
         self.assertEqual(retry.operations.get().device_id, canary.device_id)

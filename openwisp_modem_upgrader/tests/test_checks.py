@@ -83,3 +83,14 @@ class TestMisnamedSwappableSettings(SimpleTestCase):
             snake_upper("ModemBatchUpgradeOperation"), "MODEM_BATCH_UPGRADE_OPERATION"
         )
         self.assertIn("OPENWISP_MODEM_BUILD_MODEL", misspellings("ModemBuild"))
+
+
+class TestPackaging(SimpleTestCase):
+    def test_version_needs_no_normalizing(self):
+        """setuptools warns at every build (demo start, bootstrap) when it
+        has to normalize the version: it is PEP 440's own spelling."""
+        from packaging.version import Version
+
+        from .. import get_version
+
+        self.assertEqual(str(Version(get_version())), get_version())

@@ -101,6 +101,24 @@ class TestModemUpgradeWebsockets(
         operator = self._create_operator(organizations=[self.org])
         self.run_async(lambda: allowed(operator))
 
+    def test_log_times_in_the_local_time_zone(self):
+        record_progress(
+            self.operation.pk, 10, "trying again (waiting until 2026-12-03 05:40 UTC)"
+        )
+        admin = self._get_admin()
+
+        async def scenario():
+            communicator, _ = await self._connect(admin, self.device_path())
+            first = await communicator.receive_json_from(timeout=30)
+            [change] = first["operations"]
+            self.assertIn("(waiting until 2026-12-03 06:40 CET)", change["log"])
+            self.assertNotIn("UTC", change["log"])
+            await communicator.disconnect(timeout=30)
+
+        self.run_async(scenario)
+        self.operation.refresh_from_db()
+        self.assertIn("2026-12-03 05:40 UTC", self.operation.log)
+
     def test_initial_state_then_deltas_only(self):
         record_progress(self.operation.pk, 10, "transfer started")
         admin = self._get_admin()
