@@ -31,6 +31,11 @@ TERMINAL_STATUSES = (
 # what a rollout's stop condition counts: cancelled devices are neither
 FAILED_STATUSES = (OperationStatus.FAILED, OperationStatus.ABORTED)
 FINISHED_STATUSES = FAILED_STATUSES + (OperationStatus.SUCCESS,)
+# ended without success, cancelled included: a router reporting one of these
+# gets its failure recorded (the device report)
+UNSUCCESSFUL_STATUSES = FAILED_STATUSES + (OperationStatus.CANCELLED,)
+# the router's routine reports, checked without DRF (the device report fast path)
+ROUTINE_REPORT_STATUSES = (OperationStatus.IN_PROGRESS, OperationStatus.SUCCESS)
 
 
 class ModemSelection(models.TextChoices):

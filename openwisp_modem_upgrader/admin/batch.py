@@ -20,13 +20,14 @@ from ..base.rollout import RolloutState
 from ..batch import retry_failed
 from ..exceptions import UpgradeNotAllowed
 from ..permissions import has_action_permission
-from ..rollout import FAILED_STATUSES, pause_batch, resume_batch
+from ..rollout import pause_batch, resume_batch
 from ..rollout_display import (
     ROLLOUT_FIELDS,
     DisplayState,
     display_state,
     rollout_counts,
 )
+from ..statuses import FAILED_STATUSES
 from ..swapper import load_model
 from ..upgrade import cancel_batch
 from .operations import LiveProgressAdminMixin, redirect_back

@@ -23,8 +23,12 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ..base.models import TERMINAL_STATUSES, OperationStatus
 from ..device_contract import REPORT_FIELDS, REPORT_STATES
+from ..statuses import (
+    ROUTINE_REPORT_STATUSES,
+    UNSUCCESSFUL_STATUSES,
+    OperationStatus,
+)
 from ..swapper import load_model
 from ..upgrade import (
     finish_operation,
@@ -36,7 +40,6 @@ from ..upgrade import (
 )
 from .parsers import MAX_DEVICE_REPORT_BODY, DeviceReportJSONParser
 
-FAILURE_STATUSES = set(TERMINAL_STATUSES) - {OperationStatus.SUCCESS}
 MAX_LOG_LENGTH = 64 * 1024
 # the states a router reports (the router contract)
 DEVICE_STATUSES = tuple(OperationStatus(state) for state in REPORT_STATES)
@@ -124,7 +127,7 @@ class DeviceReportView(APIView):
             applied = record_progress(
                 pk, progress=report["progress_percent"], message=report["log"]
             )
-        if report["status"] in FAILURE_STATUSES:
+        if report["status"] in UNSUCCESSFUL_STATUSES:
             finish_operation(
                 pk,
                 report["status"],
@@ -140,7 +143,6 @@ class DeviceReportView(APIView):
     patch = post
 
 
-FAST_STATUSES = (OperationStatus.IN_PROGRESS, OperationStatus.SUCCESS)
 # what DRF's CharField refuses in the log (its error messages: slow path)
 _REFUSED_LOG_CHARACTERS = re.compile("[\x00\ud800-\udfff]")
 # compared by the database on the fast path; other keys (NUL characters
@@ -180,7 +182,7 @@ def _fast_report(request):
         return None
     log = report.get("log", "")
     if (
-        report.get("status") not in FAST_STATUSES
+        report.get("status") not in ROUTINE_REPORT_STATUSES
         or not _valid_int(report.get("progress_percent"), 0, 100)
         or not _valid_int(report.get("seq"), 1, 2**31 - 1)
         or type(log) is not str
