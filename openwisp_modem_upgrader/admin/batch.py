@@ -61,10 +61,6 @@ def batch_summary(batch):
     }
 
 
-def _user_may(user, action, opts):
-    return user.has_perm(f"{opts.app_label}.{action}_{opts.model_name}")
-
-
 def rollout_summary(batch):
     """The rollout box of the batch page: state, reason, wave and counts."""
     state = display_state(batch)
@@ -85,8 +81,11 @@ def batch_controls(batch, user):
     batch may still need it); ``can_*``: it applies now (else hidden).
     """
     active = batch.status in ACTIVE_STATUSES
-    may_change = _user_may(user, "change", batch._meta)
-    may_add = _user_may(user, "add", batch._meta)
+    # the rules the actions themselves apply (permissions.py): a button is
+    # shown exactly to those its action will not refuse
+    model = type(batch)
+    may_change = has_action_permission(user, "pause", model)
+    may_add = has_action_permission(user, "retry_failed", model)
     resume_labels = {
         RolloutState.PAUSED: _("Resume"),
         RolloutState.AWAITING: _("Give the go-ahead"),
@@ -102,7 +101,7 @@ def batch_controls(batch, user):
         "resume_label": str(resume_label) if resume_label and may_change else None,
         "show_retry": may_add,
         "can_retry_failed": failed and may_add,
-        "can_cancel": active and _user_may(user, "add", ModemUpgradeOperation._meta),
+        "can_cancel": active and has_action_permission(user, "cancel", model),
     }
 
 

@@ -90,6 +90,18 @@ class ScheduleMixin(models.Model):
             return start <= local < end
         return local >= start or local < end  # across midnight
 
+    def next_window_opening(self, now):
+        """When the window opens next (``now`` if open), aware: the batch
+        page says it while a batch waits outside its window."""
+        if self.window_is_open(now):
+            return now
+        zone = zoneinfo.ZoneInfo(self.window_timezone)
+        local = now.astimezone(zone)
+        opening = datetime.combine(local.date(), self.window_start, tzinfo=zone)
+        if opening <= local:
+            opening += timedelta(days=1)
+        return opening
+
     def open_window(self, now):
         """``(opened, closes)``: the bounds (aware) of the window open at
         ``now``; ``None`` without a window or when it is closed."""

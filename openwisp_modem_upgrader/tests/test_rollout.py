@@ -314,7 +314,7 @@ class TestSchedule(RolloutTestMixin, TestCase):
     # start times not spread here: test_start_spread
     @mock.patch.object(app_settings, "START_SPREAD", 0)
     def test_window_across_midnight_in_a_time_zone(self):
-        self._batch(
+        batch = self._batch(
             self._devices(3),
             max_concurrent=1,
             window_start=time(22, 0),
@@ -335,6 +335,11 @@ class TestSchedule(RolloutTestMixin, TestCase):
         next_day = day + timedelta(days=1)
         self.assertEqual(dispatch(now=next_day.replace(hour=4)), 0)
         self.assertEqual(dispatch(now=next_day.replace(hour=3, minute=59)), 1)
+        # what the batch page says while it waits (admin.batch.start_hint)
+        self.assertEqual(
+            batch.next_window_opening(next_day.replace(hour=12)),
+            next_day.replace(hour=22),
+        )
 
     def test_deadline_expires_waiting_devices(self):
         deadline = timezone.now() + timedelta(minutes=5)
