@@ -53,7 +53,8 @@ setup(
     version=get_version(),
     # an SPDX expression: license classifiers are deprecated (setuptools
     # warns at every build)
-    license="GPL-3.0-or-later",
+    # GPLv3, as the classifier said before (not "or later": not ours to widen)
+    license="GPL-3.0-only",
     author="OpenWISP",
     author_email="support@openwisp.io",
     description="Upgrade the firmware of 5G/LTE modems inside OpenWrt routers",
