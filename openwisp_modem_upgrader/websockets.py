@@ -141,9 +141,7 @@ class ModemUpgradeConsumer(AsyncJsonWebsocketConsumer):
             offset = previous[2] if previous else 0
             if offset > operation["log_length"]:
                 offset = 0
-            change.update(
-                log_offset=offset, log=local_log(operation["log"][offset:])
-            )
+            change.update(log_offset=offset, log=local_log(operation["log"][offset:]))
         return change
 
 

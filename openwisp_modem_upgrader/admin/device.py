@@ -23,6 +23,7 @@ from openwisp_controller.config.admin import DeviceAdmin
 
 from ..compatibility import BuildStatus
 from ..detection import acknowledge_unexplained_change
+from ..display import local_log
 from ..statuses import UNREACHABLE_STATUSES
 from ..swapper import load_model
 from ..upgrade import start_upgrade, target_usb_path
@@ -395,7 +396,19 @@ class RecentModemUpgradesInline(admin.StackedInline):
 
     def get_formset(self, request, obj=None, **kwargs):
         self._device = obj
-        return super().get_formset(request, obj, **kwargs)
+        formset = super().get_formset(request, obj, **kwargs)
+
+        class LocalLogFormSet(formset):
+            # the log with its UTC times in the local zone, computed here
+            # rather than by a template tag: an app that replaces this one
+            # (swappable models) does not register this one's tag library
+            def get_queryset(self):
+                operations = super().get_queryset()
+                for operation in operations:
+                    operation.local_log = local_log(operation.log)
+                return operations
+
+        return LocalLogFormSet
 
     def get_queryset(self, request):
         qs = super().get_queryset(request).select_related("image__build__category")

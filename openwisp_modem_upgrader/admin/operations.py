@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 from openwisp_users.multitenancy import MultitenantAdminMixin
 from openwisp_utils.admin import ReadOnlyAdmin
 
-from ..display import stages
+from ..display import local_log, stages
 from ..exceptions import UpgradeNotAllowed
 from ..permissions import has_action_permission
 from ..swapper import load_model
@@ -118,6 +118,7 @@ class ModemUpgradeOperationAdmin(
         extra_context = extra_context or {}
         if operation is not None:
             extra_context["stages"] = stages(operation.progress, operation.status)
+            extra_context["local_log"] = local_log(operation.log)
         return super().change_view(request, object_id, extra_context=extra_context)
 
     def has_cancel_permission(self, request, obj=None):
