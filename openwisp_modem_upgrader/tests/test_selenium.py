@@ -100,10 +100,11 @@ class LiveASGIServer:
         )
         thread = threading.Thread(target=self.server.run, daemon=True)
         thread.start()
-        deadline = time.monotonic() + 10
+        # generous: a shared CI machine may take long to start it
+        deadline = time.monotonic() + 60
         while not self.server.listening_addresses:
             if time.monotonic() > deadline:
-                raise RuntimeError("Daphne did not start listening")
+                raise RuntimeError("Daphne did not start listening within 60s")
             time.sleep(0.05)
         self.port = self.server.listening_addresses[0][1]
 
