@@ -18,7 +18,7 @@ from rest_framework.settings import api_settings
 from openwisp_users.api.mixins import FilterSerializerByOrgManaged
 from openwisp_utils.api.serializers import ValidatedModelSerializer
 
-from ..base.models import MAX_BATCH_DEVICE_IDS, ModemSelection, OperationStatus
+from ..base.models import MAX_BATCH_DEVICE_IDS, ModemSelection
 from ..rollout_display import (
     ROLLOUT_FIELDS,
     SCHEDULE_FIELDS,
@@ -29,7 +29,6 @@ from ..rollout_display import (
     rollout_counts,
 )
 from ..shell_values import usb_path_validator, version_validator
-from ..statuses import count_name as _count_name
 from ..swapper import load_model
 
 ModemCategory = load_model("ModemCategory")
@@ -212,8 +211,8 @@ class BatchUpgradeOperationSerializer(ReadOnlyBlankMixin, serializers.ModelSeria
     """A mass upgrade with its progress; counts come from one aggregate.
 
     The views annotate the counts (``status_count_annotations()``) so a page
-    costs the same number of queries whatever its size; otherwise the
-    model's ``status_counts()`` runs once per batch.
+    costs the same number of queries whatever its size; otherwise
+    ``load_status_counts()`` reads them in one aggregate per batch.
     """
 
     build = serializers.UUIDField(source="build_id", read_only=True)
@@ -294,16 +293,8 @@ class BatchUpgradeOperationSerializer(ReadOnlyBlankMixin, serializers.ModelSeria
         read_only_fields = fields
 
     def _counts(self, obj):
-        if "status_counts" not in obj.__dict__:
-            if hasattr(obj, "count_total"):
-                counts = {"total": obj.count_total}
-                for status in OperationStatus.values:
-                    counts[status] = getattr(obj, _count_name(status))
-            else:
-                counts = obj.status_counts()
-            # the model's progress_report and rates() then reuse these counts
-            obj.status_counts = lambda: counts
-        return obj.status_counts()
+        # annotated by the views; one aggregate for a batch read otherwise
+        return obj.load_status_counts()
 
     def get_progress_report(self, obj) -> str:
         self._counts(obj)
@@ -314,9 +305,8 @@ class BatchUpgradeOperationSerializer(ReadOnlyBlankMixin, serializers.ModelSeria
         return StatusCountsSerializer(self._counts(obj)).data
 
     def get_bytes_sent(self, obj) -> int:
-        if hasattr(obj, "bytes_sent_total"):
-            return obj.bytes_sent_total or 0
-        return obj.data_sent()
+        self._counts(obj)
+        return obj.bytes_sent_total or 0
 
     @swagger_serializer_method(serializer_or_field=RatesSerializer)
     def get_rates(self, obj):

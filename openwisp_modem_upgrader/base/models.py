@@ -795,6 +795,16 @@ class AbstractModemBatchUpgradeOperation(
             self.operations.aggregate(**status_count_annotations(relation=None))
         )
 
+    def load_status_counts(self):
+        """Reads the counts once (one aggregate) and keeps them as the
+        annotations a list would carry, so ``status_counts()``,
+        ``progress_report``, ``rates()`` and the bytes sent reuse them."""
+        if "count_total" not in self.__dict__:
+            self.__dict__.update(
+                self.operations.aggregate(**status_count_annotations(relation=None))
+            )
+        return self.status_counts()
+
     def data_sent(self):
         """Bytes sent to the routers by all its operations (one query)."""
         return self.operations.aggregate(total=Sum("bytes_sent"))["total"] or 0

@@ -4,8 +4,9 @@ import json
 import re
 from unittest import mock
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import TestCase
+from django.test.utils import CaptureQueriesContext
 from django.urls import include
 from django.urls import path as url_path
 from django.urls import reverse
@@ -866,6 +867,27 @@ class TestUpgradeApi(ApiTestMixin, TestCase):
         self.assertEqual(response.data["results"][0]["bytes_sent"], 5700)
         response = self.client.get(api_url("upgrade_operation_detail", flashing.pk))
         self.assertEqual(response.data["bytes_sent"], 5000)
+
+    def test_batch_read_without_annotations_counts_in_one_aggregate(self):
+        # the create and action views serialize a batch the list did not
+        # annotate: the counts and bytes come from one aggregate, kept on
+        # the row as the annotations (the model's methods stay its own)
+        batch, flashing, idle = self._running_batch()
+        add_bytes_sent(flashing.pk, 5000)
+        batch = ModemBatchUpgradeOperation.objects.get(pk=batch.pk)
+        with CaptureQueriesContext(connection) as queries:
+            data = api_serializers.BatchUpgradeOperationSerializer(batch).data
+        aggregates = [
+            q["sql"] for q in queries.captured_queries if "SUM(" in q["sql"].upper()
+        ]
+        self.assertEqual(len(aggregates), 1, aggregates)
+        self.assertEqual(
+            (data["status_counts"]["total"], data["bytes_sent"]), (2, 5000)
+        )
+        self.assertEqual(data["progress_report"], "0 out of 2 devices completed")
+        self.assertEqual(data["rates"]["success"], 0)
+        self.assertNotIn("status_counts", batch.__dict__)
+        self.assertEqual(batch.status_counts()[OperationStatus.IN_PROGRESS], 1)
 
     def test_batch_cancel(self):
         batch, flashing, idle = self._running_batch()
