@@ -1,12 +1,13 @@
 """The modem inventory on openwisp-controller's device admin.
 
-Device list: columns (modem model, firmware version, last detected, behind
-the newest build), filters and the "Detect modems" action. The columns are
+Device list: columns (modem model and firmware version; last detected and
+behind the newest build), filters and the "Detect modems" action. The columns are
 subqueries annotated on the list's queryset (``inventory.annotate_devices``),
 so the list costs the same number of queries for 10 or 10,000 devices.
 """
 
 import swapper
+from django import forms
 from django.contrib import admin, messages
 from django.utils import formats, timezone
 from django.utils.html import format_html
@@ -62,47 +63,52 @@ def has_detect_modems_permission(self, request):
     return may_detect(request.user)
 
 
-@admin.display(description=_("modem model"), ordering="inventory_modem_model")
+@admin.display(description=_("modem"), ordering="inventory_modem_model")
 def modem_model(obj):
+    """The first modem's model, its firmware below: one column, so the
+    list stays readable at common widths."""
     model = getattr(obj, "inventory_modem_model", None)
     if not model:
         return "-"
     count = getattr(obj, "inventory_modem_count", None) or 1
-    return model if count == 1 else f"{model} (+{count - 1})"
-
-
-@admin.display(description=_("modem firmware"), ordering="inventory_firmware_version")
-def modem_firmware(obj):
-    return getattr(obj, "inventory_firmware_version", None) or "-"
+    if count > 1:
+        model = f"{model} (+{count - 1})"
+    return format_html(
+        '{}<br><span class="modem-firmware">{}</span>',
+        model,
+        getattr(obj, "inventory_firmware_version", None) or "-",
+    )
 
 
 @admin.display(description=_("modem detected"), ordering="inventory_detected_at")
 def modem_detected(obj):
+    """The last detection's date (its time and outcome on hover), and a
+    warning below where a modem is behind the newest build."""
     detected_at = getattr(obj, "inventory_detected_at", None)
     if detected_at is None:
-        return _("never")
-    status = getattr(obj, "inventory_detection_status", "")
-    local = timezone.localtime(detected_at)
-    # the date alone keeps the list narrow; the time and outcome on hover
-    return format_html(
-        '<span class="modem-detection modem-detection-{}" title="{}: {}">{}</span>',
-        status,
-        formats.date_format(local, "DATETIME_FORMAT"),
-        status,
-        formats.date_format(local, "SHORT_DATE_FORMAT"),
-    )
+        detected = _("never")
+    else:
+        status = getattr(obj, "inventory_detection_status", "")
+        local = timezone.localtime(detected_at)
+        detected = format_html(
+            '<span class="modem-detection modem-detection-{}" title="{}: {}">'
+            "{}</span>",
+            status,
+            formats.date_format(local, "DATETIME_FORMAT"),
+            status,
+            formats.date_format(local, "SHORT_DATE_FORMAT"),
+        )
+    return format_html("{}{}", detected, modem_behind(obj))
 
 
-@admin.display(description=_("modem update"), ordering="inventory_behind")
 def modem_behind(obj):
     """A warning where a modem is behind the newest build; nothing where it
     is not (a green tick would read as "behind: good")."""
     if not getattr(obj, "inventory_behind", None):
         return ""
     return format_html(
-        # styled here: the device list does not load this app's stylesheet
-        '<span class="modem-behind" style="color: #b36b00; font-weight: bold; '
-        'white-space: nowrap" title="{}">&#9888;&nbsp;{}</span>',
+        '<br><span class="modem-behind" style="color: #b36b00; font-weight: bold;'
+        ' white-space: nowrap" title="{}">&#9888;&nbsp;{}</span>',
         _("a modem of this device is behind the newest released build"),
         _("behind"),
     )
@@ -122,7 +128,7 @@ def get_queryset(self, request):
 DeviceAdmin.get_queryset = get_queryset
 DeviceAdmin.has_detect_modems_permission = has_detect_modems_permission
 DeviceAdmin.actions.append(detect_modems)
-MODEM_COLUMNS = (modem_model, modem_firmware, modem_detected, modem_behind)
+MODEM_COLUMNS = (modem_model, modem_detected)
 MODEM_FILTERS = (
     ModemModelFilter,
     ModemFirmwareVersionFilter,
@@ -149,3 +155,15 @@ def get_list_filter(self, request):
 
 DeviceAdmin.get_list_display = get_list_display
 DeviceAdmin.get_list_filter = get_list_filter
+_media = DeviceAdmin.media
+
+
+# the list's stylesheet (scoped to the device list by its selectors)
+@property
+def media(self):
+    return _media.fget(self) + forms.Media(
+        css={"all": ["modem-upgrader/css/device-list.css"]}
+    )
+
+
+DeviceAdmin.media = media

@@ -817,14 +817,37 @@ class TestModemUpgraderBrowser(
             [FN990A28],
         )
         self.open(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
-        self.assertEqual(
-            self.find_element(By.CSS_SELECTOR, "td.field-modem_model").text, FN990A28
+        # the model, its firmware below
+        lines = self.find_element(By.CSS_SELECTOR, "td.field-modem_model").text
+        self.assertEqual(lines.split("\n")[0], FN990A28)
+        self.assertRegex(lines.split("\n")[1], r"^M0R\.\d{6}-B\d{3}$")
+
+    def test_device_list_modem_columns_fit_1400(self):
+        """At 1400 px every column of the device list, the modem columns
+        last, is inside the window: no sideways scrolling to find them."""
+        # its widest state: a modem behind a newer build
+        newer = self._create_build(
+            category=self.image.build.category, version="M0R.090000-B090"
         )
-        # the list scrolls sideways: the modem columns shown
-        self.web_driver.execute_script(
-            "document.querySelector('td.field-modem_behind')"
-            ".scrollIntoView({block: 'center', inline: 'end'});"
+        self._create_image(build=newer)
+        self.at_width(1400)
+        opts = self.device._meta
+        self.open(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
+        self.find_element(By.CSS_SELECTOR, "td.field-modem_detected .modem-behind")
+        edges = self.web_driver.execute_script(
+            "const last = document.querySelector('#result_list thead th:last-child');"
+            "const results = document.querySelector('#changelist .results');"
+            "return {last: last.className,"
+            " right: last.getBoundingClientRect().right,"
+            " window: document.documentElement.clientWidth,"
+            " scroll: results.scrollWidth, shown: results.clientWidth,"
+            " columns: Array.from(document.querySelectorAll("
+            "  '#result_list thead th')).map("
+            "  th => [th.className, Math.round(th.getBoundingClientRect().width)])};"
         )
+        self.assertIn("column-modem_detected", edges["last"], edges)
+        self.assertLessEqual(edges["right"], edges["window"], edges)
+        self.assertLessEqual(edges["scroll"], edges["shown"], edges)
         self.screenshot("device-list-modems.png")
 
     def test_compliance_dashboard_chart(self):
