@@ -403,7 +403,8 @@ def release_next_modems():
 
 def add_unreachable_reasons(excluded, key="reason"):
     """A modem "not detected yet" because the server cannot reach the
-    router says so, with the detection's own words (one query).
+    router says so: ``router-unreachable``, in words with the detection's
+    own (one query).
 
     ``excluded`` are rows of the preview's excluded devices (``pk``,
     ``exclusion_reason``) whose ``key`` holds the reason shown to people;
@@ -426,7 +427,8 @@ def add_unreachable_reasons(excluded, key="reason"):
         detection = detections.get(row["pk"])
         if detection is None:
             continue
-        reason = _("%(reason)s: router unreachable") % {"reason": row[key]}
+        row["exclusion_reason"] = ExclusionReason.UNREACHABLE
+        reason = str(ExclusionReason.labels[ExclusionReason.UNREACHABLE])
         if detection.reason:
             reason = f"{reason} ({detection.reason})"
         row[key] = reason

@@ -24,6 +24,8 @@ class ExclusionReason:
     BOARD = "incompatible-board"
     UP_TO_DATE = "already-on-version"
     NOT_DETECTED = "not-detected"
+    # not detected, and the last detection could not reach the router
+    UNREACHABLE = "router-unreachable"
     NO_MODEM = "no-modem"
 
     labels = {
@@ -34,6 +36,7 @@ class ExclusionReason:
         BOARD: gettext_lazy("no image validated for this router model"),
         UP_TO_DATE: gettext_lazy("already on this version"),
         NOT_DETECTED: gettext_lazy("modem not detected yet"),
+        UNREACHABLE: gettext_lazy("router unreachable"),
         NO_MODEM: gettext_lazy("no modem found by the last detection"),
     }
 

@@ -370,7 +370,8 @@ class TestDetectionAdmin(FleetMixin, TestCase):
         response = self.client.get(url, {"organization": self.org.pk})
         self.assertContains(response, "modem not detected yet")
         # the router never reached says so, in the one vocabulary
-        self.assertContains(response, "modem not detected yet: router unreachable")
+        self.assertContains(response, "router unreachable")
+        self.assertContains(response, 'data-reason="router-unreachable"')
         self.assertContains(response, "Detect these devices")
         with mock.patch(QUEUE_DETECTION) as queued:
             with self.captureOnCommitCallbacks(execute=True):
@@ -583,7 +584,7 @@ class TestInventoryApi(FleetMixin, TestCase):
         self.assertEqual(response.status_code, 200)
         reasons = {d["name"]: d["reason"] for d in response.data["excluded"]}
         self.assertEqual(reasons["never"], "not-detected")
-        self.assertEqual(reasons["never-unreachable"], "not-detected")
+        self.assertEqual(reasons["never-unreachable"], "router-unreachable")
         response = self.client.get(url, {"device_ids": [str(self.behind.pk)]})
         self.assertEqual(response.data["devices_count"], 1)
         self.assertEqual(response.data["excluded_count"], 0)
