@@ -38,9 +38,9 @@ from ..batch import (
     ExclusionReason,
     add_unreachable_reasons,
     create_batch,
-    modem_counts,
     modems_to_flash,
     preview_batch,
+    preview_counts,
     retry_failed,
 )
 from ..compatibility import check_build_for_batch
@@ -381,8 +381,9 @@ class BuildUpgradeView(ProtectedAPIMixin, generics.GenericAPIView):
         )
         preview = preview_batch(batch)
         data = {"organization": batch.organization_id, "modems": batch.modems}
+        # every count in one query: each evaluates the whole fleet
+        data.update(preview_counts(batch))
         for key in ("devices", "excluded"):
-            data[f"{key}_count"] = preview[key].count()
             data[key] = list(preview[key].values(*fields)[:limit])
         for row in data["excluded"]:
             row["reason_label"] = ExclusionReason.labels.get(row["exclusion_reason"])
@@ -392,7 +393,6 @@ class BuildUpgradeView(ProtectedAPIMixin, generics.GenericAPIView):
             flashed, left_out = chosen.get(device["pk"], ([], []))
             device["modems_flashed"], device["modems_left_out"] = flashed, left_out
             device["matching_modems"] = len(flashed) + len(left_out)
-        data.update(modem_counts(batch, preview["devices"]))
         # waves are of routers: a router's modems are flashed in its wave
         data["waves"] = wave_sizes(batch, data["devices_count"])
         return Response(DryRunSerializer(data).data)
