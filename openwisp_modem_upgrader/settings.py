@@ -82,6 +82,16 @@ DETECTION_CONCURRENCY = getattr(
 )
 # Seconds the modem listing may take on one router (SSH command timeout).
 DETECTION_TIMEOUT = getattr(settings, "OPENWISP_MODEM_UPGRADER_DETECTION_TIMEOUT", 60)
+# At most this many routers per sweep (the longest waiting first); the next
+# sweep goes on with the rest.
+DETECTION_SWEEP_MAX_DEVICES = getattr(
+    settings, "OPENWISP_MODEM_UPGRADER_DETECTION_SWEEP_MAX_DEVICES", 5000
+)
+# Seconds a sweep's lease lasts unless renewed (it is renewed before each
+# router): a sweep whose worker died is taken over after this.
+DETECTION_SWEEP_LEASE = getattr(
+    settings, "OPENWISP_MODEM_UPGRADER_DETECTION_SWEEP_LEASE", 600
+)
 
 # --- fleet-scale engine and rollouts (docs/user/settings.rst) ---
 # Default concurrency limit of a mass upgrade (devices upgrading at once).
