@@ -125,7 +125,14 @@ def main(count, unreachable):
             )
         second = []
         started = time.monotonic()
-        sweeping = threading.Thread(target=lambda: second.append(detection.sweep()))
+
+        def first_sweep():
+            try:
+                second.append(detection.sweep())
+            finally:
+                connection.close()
+
+        sweeping = threading.Thread(target=first_sweep)
         sweeping.start()
         # a second sweep while the first holds the lease
         while cache.get(detection.SweepLease.key) is None and sweeping.is_alive():

@@ -54,7 +54,6 @@ from ..statuses import status_count_annotations
 from ..swapper import load_model
 from ..upgrade import cancel_batch, cancel_upgrade, start_upgrade
 from . import filters
-from .device import device_report
 from .parsers import BoundedJSONParser
 from .schema import ModemUpgraderAutoSchema
 from .serializers import (
@@ -572,19 +571,11 @@ class UpgradeOperationListView(UpgradeOperationMixin, generics.ListAPIView):
 
 
 class UpgradeOperationDetailView(UpgradeOperationMixin, generics.RetrieveAPIView):
-    """GET for operators; POST/PATCH are the device's progress reports.
-
-    The routers report to this same URL, authenticated by their device key
-    (``?key=``), so key-authenticated writes go to ``DeviceReportView``.
-    """
+    """GET for operators; the routers' reports to the same URL have their
+    own route (``api/urls.py``, ``api/device.py``)."""
 
     queryset = ModemUpgradeOperation.objects.select_related("device", "image__build")
     serializer_class = UpgradeOperationDetailSerializer
-
-    def dispatch(self, request, *args, **kwargs):
-        if request.method in ("POST", "PATCH"):
-            return device_report(request, *args, **kwargs)
-        return super().dispatch(request, *args, **kwargs)
 
 
 class UpgradeOperationCancelView(UpgradeOperationMixin, generics.GenericAPIView):
