@@ -94,6 +94,15 @@ DETECTION_SWEEP_LEASE = getattr(
 )
 
 # --- fleet-scale engine and rollouts (docs/user/settings.rst) ---
+# The expected duration a mass-upgrade preview shows (estimate.py): the
+# transfer rate assumed to each router, in bits per second (a cellular link:
+# 10 Mbit/s), and the seconds a flash takes after the transfer.
+ESTIMATE_LINK_RATE = getattr(
+    settings, "OPENWISP_MODEM_UPGRADER_ESTIMATE_LINK_RATE", 10_000_000
+)
+ESTIMATE_FLASH_SECONDS = getattr(
+    settings, "OPENWISP_MODEM_UPGRADER_ESTIMATE_FLASH_SECONDS", 600
+)
 # Default concurrency limit of a mass upgrade (devices upgrading at once).
 BATCH_CONCURRENCY = getattr(settings, "OPENWISP_MODEM_UPGRADER_BATCH_CONCURRENCY", 50)
 # Default automatic stop of a mass upgrade: failures reaching this percentage

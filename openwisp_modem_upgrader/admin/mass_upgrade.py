@@ -26,6 +26,7 @@ from ..batch import (
     preview_counts,
 )
 from ..compatibility import check_build_for_batch
+from ..estimate import preview_estimate
 from ..rollout import wave_sizes
 from ..rollout_display import ROLLOUT_FIELDS, clean_rollout_options
 from ..swapper import load_model
@@ -228,11 +229,13 @@ def preview(form):
     add_unreachable_reasons(excluded)
     # every count in one query: each evaluates the whole fleet
     counts = preview_counts(batch)
+    waves = wave_sizes(batch, counts["devices_count"])
     return {
         "devices": shown,
         **counts,
         "every_modem": batch.modems == ModemSelection.EVERY,
-        "waves": wave_sizes(batch, counts["devices_count"]),
+        "waves": waves,
+        "expected_duration": preview_estimate(batch, counts, waves),
         "excluded": excluded,
         "chosen_devices_count": len(batch.device_ids),
         "preview_rows": PREVIEW_ROWS,

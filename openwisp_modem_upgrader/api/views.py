@@ -44,6 +44,7 @@ from ..batch import (
     retry_failed,
 )
 from ..compatibility import check_build_for_batch
+from ..estimate import preview_estimate
 from ..exceptions import UpgradeNotAllowed
 from ..permissions import has_action_permission
 from ..private_storage.views import modem_firmware_download
@@ -394,6 +395,7 @@ class BuildUpgradeView(ProtectedAPIMixin, generics.GenericAPIView):
             device["matching_modems"] = len(flashed) + len(left_out)
         # waves are of routers: a router's modems are flashed in its wave
         data["waves"] = wave_sizes(batch, data["devices_count"])
+        data["expected_duration"] = preview_estimate(batch, data, data["waves"])
         return Response(DryRunSerializer(data).data)
 
     @swagger_auto_schema(responses={201: BatchUpgradeOperationSerializer})

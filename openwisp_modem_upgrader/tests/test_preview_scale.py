@@ -3,16 +3,26 @@ rules of ``compatibility.py``, whatever rows the joins repeat, and the same
 number of queries whatever the fleet (``benchmarks/mass_upgrade_preview.py``
 times it at 10,000 and 100,000 devices)."""
 
+from unittest import mock
+
 from django.db import connection
 from django.test import TestCase
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from .. import settings as app_settings
 from ..base.models import DetectionStatus, OperationStatus
 from ..batch import ExclusionReason, preview_batch, preview_counts
+from ..estimate import expected_duration, format_duration
 from ..swapper import load_model
-from . import FN990A28, NEW_VERSION, DeviceModemFirmware, ModemUpgradeOperation
+from . import (
+    FN990A28,
+    NEW_VERSION,
+    DeviceModemFirmware,
+    ModemBatchUpgradeOperation,
+    ModemUpgradeOperation,
+)
 from .test_batch import BatchTestMixin
 
 DeviceModemDetection = load_model("DeviceModemDetection")
@@ -174,3 +184,65 @@ class TestPreviewQueries(BatchTestMixin, TestCase):
         for url in (api, admin):
             with self.subTest(url=url):
                 self.assertEqual(small[url][0], large[url][0])
+
+
+class TestExpectedDuration(BatchTestMixin, TestCase):
+    """The preview says what its limits imply (``estimate.py``)."""
+
+    def _estimate(self, waves, modems=None, image_size=0, **batch):
+        batch = ModemBatchUpgradeOperation(**batch)
+        return expected_duration(batch, waves, modems or sum(waves), image_size)
+
+    @mock.patch.object(app_settings, "ESTIMATE_FLASH_SECONDS", 600)
+    @mock.patch.object(app_settings, "ESTIMATE_LINK_RATE", 10_000_000)
+    @mock.patch.object(app_settings, "MAX_CONCURRENT_UPGRADES", 500)
+    def test_ten_thousand_routers_at_the_default_and_a_higher_limit(self):
+        # issue 20's figures: 10-minute flashes, 10,000 routers
+        slow = self._estimate([10_000], max_concurrent=50)
+        self.assertEqual((slow["seconds"], slow["in_flight"]), (200 * 600, 50))
+        self.assertEqual(slow["limited_by"], "batch")
+        self.assertEqual(format_duration(slow["seconds"]), "~33 h")
+        fast = self._estimate([10_000], max_concurrent=1000)
+        self.assertEqual((fast["in_flight"], fast["limited_by"]), (500, "installation"))
+        self.assertEqual(format_duration(fast["seconds"]), "~3.3 h")
+        # 100 MiB at 10 Mbit/s: 84 s of transfer before each flash
+        big = self._estimate([10_000], max_concurrent=50, image_size=100 * 2**20)
+        self.assertEqual(big["transfer_seconds"], 84)
+        self.assertEqual(big["seconds"], round(200 * (600 + 100 * 2**20 * 8 / 1e7)))
+
+    @mock.patch.object(app_settings, "ESTIMATE_FLASH_SECONDS", 600)
+    def test_waves_and_further_modems(self):
+        # a canary of 10 is one round of its own, then 2 rounds of 50
+        waves = self._estimate([10, 100], max_concurrent=50)
+        self.assertEqual(waves["seconds"], 3 * 600)
+        # every router's two modems, one after the other
+        twice = self._estimate([100], modems=200, max_concurrent=50)
+        self.assertEqual(twice["seconds"], 2 * 2 * 600)
+        self.assertEqual(self._estimate([])["seconds"], 0)
+        self.assertEqual(format_duration(25 * 60), "~25 min")
+
+    def test_shown_by_the_api_and_the_admin_preview(self):
+        image = self._create_image()
+        self._devices(3)
+        self.client.force_login(self._get_admin())
+        params = {"organization": str(self._get_org().pk), "max_concurrent": 2}
+        response = self.client.get(
+            reverse("modem_upgrader:api_build_upgrade", args=[image.build.pk]), params
+        )
+        self.assertEqual(response.status_code, 200, response.content)
+        estimate = response.json()["expected_duration"]
+        # 3 routers, 2 at once: 2 rounds of (transfer + flash)
+        per_upgrade = image.size * 8 / app_settings.ESTIMATE_LINK_RATE
+        per_upgrade += app_settings.ESTIMATE_FLASH_SECONDS
+        self.assertEqual(estimate["seconds"], round(2 * per_upgrade))
+        self.assertEqual(
+            (estimate["in_flight"], estimate["image_size"]), (2, image.size)
+        )
+        self.assertEqual(estimate["text"], format_duration(estimate["seconds"]))
+        response = self.client.get(
+            reverse("admin:modem_upgrader_mass_upgrade", args=[image.build.pk]), params
+        )
+        self.assertContains(
+            response, f"At these limits this mass upgrade takes {estimate['text']}"
+        )
+        self.assertContains(response, "2 upgrades at once")
