@@ -14,7 +14,10 @@ from django.db.models import (
     CharField,
     Count,
     Exists,
+    FilteredRelation,
     IntegerField,
+    Max,
+    Min,
     OuterRef,
     Q,
     Subquery,
@@ -30,7 +33,7 @@ from django.utils.translation import gettext_lazy as _
 
 from . import publish
 from .base.rollout import ROLLOUT_FIELDS
-from .compatibility import ExclusionReason, model_may_be
+from .compatibility import ExclusionReason, model_may_be, model_may_be_joined
 from .exceptions import UpgradeNotAllowed
 from .rollout import mark_batch_started, refresh_batch, wave_numbers
 from .statuses import (
@@ -90,18 +93,6 @@ def _target_modems(batch, modems=None):
     return modems.order_by("usb_path")
 
 
-def _matching_modem_count(batch):
-    """How many of the device's modems match the batch (``_target_modems``)."""
-    counted = (
-        _target_modems(batch)
-        .order_by()
-        .values("device_id")
-        .annotate(count=Count("pk"))
-        .values("count")
-    )
-    return Coalesce(Subquery(counted[:1], output_field=IntegerField()), 0)
-
-
 def modems_to_flash(batch, device_ids):
     """``{device id: (flashed, left out)}`` of the given devices: lists of
     their matching modems (``usb_path``, ``modem_imei``,
@@ -148,53 +139,84 @@ def _image_for_board(images):
     return Case(*whens, default=None, output_field=UUIDField())
 
 
+def _target_modem_q(batch, prefix="modems__"):
+    """``_target_modems`` as a condition on the joined modems."""
+    build = batch.build
+    condition = model_may_be_joined(build.modem_model, prefix) & ~Q(
+        **{f"{prefix}modem_firmware_version": build.version}
+    )
+    if batch.from_version:
+        condition &= Q(**{f"{prefix}modem_firmware_version": batch.from_version})
+    return condition
+
+
+def _related_name(model, field="device"):
+    """The name by which a device reaches ``model`` (swappable models)."""
+    return model._meta.get_field(field).related_query_name()
+
+
 def annotate_preview(batch):
     """Candidates annotated with ``target_image_id``, ``target_usb_path`` and
     ``target_imei`` (the modem flashed first), ``matching_modems`` (how
     many modems the batch could flash), the shown ``modem_model`` /
-    ``modem_firmware_version`` and ``exclusion_reason`` (NULL = eligible)."""
+    ``modem_firmware_version`` and ``exclusion_reason`` (NULL = eligible).
+
+    One pass of joins and a GROUP BY per device, not subqueries per device:
+    the database hashes each table once, so 100,000 devices take a fraction
+    of a second (``benchmarks/mass_upgrade_preview.py``). Only the shown
+    values (``target_imei``, ``modem_model``, ``modem_firmware_version``)
+    are subqueries, which PostgreSQL evaluates for the returned rows only.
+    """
     build = batch.build
     images = list(build.images.order_by("created"))
     Operation = load_model("ModemUpgradeOperation")
     DeviceConnection = swapper.load_model("connection", "DeviceConnection")
-    running = Operation.objects.filter(
-        device_id=OuterRef("pk"), status__in=ACTIVE_STATUSES
-    )
-    connected = DeviceConnection.objects.filter(device_id=OuterRef("pk"), enabled=True)
+    operations = _related_name(Operation)
+    connections = _related_name(DeviceConnection)
     qs = candidate_devices(batch).annotate(
+        # joins restricted to the rows that matter: a device's history of
+        # operations, or its disabled connections, multiply nothing
+        running_operation=FilteredRelation(
+            operations, condition=Q(**{f"{operations}__status__in": ACTIVE_STATUSES})
+        ),
+        enabled_connection=FilteredRelation(
+            connections, condition=Q(**{f"{connections}__enabled": True})
+        ),
+    )
+    target = _target_modem_q(batch)
+    qs = qs.annotate(
         target_image_id=_image_for_board(images),
-        target_usb_path=Subquery(_target_modems(batch).values("usb_path")[:1]),
+        target_usb_path=Min("modems__usb_path", filter=target),
         target_imei=Subquery(_target_modems(batch).values("modem_imei")[:1]),
-        matching_modems=_matching_modem_count(batch),
+        # the other joins may repeat a modem: counted once
+        matching_modems=Count("modems", filter=target, distinct=True),
         modem_model=_shown_modem(build, "modem_model"),
         modem_firmware_version=_shown_modem(build, "modem_firmware_version"),
-        has_running=Exists(running),
-        has_connection=Exists(connected),
-        has_modem=Exists(_modems()),
-        has_model=Exists(_modems().filter(model_may_be(build.modem_model))),
-        # a run that read the router's modem list, even an empty one
-        has_detection=Exists(
-            load_model("DeviceModemDetection").objects.filter(
-                device_id=OuterRef("pk"), succeeded_at__isnull=False
-            )
+        running_count=Count("running_operation"),
+        connection_count=Count("enabled_connection"),
+        modem_count=Count("modems"),
+        model_count=Count(
+            "modems", filter=model_may_be_joined(build.modem_model, "modems__")
         ),
+        # a run that read the router's modem list, even an empty one
+        detection_succeeded_at=Max("modem_detection__succeeded_at"),
     )
     reason = Case(
         When(_is_deactivated=True, then=Value(ExclusionReason.DEACTIVATED)),
-        When(has_running=True, then=Value(ExclusionReason.RUNNING)),
+        When(running_count__gt=0, then=Value(ExclusionReason.RUNNING)),
         When(
-            has_modem=False,
-            has_detection=True,
+            modem_count=0,
+            detection_succeeded_at__isnull=False,
             then=Value(ExclusionReason.NO_MODEM),
         ),
-        When(has_modem=False, then=Value(ExclusionReason.NOT_DETECTED)),
-        When(has_model=False, then=Value(ExclusionReason.OTHER_MODEL)),
+        When(modem_count=0, then=Value(ExclusionReason.NOT_DETECTED)),
+        When(model_count=0, then=Value(ExclusionReason.OTHER_MODEL)),
         When(
             target_usb_path__isnull=True,
             then=Value(ExclusionReason.UP_TO_DATE),
         ),
         When(target_image_id__isnull=True, then=Value(ExclusionReason.BOARD)),
-        When(has_connection=False, then=Value(ExclusionReason.NO_CONNECTION)),
+        When(connection_count=0, then=Value(ExclusionReason.NO_CONNECTION)),
         default=None,
         output_field=CharField(),
     )
@@ -227,6 +249,30 @@ def modem_counts(batch, devices):
         "multi_modem_count": counts["multi_modem_count"],
         "modems_count": counts["matching"] if every else counts["routers"],
     }
+
+
+def preview_counts(batch):
+    """The preview's figures in one query: ``devices_count`` (eligible
+    routers), ``excluded_count``, ``not_detected_count`` (excluded as
+    "modem not detected yet") and the ``modem_counts`` of the eligible."""
+    eligible = Q(exclusion_reason__isnull=True)
+    counts = (
+        annotate_preview(batch)
+        .order_by()
+        .aggregate(
+            devices_count=Count("pk", filter=eligible),
+            excluded_count=Count("pk", filter=~eligible),
+            not_detected_count=Count(
+                "pk", filter=Q(exclusion_reason=ExclusionReason.NOT_DETECTED)
+            ),
+            multi_modem_count=Count("pk", filter=eligible & Q(matching_modems__gt=1)),
+            matching=Coalesce(Sum("matching_modems", filter=eligible), 0),
+        )
+    )
+    every = batch.modems == ModemSelection.EVERY
+    counts["modems_count"] = counts["matching"] if every else counts["devices_count"]
+    del counts["matching"]
+    return counts
 
 
 def not_detected_devices(batch):

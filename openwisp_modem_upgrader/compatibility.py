@@ -45,7 +45,14 @@ def model_may_be(modem_model):
     """Modems that may be of ``modem_model``: of that model, or whose model
     is not known (the router-side wrapper refuses another model before
     anything is written)."""
-    return Q(modem_model=modem_model) | Q(modem_model="")
+    return model_may_be_joined(modem_model)
+
+
+def model_may_be_joined(modem_model, prefix=""):
+    """``model_may_be`` on modems reached through ``prefix`` (a join)."""
+    return Q(**{f"{prefix}modem_model": modem_model}) | Q(
+        **{f"{prefix}modem_model": ""}
+    )
 
 
 def check_modem(build, modems, detection_succeeded):

@@ -428,9 +428,10 @@ def fair_order(devices):
     return ordered
 
 
-def detect_devices(device_ids, concurrency=None):
+def detect_devices(device_ids, concurrency=None, keep_going=None):
     """Detects each device, at most ``concurrency`` SSH sessions at once
-    (and never more than the fleet-wide slots); returns {status: count}."""
+    (and never more than the fleet-wide slots); returns {status: count}.
+    ``keep_going()``, asked before each device, may stop the run."""
     concurrency = concurrency or app_settings.DETECTION_CONCURRENCY
     slots = DetectionSlots(
         app_settings.DETECTION_CONCURRENCY, app_settings.DETECTION_TIMEOUT + 120
@@ -438,6 +439,8 @@ def detect_devices(device_ids, concurrency=None):
     Device = swapper.load_model("config", "Device")
 
     def detect_one(device_id):
+        if keep_going is not None and not keep_going():
+            return None
         held = slots.acquire()
         try:
             with db_turn():
@@ -508,9 +511,45 @@ def acknowledge_unexplained_change(device, modem_pk):
     )
 
 
+class SweepLease:
+    """One sweep at a time, fleet-wide: a lease in Django's cache (Redis in
+    production). The sweep renews it before each router; a worker that died
+    mid-sweep stops renewing, and the next sweep takes over once
+    ``DETECTION_SWEEP_LEASE`` seconds have passed."""
+
+    key = "modem-upgrader:detection-sweep"
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+        self.token = uuid.uuid4().hex
+
+    def acquire(self):
+        return cache.add(self.key, self.token, timeout=self.seconds)
+
+    def renew(self):
+        """Whether the lease is still this sweep's (then extended)."""
+        if cache.get(self.key) != self.token:
+            return False  # expired, maybe taken over: stop here
+        return cache.touch(self.key, self.seconds)
+
+    def release(self):
+        if cache.get(self.key) == self.token:
+            cache.delete(self.key)
+
+
 def sweep(now=None):
-    """The periodic sweep; returns {status: count}."""
-    return detect_devices(due_devices(now))
+    """The periodic sweep; returns {status: count}, ``None`` when another
+    sweep holds the lease. Detects at most ``DETECTION_SWEEP_MAX_DEVICES``
+    routers, those waiting longest first; the next sweep goes on."""
+    lease = SweepLease(app_settings.DETECTION_SWEEP_LEASE)
+    if not lease.acquire():
+        logger.info("modem detection sweep skipped: another sweep is running")
+        return None
+    try:
+        due = due_devices(now)[: app_settings.DETECTION_SWEEP_MAX_DEVICES]
+        return detect_devices(due, keep_going=lease.renew)
+    finally:
+        lease.release()
 
 
 def queue_detection(devices):

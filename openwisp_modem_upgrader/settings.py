@@ -82,8 +82,27 @@ DETECTION_CONCURRENCY = getattr(
 )
 # Seconds the modem listing may take on one router (SSH command timeout).
 DETECTION_TIMEOUT = getattr(settings, "OPENWISP_MODEM_UPGRADER_DETECTION_TIMEOUT", 60)
+# At most this many routers per sweep (the longest waiting first); the next
+# sweep goes on with the rest.
+DETECTION_SWEEP_MAX_DEVICES = getattr(
+    settings, "OPENWISP_MODEM_UPGRADER_DETECTION_SWEEP_MAX_DEVICES", 5000
+)
+# Seconds a sweep's lease lasts unless renewed (it is renewed before each
+# router): a sweep whose worker died is taken over after this.
+DETECTION_SWEEP_LEASE = getattr(
+    settings, "OPENWISP_MODEM_UPGRADER_DETECTION_SWEEP_LEASE", 600
+)
 
 # --- fleet-scale engine and rollouts (docs/user/settings.rst) ---
+# The expected duration a mass-upgrade preview shows (estimate.py): the
+# transfer rate assumed to each router, in bits per second (a cellular link:
+# 10 Mbit/s), and the seconds a flash takes after the transfer.
+ESTIMATE_LINK_RATE = getattr(
+    settings, "OPENWISP_MODEM_UPGRADER_ESTIMATE_LINK_RATE", 10_000_000
+)
+ESTIMATE_FLASH_SECONDS = getattr(
+    settings, "OPENWISP_MODEM_UPGRADER_ESTIMATE_FLASH_SECONDS", 600
+)
 # Default concurrency limit of a mass upgrade (devices upgrading at once).
 BATCH_CONCURRENCY = getattr(settings, "OPENWISP_MODEM_UPGRADER_BATCH_CONCURRENCY", 50)
 # Default automatic stop of a mass upgrade: failures reaching this percentage

@@ -20,12 +20,13 @@ from ..batch import (
     ExclusionReason,
     add_unreachable_reasons,
     create_batch,
-    modem_counts,
     modems_to_flash,
     not_detected_devices,
     preview_batch,
+    preview_counts,
 )
 from ..compatibility import check_build_for_batch
+from ..estimate import preview_estimate
 from ..rollout import wave_sizes
 from ..rollout_display import ROLLOUT_FIELDS, clean_rollout_options
 from ..swapper import load_model
@@ -211,9 +212,6 @@ def preview(form):
     """Eligible and excluded devices for the form's filters (a few rows each)."""
     batch = form_batch(form)
     result = preview_batch(batch)
-    not_detected = result["excluded"].filter(
-        exclusion_reason=ExclusionReason.NOT_DETECTED
-    )
     columns = ("pk", "name", "modem_firmware_version")
     devices = result["devices"]
     shown = list(
@@ -229,16 +227,16 @@ def preview(form):
         ]
     ]
     add_unreachable_reasons(excluded)
-    devices_count = devices.count()
+    # every count in one query: each evaluates the whole fleet
+    counts = preview_counts(batch)
+    waves = wave_sizes(batch, counts["devices_count"])
     return {
         "devices": shown,
-        "devices_count": devices_count,
-        **modem_counts(batch, devices),
+        **counts,
         "every_modem": batch.modems == ModemSelection.EVERY,
-        "waves": wave_sizes(batch, devices_count),
+        "waves": waves,
+        "expected_duration": preview_estimate(batch, counts, waves),
         "excluded": excluded,
-        "excluded_count": result["excluded"].count(),
-        "not_detected_count": not_detected.count(),
         "chosen_devices_count": len(batch.device_ids),
         "preview_rows": PREVIEW_ROWS,
         "preview_ready": True,

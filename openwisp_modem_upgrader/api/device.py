@@ -15,7 +15,9 @@ through ``DeviceReportView``, which answers exactly as before.
 import hmac
 import json
 import re
+from functools import partial
 
+from django.db import InterfaceError, OperationalError, connections, router
 from django.http import HttpResponse
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
@@ -196,15 +198,34 @@ def _fast_report(request):
     return report
 
 
+def _record_without_health_check(pk, report, lines, key):
+    """``record_new_journal`` without ``CONN_HEALTH_CHECKS``' round trip
+    before it (that ``SELECT 1`` cost as much as the report): a persistent
+    connection that died meanwhile (PostgreSQL restarted) fails the UPDATE
+    instead, and the report is sent once more on a new connection. The
+    UPDATE is conditional on the journal's seq, so a report that had been
+    applied before the connection died is a replay the second time."""
+    database = connections[router.db_for_write(load_model("ModemUpgradeOperation"))]
+    record = partial(
+        record_new_journal, pk, report["seq"], lines, report["progress_percent"], key
+    )
+    if database.in_atomic_block:  # a transaction of the caller's: not ours
+        return record()
+    database.health_check_done = True
+    try:
+        return record()
+    except (InterfaceError, OperationalError):
+        database.close()
+        return record()
+
+
 @csrf_exempt
 def device_report(request, pk):
     report = _fast_report(request)
     key = request.GET.get("key", "")
     if report is not None and _PLAIN_KEY.fullmatch(key):
         lines = report["log"].split("\n") if report["log"] else []
-        if record_new_journal(
-            pk, report["seq"], lines, report["progress_percent"], key
-        ):
+        if _record_without_health_check(pk, report, lines, key):
             if report["status"] == OperationStatus.SUCCESS:
                 # the next follow-up verifies the modem and finishes it
                 follow_now(pk)

@@ -535,9 +535,10 @@ class DryRunQuerySerializer(BatchUpgradeSerializer):
     )
 
     def get_fields(self):
-        # of the rollout, only what splits the devices into waves
+        # of the rollout, what splits the devices into waves and the limit
+        # of devices at once: both decide the expected duration
         fields = super().get_fields()
-        for name in set(ROLLOUT_FIELDS) - set(WAVE_FIELDS):
+        for name in set(ROLLOUT_FIELDS) - set(WAVE_FIELDS) - {"max_concurrent"}:
             del fields[name]
         return fields
 
@@ -613,6 +614,29 @@ class ExcludedDeviceSerializer(PreviewDeviceSerializer):
     )
 
 
+class ExpectedDurationSerializer(serializers.Serializer):
+    class Meta:
+        ref_name = "ModemUpgraderExpectedDuration"
+
+    seconds = serializers.IntegerField(
+        help_text=_("expected duration at these limits (estimate.py)")
+    )
+    text = serializers.CharField(help_text=_("the same, for people: ~34 h"))
+    in_flight = serializers.IntegerField(help_text=_("upgrades at once"))
+    limited_by = serializers.ChoiceField(
+        choices=("batch", "installation"),
+        help_text=_(
+            "the limit that sets in_flight: the batch's max_concurrent or "
+            "the installation-wide limit"
+        ),
+    )
+    per_upgrade_seconds = serializers.IntegerField()
+    transfer_seconds = serializers.IntegerField()
+    image_size = serializers.IntegerField(help_text=_("the largest image, bytes"))
+    link_rate = serializers.IntegerField(help_text=_("assumed, bits per second"))
+    flash_seconds = serializers.IntegerField(help_text=_("assumed per flash"))
+
+
 class DryRunSerializer(serializers.Serializer):
     class Meta:
         ref_name = "ModemUpgraderDryRun"
@@ -631,6 +655,7 @@ class DryRunSerializer(serializers.Serializer):
         help_text=_("devices per wave, the canary wave first"),
     )
     excluded_count = serializers.IntegerField()
+    expected_duration = ExpectedDurationSerializer()
     devices = PreviewEligibleDeviceSerializer(many=True)
     excluded = ExcludedDeviceSerializer(many=True)
 

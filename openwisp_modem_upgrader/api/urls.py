@@ -2,7 +2,10 @@
 
 Included under ``api/v1/modem-upgrader/`` by ``openwisp_modem_upgrader.urls``.
 ``upgrade-operation/<pk>/`` serves both operators (GET) and the routers'
-key-authenticated progress reports (POST/PATCH).
+key-authenticated progress reports (POST/PATCH): the reports have a route of
+their own, ``api_device_report``, first, which sends any other method on to
+the operators' view (Django routes by path, not by method). Deployments
+serve the reports before the URL resolver (``api/report_route.py``).
 """
 
 from django.urls import include, path
@@ -10,7 +13,7 @@ from drf_yasg import openapi
 from drf_yasg.views import get_schema_view
 from rest_framework.permissions import AllowAny
 
-from . import inventory, views
+from . import device, inventory, views
 
 app_name = "modem_upgrader"
 
@@ -76,7 +79,6 @@ operator_urlpatterns = [
         views.upgrade_operation_list,
         name="api_upgrade_operation_list",
     ),
-    # GET for operators, POST/PATCH with ?key= for the routers' reports
     path(
         "upgrade-operation/<uuid:pk>/",
         views.upgrade_operation_detail,
@@ -128,7 +130,24 @@ schema_view = get_schema_view(
     patterns=[path(API_PREFIX, include((operator_urlpatterns, app_name)))],
 )
 
-urlpatterns = operator_urlpatterns + [
+
+def device_report_route(request, pk):
+    """The routers' reports (POST/PATCH, ``?key=``); the operators' GET of
+    the same URL goes on to their view."""
+    if request.method in ("POST", "PATCH"):
+        return device.device_report(request, pk=pk)
+    return views.upgrade_operation_detail(request, pk=pk)
+
+
+device_report_route.csrf_exempt = True
+
+urlpatterns = [
+    path(
+        "upgrade-operation/<uuid:pk>/",
+        device_report_route,
+        name="api_device_report",
+    ),
+    *operator_urlpatterns,
     path(
         "schema/",
         schema_view.without_ui(cache_timeout=0),

@@ -38,12 +38,13 @@ from ..batch import (
     ExclusionReason,
     add_unreachable_reasons,
     create_batch,
-    modem_counts,
     modems_to_flash,
     preview_batch,
+    preview_counts,
     retry_failed,
 )
 from ..compatibility import check_build_for_batch
+from ..estimate import preview_estimate
 from ..exceptions import UpgradeNotAllowed
 from ..permissions import has_action_permission
 from ..private_storage.views import modem_firmware_download
@@ -54,7 +55,6 @@ from ..statuses import status_count_annotations
 from ..swapper import load_model
 from ..upgrade import cancel_batch, cancel_upgrade, start_upgrade
 from . import filters
-from .device import device_report
 from .parsers import BoundedJSONParser
 from .schema import ModemUpgraderAutoSchema
 from .serializers import (
@@ -381,8 +381,9 @@ class BuildUpgradeView(ProtectedAPIMixin, generics.GenericAPIView):
         )
         preview = preview_batch(batch)
         data = {"organization": batch.organization_id, "modems": batch.modems}
+        # every count in one query: each evaluates the whole fleet
+        data.update(preview_counts(batch))
         for key in ("devices", "excluded"):
-            data[f"{key}_count"] = preview[key].count()
             data[key] = list(preview[key].values(*fields)[:limit])
         for row in data["excluded"]:
             row["reason_label"] = ExclusionReason.labels.get(row["exclusion_reason"])
@@ -392,9 +393,9 @@ class BuildUpgradeView(ProtectedAPIMixin, generics.GenericAPIView):
             flashed, left_out = chosen.get(device["pk"], ([], []))
             device["modems_flashed"], device["modems_left_out"] = flashed, left_out
             device["matching_modems"] = len(flashed) + len(left_out)
-        data.update(modem_counts(batch, preview["devices"]))
         # waves are of routers: a router's modems are flashed in its wave
         data["waves"] = wave_sizes(batch, data["devices_count"])
+        data["expected_duration"] = preview_estimate(batch, data, data["waves"])
         return Response(DryRunSerializer(data).data)
 
     @swagger_auto_schema(responses={201: BatchUpgradeOperationSerializer})
@@ -572,19 +573,11 @@ class UpgradeOperationListView(UpgradeOperationMixin, generics.ListAPIView):
 
 
 class UpgradeOperationDetailView(UpgradeOperationMixin, generics.RetrieveAPIView):
-    """GET for operators; POST/PATCH are the device's progress reports.
-
-    The routers report to this same URL, authenticated by their device key
-    (``?key=``), so key-authenticated writes go to ``DeviceReportView``.
-    """
+    """GET for operators; the routers' reports to the same URL have their
+    own route (``api/urls.py``, ``api/device.py``)."""
 
     queryset = ModemUpgradeOperation.objects.select_related("device", "image__build")
     serializer_class = UpgradeOperationDetailSerializer
-
-    def dispatch(self, request, *args, **kwargs):
-        if request.method in ("POST", "PATCH"):
-            return device_report(request, *args, **kwargs)
-        return super().dispatch(request, *args, **kwargs)
 
 
 class UpgradeOperationCancelView(UpgradeOperationMixin, generics.GenericAPIView):

@@ -5,11 +5,13 @@ sent on ``sh -s`` and the database are real.
 """
 
 import os
+import time
 from datetime import timedelta
 from unittest import mock
 
 import swapper
 from device.router import EmulatedRouter
+from django.core.cache import cache
 from django.db import connection
 from django.test import TestCase, TransactionTestCase
 from django.utils import timezone
@@ -46,16 +48,19 @@ class DetectionMixin(TestModemUpgraderMixin):
 
     def router_device(self, router, organization=None, name=None):
         org = organization or self._get_org()
+        # routers on different loopback addresses may share a port: the
+        # address and the port together name one
+        address = f"{router.host.replace('.', '-')}-{router.port}"
         device = self._create_device(
             organization=org,
-            name=name or f"router-{router.port}",
-            mac_address=self._mac(router.port),
+            name=name or f"router-{address}",
+            mac_address=self._mac(router.host, router.port),
             management_ip=router.host,
         )
         self._create_config(device=device)
         credentials = self._create_credentials(
             organization=org,
-            name=f"key-{router.port}",
+            name=f"key-{address}",
             params={
                 "username": "root",
                 "key": router.private_key,
@@ -66,9 +71,12 @@ class DetectionMixin(TestModemUpgraderMixin):
         return device
 
     @staticmethod
-    def _mac(number):
-        return "02:00:00:{:02x}:{:02x}:{:02x}".format(
-            (number >> 16) & 255, (number >> 8) & 255, number & 255
+    def _mac(host, port):
+        """A locally administered MAC from the loopback address's last two
+        bytes and the port: unique per (address, port)."""
+        third, fourth = (int(part) for part in host.split(".")[2:])
+        return "02:00:{:02x}:{:02x}:{:02x}:{:02x}".format(
+            third, fourth, port >> 8, port & 255
         )
 
     def detection_of(self, device):
@@ -473,6 +481,88 @@ class TestSweep(DetectionMixin, TransactionTestCase):
             (r.started_at, r.attempted_at) for r in DeviceModemDetection.objects.all()
         ]
         self.assertLessEqual(max_overlap(intervals), 2)
+
+
+class TestSweepLease(DetectionMixin, TransactionTestCase):
+    """One sweep at a time (a lease in the cache), at most a capped number
+    of routers per sweep."""
+
+    def setUp(self):
+        super().setUp()
+        cache.delete(detection.SweepLease.key)
+
+    def test_second_sweep_while_the_lease_is_held_does_nothing(self):
+        device = self.router_device(self.start_router())
+        running = detection.SweepLease(600)
+        self.assertTrue(running.acquire())
+        self.addCleanup(running.release)
+        self.assertIsNone(detection.sweep())
+        self.assertFalse(DeviceModemDetection.objects.exists())
+        self.assertEqual(detection.due_devices(), [device.pk])
+        # the lease is still the first sweep's
+        self.assertTrue(running.renew())
+
+    def test_expired_lease_is_taken_over(self):
+        device = self.router_device(self.start_router())
+        dead = detection.SweepLease(1)  # its worker died: never renewed
+        self.assertTrue(dead.acquire())
+        deadline = time.monotonic() + 30
+        while cache.get(detection.SweepLease.key) is not None:
+            self.assertLess(time.monotonic(), deadline, "the lease never expired")
+            time.sleep(0.1)
+        self.assertEqual(detection.sweep(), {DetectionStatus.OK: 1})
+        self.assertEqual(self.detection_of(device).status, DetectionStatus.OK)
+        # released at the end, and the dead worker's token cannot renew it
+        self.assertIsNone(cache.get(detection.SweepLease.key))
+        self.assertFalse(dead.renew())
+
+    def test_lost_lease_stops_starting_routers(self):
+        devices = [
+            self.router_device(self.start_router(host=f"127.0.2.{n + 1}"))
+            for n in range(3)
+        ]
+        lease = detection.SweepLease(600)
+        self.assertTrue(lease.acquire())
+        started = []
+
+        def keep_going():
+            started.append(1)
+            if len(started) == 2:  # taken over by another sweep meanwhile
+                cache.set(detection.SweepLease.key, "another sweep", 600)
+            return lease.renew()
+
+        with mock.patch.object(app_settings, "DETECTION_CONCURRENCY", 1):
+            counts = detect_devices([d.pk for d in devices], keep_going=keep_going)
+        self.assertEqual(counts, {DetectionStatus.OK: 1})
+        self.assertEqual(DeviceModemDetection.objects.count(), 1)
+        cache.delete(detection.SweepLease.key)
+
+    def test_cap_per_sweep_holds(self):
+        devices = [
+            self.router_device(self.start_router(host=f"127.0.2.{n + 10}"))
+            for n in range(3)
+        ]
+        with mock.patch.object(app_settings, "DETECTION_SWEEP_MAX_DEVICES", 2):
+            self.assertEqual(detection.sweep(), {DetectionStatus.OK: 2})
+            self.assertEqual(DeviceModemDetection.objects.count(), 2)
+            # the next sweep goes on with the one left
+            self.assertEqual(len(detection.due_devices()), 1)
+            self.assertEqual(detection.sweep(), {DetectionStatus.OK: 1})
+        self.assertEqual(
+            set(DeviceModemDetection.objects.values_list("device_id", flat=True)),
+            {device.pk for device in devices},
+        )
+
+    def test_routers_on_other_addresses_may_share_a_port(self):
+        first = self.start_router(host="127.0.3.1")
+        second = EmulatedRouter(host="127.0.3.2")
+        second.port = first.port  # what the sweep benchmark's routers may get
+        second.start()
+        self.addCleanup(second.stop)
+        devices = [self.router_device(router) for router in (first, second)]
+        self.assertEqual(detection.sweep(), {DetectionStatus.OK: 2})
+        for device in devices:
+            self.assertEqual(self.detection_of(device).status, DetectionStatus.OK)
 
 
 def max_overlap(intervals):

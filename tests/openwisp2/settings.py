@@ -78,6 +78,8 @@ STATICFILES_FINDERS = [
     "openwisp_utils.staticfiles.DependencyFinder",
 ]
 MIDDLEWARE = [
+    # the routers' progress reports, before the rest (docs/developer/sizing.rst)
+    "openwisp_modem_upgrader.api.report_route.DeviceReportMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
