@@ -174,7 +174,9 @@ def wire_bytes(routers):
 
 def peak_overlap(intervals):
     """The most intervals open at one instant."""
-    edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    edges = sorted(
+        [(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals]
+    )
     peak = current = 0
     for _, step in edges:
         current += step
@@ -252,8 +254,8 @@ def run_mode(mode, routers, args, image, size, sha256):
 def calibrate(image_mib=64):
     """CPU seconds a worker spends per byte it streams, on an unshaped link."""
     import paramiko
-
     from device.router import EmulatedRouter
+
     from openwisp_modem_upgrader.transfer import stream_file_to_router
 
     chunk = os.urandom(1024 * 1024)
@@ -341,7 +343,8 @@ def main():
                 shape(router, args.rate_kbit)
             print(
                 f"{len(routers)} routers in namespaces, links shaped to "
-                f"{args.rate_kbit} kbit/s, ready in {time.monotonic() - started:.0f} s; "
+                f"{args.rate_kbit} kbit/s, ready in "
+                f"{time.monotonic() - started:.0f} s; "
                 f"image {size} bytes; {args.processes} worker processes",
                 flush=True,
             )
@@ -385,7 +388,8 @@ def report(rows, args, size, cpu_per_byte):
         figure = fleet_figure(row, args.processes, cpu_per_byte)
         print(
             f"  {row['mode']:<8} {figure['at_once']:>5} at once: "
-            f"{figure['hours']:,.1f} h (bound by the links: {figure['by_links_h']:,.1f} h;"
+            f"{figure['hours']:,.1f} h (bound by the links: "
+            f"{figure['by_links_h']:,.1f} h;"
             f" by the workers' CPU: {figure['by_cpu_h']:,.1f} h at "
             f"{cpu_per_byte * 2**20 * 1000:.1f} ms/MiB + "
             f"{figure['fixed_ms']:.0f} ms per transfer)"
