@@ -19,8 +19,9 @@ router's copy, ``transfer.stream_file_to_router``), as an upgrade task does:
 
 For each mode it prints the routers transferring at once (peak), the image
 bytes and the wire bytes the server sent, the wall time of the batch, each
-process's CPU time and peak RSS, and from those the computed time of 10,000
-routers taking 1 GiB at 10 Mbit/s. Traffic stays in the namespaces created
+process's CPU time and peak RSS, the machine's busy cores (the workers, the
+emulated routers' dropbear and shells, anything else running), and from
+those the computed time of 10,000 routers taking 1 GiB at 10 Mbit/s. Traffic stays in the namespaces created
 here; everything is removed at the end.
 """
 
@@ -172,6 +173,14 @@ def wire_bytes(routers):
     return total
 
 
+def machine_cpu():
+    """CPU seconds the whole machine spent busy so far (/proc/stat)."""
+    with open("/proc/stat") as f:
+        fields = [int(value) for value in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_overlap(intervals):
     """The most intervals open at one instant."""
     edges = sorted(
@@ -192,6 +201,7 @@ def run_mode(mode, routers, args, image, size, sha256):
     shares = [routers[i :: args.processes] for i in range(args.processes)]
     threads = args.threads or max(len(share) for share in shares)
     wire_before = wire_bytes(routers)
+    busy_before = machine_cpu()
     started = time.monotonic()
     processes = []
     for share in shares:
@@ -218,6 +228,8 @@ def run_mode(mode, routers, args, image, size, sha256):
     outputs = [json.loads(process.stdout.read()) for process in processes]
     for process in processes:
         process.wait()
+    busy = machine_cpu() - busy_before
+    elapsed = time.monotonic() - started
     results = [result for output in outputs for result in output["results"]]
     # from the first connection to the last byte (not the processes' start-up)
     wall = (
@@ -241,7 +253,11 @@ def run_mode(mode, routers, args, image, size, sha256):
         "wire_bytes": wire_bytes(routers) - wire_before,
         "wall": wall,
         "per_transfer": sorted(r["ended"] - r["began"] for r in results),
+        "connecting": sorted(r["streaming"] - r["began"] for r in results),
         "cpu": [output["cpu"] for output in outputs],
+        # the emulated routers (dropbear, their shells) and any other work
+        # share the machine with the workers
+        "machine_cores": busy / elapsed,
         "peak_rss_mib": [output["peak_rss_kib"] / 1024 for output in outputs],
         "rss_growth_mib": [
             (output["peak_rss_kib"] - output["rss_before_kib"]) / 1024
@@ -365,7 +381,8 @@ def report(rows, args, size, cpu_per_byte):
     header = (
         f"{'mode':<8} {'per proc':>8} {'at once':>7} {'done':>5} {'errors':>6} "
         f"{'image MB':>8} {'wire MB':>8} {'wall s':>7} {'p50 s':>6} {'max s':>6} "
-        f"{'CPU s':>11} {'peak RSS MiB':>13}"
+        f"{'connect p50 s':>13} "
+        f"{'CPU s':>11} {'peak RSS MiB':>13} {'machine cores':>13}"
     )
     print(header)
     for row in rows:
@@ -375,8 +392,10 @@ def report(rows, args, size, cpu_per_byte):
             f"{row['complete']:>5} {len(row['errors']):>6} "
             f"{row['image_bytes'] / 1e6:>8.1f} {row['wire_bytes'] / 1e6:>8.1f} "
             f"{row['wall']:>7.1f} {times[len(times) // 2]:>6.1f} {times[-1]:>6.1f} "
+            f"{(row['connecting'] or [0])[len(times) // 2]:>13.1f} "
             f"{'/'.join(f'{c:.1f}' for c in row['cpu']):>11} "
-            f"{'/'.join(f'{m:.0f}' for m in row['peak_rss_mib']):>13}"
+            f"{'/'.join(f'{m:.0f}' for m in row['peak_rss_mib']):>13} "
+            f"{row['machine_cores']:>13.2f}"
         )
         for error in row["errors"][:3]:
             print(f"   error: {error}")
