@@ -17,7 +17,8 @@ router's copy, ``transfer.stream_file_to_router``), as an upgrade task does:
 - ``threads``: each process carries its share of the routers at once on
   threads (``--threads`` at most), as ``celery worker -P threads -c N`` does.
 
-For each mode it prints the routers transferring at once (peak), the image
+For each mode it prints the transfers in progress at once (connecting or
+streaming) and the routers receiving image bytes at once (peaks), the image
 bytes and the wire bytes the server sent, the wall time of the batch, each
 process's CPU time and peak RSS, the machine's busy cores (the workers, the
 emulated routers' dropbear and shells, anything else running), and from
@@ -249,6 +250,8 @@ def run_mode(mode, routers, args, image, size, sha256):
         "complete": complete,
         "errors": [error for output in outputs for error in output["errors"]],
         "peak_at_once": peak_overlap(streams),
+        # upgrades holding the worker at once (connecting or streaming)
+        "peak_tasks": peak_overlap([(r["began"], r["ended"]) for r in results]),
         "image_bytes": sum(r["sent"] for r in results),
         "wire_bytes": wire_bytes(routers) - wire_before,
         "wall": wall,
@@ -379,7 +382,8 @@ def report(rows, args, size, cpu_per_byte):
     print(f"link time of one image at {args.rate_kbit} kbit/s: {link_s:.1f} s")
     print(f"cipher negotiated with dropbear: {rows[0]['cipher']}")
     header = (
-        f"{'mode':<8} {'per proc':>8} {'at once':>7} {'done':>5} {'errors':>6} "
+        f"{'mode':<8} {'per proc':>8} {'tasks':>5} {'at once':>7} {'done':>5} "
+        f"{'errors':>6} "
         f"{'image MB':>8} {'wire MB':>8} {'wall s':>7} {'p50 s':>6} {'max s':>6} "
         f"{'connect p50 s':>13} "
         f"{'CPU s':>11} {'peak RSS MiB':>13} {'machine cores':>13}"
@@ -388,8 +392,8 @@ def report(rows, args, size, cpu_per_byte):
     for row in rows:
         times = row["per_transfer"] or [0]
         print(
-            f"{row['mode']:<8} {row['threads']:>8} {row['peak_at_once']:>7} "
-            f"{row['complete']:>5} {len(row['errors']):>6} "
+            f"{row['mode']:<8} {row['threads']:>8} {row['peak_tasks']:>5} "
+            f"{row['peak_at_once']:>7} {row['complete']:>5} {len(row['errors']):>6} "
             f"{row['image_bytes'] / 1e6:>8.1f} {row['wire_bytes'] / 1e6:>8.1f} "
             f"{row['wall']:>7.1f} {times[len(times) // 2]:>6.1f} {times[-1]:>6.1f} "
             f"{(row['connecting'] or [0])[len(times) // 2]:>13.1f} "
