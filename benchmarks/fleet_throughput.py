@@ -22,8 +22,9 @@ streaming) and the routers receiving image bytes at once (peaks), the image
 bytes and the wire bytes the server sent, the wall time of the batch, each
 process's CPU time and peak RSS, the machine's busy cores (the workers, the
 emulated routers' dropbear and shells, anything else running), and from
-those the computed time of 10,000 routers taking 1 GiB at 10 Mbit/s. Traffic stays in the namespaces created
-here; everything is removed at the end.
+those the computed time of 10,000 routers taking 1 GiB at 10 Mbit/s.
+Traffic stays in the namespaces created here; everything is removed at the
+end.
 """
 
 import argparse
