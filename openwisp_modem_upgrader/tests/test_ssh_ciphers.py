@@ -6,6 +6,7 @@ import threading
 import paramiko
 from device.router import EmulatedRouter
 from django.test import SimpleTestCase, TestCase
+
 from openwisp_controller.connection.exceptions import NoWorkingDeviceConnectionError
 
 from ..ssh import PreferredCipherTransport, working_connection
@@ -73,9 +74,7 @@ class TestWorkingConnection(TestModemUpgraderMixin, TestCase):
                 "port": self.router.port,
             },
         )
-        self._create_device_connection(
-            device=self.device, credentials=self.credentials
-        )
+        self._create_device_connection(device=self.device, credentials=self.credentials)
 
     def test_router_without_gcm_falls_back_to_ctr(self):
         # dropbear (OpenWrt's SSH server) offers no AES-GCM by default
