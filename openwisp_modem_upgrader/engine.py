@@ -15,7 +15,6 @@ import logging
 import random
 from datetime import timedelta
 
-import swapper
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db.utils import (
     DatabaseError,
@@ -39,6 +38,7 @@ from .exceptions import (
     RouterUnreachable,
 )
 from .recorder import OperationRecorder
+from .ssh import working_connection
 from .statuses import TERMINAL_STATUSES, OperationStatus
 from .swapper import load_model
 from .transfer import one_line, transfer_progressed
@@ -342,9 +342,8 @@ def _upgrader_time_limit(operation):
 
 
 def _get_connection(device):
-    DeviceConnection = swapper.load_model("connection", "DeviceConnection")
     try:
-        return DeviceConnection.get_working_connection(device)
+        return working_connection(device)
     except NoWorkingDeviceConnectionError as error:
         reason = error.connection.failure_reason if error.connection else ""
         raise RouterUnreachable(

@@ -9,14 +9,51 @@ import shlex
 import socket
 import time
 
+import swapper
+from paramiko import Transport
 from paramiko.ssh_exception import SSHException
 
 from openwisp_controller.connection.connectors.exceptions import (
     CommandFailedException,
     CommandTimeoutException,
 )
+from openwisp_controller.connection.exceptions import NoWorkingDeviceConnectionError
 
 from .exceptions import RecoverableModemFailure, RouterUnreachable
+
+SSH_CONNECTOR = "openwisp_controller.connection.connectors.ssh.Ssh"
+# AEAD first: AES-GCM costs the worker less CPU per byte than AES-CTR with
+# a separate HMAC (benchmarks/cipher_benchmark.py); a router that offers no
+# GCM (OpenWrt's dropbear by default) negotiates aes128-ctr as before
+CHEAPEST_CIPHERS_FIRST = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+
+
+class PreferredCipherTransport(Transport):
+    """paramiko's transport with the cheapest strong ciphers first."""
+
+    _preferred_ciphers = CHEAPEST_CIPHERS_FIRST + tuple(
+        name
+        for name in Transport._preferred_ciphers
+        if name not in CHEAPEST_CIPHERS_FIRST
+    )
+
+
+def working_connection(device):
+    """``DeviceConnection.get_working_connection(device)``, each connection
+    negotiating ``PreferredCipherTransport``'s order (openwisp-controller
+    hands its connector's parameters to paramiko's ``SSHClient.connect``).
+    Raises ``NoWorkingDeviceConnectionError`` like it."""
+    DeviceConnection = swapper.load_model("connection", "DeviceConnection")
+    candidates = DeviceConnection.objects.filter(
+        device=device, enabled=True, credentials__connector=SSH_CONNECTOR
+    ).order_by("-is_working")
+    device_connection = None
+    for device_connection in candidates.iterator():
+        params = device_connection.connector_instance.params
+        params["transport_factory"] = PreferredCipherTransport
+        if device_connection.connect():
+            return device_connection
+    raise NoWorkingDeviceConnectionError(connection=device_connection)
 
 
 class RouterShell:

@@ -36,9 +36,12 @@ class Netns:
     @classmethod
     def create(cls):
         used = _ip("-o", "addr").stdout
-        for _ in range(250):
-            tag = f"{os.getpid() % 10000}x{next(_counter)}"
-            subnet = (os.getpid() + next(_counter)) % 250 + 1
+        tag = f"{os.getpid() % 10000}x{next(_counter)}"
+        # every one of the 250 subnets is a candidate (a fleet benchmark
+        # creates 200 namespaces), starting from one of this process's own
+        first = os.getpid() + next(_counter)
+        for step in range(250):
+            subnet = (first + step) % 250 + 1
             if f"10.213.{subnet}." not in used:
                 break
         else:

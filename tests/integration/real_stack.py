@@ -17,13 +17,18 @@ Checks, exiting non-zero on the first failure:
 5. a fleet flashing at once on 2 worker processes;
 6. a bad image mass-upgraded with a canary, several workers racing: only the
    canary's routers run the tool (counted on the routers), and no more than
-   what was in flight at the deciding failure after a resume or in a retry.
+   what was in flight at the deciding failure after a resume or in a retry;
+7. one worker process on threads (``-P threads``) carries several capped
+   transfers at once; a router's link is cut mid-transfer and the retry
+   continues from what it holds; the worker is killed mid-transfer and a
+   new one continues every image where its router's copy ends.
 
 Run by scripts/test.sh; needs scripts/postgres.sh's cluster (DB=postgres...).
 """
 
 import functools
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -178,24 +183,28 @@ class Stack:
             ],
         )
 
-    def start_worker(self, name, env=None):
+    def start_worker(self, name, env=None, threads=0):
         """A worker per queue (docs/developer/deployment.rst): ``name`` for
         the transfers (the project routes this module's tasks to their own
-        queue), ``name-control`` for the engine's short tasks."""
+        queue), ``name-control`` for the engine's short tasks. ``threads``:
+        the transfer worker is one process carrying that many tasks on
+        threads (``-P threads``)."""
         self.spawn(f"{name}-control", self.worker_command(name, control=True), env)
-        return self.spawn(name, self.worker_command(name), env=env)
+        return self.spawn(name, self.worker_command(name, threads=threads), env=env)
 
-    def worker_command(self, name, control=False):
+    def worker_command(self, name, control=False, threads=0):
         if control:
             # 2 processes: the run follows 50 flashing routers every 2 s
             name, queues, concurrency = f"{name}-control", "modem_upgrader_control", 2
         else:
-            queues, concurrency = "celery,modem_upgrader", 2
+            queues, concurrency = "celery,modem_upgrader", threads or 2
+        pool = ["-P", "threads"] if threads and not control else []
         return [
             CELERY,
             "-A",
             "openwisp2",
             "worker",
+            *pool,
             "-Q",
             queues,
             "-c",
@@ -386,6 +395,11 @@ def scenarios(stack, routers):
             "progress_interval": 1,
         }
 
+    if os.environ.get("MODEM_STACK_ONLY") == "7":  # while working on it
+        Operation = load_model("ModemUpgradeOperation")
+        thread_pool_transfers(stack, router_device, image, options, Operation)
+        return
+
     print("1. one upgrade through a real worker")
     router, device = router_device(1)
     t0 = time.monotonic()
@@ -575,6 +589,7 @@ def scenarios(stack, routers):
 
     fleet_in_flight(stack, routers, router_device, image, build, Operation, flashes)
     bad_image_rollout(stack, router_device)
+    thread_pool_transfers(stack, router_device, image, options, Operation)
 
 
 def fleet_in_flight(stack, routers, router_device, image, build, Operation, flashes):
@@ -931,6 +946,171 @@ def decided_by(batch, operations):
             return operation
     # no device named (older reasons): the latest failure
     return operations.filter(status__in=["failed", "aborted"]).latest("finished_at")
+
+
+# scenario 7: transfers capped so that they overlap, and cut by bytes
+THREADED_ROUTERS = 4
+THREADED_RATE = 128 * 1024  # bytes/s: a 2 MiB image takes 16 s
+# the killed worker's operations are retried once silent this long (the
+# live transfers record progress every second)
+THREADED_STUCK_TIMEOUT = "15"
+
+
+def child_pids(pid):
+    """Processes whose parent is ``pid``."""
+    children = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                # the command may hold spaces: the parent follows its ")"
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == pid:
+            children.append(int(entry))
+    return children
+
+
+def cut_link(router):
+    """Every SSH session of the router dies at once (its uplink dropped):
+    dropbear's per-connection processes, not its listener."""
+    for pid in child_pids(router._dropbear.pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def thread_pool_transfers(stack, router_device, image, options, Operation):
+    from openwisp_modem_upgrader.tests import DeviceModemFirmware
+    from openwisp_modem_upgrader.upgrade import start_upgrade
+
+    count = THREADED_ROUTERS
+    print(f"7. one worker process on threads carries {count} transfers at once")
+    for name, process in list(stack.processes.items()):
+        if name.startswith("worker") and process.poll() is None:
+            stack.kill(name)
+    env = {"MODEM_STUCK_OPERATION_TIMEOUT": THREADED_STUCK_TIMEOUT}
+    worker = stack.start_worker("worker-threads-1", env=env, threads=8)
+    if not any(
+        name.startswith("beat") and process.poll() is None
+        for name, process in stack.processes.items()
+    ):
+        stack.start_beat("beat-threads")
+    fleet = [router_device(60 + i) for i in range(count)]
+    size = image.file.size
+    operations = []
+    for router, device in fleet:
+        router.set_modem(flash_duration=0.5, reboot_delay=0.5)
+        DeviceModemFirmware.objects.filter(device=device).update(
+            modem_firmware_version="M0R.010000-B020"
+        )
+        operations.append(
+            start_upgrade(
+                device,
+                image,
+                dict(options(router), max_transfer_rate=THREADED_RATE),
+            )
+        )
+
+    def held(router):
+        path = os.path.join(
+            router.tmp_dir, "openwisp-modem-upgrader", f"{image.sha256}.bin"
+        )
+        return os.path.getsize(path) if os.path.exists(path) else 0
+
+    def all_partial(minimum=1):
+        sizes = [held(router) for router, _ in fleet]
+        return sizes if all(minimum <= each < size for each in sizes) else None
+
+    sizes = wait_for(all_partial, 120, "every router to be receiving its image")
+    check(
+        not child_pids(worker.pid),
+        f"one worker process (no pool process) sends {count} images at once: "
+        f"the routers hold {sizes} of {size} bytes",
+    )
+    # a link drop, by bytes: the retry continues from what the router holds
+    cut_router, _ = fleet[0]
+    cut_operation = operations[0]
+    cut_at = wait_for(
+        lambda: held(cut_router) >= size // 4 and held(cut_router),
+        120,
+        "a quarter of the image on the first router",
+    )
+    cut_link(cut_router)
+    cut_log = wait_for(
+        lambda: held(cut_router) > cut_at
+        and resume_offsets(Operation.objects.get(pk=cut_operation.pk).log)
+        and Operation.objects.get(pk=cut_operation.pk).log,
+        120,
+        "the first router's transfer to resume after the cut",
+    )
+    # (dropbear's SSH window here is the whole image: the server cannot
+    # know what arrived, so the drop uses an attempt; the router's copy
+    # tells the retry)
+    check(
+        resume_offsets(cut_log)[0] >= cut_at,
+        f"the link cut at {cut_at} bytes: the retry continued from byte "
+        f"{resume_offsets(cut_log)[0]} of the router's copy",
+    )
+    # the worker dies while every router holds part of its image
+    wait_for(
+        lambda: all_partial(minimum=size // 4),
+        120,
+        "a quarter of the image on every router",
+    )
+    stack.kill("worker-threads-1")
+    killed_at = time.monotonic()
+    at_kill = [held(router) for router, _ in fleet]
+    print(f"  worker killed with SIGKILL; the routers held {at_kill} bytes")
+    check(
+        sum(0 < each < size for each in at_kill) >= count - 1,
+        "killed mid-transfer: the routers hold partial images",
+    )
+    time.sleep(max(0.0, killed_at + VISIBILITY_TIMEOUT + 1 - time.monotonic()))
+    stack.start_worker("worker-threads-2", env=env, threads=8)
+    ids = [operation.pk for operation in operations]
+
+    def finished():
+        rows = Operation.objects.filter(pk__in=ids).exclude(
+            status__in=["in-progress", "idle"]
+        )
+        return list(rows) if rows.count() == count else None
+
+    done = wait_for(finished, 240, "the new worker to finish the upgrades")
+    check(
+        all(op.status == "success" for op in done),
+        f"every upgrade succeeded: {[op.status for op in done]}",
+    )
+    done.sort(key=lambda op: ids.index(op.pk))
+    resumed_from = [resume_offsets(op.log) for op in done]
+    # the last resume of each router continued at least what it held when
+    # the worker died: its copy was read and continued, not sent again
+    check(
+        all(
+            offsets and offsets[-1] >= held_at_kill
+            for offsets, held_at_kill in zip(resumed_from, at_kill)
+        ),
+        f"after the killed worker each router's copy was continued from "
+        f"{[offsets[-1] if offsets else None for offsets in resumed_from]} "
+        f"bytes (held at the kill: {at_kill})",
+    )
+    check(
+        all(flashes(router) == 1 for router, _ in fleet),
+        "each modem was flashed exactly once",
+    )
+
+
+def resume_offsets(log):
+    """The offsets the operation's transfers resumed from, in order."""
+    return [
+        int(offset)
+        for offset in re.findall(
+            r"resuming the transfer: the router holds the first (\d+) bytes", log
+        )
+    ]
 
 
 if __name__ == "__main__":
