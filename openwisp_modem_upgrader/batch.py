@@ -30,7 +30,7 @@ from django.utils.translation import gettext_lazy as _
 
 from . import publish
 from .base.rollout import ROLLOUT_FIELDS
-from .compatibility import ExclusionReason, model_may_be
+from .compatibility import ExclusionReason, carrier_may_be, model_may_be
 from .exceptions import UpgradeNotAllowed
 from .rollout import mark_batch_started, refresh_batch, wave_numbers
 from .statuses import (
@@ -85,6 +85,7 @@ def _target_modems(batch, modems=None):
         model_may_be(build.modem_model)
     )
     modems = modems.exclude(modem_firmware_version=build.version)
+    modems = modems.filter(carrier_may_be(build))
     if batch.from_version:
         modems = modems.filter(modem_firmware_version=batch.from_version)
     return modems.order_by("usb_path")
@@ -172,6 +173,11 @@ def annotate_preview(batch):
         has_connection=Exists(connected),
         has_modem=Exists(_modems()),
         has_model=Exists(_modems().filter(model_may_be(build.modem_model))),
+        has_carrier=Exists(
+            _modems()
+            .filter(model_may_be(build.modem_model))
+            .filter(carrier_may_be(build))
+        ),
         # a run that read the router's modem list, even an empty one
         has_detection=Exists(
             load_model("DeviceModemDetection").objects.filter(
@@ -189,6 +195,7 @@ def annotate_preview(batch):
         ),
         When(has_modem=False, then=Value(ExclusionReason.NOT_DETECTED)),
         When(has_model=False, then=Value(ExclusionReason.OTHER_MODEL)),
+        When(has_carrier=False, then=Value(ExclusionReason.OTHER_CARRIER)),
         When(
             target_usb_path__isnull=True,
             then=Value(ExclusionReason.UP_TO_DATE),

@@ -9,9 +9,10 @@ The newest build of a modem is the *released* build with the highest version
 (``compatibility.version_key``: versions compared as versions, not by
 creation date; the most recently created wins a tie) for its exact model in
 the category of the image it runs (when known), else in any category of the
-device's organization or shared ones. Drafts and withdrawn builds are never
-the target. A modem is behind when it reports a firmware version other than
-that build's.
+device's organization or shared ones, among the builds for every network
+(generic) or for the network of the modem's SIM (``carriers``). Drafts and
+withdrawn builds are never the target. A modem is behind when it reports a
+firmware version other than that build's.
 """
 
 import swapper
@@ -28,9 +29,10 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Concat
 from django.utils.translation import gettext_lazy as _
 
+from .carriers import carrier_image_mismatch
 from .compatibility import BuildStatus
 from .statuses import UNREACHABLE_STATUSES
 from .swapper import load_model
@@ -63,6 +65,16 @@ def _newest_build(field):
     """Subquery on an outer DeviceModemFirmware: ``field`` of its newest build."""
     builds = load_model("ModemBuild").objects.filter(
         modem_model=OuterRef("modem_model"), status=BuildStatus.RELEASED
+    )
+    # per (model, carrier): a build for other networks is not the target of
+    # a modem whose SIM is elsewhere (or unknown); a generic build is
+    builds = builds.filter(
+        Q(carrier_key="")
+        | Q(
+            carrier_key__contains=Concat(
+                Value(","), OuterRef("sim_network"), Value(",")
+            )
+        )
     )
     in_category = builds.filter(category_id=OuterRef("image__build__category_id"))
     in_organization = builds.filter(
@@ -276,3 +288,44 @@ def behind_device_groups(organization_ids=None):
         builds = groups.setdefault((organization_id, modem_model), {})
         builds.setdefault(build_id, []).append(str(device_id))
     return groups
+
+
+# -- carrier images ------------------------------------------------------------
+
+
+def carrier_image_mismatches(organization_ids=None):
+    """The fleet report of modems whose active stored carrier image does not
+    suit their SIM (``carriers.carrier_image_mismatch``): rows with
+    ``modem`` (the modem row), ``device_name``, ``organization_name`` and
+    ``reason``, sorted by device name. One query: the candidates (a SIM
+    network and an active image known) are read once, the rule is applied
+    in Python since it reads the configured image table."""
+    modems = load_model("DeviceModemFirmware").objects.exclude(sim_network="")
+    modems = modems.exclude(carrier_image="")
+    if organization_ids is not None:
+        modems = modems.filter(device__organization_id__in=organization_ids)
+    rows = []
+    for modem in modems.select_related("device__organization").order_by(
+        "device__name", "usb_path"
+    ):
+        active = next(
+            (
+                image["index"]
+                for image in modem.carrier_images or []
+                if image.get("name") == modem.carrier_image
+            ),
+            "",
+        )
+        reason = carrier_image_mismatch(
+            modem.sim_network, modem.carrier_images or [], active
+        )
+        if reason:
+            rows.append(
+                {
+                    "modem": modem,
+                    "device_name": modem.device.name,
+                    "organization_name": modem.device.organization.name,
+                    "reason": reason,
+                }
+            )
+    return rows

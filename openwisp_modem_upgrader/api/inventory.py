@@ -179,6 +179,9 @@ class ModemHistorySerializer(ReadOnlyBlankMixin, serializers.ModelSerializer):
             "source",
             "operation",
             "unexplained",
+            "sim_iccid",
+            "sim_network",
+            "carrier_image",
         )
         read_only_fields = fields
 
