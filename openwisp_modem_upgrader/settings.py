@@ -160,3 +160,9 @@ CARRIER_IMAGE_NETWORKS = {
         },
     ).items()
 }
+
+# --- firmware policies (docs/user/rollouts.rst) ---
+# Seconds between two passes of the firmware policies (Celery beat): each
+# pass enrolls the modems behind into their policy's rollout. None leaves
+# the entry out.
+POLICY_SCHEDULE = getattr(settings, "OPENWISP_MODEM_UPGRADER_POLICY_SCHEDULE", 300)

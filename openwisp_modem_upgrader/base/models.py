@@ -60,6 +60,11 @@ def validate_carriers(value):
     parse_carriers(value)
 
 
+def validate_policy_carrier(value):
+    if len(parse_carriers(value)) > 1:
+        raise ValidationError(_("Give one network (MCC-MNC), or none."))
+
+
 # the device-id filter of a batch is sent as a form/JSON list: bound it
 MAX_BATCH_DEVICE_IDS = 10000
 
@@ -898,3 +903,106 @@ class AbstractModemBatchUpgradeOperation(
             status: round(counts[status] * 100 / total, 2) if total else 0
             for status in TERMINAL_STATUSES
         }
+
+
+class AbstractModemFirmwarePolicy(
+    OrgMixin, RolloutMixin, UpgradeOptionsMixin, TimeStampedEditableModel
+):
+    """A standing order: the modems of a model (and carrier) in an
+    organization (or one of its device groups or locations) run a released
+    build. A periodic pass (``policy.py``) enrolls every modem behind into
+    the policy's rollout: a mass upgrade the policy keeps open, with the
+    policy's limits, canary, threshold and window."""
+
+    name = models.CharField(_("name"), max_length=64)
+    build = models.ForeignKey(
+        get_model_name("ModemBuild"),
+        on_delete=models.CASCADE,
+        help_text=_("the released build the modems of its model must run"),
+    )
+    group = models.ForeignKey(
+        swapper.get_model_name("config", "DeviceGroup"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        help_text=_("only devices of this group"),
+    )
+    location = models.ForeignKey(
+        swapper.get_model_name("geo", "Location"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        help_text=_("only devices at this location"),
+    )
+    carrier = models.CharField(
+        _("carrier"),
+        max_length=7,
+        blank=True,
+        validators=[validate_policy_carrier],
+        help_text=_(
+            "only modems whose SIM is on this network (MCC-MNC, e.g. 310-410); "
+            "empty: any"
+        ),
+    )
+    paused = models.BooleanField(
+        _("paused"),
+        default=False,
+        help_text=_("no enrollment, and no device of its rollout starts"),
+    )
+    batch = models.ForeignKey(
+        get_model_name("ModemBatchUpgradeOperation"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+        verbose_name=_("rollout"),
+        help_text=_("the mass upgrade the policy enrolls modems into"),
+    )
+    last_pass_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_enrolled = models.PositiveIntegerField(default=0, editable=False)
+    last_pass_note = models.CharField(max_length=255, blank=True, editable=False)
+
+    class Meta:
+        abstract = True
+        verbose_name = _("Modem Firmware Policy")
+        verbose_name_plural = _("Modem Firmware Policies")
+        unique_together = ("organization", "name")
+        ordering = ("name",)
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def network(self):
+        networks = parse_carriers(self.carrier)
+        return networks[0] if networks else ""
+
+    def clean(self):
+        """Every mistake at once (one submit shows all)."""
+        errors = {}
+
+        def check(clean, *args, **kwargs):
+            try:
+                clean(*args, **kwargs)
+            except ValidationError as error:
+                error.update_error_dict(errors)
+
+        check(self.clean_rollout)
+        check(self._validate_org_relation, "build_category", field_error="build")
+        check(self._validate_org_relation, "group")
+        check(self._validate_org_relation, "location")
+        if self.build_id and self.build.status != BuildStatus.RELEASED:
+            errors.setdefault("build", []).append(
+                _("A policy's build must be released (the fleet's target).")
+            )
+        if self.build_id:
+            upgrader_types = self.build.images.values_list("type", flat=True)
+            for upgrader_type in set(upgrader_types):
+                check(self.validate_upgrade_options, upgrader_type)
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def build_category(self):
+        return self.build.category if self.build_id else None

@@ -158,11 +158,10 @@ class TestCarrierOnEmulatedRouters(DetectionMixin, TestCase):
         batch = ModemBatchUpgradeOperation(
             build=image.build, organization=self._get_org()
         )
+        preview = preview_batch(batch)
         reasons = {
             d.pk: d.exclusion_reason
-            for d in preview_batch(batch)["devices"].union(
-                preview_batch(batch)["excluded"]
-            )
+            for d in [*preview["devices"], *preview["excluded"]]
         }
         self.assertEqual(
             reasons,

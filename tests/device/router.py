@@ -466,6 +466,14 @@ class EmulatedRouter:
         for path, size_kib in mounts:
             self.mount_tmpfs(path, size_kib)
 
+    def go_offline(self):
+        """The router drops off the network (its processes die, dropbear
+        stops listening) until ``come_back()``."""
+        self._kill_router_processes()
+
+    def come_back(self):
+        self._start_dropbear()
+
     def path_on_router(self, path):
         """``path`` as the router's processes see it (inside dropbear's mount
         namespace, where its tmpfs mounts live)."""

@@ -7,73 +7,116 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sample_modem_upgrader', '0012_batch_retry_of'),
+        ("sample_modem_upgrader", "0012_batch_retry_of"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='devicemodemfirmware',
-            name='carrier_image',
-            field=models.CharField(blank=True, db_index=True, max_length=32, verbose_name='active carrier image'),
+            model_name="devicemodemfirmware",
+            name="carrier_image",
+            field=models.CharField(
+                blank=True,
+                db_index=True,
+                max_length=32,
+                verbose_name="active carrier image",
+            ),
         ),
         migrations.AddField(
-            model_name='devicemodemfirmware',
-            name='carrier_images',
-            field=models.JSONField(blank=True, default=list, help_text='index, name and version of each image the modem stores', verbose_name='stored carrier images'),
+            model_name="devicemodemfirmware",
+            name="carrier_images",
+            field=models.JSONField(
+                blank=True,
+                default=list,
+                help_text="index, name and version of each image the modem stores",
+                verbose_name="stored carrier images",
+            ),
         ),
         migrations.AddField(
-            model_name='devicemodemfirmware',
-            name='carrier_selection',
-            field=models.CharField(blank=True, help_text='auto: the modem picks the image by SIM; manual; empty: unknown', max_length=16, verbose_name='carrier image selection'),
+            model_name="devicemodemfirmware",
+            name="carrier_selection",
+            field=models.CharField(
+                blank=True,
+                help_text="auto: the modem picks the image by SIM; manual; empty: unknown",
+                max_length=16,
+                verbose_name="carrier image selection",
+            ),
         ),
         migrations.AddField(
-            model_name='devicemodemfirmware',
-            name='sim_iccid',
-            field=models.CharField(blank=True, max_length=22, verbose_name='SIM ICCID'),
+            model_name="devicemodemfirmware",
+            name="sim_iccid",
+            field=models.CharField(blank=True, max_length=22, verbose_name="SIM ICCID"),
         ),
         migrations.AddField(
-            model_name='devicemodemfirmware',
-            name='sim_imsi',
-            field=models.CharField(blank=True, max_length=15, verbose_name='SIM IMSI'),
+            model_name="devicemodemfirmware",
+            name="sim_imsi",
+            field=models.CharField(blank=True, max_length=15, verbose_name="SIM IMSI"),
         ),
         migrations.AddField(
-            model_name='devicemodemfirmware',
-            name='sim_network',
-            field=models.CharField(blank=True, db_index=True, help_text="the SIM's home network (MCC-MNC digits, from the IMSI)", max_length=6, verbose_name='SIM network'),
+            model_name="devicemodemfirmware",
+            name="sim_network",
+            field=models.CharField(
+                blank=True,
+                db_index=True,
+                help_text="the SIM's home network (MCC-MNC digits, from the IMSI)",
+                max_length=6,
+                verbose_name="SIM network",
+            ),
         ),
         migrations.AddField(
-            model_name='devicemodemfirmware',
-            name='sim_operator',
-            field=models.CharField(blank=True, help_text='the network the modem is registered on (AT+COPS?)', max_length=64, verbose_name='operator'),
+            model_name="devicemodemfirmware",
+            name="sim_operator",
+            field=models.CharField(
+                blank=True,
+                help_text="the network the modem is registered on (AT+COPS?)",
+                max_length=64,
+                verbose_name="operator",
+            ),
         ),
         migrations.AddField(
-            model_name='devicemodemfirmware',
-            name='sim_state',
-            field=models.CharField(blank=True, help_text='ready, locked (PIN), absent, unknown; empty: not reported', max_length=16, verbose_name='SIM'),
+            model_name="devicemodemfirmware",
+            name="sim_state",
+            field=models.CharField(
+                blank=True,
+                help_text="ready, locked (PIN), absent, unknown; empty: not reported",
+                max_length=16,
+                verbose_name="SIM",
+            ),
         ),
         migrations.AddField(
-            model_name='modembuild',
-            name='carrier_key',
-            field=models.CharField(blank=True, db_index=True, editable=False, max_length=255),
+            model_name="modembuild",
+            name="carrier_key",
+            field=models.CharField(
+                blank=True, db_index=True, editable=False, max_length=255
+            ),
         ),
         migrations.AddField(
-            model_name='modembuild',
-            name='carriers',
-            field=models.CharField(blank=True, help_text='the SIM networks (MCC-MNC, e.g. 310-410, 222-10) this build is for; empty or "generic": every network', max_length=255, validators=[openwisp_modem_upgrader.base.models.validate_carriers], verbose_name='carriers'),
+            model_name="modembuild",
+            name="carriers",
+            field=models.CharField(
+                blank=True,
+                help_text='the SIM networks (MCC-MNC, e.g. 310-410, 222-10) this build is for; empty or "generic": every network',
+                max_length=255,
+                validators=[openwisp_modem_upgrader.base.models.validate_carriers],
+                verbose_name="carriers",
+            ),
         ),
         migrations.AddField(
-            model_name='modemhistory',
-            name='carrier_image',
-            field=models.CharField(blank=True, max_length=32, verbose_name='active carrier image'),
+            model_name="modemhistory",
+            name="carrier_image",
+            field=models.CharField(
+                blank=True, max_length=32, verbose_name="active carrier image"
+            ),
         ),
         migrations.AddField(
-            model_name='modemhistory',
-            name='sim_iccid',
-            field=models.CharField(blank=True, max_length=22, verbose_name='SIM ICCID'),
+            model_name="modemhistory",
+            name="sim_iccid",
+            field=models.CharField(blank=True, max_length=22, verbose_name="SIM ICCID"),
         ),
         migrations.AddField(
-            model_name='modemhistory',
-            name='sim_network',
-            field=models.CharField(blank=True, max_length=6, verbose_name='SIM network'),
+            model_name="modemhistory",
+            name="sim_network",
+            field=models.CharField(
+                blank=True, max_length=6, verbose_name="SIM network"
+            ),
         ),
     ]

@@ -1,0 +1,211 @@
+"""Firmware policies: the periodic pass enrolls every modem behind into the
+policy's rollout, within its limits, stopping on its threshold, and pauses
+with the policy."""
+
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test import TestCase
+from django.test.utils import CaptureQueriesContext
+
+from ..base.models import DetectionStatus, OperationStatus
+from ..base.rollout import RolloutState
+from ..detection import detect_device
+from ..policy import enroll, pause_policy, resume_policy, run_policies
+from ..scheduler import dispatch
+from ..swapper import load_model
+from . import NEW_VERSION, DeviceModemFirmware, ModemUpgradeOperation
+from .test_detection import DetectionMixin
+from .test_rollout import RolloutTestMixin
+
+ModemFirmwarePolicy = load_model("ModemFirmwarePolicy")
+DeviceModemDetection = load_model("DeviceModemDetection")
+B020 = "M0R.010000-B020"
+
+
+class PolicyMixin:
+    def _policy(self, **fields):
+        fields.setdefault("name", "FN990A28 fleet")
+        policy = ModemFirmwarePolicy(
+            organization=self._get_org(), build=self.image.build, **fields
+        )
+        policy.full_clean()
+        policy.save()
+        return policy
+
+    def _pass(self):
+        with self.captureOnCommitCallbacks(execute=False):
+            return run_policies()
+
+
+class TestPolicyPass(PolicyMixin, RolloutTestMixin, TestCase):
+    def test_limit_and_threshold(self):
+        self._devices(6)
+        policy = self._policy(
+            max_concurrent=2, failure_threshold=2, failure_threshold_percent=False
+        )
+        self.assertEqual(self._pass(), {str(policy.pk): 6})
+        policy.refresh_from_db()
+        batch = policy.batch
+        self.assertEqual(dispatch(), 2)
+        first = self.published()
+        self.run_workers(first)
+        # the limit: nothing more while two upgrade
+        self.assertEqual(dispatch(), 0)
+        self.finish(first, OperationStatus.FAILED)
+        batch.refresh_from_db()
+        self.assertEqual(batch.rollout_state, RolloutState.STOPPED)
+        self.assertEqual(dispatch(), 0)
+        self.assert_never_more_than(2, batch.operations.all())
+        # a modem detected later is not enrolled into a stopped rollout
+        self._create_modem_device(name="late", mac_address="00:11:22:33:55:01")
+        self.assertEqual(self._pass(), {str(policy.pk): 0})
+        policy.refresh_from_db()
+        self.assertIn("stopped", policy.last_pass_note)
+        # nor are the failed ones re-enrolled once the operator resumes
+        from ..rollout import resume_batch
+
+        with self.captureOnCommitCallbacks(execute=False):
+            resume_batch(batch)
+        self.assertEqual(self._pass(), {str(policy.pk): 1})
+        self.assertEqual(
+            batch.operations.filter(status=OperationStatus.FAILED).count(), 2
+        )
+
+    def test_rollout_stays_open_and_reenrolls_a_replaced_modem(self):
+        (device,) = self._devices(1)
+        policy = self._policy()
+        self._pass()
+        self.assertEqual(dispatch(), 1)
+        (pk,) = self.published()
+        self.run_workers([pk])
+        self.finish([pk])
+        policy.refresh_from_db()
+        batch = policy.batch
+        batch.refresh_from_db()
+        # done, but kept open for the next enrollments
+        self.assertEqual(batch.status, OperationStatus.IN_PROGRESS)
+        DeviceModemFirmware.objects.filter(device=device).update(
+            modem_firmware_version=NEW_VERSION
+        )
+        self.assertEqual(self._pass(), {str(policy.pk): 0})
+        # the modem is replaced by one on the old firmware: behind again
+        DeviceModemFirmware.objects.filter(device=device).update(
+            modem_firmware_version=B020, modem_imei="999"
+        )
+        self.assertEqual(self._pass(), {str(policy.pk): 1})
+        self.assertEqual(batch.operations.count(), 2)
+
+    def test_pausing_pauses_enrollments_and_starts(self):
+        self._devices(2)
+        policy = self._policy()
+        self._pass()
+        with self.captureOnCommitCallbacks(execute=False):
+            pause_policy(policy)
+        self._create_modem_device(name="late", mac_address="00:11:22:33:55:02")
+        self.assertEqual(self._pass(), {})
+        self.assertEqual(dispatch(), 0)
+        policy.refresh_from_db()
+        self.assertEqual(policy.batch.operations.count(), 2)
+        with self.captureOnCommitCallbacks(execute=False):
+            resume_policy(policy)
+        self.assertEqual(self._pass(), {str(policy.pk): 1})
+        self.assertEqual(dispatch(), 3)
+
+    def test_carrier_and_unreachable(self):
+        att, vodafone, offline = self._devices(3)
+        DeviceModemFirmware.objects.filter(device__in=[att, offline]).update(
+            sim_network="310410"
+        )
+        DeviceModemDetection.objects.create(
+            device=offline,
+            attempted_at=offline.created,
+            status=DetectionStatus.UNREACHABLE,
+        )
+        policy = self._policy(carrier="310-410")
+        self._pass()
+        policy.refresh_from_db()
+        self.assertEqual(
+            list(policy.batch.operations.values_list("device_id", flat=True)),
+            [att.pk],
+        )
+
+    def test_queries_constant_in_fleet_size(self):
+        self._devices(2)
+        policy = self._policy()
+        with CaptureQueriesContext(connection) as small:
+            self._pass()
+        (
+            self._devices(12, start=2)
+            if False
+            else [
+                self._create_modem_device(
+                    name=f"more-{i}", mac_address=f"00:11:22:33:66:{i:02x}"
+                )
+                for i in range(12)
+            ]
+        )
+        with CaptureQueriesContext(connection) as large:
+            enroll(policy.pk)
+        self.assertEqual(len(large), len(small) - 1)  # the batch exists now
+
+    def test_validation(self):
+        draft = self._create_build(
+            version="M0R.020000-B001",
+            status="draft",
+            category=self.image.build.category,
+        )
+        policy = ModemFirmwarePolicy(
+            organization=self._get_org(),
+            build=draft,
+            name="x",
+            carrier="310-410 22210",
+            canary_size=200,
+            canary_percent=True,
+        )
+        with self.assertRaises(ValidationError) as caught:
+            policy.full_clean()
+        self.assertTrue(
+            {"build", "carrier", "canary_size"} <= set(caught.exception.message_dict)
+        )
+
+
+class TestPolicyOnEmulatedRouters(
+    PolicyMixin, DetectionMixin, RolloutTestMixin, TestCase
+):
+    """A newly detected router and a router back online are enrolled."""
+
+    def test_new_router_and_router_back_online(self):
+        self.image = self._create_image(
+            build=self._create_build(
+                version="M0R.010000-B022", category=self.image.build.category
+            )
+        )
+        first = self.start_router()
+        later = self.start_router()
+        devices = [self.router_device(first), self.router_device(later)]
+        policy = self._policy(max_concurrent=1)
+        # the first router is detected; the other is offline at the time
+        detect_device(devices[0])
+        later.go_offline()
+        detect_device(devices[1])
+        self.assertEqual(
+            DeviceModemDetection.objects.get(device=devices[1]).status,
+            DetectionStatus.UNREACHABLE,
+        )
+        self.assertEqual(self._pass(), {str(policy.pk): 1})
+        # back online: its detection (connection working) makes it known
+        later.come_back()
+        detect_device(devices[1])
+        self.assertEqual(self._pass(), {str(policy.pk): 1})
+        policy.refresh_from_db()
+        enrolled = policy.batch.operations.order_by("created")
+        self.assertEqual(
+            list(enrolled.values_list("device_id", "usb_path")),
+            [(devices[0].pk, "2-1"), (devices[1].pk, "2-1")],
+        )
+        # never more than its limit at once
+        self.assertEqual(dispatch(), 1)
+        self.assertEqual(
+            ModemUpgradeOperation.objects.filter(dispatched_at__isnull=False).count(),
+            1,
+        )
