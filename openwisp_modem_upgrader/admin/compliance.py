@@ -11,6 +11,7 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
 
 from ..inventory import behind_device_groups, compliance_table
+from ..policy import governing_policies
 from ..swapper import load_model
 
 Organization = swapper.load_model("openwisp_users", "Organization")
@@ -49,7 +50,10 @@ def compliance_view(model_admin, request):
         )
     }
     may_upgrade = model_admin.has_mass_upgrade_permission(request)
+    policies = governing_policies(organization_ids)
     for row in rows:
+        # "governed by policy X": the policies that keep this row on a build
+        row["policies"] = policies.get((row["organization"], row["modem_model"]), [])
         row["upgrades"] = (
             [
                 {"build": builds[build_id], "device_ids": device_ids}

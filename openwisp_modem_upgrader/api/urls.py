@@ -10,7 +10,7 @@ from drf_yasg import openapi
 from drf_yasg.views import get_schema_view
 from rest_framework.permissions import AllowAny
 
-from . import inventory, views
+from . import inventory, policy, views
 
 app_name = "modem_upgrader"
 
@@ -20,6 +20,12 @@ operator_urlpatterns = [
     path("category/", views.category_list, name="api_category_list"),
     path("category/<uuid:pk>/", views.category_detail, name="api_category_detail"),
     path("build/", views.build_list, name="api_build_list"),
+    path("policy/", policy.firmware_policy_list, name="api_firmware_policy_list"),
+    path(
+        "policy/<uuid:pk>/",
+        policy.firmware_policy_detail,
+        name="api_firmware_policy_detail",
+    ),
     path("build/<uuid:pk>/", views.build_detail, name="api_build_detail"),
     path(
         "build/<uuid:pk>/image/",

@@ -12,11 +12,18 @@ from django.db import migrations, models
 import openwisp_modem_upgrader.base.models
 import openwisp_modem_upgrader.base.rollout
 import openwisp_users.mixins
+from openwisp_modem_upgrader.migrations import assign_default_permissions
+
+
+def assign_permissions(apps, schema_editor):
+    # the default groups get the permissions of the new model
+    assign_default_permissions(apps, schema_editor, app_label="modem_upgrader")
 
 
 class Migration(migrations.Migration):
 
     dependencies = [
+        ("openwisp_users", "0004_default_groups"),
         ("modem_upgrader", "0013_carrier_inventory"),
         ("openwisp_users", "0026_user_password_based_token"),
         migrations.swappable_dependency(settings.CONFIG_DEVICEGROUP_MODEL),
@@ -296,5 +303,8 @@ class Migration(migrations.Migration):
                 "unique_together": {("organization", "name")},
             },
             bases=(openwisp_users.mixins.ValidateOrgMixin, models.Model),
+        ),
+        migrations.RunPython(
+            assign_permissions, reverse_code=migrations.RunPython.noop
         ),
     ]

@@ -209,3 +209,101 @@ class TestPolicyOnEmulatedRouters(
             ModemUpgradeOperation.objects.filter(dispatched_at__isnull=False).count(),
             1,
         )
+
+
+class TestPolicyApiAndAdmin(PolicyMixin, RolloutTestMixin, TestCase):
+    def setUp(self):
+        super().setUp()
+        from .test_api import api_url
+
+        self.api_url = api_url
+        self.org_b = self._create_org(name="org b", slug="org-b")
+        self.manager = self._create_administrator(
+            organizations=[self._get_org()], username="manager", email="m@test.com"
+        )
+        self.client.force_login(self.manager)
+
+    def _json(self, method, url, data):
+        import json
+
+        return getattr(self.client, method)(
+            url, json.dumps(data), content_type="application/json"
+        )
+
+    def test_api_create_list_pause_and_isolation(self):
+        url = self.api_url("firmware_policy_list")
+        response = self._json(
+            "post",
+            url,
+            {
+                "organization": str(self._get_org().pk),
+                "name": "fleet",
+                "build": str(self.image.build.pk),
+                "max_concurrent": 5,
+                "carrier": "310-410",
+            },
+        )
+        self.assertEqual(response.status_code, 201, response.content)
+        policy = ModemFirmwarePolicy.objects.get(pk=response.json()["id"])
+        self.assertEqual((policy.max_concurrent, policy.network), (5, "310410"))
+        # bad input: a clear error, nothing saved
+        response = self._json(
+            "post",
+            url,
+            {
+                "organization": str(self._get_org().pk),
+                "name": "bad",
+                "build": str(self.image.build.pk),
+                "carrier": "AT&T",
+            },
+        )
+        self.assertEqual(response.status_code, 400)
+        self.assertIn("carrier", response.json())
+        self.assertEqual(ModemFirmwarePolicy.objects.count(), 1)
+        # another organization's policy is neither listed nor reachable
+        other_build = self._create_build(
+            category=self._create_category(organization=self.org_b)
+        )
+        other = ModemFirmwarePolicy.objects.create(
+            organization=self.org_b, build=other_build, name="theirs"
+        )
+        self.assertEqual(
+            [row["name"] for row in self.client.get(url).json()["results"]], ["fleet"]
+        )
+        detail = self.api_url("firmware_policy_detail", other.pk)
+        self.assertEqual(self.client.get(detail).status_code, 404)
+        # PATCH paused pauses the policy's rollout too
+        self._devices(1)
+        self._pass()
+        DeviceModemFirmware.objects.update(sim_network="310410")
+        self._pass()
+        with self.captureOnCommitCallbacks(execute=False):
+            response = self._json(
+                "patch",
+                self.api_url("firmware_policy_detail", policy.pk),
+                {"paused": True},
+            )
+        self.assertEqual(response.status_code, 200, response.content)
+        policy.refresh_from_db()
+        self.assertEqual(policy.batch.rollout_state, RolloutState.PAUSED)
+
+    def test_admin_pages_and_compliance_note(self):
+        from django.urls import reverse
+
+        policy = self._policy()
+        opts = ModemFirmwarePolicy._meta
+        for url in (
+            reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"),
+            reverse(
+                f"admin:{opts.app_label}_{opts.model_name}_change", args=[policy.pk]
+            ),
+        ):
+            self.assertContains(self.client.get(url), policy.name)
+        self._devices(1)
+        build_opts = self.image.build._meta
+        compliance = reverse(
+            f"admin:{build_opts.app_label}_{build_opts.model_name}_compliance"
+        )
+        self.assertContains(
+            self.client.get(compliance), f"governed by policy {policy.name}"
+        )
