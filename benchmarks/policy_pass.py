@@ -8,12 +8,14 @@ For each fleet size, in a throwaway test database (SpatiaLite, or PostGIS
 with DB=postgres), creates that many devices with a detected modem behind a
 policy's build, then prints the SQL queries and seconds of one policy pass
 (every modem enrolled into the policy's rollout) and of a second pass
-(nothing left to enroll). The queries must not grow with the fleet, except
+(nothing left to enroll). The dispatch a pass asks for is recorded, not
+run. The queries must not grow with the fleet, except
 the bulk INSERT's chunks (500 rows each on PostgreSQL, fewer on SQLite).
 """
 
 import os
 import sys
+from unittest import mock
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.dirname(HERE), os.path.join(os.path.dirname(HERE), "tests")]
@@ -53,8 +55,11 @@ def main(sizes):
         policy = Policy.objects.create(
             organization=org, build=image.build, name=f"policy-{size}"
         )
-        first, first_queries, first_s = measure(run_policies)
-        _, second_queries, second_s = measure(run_policies)
+        # the dispatch the pass asks for on commit is the scheduler's work
+        # (benchmarks/fleet_engine.py): recorded, not run
+        with mock.patch("openwisp_modem_upgrader.publish.dispatch_soon"):
+            first, first_queries, first_s = measure(run_policies)
+            _, second_queries, second_s = measure(run_policies)
         print(
             f"{size:7d}  {first_queries:13d}  {first_s:7.2f}  "
             f"{first[str(policy.pk)]:8d}  {second_queries:13d}  {second_s:7.2f}"

@@ -172,10 +172,12 @@ def annotate_devices(devices):
 
 
 def compliance_table(organization_ids=None):
-    """Rows per organization and modem model, sorted by organization name.
+    """Rows per organization, modem model and carrier (the SIM's network),
+    sorted by organization name.
 
     Each row: ``organization``, ``organization_name``, ``modem_model``
-    (empty for devices whose modem is not known), ``devices``, ``versions``
+    (empty for devices whose modem is not known), ``carrier`` (MCC-MNC
+    digits, empty when no SIM network is known), ``devices``, ``versions``
     ({firmware version: devices}), ``newest_versions``, ``behind``,
     ``unreachable``, ``never_detected``. ``organization_ids`` None: all.
     Devices are counted once per row even with two modems of that model.
@@ -188,13 +190,14 @@ def compliance_table(organization_ids=None):
         devices = devices.filter(organization_id__in=organization_ids)
     rows = {}
 
-    def row(organization_id, organization_name, modem_model):
-        key = (organization_id, modem_model)
+    def row(organization_id, organization_name, modem_model, carrier=""):
+        key = (organization_id, modem_model, carrier)
         if key not in rows:
             rows[key] = {
                 "organization": organization_id,
                 "organization_name": organization_name,
                 "modem_model": modem_model,
+                "carrier": carrier,
                 "devices": 0,
                 "versions": {},
                 "newest_versions": set(),
@@ -205,9 +208,10 @@ def compliance_table(organization_ids=None):
         return rows[key]
 
     key_fields = ("device__organization_id", "device__organization__name")
+    grouping = (*key_fields, "modem_model", "sim_network")
     unreachable = Q(device__modem_detection__status__in=UNREACHABLE_STATUSES)
     for item in (
-        modems.values(*key_fields, "modem_model")
+        modems.values(*grouping)
         .annotate(
             devices=Count("device", distinct=True),
             behind_devices=Count("device", distinct=True, filter=Q(behind=True)),
@@ -215,26 +219,26 @@ def compliance_table(organization_ids=None):
         )
         .order_by()
     ):
-        current = row(item[key_fields[0]], item[key_fields[1]], item["modem_model"])
+        current = row(*(item[field] for field in grouping))
         current.update(
             devices=item["devices"],
             behind=item["behind_devices"],
             unreachable=item["unreachable_devices"],
         )
     for item in (
-        modems.values(*key_fields, "modem_model", "modem_firmware_version")
+        modems.values(*grouping, "modem_firmware_version")
         .annotate(devices=Count("device", distinct=True))
         .order_by()
     ):
-        current = row(item[key_fields[0]], item[key_fields[1]], item["modem_model"])
+        current = row(*(item[field] for field in grouping))
         current["versions"][item["modem_firmware_version"]] = item["devices"]
     for item in (
         modems.filter(newest_version__isnull=False)
-        .values(*key_fields, "modem_model", "newest_version")
+        .values(*grouping, "newest_version")
         .distinct()
         .order_by()
     ):
-        current = row(item[key_fields[0]], item[key_fields[1]], item["modem_model"])
+        current = row(*(item[field] for field in grouping))
         current["newest_versions"].add(item["newest_version"])
     unknown = devices.filter(~Exists(_device_modems()))
     succeeded = Exists(_detection().filter(succeeded_at__isnull=False))
@@ -265,27 +269,41 @@ def compliance_table(organization_ids=None):
         current["newest_versions"] = sorted(current["newest_versions"])
         result.append(current)
     result.sort(
-        key=lambda r: (r["organization_name"], r["modem_model"] == "", r["modem_model"])
+        key=lambda r: (
+            r["organization_name"],
+            r["modem_model"] == "",
+            r["modem_model"],
+            r["carrier"],
+        )
     )
     return result
 
 
-def behind_device_groups(organization_ids=None):
+def behind_device_groups(organization_ids=None, by_carrier=False):
     """``{(organization id, modem model): {newest build id: [device ids]}}``:
     the devices behind, grouped by the build they would be upgraded to (what
-    "upgrade these devices" previews, one mass upgrade per build)."""
+    "upgrade these devices" previews, one mass upgrade per build).
+    ``by_carrier``: keyed by (organization id, modem model, carrier), the
+    rows of ``compliance_table``."""
     modems = behind_modems()
     if organization_ids is not None:
         modems = modems.filter(device__organization_id__in=organization_ids)
     groups = {}
-    for organization_id, modem_model, build_id, device_id in (
+    for organization_id, modem_model, network, build_id, device_id in (
         modems.values_list(
-            "device__organization_id", "modem_model", "newest_build_id", "device_id"
+            "device__organization_id",
+            "modem_model",
+            "sim_network",
+            "newest_build_id",
+            "device_id",
         )
         .distinct()
         .order_by("device__organization_id", "modem_model", "device_id")
     ):
-        builds = groups.setdefault((organization_id, modem_model), {})
+        key = (organization_id, modem_model)
+        if by_carrier:
+            key += (network,)
+        builds = groups.setdefault(key, {})
         builds.setdefault(build_id, []).append(str(device_id))
     return groups
 

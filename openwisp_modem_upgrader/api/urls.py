@@ -121,6 +121,11 @@ operator_urlpatterns = [
     path("detect-modems/", inventory.detect, name="api_detect_modems"),
     path("modem-history/", inventory.modem_history_list, name="api_modem_history_list"),
     path("compliance/", inventory.compliance, name="api_compliance"),
+    path(
+        "carrier-image-mismatch/",
+        inventory.carrier_image_mismatch,
+        name="api_carrier_image_mismatch",
+    ),
 ]
 
 schema_view = get_schema_view(

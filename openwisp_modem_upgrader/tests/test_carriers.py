@@ -145,6 +145,54 @@ class TestCarrierCatalogue(TestModemUpgraderMixin, TestCase):
         self.assertEqual(carrier_image_mismatches(organization_ids=[]), [])
 
 
+class TestCarrierCompliance(TestModemUpgraderMixin, TestCase):
+    def test_rows_per_model_and_carrier_and_mismatch_api(self):
+        from django.urls import reverse
+
+        from ..inventory import compliance_table
+
+        category = self._create_category()
+        self._create_build(category=category, version="M0R.010100-B024")
+        self._create_build(
+            category=category, version="M0R.010300-B040", carriers="310-410"
+        )
+        for name, network in (("att", ATT), ("vodafone", VODAFONE_IT)):
+            device = self._create_modem_device(
+                name=name, mac_address=f"00:11:22:33:44:{len(name):02x}"
+            )
+            DeviceModemFirmware.objects.filter(device=device).update(
+                sim_network=network,
+                carrier_images=[{"index": "1", "name": "GENERIC", "version": "x"}],
+                carrier_image="GENERIC",
+            )
+        rows = {
+            row["carrier"]: (row["devices"], row["newest_versions"], row["behind"])
+            for row in compliance_table([self._get_org().pk])
+        }
+        self.assertEqual(
+            rows,
+            {
+                ATT: (1, ["M0R.010300-B040"], 1),
+                VODAFONE_IT: (1, ["M0R.010100-B024"], 1),
+            },
+        )
+        # the report over the REST API: organization isolation, one row
+        # per mismatch (no stored image for AT&T here: none)
+        self.client.force_login(
+            self._create_administrator(organizations=[self._get_org()])
+        )
+        url = reverse("modem_upgrader:api_carrier_image_mismatch")
+        self.assertEqual(self.client.get(url).json(), [])
+        DeviceModemFirmware.objects.filter(sim_network=ATT).update(
+            carrier_images=[
+                {"index": "1", "name": "GENERIC", "version": "x"},
+                {"index": "2", "name": "ATT", "version": "y"},
+            ]
+        )
+        (row,) = self.client.get(url).json()
+        self.assertEqual((row["device_name"], row["sim_network"]), ("att", ATT))
+
+
 class TestCarrierOnEmulatedRouters(DetectionMixin, TestCase):
     def test_detected_sims_decide_the_preview(self):
         image = self._create_image(
