@@ -173,11 +173,6 @@ def annotate_preview(batch):
         has_connection=Exists(connected),
         has_modem=Exists(_modems()),
         has_model=Exists(_modems().filter(model_may_be(build.modem_model))),
-        has_carrier=Exists(
-            _modems()
-            .filter(model_may_be(build.modem_model))
-            .filter(carrier_may_be(build))
-        ),
         # a run that read the router's modem list, even an empty one
         has_detection=Exists(
             load_model("DeviceModemDetection").objects.filter(
@@ -185,6 +180,19 @@ def annotate_preview(batch):
             )
         ),
     )
+    carrier_rule = []
+    if build.networks:
+        # a build for some carriers: a modem of the model with the SIM of one
+        qs = qs.annotate(
+            has_carrier=Exists(
+                _modems()
+                .filter(model_may_be(build.modem_model))
+                .filter(carrier_may_be(build))
+            )
+        )
+        carrier_rule = [
+            When(has_carrier=False, then=Value(ExclusionReason.OTHER_CARRIER))
+        ]
     reason = Case(
         When(_is_deactivated=True, then=Value(ExclusionReason.DEACTIVATED)),
         When(has_running=True, then=Value(ExclusionReason.RUNNING)),
@@ -195,7 +203,7 @@ def annotate_preview(batch):
         ),
         When(has_modem=False, then=Value(ExclusionReason.NOT_DETECTED)),
         When(has_model=False, then=Value(ExclusionReason.OTHER_MODEL)),
-        When(has_carrier=False, then=Value(ExclusionReason.OTHER_CARRIER)),
+        *carrier_rule,
         When(
             target_usb_path__isnull=True,
             then=Value(ExclusionReason.UP_TO_DATE),

@@ -38,8 +38,12 @@ from .swapper import load_model
 from .upgrade import assign_target_image, insert_operations
 
 # what the policy copies onto its rollout at every pass (an edit of the
-# policy applies to the rollout under way); the state is the batch's own
-POLICY_ROLLOUT_FIELDS = tuple(f for f in ROLLOUT_FIELDS if f != "scheduled_at")
+# policy applies to the rollout under way); the state is the batch's own.
+# A standing order has no start time nor deadline: a deadline would fail
+# every modem enrolled after it
+POLICY_ROLLOUT_FIELDS = tuple(
+    f for f in ROLLOUT_FIELDS if f not in ("scheduled_at", "deadline")
+)
 
 
 def _policies():
@@ -135,13 +139,13 @@ def enroll(policy_id, now=None):
             ],
             ignore_conflicts=True,
         )
-        created = Operation.objects.filter(
-            batch_id=batch.pk,
-            status=OperationStatus.IDLE,
-            device_id__in=[row[0] for row in rows],
+        # as the fan-out does: every waiting operation of the rollout (those
+        # of earlier passes again, which changes nothing); no list of ids,
+        # which would make the statement grow with the fleet
+        assign_target_image(
+            Operation.objects.filter(batch_id=batch.pk, status=OperationStatus.IDLE)
         )
-        assign_target_image(created)
-        count = created.count()
+        count = Operation.objects.filter(batch_id=batch.pk).count() - already
         if count:
             transaction.on_commit(publish.dispatch_soon)
         return _record_pass(policy, now, count, "")

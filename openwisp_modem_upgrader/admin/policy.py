@@ -11,8 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from openwisp_users.multitenancy import MultitenantAdminMixin, MultitenantOrgFilter
 from openwisp_utils.admin import TimeReadonlyAdminMixin
 
-from ..base.rollout import ROLLOUT_FIELDS
-from ..policy import pause_policy, resume_policy
+from ..policy import POLICY_ROLLOUT_FIELDS, pause_policy, resume_policy
 from ..swapper import load_model
 
 ModemFirmwarePolicy = load_model("ModemFirmwarePolicy")
@@ -61,7 +60,7 @@ class ModemFirmwarePolicyAdmin(
         ),
         (
             _("Rollout"),
-            {"fields": tuple(f for f in ROLLOUT_FIELDS if f != "scheduled_at")},
+            {"fields": POLICY_ROLLOUT_FIELDS},
         ),
         (
             _("Last pass"),

@@ -7,8 +7,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from rest_framework import generics, serializers
 
-from ..base.rollout import ROLLOUT_FIELDS
-from ..policy import pause_policy, resume_policy
+from ..policy import POLICY_ROLLOUT_FIELDS, pause_policy, resume_policy
 from ..swapper import load_model
 from .serializers import TIMESTAMPS, BaseSerializer
 from .views import ProtectedAPIMixin
@@ -60,7 +59,7 @@ class FirmwarePolicySerializer(BaseSerializer):
                 "paused",
                 "upgrade_options",
             )
-            + tuple(f for f in ROLLOUT_FIELDS if f != "scheduled_at")
+            + POLICY_ROLLOUT_FIELDS
             + ("rollout", "last_pass_at", "last_enrolled", "last_pass_note")
             + TIMESTAMPS
         )

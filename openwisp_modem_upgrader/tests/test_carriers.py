@@ -215,3 +215,29 @@ class TestCarrierOnEmulatedRouters(DetectionMixin, TestCase):
             reasons,
             {devices[0].pk: ExclusionReason.OTHER_CARRIER, devices[1].pk: None},
         )
+
+
+class TestOlderScript(TestModemUpgraderMixin, TestCase):
+    def test_entry_without_carrier_keeps_the_last_reading(self):
+        from ..detection import record_modems
+        from ..statuses import ModemChangeSource
+        from .test_detection import TestParsing
+
+        device = self._create_device()
+        entry = TestParsing.entry(None)
+        carrier = {
+            "sim": "ready",
+            "iccid": "8939100012345678901",
+            "imsi": "222103456789012",
+            "operator": "vodafone IT",
+            "images": [],
+            "active": "",
+            "selection": "",
+        }
+        record_modems(
+            device, [dict(entry, carrier=carrier)], ModemChangeSource.DETECTION
+        )
+        record_modems(device, [entry], ModemChangeSource.DETECTION)
+        modem = DeviceModemFirmware.objects.get(device=device)
+        self.assertEqual((modem.sim_network, modem.sim_state), (VODAFONE_IT, "ready"))
+        self.assertEqual(modem.history.count(), 1)
