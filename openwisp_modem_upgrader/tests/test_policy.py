@@ -2,6 +2,7 @@
 policy's rollout, within its limits, stopping on its threshold, and pauses
 with the policy."""
 
+from django.contrib.staticfiles.testing import StaticLiveServerTestCase
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test import TestCase
@@ -10,11 +11,13 @@ from django.test.utils import CaptureQueriesContext
 from ..base.models import DetectionStatus, OperationStatus
 from ..base.rollout import RolloutState
 from ..detection import detect_device
+from ..inventory import behind_modems
 from ..policy import enroll, pause_policy, resume_policy, run_policies
 from ..scheduler import dispatch
 from ..swapper import load_model
 from . import NEW_VERSION, DeviceModemFirmware, ModemUpgradeOperation
 from .test_detection import DetectionMixin
+from .test_engine import FAST, EngineTestMixin
 from .test_rollout import RolloutTestMixin
 
 ModemFirmwarePolicy = load_model("ModemFirmwarePolicy")
@@ -307,3 +310,49 @@ class TestPolicyApiAndAdmin(PolicyMixin, RolloutTestMixin, TestCase):
         self.assertContains(
             self.client.get(compliance), f"governed by policy {policy.name}"
         )
+
+
+class TestPolicyConvergesAMixedFleet(EngineTestMixin, StaticLiveServerTestCase):
+    """The whole path on an emulated router: the pass enrolls the modem
+    behind (not the one already on the build, nor another model), the
+    engine flashes it, detection reads the new version, and the next pass
+    finds nothing left to do while the rollout stays open."""
+
+    def test_policy_converges(self):
+        current = self._create_modem_device(
+            name="current", mac_address="00:11:22:33:77:01", version=NEW_VERSION
+        )
+        other = self._create_modem_device(
+            name="other", mac_address="00:11:22:33:77:02", modem_model="FN990A40"
+        )
+        policy = ModemFirmwarePolicy(
+            organization=self._get_org(),
+            build=self.image.build,
+            name="converge",
+            max_concurrent=1,
+            upgrade_options=dict(
+                FAST, remote_dir=self.remote_dir, tool_path=self.tool_path
+            ),
+        )
+        policy.full_clean()
+        policy.save()
+        self.assertEqual(run_policies(), {str(policy.pk): 1})
+        policy.refresh_from_db()
+        (operation,) = policy.batch.operations.all()
+        self.assertEqual(operation.device_id, self.device.pk)
+        operation = self.drive_to_end(operation)
+        self.assertEqual(operation.status, OperationStatus.SUCCESS, operation.log)
+        detect_device(self.device)
+        self.assertEqual(
+            list(
+                DeviceModemFirmware.objects.filter(
+                    device__in=[self.device, current]
+                ).values_list("modem_firmware_version", flat=True)
+            ),
+            [NEW_VERSION, NEW_VERSION],
+        )
+        self.assertFalse(behind_modems().exists())
+        self.assertEqual(run_policies(), {str(policy.pk): 0})
+        policy.batch.refresh_from_db()
+        self.assertEqual(policy.batch.status, OperationStatus.IN_PROGRESS)
+        self.assertFalse(ModemUpgradeOperation.objects.filter(device=other).exists())
