@@ -151,6 +151,21 @@ class TestPolicyPass(PolicyMixin, RolloutTestMixin, TestCase):
             enroll(policy.pk)
         self.assertEqual(len(large), len(small) - 1)  # the batch exists now
 
+    def test_pass_is_scheduled_on_the_control_queue(self):
+        from celery import current_app
+
+        from .. import settings as app_settings
+
+        entries = [
+            entry
+            for entry in current_app.conf.beat_schedule.values()
+            if entry["task"] == "openwisp_modem_upgrader.enforce_firmware_policies"
+        ]
+        self.assertEqual(
+            [e["schedule"] for e in entries], [app_settings.POLICY_SCHEDULE]
+        )
+        self.assertEqual(entries[0]["options"]["queue"], app_settings.CONTROL_QUEUE)
+
     def test_validation(self):
         draft = self._create_build(
             version="M0R.020000-B001",
