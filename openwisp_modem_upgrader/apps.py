@@ -75,7 +75,7 @@ class ModemUpgraderConfig(ApiAppConfig):
                 "enforce_firmware_policies",
                 "openwisp_modem_upgrader.enforce_firmware_policies",
                 app_settings.POLICY_SCHEDULE,
-                driver_options,
+                {},
             ),
         ):
             if schedule and not any(e.get("task") == task for e in beat.values()):

@@ -89,7 +89,9 @@ def sweep_modem_detection():
     return sweep()
 
 
-@shared_task(name="openwisp_modem_upgrader.enforce_firmware_policies", **CONTROL)
+@shared_task(name="openwisp_modem_upgrader.enforce_firmware_policies")
 def enforce_firmware_policies():
-    """The firmware policies' periodic pass (``policy.py``)."""
+    """The firmware policies' periodic pass (``policy.py``); on the
+    project's routes like detection: a late pass only enrolls later, the
+    dispatch it asks for goes to the control queue."""
     return run_policies()

@@ -151,7 +151,7 @@ class TestPolicyPass(PolicyMixin, RolloutTestMixin, TestCase):
             enroll(policy.pk)
         self.assertEqual(len(large), len(small) - 1)  # the batch exists now
 
-    def test_pass_is_scheduled_on_the_control_queue(self):
+    def test_pass_is_scheduled(self):
         from celery import current_app
 
         from .. import settings as app_settings
@@ -164,7 +164,6 @@ class TestPolicyPass(PolicyMixin, RolloutTestMixin, TestCase):
         self.assertEqual(
             [e["schedule"] for e in entries], [app_settings.POLICY_SCHEDULE]
         )
-        self.assertEqual(entries[0]["options"]["queue"], app_settings.CONTROL_QUEUE)
 
     def test_validation(self):
         draft = self._create_build(
