@@ -3,7 +3,8 @@
 # router, on one line ("[]" when there is none):
 # {"usb_path", "manufacturer", "model", "revision", "firmware", "imei",
 #  "ports": {"at", "diag"}, "mode": "normal|flashing", "source": "mmcli|at|",
-#  "usb_id"}
+#  "usb_id", "carrier": {"sim", "iccid", "imsi", "operator", "images":
+#  [{"index", "name", "version"}], "active", "selection"}}
 # Modems are USB devices of a known modem vendor or in a flashing mode, and
 # whatever ModemManager lists. ModemManager answers first (mmcli -L / mmcli
 # -m N -J); AT commands through $AT_HELPER fill what it lacks. Exits 0 even
@@ -21,6 +22,8 @@ if [ -z "$MODEM_INFO_BUNDLED" ]; then
 	SCRIPT_DIR=$(cd "$SCRIPT_DIR" && pwd) || exit 1
 	# shellcheck source=lib/common.sh
 	. "$SCRIPT_DIR/lib/common.sh"
+	# shellcheck source=lib/carrier.sh
+	. "$SCRIPT_DIR/lib/carrier.sh"
 fi
 
 SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/modem-info.XXXXXX") || exit 1
@@ -35,6 +38,8 @@ main() {
 		identify_modem_state
 		[ "$MODEM_MODE" = absent ] && continue
 		printf '%s' "$mi_separator"
+		read_carrier_state
+		MODEM_JSON_EXTRA=",\"carrier\":$(carrier_json)"
 		modem_json
 		mi_separator=,
 	done

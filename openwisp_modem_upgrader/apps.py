@@ -71,6 +71,12 @@ class ModemUpgraderConfig(ApiAppConfig):
                 app_settings.DETECTION_SWEEP_SCHEDULE,
                 {},
             ),
+            (
+                "enforce_firmware_policies",
+                "openwisp_modem_upgrader.enforce_firmware_policies",
+                app_settings.POLICY_SCHEDULE,
+                {},
+            ),
         ):
             if schedule and not any(e.get("task") == task for e in beat.values()):
                 beat[name] = {"task": task, "schedule": schedule, "options": options}

@@ -33,7 +33,12 @@ from django.utils.translation import gettext_lazy as _
 
 from . import publish
 from .base.rollout import ROLLOUT_FIELDS
-from .compatibility import ExclusionReason, model_may_be, model_may_be_joined
+from .compatibility import (
+    ExclusionReason,
+    carrier_may_be,
+    model_may_be,
+    model_may_be_joined,
+)
 from .exceptions import UpgradeNotAllowed
 from .rollout import mark_batch_started, refresh_batch, wave_numbers
 from .statuses import (
@@ -88,6 +93,7 @@ def _target_modems(batch, modems=None):
         model_may_be(build.modem_model)
     )
     modems = modems.exclude(modem_firmware_version=build.version)
+    modems = modems.filter(carrier_may_be(build))
     if batch.from_version:
         modems = modems.filter(modem_firmware_version=batch.from_version)
     return modems.order_by("usb_path")
@@ -145,6 +151,8 @@ def _target_modem_q(batch, prefix="modems__"):
     condition = model_may_be_joined(build.modem_model, prefix) & ~Q(
         **{f"{prefix}modem_firmware_version": build.version}
     )
+    if build.networks:
+        condition &= Q(**{f"{prefix}sim_network__in": build.networks})
     if batch.from_version:
         condition &= Q(**{f"{prefix}modem_firmware_version": batch.from_version})
     return condition
@@ -201,6 +209,19 @@ def annotate_preview(batch):
         # a run that read the router's modem list, even an empty one
         detection_succeeded_at=Max("modem_detection__succeeded_at"),
     )
+    carrier_rule = []
+    if build.networks:
+        # a build for some carriers: a modem of the model with the SIM of one
+        qs = qs.annotate(
+            carrier_count=Count(
+                "modems",
+                filter=model_may_be_joined(build.modem_model, "modems__")
+                & Q(modems__sim_network__in=build.networks),
+            )
+        )
+        carrier_rule = [
+            When(carrier_count=0, then=Value(ExclusionReason.OTHER_CARRIER))
+        ]
     reason = Case(
         When(_is_deactivated=True, then=Value(ExclusionReason.DEACTIVATED)),
         When(running_count__gt=0, then=Value(ExclusionReason.RUNNING)),
@@ -211,6 +232,7 @@ def annotate_preview(batch):
         ),
         When(modem_count=0, then=Value(ExclusionReason.NOT_DETECTED)),
         When(model_count=0, then=Value(ExclusionReason.OTHER_MODEL)),
+        *carrier_rule,
         When(
             target_usb_path__isnull=True,
             then=Value(ExclusionReason.UP_TO_DATE),

@@ -25,6 +25,7 @@ SWAPPABLE_MODELS = (
     "ModemHistory",
     "ModemUpgradeOperation",
     "ModemBatchUpgradeOperation",
+    "ModemFirmwarePolicy",
 )
 
 

@@ -27,6 +27,7 @@ class ExclusionReason:
     # not detected, and the last detection could not reach the router
     UNREACHABLE = "router-unreachable"
     NO_MODEM = "no-modem"
+    OTHER_CARRIER = "other-carrier"
 
     labels = {
         DEACTIVATED: gettext_lazy("device deactivated"),
@@ -38,6 +39,9 @@ class ExclusionReason:
         NOT_DETECTED: gettext_lazy("modem not detected yet"),
         UNREACHABLE: gettext_lazy("router unreachable"),
         NO_MODEM: gettext_lazy("no modem found by the last detection"),
+        OTHER_CARRIER: gettext_lazy(
+            "the SIM's network is not one this build is for (carriers)"
+        ),
     }
 
 
@@ -81,6 +85,33 @@ def check_modem(build, modems, detection_succeeded):
                 % {"target": build.modem_model, "detected": modems[0]}
             }
         )
+
+
+def carrier_may_be(build):
+    """Modems whose SIM network the build targets (every modem for a
+    generic build, whose ``networks`` is empty): a build made for one
+    carrier is never pushed to a modem with another carrier's SIM, nor to
+    one whose SIM is not known."""
+    return Q(sim_network__in=build.networks) if build.networks else Q()
+
+
+def check_carrier(build, networks):
+    """The preview's carrier rule for one device; ``networks``: the SIM
+    network of each modem to consider. Raises ``ValidationError``."""
+    if not build.networks or any(n in build.networks for n in networks):
+        return
+    raise ValidationError(
+        {
+            "image": _(
+                "This build is for the networks %(targets)s but the SIM of this "
+                "modem is on %(network)s."
+            )
+            % {
+                "targets": ", ".join(build.networks),
+                "network": ", ".join(n for n in networks if n) or _("no known network"),
+            }
+        }
+    )
 
 
 def check_image_for_device(device, image):

@@ -31,6 +31,7 @@ from openwisp_controller.connection.exceptions import NoWorkingDeviceConnectionE
 
 from . import publish
 from . import settings as app_settings
+from .carriers import mcc_mnc
 from .device_contract import (  # noqa: F401 (GarbageOutput: its former path)
     GarbageOutput,
     excerpt,
@@ -49,6 +50,10 @@ logger = logging.getLogger(__name__)
 # what changes a modem's identity; a change of one of these without an
 # upgrade explaining it is flagged
 IDENTITY = ("modem_model", "modem_revision", "modem_firmware_version", "modem_imei")
+# readings kept on the modem row without a history row of their own: the
+# registered network follows roaming, the image list and the selection mode
+# change with the active image or the SIM, which are recorded
+UNRECORDED_FIELDS = {"sim_operator", "sim_imsi", "carrier_images", "carrier_selection"}
 SSH_CONNECTOR = "openwisp_controller.connection.connectors.ssh.Ssh"
 _detecting = threading.local()
 # SQLite (the test project's database) answers "table is locked" at once to
@@ -66,7 +71,8 @@ def db_turn():
 
 @lru_cache(maxsize=1)
 def modem_info_script():
-    """modem-info.sh with lib/common.sh and at-command.sh inlined."""
+    """modem-info.sh with lib/common.sh, lib/carrier.sh and at-command.sh
+    inlined."""
 
     def read(name):
         with open(os.path.join(scripts_dir(), name)) as f:
@@ -80,6 +86,7 @@ def modem_info_script():
         "}\n"
         "AT_HELPER=${AT_HELPER:-at_command_bundled}\n"
         f"{read('lib/common.sh')}\n"
+        f"{read('lib/carrier.sh')}\n"
         f"{read('modem-info.sh')}"
     )
 
@@ -278,6 +285,7 @@ def _apply_reading(row, modem, source, operation, now, upgrading):
         "modem_revision": modem["revision"],
         "modem_firmware_version": modem["firmware"],
         "modem_imei": modem["imei"],
+        **carrier_reading(modem),
     }
     first_reading = row.modem_detected_at is None
     changed = [field for field, value in new.items() if getattr(row, field) != value]
@@ -301,7 +309,7 @@ def _apply_reading(row, modem, source, operation, now, upgrading):
     row.save()
     if unexplained:
         send_after_commit(unexplained_modem_change, sender=type(row), modem=row)
-    if changed:
+    if set(changed) - UNRECORDED_FIELDS:
         load_model("ModemHistory").objects.create(
             device_id=row.device_id,
             modem=row,
@@ -315,7 +323,35 @@ def _apply_reading(row, modem, source, operation, now, upgrading):
             source=source,
             operation=explaining,
             unexplained=unexplained,
+            sim_iccid=row.sim_iccid,
+            sim_network=row.sim_network,
+            carrier_image=row.carrier_image,
         )
+
+
+def carrier_reading(modem):
+    """The SIM and carrier-image fields of a modem row from modem-info's
+    "carrier" object; nothing when the router's script does not print it
+    (the fields keep their last reading). A change of these writes a
+    history row, never an unexplained-change flag: a SIM swap or the
+    modem's own image selection is not a firmware change."""
+    carrier = modem.get("carrier")
+    if carrier is None:
+        return {}
+    images = carrier["images"]
+    active = {image["index"]: image["name"] for image in images}.get(
+        carrier["active"], ""
+    )
+    return {
+        "sim_state": carrier["sim"],
+        "sim_iccid": carrier["iccid"],
+        "sim_imsi": carrier["imsi"],
+        "sim_network": mcc_mnc(carrier["imsi"]),
+        "sim_operator": carrier["operator"],
+        "carrier_images": images,
+        "carrier_image": active,
+        "carrier_selection": carrier["selection"],
+    }
 
 
 def _explaining_operation(row):

@@ -187,8 +187,12 @@ def parse_modem_list(output):
 
 
 def _check_modem(modem):
-    if not isinstance(modem, dict) or set(modem) != MODEM_KEYS:
+    if not isinstance(modem, dict) or not (
+        MODEM_KEYS <= set(modem) <= MODEM_KEYS | OPTIONAL_MODEM_KEYS
+    ):
         raise GarbageOutput(f"unexpected modem entry: {excerpt(json.dumps(modem))}")
+    if "carrier" in modem:
+        check_carrier(modem["carrier"])
     ports = modem["ports"]
     if not isinstance(ports, dict) or set(ports) != {"at", "diag"}:
         raise GarbageOutput("unexpected ports entry")
@@ -206,6 +210,54 @@ def _check_modem(modem):
         raise GarbageOutput(f"unknown mode {modem['mode'][:16]!r}")
     if modem["usb_id"] and not USB_ID.fullmatch(modem["usb_id"]):
         raise GarbageOutput(f"not a USB id: {modem['usb_id']!r}")
+
+
+# -- modem-info.sh's SIM and carrier readings ("carrier") -----------------------
+
+# modem-info.sh prints "carrier" since carrier inventory; an older script
+# on a router may leave it out
+OPTIONAL_MODEM_KEYS = {"carrier"}
+CARRIER_KEYS = {"sim", "iccid", "imsi", "operator", "images", "active", "selection"}
+CARRIER_IMAGE_KEYS = {"index", "name", "version"}
+SIM_STATES = ("", "ready", "locked", "absent", "unknown")
+CARRIER_SELECTIONS = ("", "auto", "manual")
+ICCID = re.compile(r"[0-9]{18,21}[0-9A-Fa-f]?")
+IMSI = re.compile(r"[0-9]{6,15}")
+IMAGE_INDEX = re.compile(r"[0-9]{1,2}")
+MAX_CARRIER_IMAGES = 8
+
+
+def _plain(value, key, limit):
+    if not isinstance(value, str) or CONTROL.search(value) or len(value) > limit:
+        raise GarbageOutput(f"carrier {key} is not a plain string of {limit} at most")
+
+
+def check_carrier(carrier):
+    """The "carrier" object of a modem entry, strictly; ``GarbageOutput``."""
+    if not isinstance(carrier, dict) or set(carrier) != CARRIER_KEYS:
+        raise GarbageOutput(f"unexpected carrier entry: {excerpt(json.dumps(carrier))}")
+    for key, limit in (("sim", 16), ("iccid", 22), ("imsi", 15), ("operator", 64)):
+        _plain(carrier[key], key, limit)
+    for key, limit in (("active", 2), ("selection", 16)):
+        _plain(carrier[key], key, limit)
+    if carrier["sim"] not in SIM_STATES:
+        raise GarbageOutput(f"unknown SIM state {carrier['sim']!r}")
+    if carrier["selection"] not in CARRIER_SELECTIONS:
+        raise GarbageOutput(f"unknown selection mode {carrier['selection']!r}")
+    for key, pattern in (("iccid", ICCID), ("imsi", IMSI), ("active", IMAGE_INDEX)):
+        if carrier[key] and not pattern.fullmatch(carrier[key]):
+            raise GarbageOutput(f"not a SIM {key}: {carrier[key]!r}")
+    images = carrier["images"]
+    if not isinstance(images, list) or len(images) > MAX_CARRIER_IMAGES:
+        raise GarbageOutput("carrier images are not a short list")
+    for image in images:
+        if not isinstance(image, dict) or set(image) != CARRIER_IMAGE_KEYS:
+            raise GarbageOutput("unexpected carrier image entry")
+        _plain(image["index"], "image index", 2)
+        _plain(image["name"], "image name", 32)
+        _plain(image["version"], "image version", 64)
+        if not IMAGE_INDEX.fullmatch(image["index"]) or not image["name"]:
+            raise GarbageOutput("carrier image without index or name")
 
 
 def excerpt(text, limit=120):

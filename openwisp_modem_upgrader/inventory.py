@@ -9,9 +9,10 @@ The newest build of a modem is the *released* build with the highest version
 (``compatibility.version_key``: versions compared as versions, not by
 creation date; the most recently created wins a tie) for its exact model in
 the category of the image it runs (when known), else in any category of the
-device's organization or shared ones. Drafts and withdrawn builds are never
-the target. A modem is behind when it reports a firmware version other than
-that build's.
+device's organization or shared ones, among the builds for every network
+(generic) or for the network of the modem's SIM (``carriers``). Drafts and
+withdrawn builds are never the target. A modem is behind when it reports a
+firmware version other than that build's.
 """
 
 import swapper
@@ -28,9 +29,10 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Concat
 from django.utils.translation import gettext_lazy as _
 
+from .carriers import carrier_image_mismatch
 from .compatibility import BuildStatus
 from .statuses import UNREACHABLE_STATUSES
 from .swapper import load_model
@@ -63,6 +65,16 @@ def _newest_build(field):
     """Subquery on an outer DeviceModemFirmware: ``field`` of its newest build."""
     builds = load_model("ModemBuild").objects.filter(
         modem_model=OuterRef("modem_model"), status=BuildStatus.RELEASED
+    )
+    # per (model, carrier): a build for other networks is not the target of
+    # a modem whose SIM is elsewhere (or unknown); a generic build is
+    builds = builds.filter(
+        Q(carrier_key="")
+        | Q(
+            carrier_key__contains=Concat(
+                Value(","), OuterRef("sim_network"), Value(",")
+            )
+        )
     )
     in_category = builds.filter(category_id=OuterRef("image__build__category_id"))
     in_organization = builds.filter(
@@ -160,10 +172,12 @@ def annotate_devices(devices):
 
 
 def compliance_table(organization_ids=None):
-    """Rows per organization and modem model, sorted by organization name.
+    """Rows per organization, modem model and carrier (the SIM's network),
+    sorted by organization name.
 
     Each row: ``organization``, ``organization_name``, ``modem_model``
-    (empty for devices whose modem is not known), ``devices``, ``versions``
+    (empty for devices whose modem is not known), ``carrier`` (MCC-MNC
+    digits, empty when no SIM network is known), ``devices``, ``versions``
     ({firmware version: devices}), ``newest_versions``, ``behind``,
     ``unreachable``, ``never_detected``. ``organization_ids`` None: all.
     Devices are counted once per row even with two modems of that model.
@@ -176,13 +190,14 @@ def compliance_table(organization_ids=None):
         devices = devices.filter(organization_id__in=organization_ids)
     rows = {}
 
-    def row(organization_id, organization_name, modem_model):
-        key = (organization_id, modem_model)
+    def row(organization_id, organization_name, modem_model, carrier=""):
+        key = (organization_id, modem_model, carrier)
         if key not in rows:
             rows[key] = {
                 "organization": organization_id,
                 "organization_name": organization_name,
                 "modem_model": modem_model,
+                "carrier": carrier,
                 "devices": 0,
                 "versions": {},
                 "newest_versions": set(),
@@ -193,9 +208,10 @@ def compliance_table(organization_ids=None):
         return rows[key]
 
     key_fields = ("device__organization_id", "device__organization__name")
+    grouping = (*key_fields, "modem_model", "sim_network")
     unreachable = Q(device__modem_detection__status__in=UNREACHABLE_STATUSES)
     for item in (
-        modems.values(*key_fields, "modem_model")
+        modems.values(*grouping)
         .annotate(
             devices=Count("device", distinct=True),
             behind_devices=Count("device", distinct=True, filter=Q(behind=True)),
@@ -203,26 +219,26 @@ def compliance_table(organization_ids=None):
         )
         .order_by()
     ):
-        current = row(item[key_fields[0]], item[key_fields[1]], item["modem_model"])
+        current = row(*(item[field] for field in grouping))
         current.update(
             devices=item["devices"],
             behind=item["behind_devices"],
             unreachable=item["unreachable_devices"],
         )
     for item in (
-        modems.values(*key_fields, "modem_model", "modem_firmware_version")
+        modems.values(*grouping, "modem_firmware_version")
         .annotate(devices=Count("device", distinct=True))
         .order_by()
     ):
-        current = row(item[key_fields[0]], item[key_fields[1]], item["modem_model"])
+        current = row(*(item[field] for field in grouping))
         current["versions"][item["modem_firmware_version"]] = item["devices"]
     for item in (
         modems.filter(newest_version__isnull=False)
-        .values(*key_fields, "modem_model", "newest_version")
+        .values(*grouping, "newest_version")
         .distinct()
         .order_by()
     ):
-        current = row(item[key_fields[0]], item[key_fields[1]], item["modem_model"])
+        current = row(*(item[field] for field in grouping))
         current["newest_versions"].add(item["newest_version"])
     unknown = devices.filter(~Exists(_device_modems()))
     succeeded = Exists(_detection().filter(succeeded_at__isnull=False))
@@ -253,26 +269,81 @@ def compliance_table(organization_ids=None):
         current["newest_versions"] = sorted(current["newest_versions"])
         result.append(current)
     result.sort(
-        key=lambda r: (r["organization_name"], r["modem_model"] == "", r["modem_model"])
+        key=lambda r: (
+            r["organization_name"],
+            r["modem_model"] == "",
+            r["modem_model"],
+            r["carrier"],
+        )
     )
     return result
 
 
-def behind_device_groups(organization_ids=None):
+def behind_device_groups(organization_ids=None, by_carrier=False):
     """``{(organization id, modem model): {newest build id: [device ids]}}``:
     the devices behind, grouped by the build they would be upgraded to (what
-    "upgrade these devices" previews, one mass upgrade per build)."""
+    "upgrade these devices" previews, one mass upgrade per build).
+    ``by_carrier``: keyed by (organization id, modem model, carrier), the
+    rows of ``compliance_table``."""
     modems = behind_modems()
     if organization_ids is not None:
         modems = modems.filter(device__organization_id__in=organization_ids)
     groups = {}
-    for organization_id, modem_model, build_id, device_id in (
+    for organization_id, modem_model, network, build_id, device_id in (
         modems.values_list(
-            "device__organization_id", "modem_model", "newest_build_id", "device_id"
+            "device__organization_id",
+            "modem_model",
+            "sim_network",
+            "newest_build_id",
+            "device_id",
         )
         .distinct()
         .order_by("device__organization_id", "modem_model", "device_id")
     ):
-        builds = groups.setdefault((organization_id, modem_model), {})
+        key = (organization_id, modem_model)
+        if by_carrier:
+            key += (network,)
+        builds = groups.setdefault(key, {})
         builds.setdefault(build_id, []).append(str(device_id))
     return groups
+
+
+# -- carrier images ------------------------------------------------------------
+
+
+def carrier_image_mismatches(organization_ids=None):
+    """The fleet report of modems whose active stored carrier image does not
+    suit their SIM (``carriers.carrier_image_mismatch``): rows with
+    ``modem`` (the modem row), ``device_name``, ``organization_name`` and
+    ``reason``, sorted by device name. One query: the candidates (a SIM
+    network and an active image known) are read once, the rule is applied
+    in Python since it reads the configured image table."""
+    modems = load_model("DeviceModemFirmware").objects.exclude(sim_network="")
+    modems = modems.exclude(carrier_image="")
+    if organization_ids is not None:
+        modems = modems.filter(device__organization_id__in=organization_ids)
+    rows = []
+    for modem in modems.select_related("device__organization").order_by(
+        "device__name", "usb_path"
+    ):
+        active = next(
+            (
+                image["index"]
+                for image in modem.carrier_images or []
+                if image.get("name") == modem.carrier_image
+            ),
+            "",
+        )
+        reason = carrier_image_mismatch(
+            modem.sim_network, modem.carrier_images or [], active
+        )
+        if reason:
+            rows.append(
+                {
+                    "modem": modem,
+                    "device_name": modem.device.name,
+                    "organization_name": modem.device.organization.name,
+                    "reason": reason,
+                }
+            )
+    return rows

@@ -7,6 +7,7 @@ from .base.models import (
     AbstractModemBuild,
     AbstractModemCategory,
     AbstractModemFirmwareImage,
+    AbstractModemFirmwarePolicy,
     AbstractModemHistory,
     AbstractModemUpgradeOperation,
 )
@@ -58,3 +59,9 @@ class ModemHistory(AbstractModemHistory):
     class Meta(AbstractModemHistory.Meta):
         abstract = False
         swappable = swappable_setting("modem_upgrader", "ModemHistory")
+
+
+class ModemFirmwarePolicy(AbstractModemFirmwarePolicy):
+    class Meta(AbstractModemFirmwarePolicy.Meta):
+        abstract = False
+        swappable = swappable_setting("modem_upgrader", "ModemFirmwarePolicy")

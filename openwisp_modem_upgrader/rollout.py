@@ -307,6 +307,11 @@ def refresh_batch(batch_id, finished_operation_id=None):
         if counts[OperationStatus.IDLE] or counts[OperationStatus.IN_PROGRESS]:
             stop_on_failures(batch, counts, finished_operation_id)
             return
+        if _kept_open(batch):
+            # a firmware policy's rollout waits for its next enrollments;
+            # its threshold still applies to the failures so far
+            stop_on_failures(batch, counts, finished_operation_id)
+            return
         if not counts["total"]:
             status = OperationStatus.FAILED
         elif counts[OperationStatus.SUCCESS] == counts["total"]:
@@ -323,6 +328,12 @@ def refresh_batch(batch_id, finished_operation_id=None):
         if closed:
             batch.status = status
             send_after_commit(modem_batch_finished, sender=type(batch), batch=batch)
+
+
+def _kept_open(batch):
+    """A firmware policy's rollout (``policy.py``) stays open between its
+    passes."""
+    return load_model("ModemFirmwarePolicy").objects.filter(batch_id=batch.pk).exists()
 
 
 def mark_batch_started(batch_id, now):

@@ -162,3 +162,26 @@ def _seconds(schedule):
 # superseded by the next tick: dropped instead of piling up behind a busy
 # worker.
 CONTROL_MESSAGE_EXPIRES = max(1.0, _seconds(DRIVER_SCHEDULE) or 10.0)
+
+# --- SIM and carrier inventory (docs/user/inventory.rst) ---
+# The networks (MCC-MNC digits) each stored carrier image is made for, by
+# the name the modem lists it under (AT#GETFW); images not listed here
+# (GENERIC) suit every network. A starting table: set yours.
+CARRIER_IMAGE_NETWORKS = {
+    name.upper(): tuple(networks)
+    for name, networks in getattr(
+        settings,
+        "OPENWISP_MODEM_UPGRADER_CARRIER_IMAGE_NETWORKS",
+        {
+            "ATT": ("310410", "310280", "310150", "310170", "310380", "310560"),
+            "VERIZON": ("311480",),
+            "TMUS": ("310260", "310160", "310200", "310210", "310240", "310660"),
+        },
+    ).items()
+}
+
+# --- firmware policies (docs/user/rollouts.rst) ---
+# Seconds between two passes of the firmware policies (Celery beat): each
+# pass enrolls the modems behind into their policy's rollout. None leaves
+# the entry out.
+POLICY_SCHEDULE = getattr(settings, "OPENWISP_MODEM_UPGRADER_POLICY_SCHEDULE", 300)

@@ -19,6 +19,7 @@ from . import settings as app_settings
 from .batch import start_batch
 from .detection import detect_devices, sweep
 from .engine import follow_operation, run_operation
+from .policy import run_policies
 from .scheduler import dispatch, drive
 from .swapper import load_model
 
@@ -86,3 +87,11 @@ def detect_modems(device_ids):
 @shared_task(name="openwisp_modem_upgrader.sweep_modem_detection")
 def sweep_modem_detection():
     return sweep()
+
+
+@shared_task(name="openwisp_modem_upgrader.enforce_firmware_policies")
+def enforce_firmware_policies():
+    """The firmware policies' periodic pass (``policy.py``); on the
+    project's routes like detection: a late pass only enrolls later, the
+    dispatch it asks for goes to the control queue."""
+    return run_policies()

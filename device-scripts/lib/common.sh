@@ -365,8 +365,10 @@ modem_json() {
 		"$(json_string "$MODEM_MODEL")" \
 		"$(json_string "$MODEM_REVISION")" "$(json_string "$MODEM_FIRMWARE")" \
 		"$(json_string "$MODEM_IMEI")"
-	printf '"ports":{"at":%s,"diag":%s},"mode":%s,"source":%s,"usb_id":%s}' \
+	# MODEM_JSON_EXTRA: further members (",\"key\":value"), e.g. modem-info.sh's
+	# carrier object
+	printf '"ports":{"at":%s,"diag":%s},"mode":%s,"source":%s,"usb_id":%s%s}' \
 		"$(json_string "$MODEM_AT_PORT")" "$(json_string "$MODEM_DIAG_PORT")" \
 		"$(json_string "$MODEM_MODE")" "$(json_string "$MODEM_SOURCE")" \
-		"$(json_string "$MODEM_USB_ID")"
+		"$(json_string "$MODEM_USB_ID")" "$MODEM_JSON_EXTRA"
 }

@@ -9,4 +9,12 @@
 * ``compliance``: the compliance page.
 """
 
-from . import batch, catalogue, compliance, device, inventory, operations  # noqa: F401
+from . import (  # noqa: F401
+    batch,
+    catalogue,
+    compliance,
+    device,
+    inventory,
+    operations,
+    policy,
+)

@@ -107,6 +107,7 @@ class ModemBuildAdmin(
         "modem_model",
         "version",
         "status",
+        "carriers",
         "changelog",
         "changelog_html",
         "devices_running",

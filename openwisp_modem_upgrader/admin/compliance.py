@@ -10,7 +10,9 @@ from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
 
+from ..carriers import display_network
 from ..inventory import behind_device_groups, compliance_table
+from ..policy import governing_policies
 from ..swapper import load_model
 
 Organization = swapper.load_model("openwisp_users", "Organization")
@@ -41,7 +43,7 @@ def compliance_view(model_admin, request):
     else:
         chosen = ""
     rows = compliance_table(organization_ids)
-    groups = behind_device_groups(organization_ids)
+    groups = behind_device_groups(organization_ids, by_carrier=True)
     builds = {
         build.pk: build
         for build in load_model("ModemBuild").objects.filter(
@@ -49,12 +51,20 @@ def compliance_view(model_admin, request):
         )
     }
     may_upgrade = model_admin.has_mass_upgrade_permission(request)
+    policies = governing_policies(organization_ids)
     for row in rows:
+        # "governed by policy X": the policies that keep this row on a build
+        row["policies"] = [
+            policy
+            for policy in policies.get((row["organization"], row["modem_model"]), [])
+            if policy.network in ("", row["carrier"])
+        ]
+        row["carrier_display"] = display_network(row["carrier"])
         row["upgrades"] = (
             [
                 {"build": builds[build_id], "device_ids": device_ids}
                 for build_id, device_ids in groups.get(
-                    (row["organization"], row["modem_model"]), {}
+                    (row["organization"], row["modem_model"], row["carrier"]), {}
                 ).items()
                 if build_id in builds
             ]

@@ -249,8 +249,23 @@ class DeviceModemFirmwareInline(admin.StackedInline):
         "unexplained_change_at",
         "image",
         "installed",
+        # SIM and carrier images (detection.carrier_reading)
+        "sim_state",
+        "sim_iccid",
+        "sim_network",
+        "sim_operator",
+        "carrier_image",
+        "carrier_selection",
+        "stored_carrier_images",
     )
     readonly_fields = detected_fields
+
+    @admin.display(description=_("stored carrier images"))
+    def stored_carrier_images(self, obj):
+        return ", ".join(
+            f"{image['index']}: {image['name']} {image['version']}".strip()
+            for image in obj.carrier_images or []
+        )
 
     class Media:
         css = {"all": ["modem-upgrader/css/modem-upgrader.css"]}

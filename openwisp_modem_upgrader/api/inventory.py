@@ -16,7 +16,7 @@ from openwisp_users.api.permissions import DjangoModelPermissions, IsOrganizatio
 
 from ..base.models import usb_path_validator
 from ..detection import acknowledge_unexplained_change, queue_detection
-from ..inventory import compliance_table
+from ..inventory import carrier_image_mismatches, compliance_table
 from ..swapper import load_model
 from .serializers import ReadOnlyBlankMixin
 from .views import DETAIL_SCHEMA, DeviceParentMixin, ModelPermissions, ProtectedAPIMixin
@@ -179,6 +179,9 @@ class ModemHistorySerializer(ReadOnlyBlankMixin, serializers.ModelSerializer):
             "source",
             "operation",
             "unexplained",
+            "sim_iccid",
+            "sim_network",
+            "carrier_image",
         )
         read_only_fields = fields
 
@@ -288,6 +291,10 @@ class ComplianceRowSerializer(serializers.Serializer):
     modem_model = serializers.CharField(
         allow_blank=True, help_text=_("empty: devices with no known modem")
     )
+    carrier = serializers.CharField(
+        allow_blank=True,
+        help_text=_("the SIM's network (MCC-MNC digits); empty: not known"),
+    )
     devices = serializers.IntegerField()
     versions = serializers.DictField(
         child=serializers.IntegerField(), help_text=_("devices per firmware version")
@@ -338,8 +345,40 @@ class ComplianceView(ProtectedAPIMixin, generics.GenericAPIView):
         return Response(ComplianceRowSerializer(rows, many=True).data)
 
 
+class CarrierImageMismatchSerializer(serializers.Serializer):
+    class Meta:
+        ref_name = "ModemUpgraderCarrierImageMismatch"
+
+    device = serializers.UUIDField(source="modem.device_id")
+    device_name = serializers.CharField()
+    organization_name = serializers.CharField()
+    usb_path = serializers.CharField(source="modem.usb_path")
+    sim_network = serializers.CharField(source="modem.sim_network")
+    carrier_image = serializers.CharField(source="modem.carrier_image")
+    reason = serializers.CharField()
+
+
+class CarrierImageMismatchView(ProtectedAPIMixin, generics.GenericAPIView):
+    """Modems whose active stored carrier image does not suit their SIM."""
+
+    queryset = DeviceModemFirmware.objects.none()
+    serializer_class = CarrierImageMismatchSerializer
+    pagination_class = None
+    filter_backends = ()
+
+    @swagger_auto_schema(responses={200: CarrierImageMismatchSerializer(many=True)})
+    def get(self, request, *args, **kwargs):
+        user = request.user
+        organization_ids = (
+            None if user.is_superuser else list(user.organizations_managed)
+        )
+        rows = carrier_image_mismatches(organization_ids)
+        return Response(CarrierImageMismatchSerializer(rows, many=True).data)
+
+
 device_detect = DeviceDetectView.as_view()
 detect = DetectView.as_view()
 modem_history_list = ModemHistoryListView.as_view()
 acknowledge = AcknowledgeView.as_view()
 compliance = ComplianceView.as_view()
+carrier_image_mismatch = CarrierImageMismatchView.as_view()

@@ -110,6 +110,7 @@ class BuildSerializer(BaseSerializer):
             "organization",
             "version",
             "modem_model",
+            "carriers",
             "changelog",
             "status",
         ) + TIMESTAMPS
@@ -717,6 +718,15 @@ DETECTED_FIELDS = (
     "detection_reason",
     "unexplained_change",
     "unexplained_change_at",
+    # SIM and carrier images (detection.carrier_reading)
+    "sim_state",
+    "sim_iccid",
+    "sim_imsi",
+    "sim_network",
+    "sim_operator",
+    "carrier_images",
+    "carrier_image",
+    "carrier_selection",
 )
 
 

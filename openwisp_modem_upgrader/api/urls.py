@@ -13,7 +13,7 @@ from drf_yasg import openapi
 from drf_yasg.views import get_schema_view
 from rest_framework.permissions import AllowAny
 
-from . import device, inventory, views
+from . import device, inventory, policy, views
 
 app_name = "modem_upgrader"
 
@@ -23,6 +23,12 @@ operator_urlpatterns = [
     path("category/", views.category_list, name="api_category_list"),
     path("category/<uuid:pk>/", views.category_detail, name="api_category_detail"),
     path("build/", views.build_list, name="api_build_list"),
+    path("policy/", policy.firmware_policy_list, name="api_firmware_policy_list"),
+    path(
+        "policy/<uuid:pk>/",
+        policy.firmware_policy_detail,
+        name="api_firmware_policy_detail",
+    ),
     path("build/<uuid:pk>/", views.build_detail, name="api_build_detail"),
     path(
         "build/<uuid:pk>/image/",
@@ -117,6 +123,11 @@ operator_urlpatterns = [
     path("detect-modems/", inventory.detect, name="api_detect_modems"),
     path("modem-history/", inventory.modem_history_list, name="api_modem_history_list"),
     path("compliance/", inventory.compliance, name="api_compliance"),
+    path(
+        "carrier-image-mismatch/",
+        inventory.carrier_image_mismatch,
+        name="api_carrier_image_mismatch",
+    ),
 ]
 
 schema_view = get_schema_view(

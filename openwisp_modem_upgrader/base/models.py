@@ -21,12 +21,14 @@ from openwisp_users.mixins import OrgMixin, ShareableOrgMixin
 from openwisp_utils.base import TimeStampedEditableModel
 
 from .. import settings as app_settings
+from ..carriers import carrier_key, parse_carriers
 from ..compatibility import (
     VERSION_KEY_MAX_LENGTH,
     BuildStatus,
     check_build_for_batch,
     check_build_may_start,
     check_build_transition,
+    check_carrier,
     check_image_for_device,
     check_modem,
     version_key,
@@ -52,6 +54,16 @@ from ..swapper import get_model_name, load_model
 from ..upgraders import get_upgrader_choices, get_upgrader_class
 from ..upgraders.stream_checks import IMAGE_HEAD_SIZE
 from .rollout import RolloutMixin, RolloutState, ScheduleMixin  # noqa: F401
+
+
+def validate_carriers(value):
+    parse_carriers(value)
+
+
+def validate_policy_carrier(value):
+    if len(parse_carriers(value)) > 1:
+        raise ValidationError(_("Give one network (MCC-MNC), or none."))
+
 
 # the device-id filter of a batch is sent as a form/JSON list: bound it
 MAX_BATCH_DEVICE_IDS = 10000
@@ -125,6 +137,21 @@ class AbstractModemBuild(TimeStampedEditableModel):
             "upgrades; withdrawn: no new upgrade"
         ),
     )
+    carriers = models.CharField(
+        _("carriers"),
+        max_length=255,
+        blank=True,
+        validators=[validate_carriers],
+        help_text=_(
+            "the SIM networks (MCC-MNC, e.g. 310-410, 222-10) this build is "
+            'for; empty or "generic": every network'
+        ),
+    )
+    # ``carriers`` as ``,310410,22210,`` (carriers.carrier_key): "targets the
+    # SIM's network" is one LIKE in SQL
+    carrier_key = models.CharField(
+        max_length=255, editable=False, blank=True, db_index=True
+    )
     # ``version`` in an order-preserving form (compatibility.version_key):
     # "the highest released version" is one ORDER BY in SQL
     version_key = models.CharField(
@@ -156,10 +183,19 @@ class AbstractModemBuild(TimeStampedEditableModel):
 
     def save(self, *args, **kwargs):
         self.version_key = version_key(self.version)
+        networks = parse_carriers(self.carriers)
+        self.carrier_key = carrier_key(networks)
         update_fields = kwargs.get("update_fields")
         if update_fields is not None and "version" in update_fields:
             kwargs["update_fields"] = {*update_fields, "version_key"}
+        if update_fields is not None and "carriers" in update_fields:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "carrier_key"}
         super().save(*args, **kwargs)
+
+    @property
+    def networks(self):
+        """The MCC-MNCs this build targets; empty: every network."""
+        return [n for n in self.carrier_key.split(",") if n]
 
     @property
     def organization_id(self):
@@ -381,6 +417,43 @@ class AbstractDeviceModemFirmware(TimeStampedEditableModel):
         ),
     )
     unexplained_change_at = models.DateTimeField(null=True, blank=True)
+    # --- SIM and carrier images, as the modem reports them (detection.py)
+    sim_state = models.CharField(
+        _("SIM"),
+        max_length=16,
+        blank=True,
+        help_text=_("ready, locked (PIN), absent, unknown; empty: not reported"),
+    )
+    sim_iccid = models.CharField(_("SIM ICCID"), max_length=22, blank=True)
+    sim_imsi = models.CharField(_("SIM IMSI"), max_length=15, blank=True)
+    sim_network = models.CharField(
+        _("SIM network"),
+        max_length=6,
+        blank=True,
+        db_index=True,
+        help_text=_("the SIM's home network (MCC-MNC digits, from the IMSI)"),
+    )
+    sim_operator = models.CharField(
+        _("operator"),
+        max_length=64,
+        blank=True,
+        help_text=_("the network the modem is registered on (AT+COPS?)"),
+    )
+    carrier_images = models.JSONField(
+        _("stored carrier images"),
+        default=list,
+        blank=True,
+        help_text=_("index, name and version of each image the modem stores"),
+    )
+    carrier_image = models.CharField(
+        _("active carrier image"), max_length=32, blank=True, db_index=True
+    )
+    carrier_selection = models.CharField(
+        _("carrier image selection"),
+        max_length=16,
+        blank=True,
+        help_text=_("auto: the modem picks the image by SIM; manual; empty: unknown"),
+    )
 
     class Meta:
         abstract = True
@@ -467,6 +540,11 @@ class AbstractModemHistory(TimeStampedEditableModel):
     )
     unexplained = models.BooleanField(
         default=False, help_text=_("revision or IMEI changed with no upgrade")
+    )
+    sim_iccid = models.CharField(_("SIM ICCID"), max_length=22, blank=True)
+    sim_network = models.CharField(_("SIM network"), max_length=6, blank=True)
+    carrier_image = models.CharField(
+        _("active carrier image"), max_length=32, blank=True
     )
 
     class Meta:
@@ -638,6 +716,9 @@ class AbstractModemUpgradeOperation(
                 self.image.build,
                 list(targeted.values_list("modem_model", flat=True)),
                 detection_succeeded,
+            )
+            check_carrier(
+                self.image.build, list(targeted.values_list("sim_network", flat=True))
             )
             self.check_upgrader_supports(targeted)
         self.clean_schedule()
@@ -832,3 +913,106 @@ class AbstractModemBatchUpgradeOperation(
             status: round(counts[status] * 100 / total, 2) if total else 0
             for status in TERMINAL_STATUSES
         }
+
+
+class AbstractModemFirmwarePolicy(
+    OrgMixin, RolloutMixin, UpgradeOptionsMixin, TimeStampedEditableModel
+):
+    """A standing order: the modems of a model (and carrier) in an
+    organization (or one of its device groups or locations) run a released
+    build. A periodic pass (``policy.py``) enrolls every modem behind into
+    the policy's rollout: a mass upgrade the policy keeps open, with the
+    policy's limits, canary, threshold and window."""
+
+    name = models.CharField(_("name"), max_length=64)
+    build = models.ForeignKey(
+        get_model_name("ModemBuild"),
+        on_delete=models.CASCADE,
+        help_text=_("the released build the modems of its model must run"),
+    )
+    group = models.ForeignKey(
+        swapper.get_model_name("config", "DeviceGroup"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        help_text=_("only devices of this group"),
+    )
+    location = models.ForeignKey(
+        swapper.get_model_name("geo", "Location"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        help_text=_("only devices at this location"),
+    )
+    carrier = models.CharField(
+        _("carrier"),
+        max_length=7,
+        blank=True,
+        validators=[validate_policy_carrier],
+        help_text=_(
+            "only modems whose SIM is on this network (MCC-MNC, e.g. 310-410); "
+            "empty: any"
+        ),
+    )
+    paused = models.BooleanField(
+        _("paused"),
+        default=False,
+        help_text=_("no enrollment, and no device of its rollout starts"),
+    )
+    batch = models.ForeignKey(
+        get_model_name("ModemBatchUpgradeOperation"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+        verbose_name=_("rollout"),
+        help_text=_("the mass upgrade the policy enrolls modems into"),
+    )
+    last_pass_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_enrolled = models.PositiveIntegerField(default=0, editable=False)
+    last_pass_note = models.CharField(max_length=255, blank=True, editable=False)
+
+    class Meta:
+        abstract = True
+        verbose_name = _("Modem Firmware Policy")
+        verbose_name_plural = _("Modem Firmware Policies")
+        unique_together = ("organization", "name")
+        ordering = ("name",)
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def network(self):
+        networks = parse_carriers(self.carrier)
+        return networks[0] if networks else ""
+
+    def clean(self):
+        """Every mistake at once (one submit shows all)."""
+        errors = {}
+
+        def check(clean, *args, **kwargs):
+            try:
+                clean(*args, **kwargs)
+            except ValidationError as error:
+                error.update_error_dict(errors)
+
+        check(self.clean_rollout)
+        check(self._validate_org_relation, "build_category", field_error="build")
+        check(self._validate_org_relation, "group")
+        check(self._validate_org_relation, "location")
+        if self.build_id and self.build.status != BuildStatus.RELEASED:
+            errors.setdefault("build", []).append(
+                _("A policy's build must be released (the fleet's target).")
+            )
+        if self.build_id:
+            upgrader_types = self.build.images.values_list("type", flat=True)
+            for upgrader_type in set(upgrader_types):
+                check(self.validate_upgrade_options, upgrader_type)
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def build_category(self):
+        return self.build.category if self.build_id else None

@@ -12,6 +12,7 @@ MODELS = (
     "modembatchupgradeoperation",
     "devicemodemdetection",
     "modemhistory",
+    "modemfirmwarepolicy",
 )
 OPERATOR_ACTIONS = ("view",)
 ADMINISTRATOR_ACTIONS = ("add", "change", "delete", "view")

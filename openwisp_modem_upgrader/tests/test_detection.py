@@ -584,3 +584,77 @@ class EM12Upgrader(BaseModemUpgrader):
 
 class AnyUpgrader(BaseModemUpgrader):
     pass
+
+
+class TestCarrierInventory(DetectionMixin, TestCase):
+    """SIM and carrier-image readings of detection (emulated router)."""
+
+    def test_sim_swap_writes_history(self):
+        from device.modem import SIM_ATT_US
+
+        router = self.start_router()
+        device = self.router_device(router)
+        detect_device(device)
+        modem = DeviceModemFirmware.objects.get(device=device)
+        self.assertEqual(
+            (modem.sim_state, modem.sim_iccid, modem.sim_imsi),
+            ("ready", "8939100012345678901", "222103456789012"),
+        )
+        self.assertEqual(
+            (modem.sim_network, modem.sim_operator), ("22210", "vodafone IT")
+        )
+        self.assertEqual(
+            [image["name"] for image in modem.carrier_images], ["GENERIC", "ATT"]
+        )
+        self.assertEqual(
+            (modem.carrier_image, modem.carrier_selection), ("GENERIC", "auto")
+        )
+        router.swap_sim(SIM_ATT_US)
+        detect_device(device)
+        detect_device(device)  # nothing changed: no further row
+        modem.refresh_from_db()
+        self.assertEqual((modem.sim_network, modem.carrier_image), ("310410", "ATT"))
+        self.assertFalse(modem.unexplained_change)
+        history = list(
+            ModemHistory.objects.filter(device=device).order_by("detected_at")
+        )
+        self.assertEqual(len(history), 2)
+        self.assertEqual(
+            (history[1].sim_iccid, history[1].sim_network, history[1].carrier_image),
+            (SIM_ATT_US["iccid"], "310410", "ATT"),
+        )
+        self.assertFalse(history[1].unexplained)
+        router.swap_sim(None)
+        detect_device(device)
+        modem.refresh_from_db()
+        self.assertEqual((modem.sim_state, modem.sim_network), ("absent", ""))
+        self.assertEqual(ModemHistory.objects.filter(device=device).count(), 3)
+
+    def test_carrier_output_is_strict(self):
+        import json
+
+        entry = TestParsing.entry(None)
+        good = {
+            "sim": "ready",
+            "iccid": "8939100012345678901",
+            "imsi": "222103456789012",
+            "operator": "vodafone IT",
+            "images": [{"index": "1", "name": "GENERIC", "version": "x"}],
+            "active": "1",
+            "selection": "auto",
+        }
+        parse_modem_list(json.dumps([dict(entry, carrier=good)]))
+        for bad in (
+            dict(good, sim="maybe"),
+            dict(good, iccid="89;reboot"),
+            dict(good, imsi="2221034567890123"),
+            dict(good, active="1 2"),
+            dict(good, images=[{"index": "1", "name": ""}]),
+            dict(good, images=[dict(index="1", name="x\n", version="")]),
+            dict(good, images=[good["images"][0]] * 9),
+            dict(good, extra=""),
+            "ready",
+        ):
+            with self.subTest(bad=str(bad)[:60]):
+                with self.assertRaises(detection.GarbageOutput):
+                    parse_modem_list(json.dumps([dict(entry, carrier=bad)]))

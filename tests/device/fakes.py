@@ -310,13 +310,53 @@ def at_answer(state, command):
     }
     if state["fault"] == "no-swpkgv":
         del answers["AT#SWPKGV"]
+    if command in CARRIER_AT_COMMANDS:
+        return carrier_at_answer(state, command)
     lines = answers.get(command)
     if lines is None:
         return "\r\nERROR\r\n"
     return "".join(f"\r\n{line}\r\n" for line in lines) + "\r\nOK\r\n"
 
 
+# SIM and carrier-image readings: 3GPP TS 27.007 (+CPIN?, +CIMI, +COPS?),
+# Telit's #CCID, and the multi-carrier family's #GETFW / #ACTIVEFW. The
+# formats of the last two are assumptions (docs/user/device-contract.rst).
+CARRIER_AT_COMMANDS = ("AT+CPIN?", "AT#CCID", "AT+CIMI", "AT+COPS?")
+CARRIER_AT_COMMANDS += ("AT#GETFW", "AT#ACTIVEFW?")
+SIM_NOT_INSERTED = "+CME ERROR: 10"
+SIM_PIN_REQUIRED = "+CME ERROR: 11"
+
+
+def carrier_at_answer(state, command):
+    sim = state.get("sim")
+    locked = bool(sim) and sim.get("state") == "locked"
+    if command == "AT+CPIN?":
+        lines = ["+CPIN: SIM PIN" if locked else "+CPIN: READY"] if sim else None
+    elif command in ("AT#CCID", "AT+CIMI"):
+        if not sim or (locked and command == "AT+CIMI"):
+            error = SIM_PIN_REQUIRED if sim else SIM_NOT_INSERTED
+            return f"\r\n{error}\r\n"
+        lines = [f"#CCID: {sim['iccid']}" if command == "AT#CCID" else sim["imsi"]]
+    elif command == "AT+COPS?":
+        registered = sim and not locked and sim.get("operator")
+        lines = [f'+COPS: 0,0,"{sim["operator"]}",7' if registered else "+COPS: 0"]
+    elif not state.get("carrier_commands", True):
+        return "\r\nERROR\r\n"
+    elif command == "AT#GETFW":
+        lines = [
+            f'#GETFW: {index},"{image["name"]}","{image["version"]}"'
+            for index, image in enumerate(state["carrier_images"], start=1)
+        ]
+    else:  # AT#ACTIVEFW?
+        auto = 1 if state["carrier_selection"] == "auto" else 0
+        lines = [f"#ACTIVEFW: {state['active_carrier_image']},{auto}"]
+    if lines is None:
+        return f"\r\n{SIM_NOT_INSERTED}\r\n"
+    return "".join(f"\r\n{line}\r\n" for line in lines) + "\r\nOK\r\n"
+
+
 AT_COMMANDS = ("AT", "AT+CGMI", "AT+CGMM", "AT+CGSN", "AT+CGMR", "AT+GMR", "AT#SWPKGV")
+AT_COMMANDS += CARRIER_AT_COMMANDS
 
 
 def render_view(state, view):

@@ -100,6 +100,39 @@ def update_modem(state, slot, values):
     extra.update(values)
 
 
+# SIMs the tests insert (emulator knobs: ``EmulatedRouter.swap_sim``)
+SIM_VODAFONE_IT = {
+    "state": "ready",
+    "iccid": "8939100012345678901",
+    "imsi": "222103456789012",
+    "operator": "vodafone IT",
+}
+SIM_ATT_US = {
+    "state": "ready",
+    "iccid": "89014103211118510720",
+    "imsi": "310410123456789",
+    "operator": "AT&T",
+}
+
+
+def select_carrier_image(state):
+    """The modem's automatic selection by SIM: the stored image made for
+    the SIM's network, else the generic one (unchanged in manual mode,
+    without a SIM or without such images)."""
+    sim = state.get("sim")
+    if state.get("carrier_selection") != "auto" or not sim:
+        return
+    generic = None
+    for index, image in enumerate(state["carrier_images"], start=1):
+        if any(sim["imsi"].startswith(network) for network in image["networks"]):
+            state["active_carrier_image"] = index
+            return
+        if not image["networks"] and generic is None:
+            generic = index
+    if generic is not None:
+        state["active_carrier_image"] = generic
+
+
 DEFAULT_STATE = {
     "manufacturer": "Telit",
     "model": "FN990A28",
@@ -119,6 +152,22 @@ DEFAULT_STATE = {
     "netns": None,
     "bg_pids": [],
     "events": [],
+    # --- SIM and carrier images (an emulation of the documented behaviour of
+    # Telit's multi-carrier families; the exact answer formats are
+    # assumptions, docs/user/device-contract.rst). ``sim``: None when no SIM
+    # is inserted; its ``state``: ready, or locked (PIN required).
+    "sim": dict(SIM_VODAFONE_IT),
+    # stored carrier images, AT#GETFW order (index 1 first); ``networks``
+    # are the MCC-MNCs an image is for (the emulator's automatic selection)
+    "carrier_images": [
+        {"name": "GENERIC", "version": "M0R.010000-B020", "networks": []},
+        {"name": "ATT", "version": "M0R.010000-B020", "networks": ["310410"]},
+    ],
+    "active_carrier_image": 1,
+    # auto: the modem picks the image of the SIM's network at a SIM swap
+    "carrier_selection": "auto",
+    # False: AT#GETFW / AT#ACTIVEFW answer ERROR (a single-image modem)
+    "carrier_commands": True,
 }
 
 

@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 
-from .modem import DEFAULT_STATE, ModemState
+from .modem import DEFAULT_STATE, ModemState, select_carrier_image
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -70,7 +70,7 @@ esac
     "sms_tool": _ANSWER
     + """if [ $# -eq 4 ] && [ "$1" = -d ] && [ "$3" = at ]; then
     case $4 in
-    *[!A-Z0-9+#]*) ;;
+    *[!A-Z0-9+#?]*) ;;
     *)
         if [ -f "$view/sms_tool/$4" ]; then
             { read -r _; read -r port; } <"$view/sms_tool/port"
@@ -313,6 +313,14 @@ class EmulatedRouter:
     def modem_state(self):
         return self.modem.read()
 
+    def swap_sim(self, sim):
+        """Takes the SIM out (``sim=None``) or puts another one in (a dict
+        like ``modem.SIM_ATT_US``); in automatic selection mode the modem
+        then activates the stored image of the SIM's network."""
+        with self.modem.update() as state:
+            state["sim"] = dict(sim) if sim else None
+            select_carrier_image(state)
+
     def set_fault(self, name):
         self.set_modem(fault=name)
 
@@ -457,6 +465,14 @@ class EmulatedRouter:
         self._start_dropbear()
         for path, size_kib in mounts:
             self.mount_tmpfs(path, size_kib)
+
+    def go_offline(self):
+        """The router drops off the network (its processes die, dropbear
+        stops listening) until ``come_back()``."""
+        self._kill_router_processes()
+
+    def come_back(self):
+        self._start_dropbear()
 
     def path_on_router(self, path):
         """``path`` as the router's processes see it (inside dropbear's mount

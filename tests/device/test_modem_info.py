@@ -4,9 +4,14 @@ absent and flashing modems."""
 import json
 import os
 
-from openwisp_modem_upgrader.device_contract import MODEM_KEYS, parse_modem_list
+from openwisp_modem_upgrader.device_contract import (
+    MODEM_KEYS,
+    OPTIONAL_MODEM_KEYS,
+    parse_modem_list,
+)
 
 from .helpers import MODEM_INFO, RouterTestCase
+from .modem import SIM_ATT_US
 
 SECOND_MODEM = {"usb_path": "1-1.2", "firmware": "M0R.010000-B022"}
 
@@ -28,8 +33,10 @@ class ModemInfoTestCase(RouterTestCase):
 
 class TestWithModemManager(ModemInfoTestCase):
     def test_normal_modem(self):
+        info = self.info()
+        info.pop("carrier")  # TestSimAndCarrierImages
         self.assertEqual(
-            self.info(),
+            info,
             {
                 "usb_path": "2-1",
                 "manufacturer": "Telit",
@@ -47,7 +54,9 @@ class TestWithModemManager(ModemInfoTestCase):
     def test_output_is_the_servers_modem_info_contract(self):
         result = self.router.run([MODEM_INFO])
         modems = parse_modem_list(result.stdout)
-        self.assertEqual([set(modem) for modem in modems], [MODEM_KEYS])
+        self.assertEqual(
+            [set(modem) for modem in modems], [MODEM_KEYS | OPTIONAL_MODEM_KEYS]
+        )
 
     def test_started_by_relative_name(self):
         result = self.router.run(["modem-info.sh"], cwd=os.path.dirname(MODEM_INFO))
@@ -141,3 +150,66 @@ class TestWithAtCommands(ModemInfoTestCase):
         self.assertEqual(info["mode"], "normal")
         self.assertEqual(info["model"], "")
         self.assertEqual(info["source"], "")
+
+
+class TestSimAndCarrierImages(ModemInfoTestCase):
+    """The "carrier" object: AT+CPIN?, AT#CCID, AT+CIMI, AT+COPS?, AT#GETFW
+    and AT#ACTIVEFW? (on the AT port, with or without ModemManager)."""
+
+    router_options = {"modem_manager": False}
+
+    def test_sim_and_stored_images(self):
+        self.assertEqual(
+            self.info()["carrier"],
+            {
+                "sim": "ready",
+                "iccid": "8939100012345678901",
+                "imsi": "222103456789012",
+                "operator": "vodafone IT",
+                "images": [
+                    {"index": "1", "name": "GENERIC", "version": "M0R.010000-B020"},
+                    {"index": "2", "name": "ATT", "version": "M0R.010000-B020"},
+                ],
+                "active": "1",
+                "selection": "auto",
+            },
+        )
+
+    def test_sim_swap_and_automatic_selection(self):
+        self.router.swap_sim(SIM_ATT_US)
+        carrier = self.info()["carrier"]
+        self.assertEqual(carrier["iccid"], SIM_ATT_US["iccid"])
+        self.assertEqual((carrier["operator"], carrier["active"]), ("AT&T", "2"))
+        self.router.swap_sim(None)
+        carrier = self.info()["carrier"]
+        self.assertEqual(
+            (carrier["sim"], carrier["iccid"], carrier["imsi"], carrier["operator"]),
+            ("absent", "", "", ""),
+        )
+        # the image stays as it was: the modem reads the SIM when one comes
+        self.assertEqual(carrier["active"], "2")
+
+    def test_locked_sim_and_manual_selection(self):
+        self.router.set_modem(
+            sim=dict(SIM_ATT_US, state="locked"), carrier_selection="manual"
+        )
+        carrier = self.info()["carrier"]
+        self.assertEqual((carrier["sim"], carrier["imsi"]), ("locked", ""))
+        self.assertEqual(carrier["selection"], "manual")
+
+    def test_single_image_modem(self):
+        self.router.set_modem(carrier_commands=False)
+        carrier = self.info()["carrier"]
+        self.assertEqual((carrier["sim"], carrier["images"]), ("ready", []))
+        self.assertEqual((carrier["active"], carrier["selection"]), ("", ""))
+
+    def test_hostile_image_names_are_escaped_or_dropped(self):
+        self.router.set_modem(
+            carrier_images=[
+                {"name": "A\\B", "version": "1", "networks": []},
+                {"name": 'X"Y', "version": "2", "networks": []},
+            ]
+        )
+        carrier = self.info()["carrier"]
+        self.assertEqual([i["name"] for i in carrier["images"]], ["A\\B"])
+        parse_modem_list(json.dumps([dict(self.info())]))

@@ -233,6 +233,9 @@ if SAMPLE_APP:
         "sample_modem_upgrader.DeviceModemDetection"
     )
     MODEM_UPGRADER_MODEMHISTORY_MODEL = "sample_modem_upgrader.ModemHistory"
+    MODEM_UPGRADER_MODEMFIRMWAREPOLICY_MODEL = (
+        "sample_modem_upgrader.ModemFirmwarePolicy"
+    )
 
 try:
     from openwisp2.local_settings import *  # noqa

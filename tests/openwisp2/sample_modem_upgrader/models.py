@@ -7,6 +7,7 @@ from openwisp_modem_upgrader.base.models import (
     AbstractModemBuild,
     AbstractModemCategory,
     AbstractModemFirmwareImage,
+    AbstractModemFirmwarePolicy,
     AbstractModemHistory,
     AbstractModemUpgradeOperation,
 )
@@ -56,4 +57,9 @@ class DeviceModemDetection(DetailsModel, AbstractDeviceModemDetection):
 
 class ModemHistory(DetailsModel, AbstractModemHistory):
     class Meta(AbstractModemHistory.Meta):
+        abstract = False
+
+
+class ModemFirmwarePolicy(DetailsModel, AbstractModemFirmwarePolicy):
+    class Meta(AbstractModemFirmwarePolicy.Meta):
         abstract = False
