@@ -37,7 +37,7 @@ ABSENT_APPLETS = (
     "timeout nohup setsid stty stat realpath base64 sha512sum lsusb flock "
     "ssl_client httpd telnet"
 ).split()
-FAKE_TOOLS = ("uxfp", "mmcli", "sms_tool", "uci")
+FAKE_TOOLS = ("uxfp", "mmcli", "sms_tool", "uci", "ifstatus", "ifup")
 # Make emulated runs fast; the scripts' defaults suit real modems.
 FAST_SCRIPT_ENV = {"POLL_INTERVAL": "0.1", "INHIBIT_SETTLE": "0.1", "AT_TIMEOUT": "5"}
 
@@ -61,6 +61,9 @@ if [ $# -eq 2 ] && [ "$1" = get ]; then
     exit 1
 fi
 """,
+    "ifstatus": _ANSWER
+    + """case $1 in */* | .* | '') ;; *) answer "$view/ifstatus/$1" ;; esac
+""",
     "mmcli": _ANSWER
     + """case "$*" in
 -L) answer "$view/mmcli/-L" ;;
@@ -70,7 +73,7 @@ esac
     "sms_tool": _ANSWER
     + """if [ $# -eq 4 ] && [ "$1" = -d ] && [ "$3" = at ]; then
     case $4 in
-    *[!A-Z0-9+#]*) ;;
+    *[!A-Z0-9+#?]*) ;;
     *)
         if [ -f "$view/sms_tool/$4" ]; then
             { read -r _; read -r port; } <"$view/sms_tool/port"
@@ -322,6 +325,15 @@ class EmulatedRouter:
     def set_reboot_delay(self, seconds):
         self.set_modem(reboot_delay=seconds)
 
+    def leave_in_flash_mode(self, usb_id=None):
+        """A power loss in the middle of a flash (emulated): the modem comes
+        back in a flashing mode (``usb_id``: 1bc7:9010 Telit bootloader,
+        05c6:9008 Qualcomm EDL, 18d1:d00d fastboot) and answers no AT."""
+        values = {"mode": "flashing"}
+        if usb_id:
+            values["usb_flashing_id"] = usb_id
+        self.set_modem(**values)
+
     def set_uci(self, **values):
         """``set_uci(**{'openwisp.http.url': ...})``"""
         self.uci.update(values)
@@ -334,7 +346,9 @@ class EmulatedRouter:
         # what `busybox --install -s` does, without its 0.2 s per router
         busybox = shutil.which("busybox")
         for applet in _busybox_applets():
-            if applet not in ABSENT_APPLETS:
+            # a fake tool may share an applet's name (ifup): never both, or
+            # writing the shim would follow the symlink into busybox itself
+            if applet not in ABSENT_APPLETS and applet not in FAKE_TOOLS:
                 os.symlink(busybox, os.path.join(bin_dir, applet))
         tools = (
             FAKE_TOOLS
@@ -349,7 +363,9 @@ class EmulatedRouter:
                 if tool != "modem-daemon"
                 else self.modem_service
             )
-            with open(path, "w") as f:
+            if os.path.lexists(path):
+                os.unlink(path)  # never write through a symlink
+            with open(path, "x") as f:
                 f.write(
                     "#!/bin/sh\n"
                     f"view={self.root}/state/view\n"
