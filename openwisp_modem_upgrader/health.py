@@ -14,6 +14,8 @@ from .device_contract import CONTROL, GarbageOutput, excerpt
 
 HEALTH_SCRIPT = "modem-health.sh"
 
+# a remediation step the router ran, and how it went
+_ACTION = r"(?:apn|ifup|service):(?:ok|failed)"
 # every key modem-health.sh prints, and the full match its value must be
 HEALTH_KEYS = {
     "usb_path": r"(?:[0-9]{1,3}-[0-9]{1,3}(?:\.[0-9]{1,3}){0,6})?",
@@ -32,7 +34,7 @@ HEALTH_KEYS = {
     "address": r"[0-9A-Fa-f.:]{1,45}|",
     "device": r"[A-Za-z0-9_.@-]{1,32}|",
     "reachable": r"yes|no|",
-    "actions": r"(?:(?:apn|ifup|service):(?:ok|failed))(?: (?:apn|ifup|service):(?:ok|failed))*|",
+    "actions": rf"(?:{_ACTION}(?: {_ACTION})*)?",
 }
 REGISTERED = ("home", "roaming")
 # values the options carry to the router's shell (full match, like the script)
@@ -283,7 +285,7 @@ OPTIONS = {
     "service_timeout": {
         "type": "integer",
         "title": "Time allowed for the service to come back (seconds)",
-        "minimum": 10,
+        "minimum": 5,
         "maximum": 3600,
         "default": 180,
     },

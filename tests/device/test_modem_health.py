@@ -2,7 +2,6 @@
 read back through the AT helper, netifd and a real ping, and the cheap
 remediation steps (issue 22)."""
 
-import json
 import os
 
 from openwisp_modem_upgrader.health import HEALTH_KEYS, parse_health

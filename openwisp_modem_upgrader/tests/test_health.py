@@ -1,0 +1,306 @@
+"""Health-verified upgrades (issue 22): the pre-flight gate, the post-flash
+service verification, remediation, the re-flash of the previous build and
+the recovery run of a modem stuck in flash mode, on emulated routers
+(dropbear + busybox, the emulator's health knobs); and the decisions of
+``health.py`` on their own."""
+
+import os
+import tempfile
+from unittest import mock
+
+from device.firmware import write_firmware_stream
+from django.contrib.staticfiles.testing import StaticLiveServerTestCase
+from django.core.files import File
+from django.test import SimpleTestCase
+
+from .. import engine
+from ..device_contract import GarbageOutput
+from ..health import gate_refusal, parse_health, service_problems
+from ..statuses import FAILED_STATUSES, TERMINAL_STATUSES, OperationStatus
+from ..upgraders import get_upgrader_class
+from . import FN990A28, NEW_VERSION, ModemUpgradeOperation
+from .test_engine import EngineTestMixin
+
+OLD_FIRMWARE = "M0R.010000-B020"
+# the router's cellular interface and a target on its loopback side
+DATA = {"data_interface": "wwan", "reachability_target": "127.0.0.1"}
+IN_SERVICE = {
+    "usb_path": "2-1",
+    "mode": "normal",
+    "usb_id": "1bc7:1071",
+    "at": "ok",
+    "sim": "ready",
+    "registration": "home",
+    "rat": "lte",
+    "rsrp": -95,
+    "sinr": None,
+    "apn": "internet",
+    "pdp_type": "IPV4V6",
+    "interface": "wwan",
+    "data": "up",
+    "address": "10.0.0.2",
+    "device": "wwan0",
+    "reachable": "yes",
+    "actions": "",
+}
+
+
+def defaults(**options):
+    upgrader = get_upgrader_class("telit-fn990a")
+    return upgrader.get_options(options)
+
+
+class TestHealthDecisions(SimpleTestCase):
+    def test_defaults_pass_a_modem_in_service(self):
+        self.assertIsNone(gate_refusal(IN_SERVICE, defaults()))
+        self.assertEqual(service_problems(IN_SERVICE, IN_SERVICE, defaults(**DATA)), [])
+
+    def test_gate_reasons(self):
+        cases = {
+            "no SIM card": {"sim": "absent"},
+            "SIM is locked": {"sim": "pin"},
+            "not registered (searching)": {"registration": "searching"},
+            "RSRP -130 dBm, the floor is -125 dBm": {"rsrp": -130},
+            "SINR -15 dB": {"sinr": -15},
+            "does not answer AT": {"at": "silent"},
+            "flashing mode (USB 05c6:9008)": {
+                "mode": "flashing",
+                "usb_id": "05c6:9008",
+                "at": "",
+            },
+            "no modem": {"mode": "absent"},
+        }
+        for expected, change in cases.items():
+            with self.subTest(expected=expected):
+                reason = gate_refusal(dict(IN_SERVICE, **change), defaults())
+                self.assertIn(expected, reason or "")
+
+    def test_gate_options(self):
+        no_sim = dict(IN_SERVICE, sim="absent", registration="none")
+        options = defaults(require_sim=False, require_registration=False)
+        self.assertIsNone(gate_refusal(no_sim, options))
+        self.assertIsNone(
+            gate_refusal(dict(IN_SERVICE, rsrp=-130), defaults(min_rsrp=-140))
+        )
+        flashing = dict(IN_SERVICE, mode="flashing", at="")
+        self.assertIsNone(gate_refusal(flashing, defaults(recovery_run=True)))
+        self.assertIn(
+            "needs a modem in a flashing mode",
+            gate_refusal(IN_SERVICE, defaults(recovery_run=True)),
+        )
+
+    def test_service_problems(self):
+        options = defaults(**DATA)
+        cases = {
+            "not registered (denied)": {"registration": "denied"},
+            "no data session (wwan is down)": {"data": "down", "reachable": "no"},
+            "127.0.0.1 unreachable through wwan": {"reachable": "no"},
+            "APN profile lost (context 1 is empty, was internet)": {"apn": ""},
+            "signal dropped: RSRP -124 dBm, -90 dBm before": {"rsrp": -124},
+        }
+        baseline = dict(IN_SERVICE, rsrp=-90)
+        for expected, change in cases.items():
+            with self.subTest(expected=expected):
+                problems = service_problems(
+                    dict(IN_SERVICE, **change), baseline, options
+                )
+                self.assertIn(expected, "; ".join(problems))
+
+    def test_hostile_or_garbled_readings_refused(self):
+        import json
+
+        for change in (
+            {"apn": 'x";reboot'},
+            {"rsrp": "-95; ls"},
+            {"mode": "weird"},
+            {"address": "1.2.3.4\n"},
+        ):
+            with self.subTest(change=change):
+                text = json.dumps(dict(IN_SERVICE, rsrp="-95", sinr="") | change)
+                with self.assertRaises(GarbageOutput):
+                    parse_health(text)
+        with self.assertRaises(GarbageOutput):
+            parse_health("Segmentation fault")
+
+    def test_hostile_options_refused(self):
+        from django.core.exceptions import ValidationError
+
+        upgrader = get_upgrader_class("telit-fn990a")
+        for option in (
+            {"reachability_target": "127.0.0.1;reboot"},
+            {"reachability_target": "-c9"},
+            {"data_interface": "wwan x"},
+            {"modem_daemon_service": "../x"},
+            {"min_rsrp": 5},
+        ):
+            with self.subTest(option=option):
+                with self.assertRaises(ValidationError):
+                    upgrader.validate_upgrade_options(option)
+
+    def test_service_not_restored_counts_as_a_failure(self):
+        self.assertIn(OperationStatus.NO_SERVICE, FAILED_STATUSES)
+        self.assertIn(OperationStatus.NO_SERVICE, TERMINAL_STATUSES)
+        self.assertEqual(
+            str(OperationStatus.NO_SERVICE.label), "flashed, service not restored"
+        )
+
+
+class HealthEngineMixin(EngineTestMixin):
+    def uxfp_runs(self):
+        return [e for e in self.router.modem_state()["events"] if e[0] == "uxfp"]
+
+    def create_image(self, version):
+        handle, path = tempfile.mkstemp(suffix=".bin")
+        os.close(handle)
+        self.addCleanup(os.unlink, path)
+        write_firmware_stream(path, version, model=FN990A28, size=65536)
+        build = self._create_build(
+            version=version, modem_model=FN990A28, category=self.image.build.category
+        )
+        with open(path, "rb") as stream:
+            return self._create_image(
+                build=build, type="telit-fn990a", file=File(stream, name="old.bin")
+            )
+
+
+class TestPreflightGate(HealthEngineMixin, StaticLiveServerTestCase):
+    def upgrade_once(self, **options):
+        """One attempt: a refusal is final (retries: the last test)."""
+        with mock.patch.object(engine, "MAX_ATTEMPTS", 1):
+            return self.upgrade(**options)
+
+    def assertRefusedUntouched(self, operation, reason):
+        self.assertEqual(operation.status, OperationStatus.FAILED, operation.log)
+        self.assertIn(f"not started: {reason}", operation.log)
+        self.assertIn(
+            "nothing was sent to the router and the modem is untouched", operation.log
+        )
+        self.assertFalse(operation.flash_started)
+        self.assertEqual(self.uxfp_runs(), [])
+        # nothing was sent but the scripts: no image on the router
+        self.assertFalse(any(name.endswith(".bin") for name in self.router_files()))
+        self.assertIn("baseline", operation.health)
+
+    def test_no_sim_refused(self):
+        self.router.set_modem(sim="absent")
+        operation = self.upgrade_once()
+        self.assertRefusedUntouched(operation, "no SIM card")
+        self.assertEqual(operation.health["baseline"]["sim"], "absent")
+
+    def test_weak_signal_refused(self):
+        self.router.set_modem(rsrp=-131)
+        operation = self.upgrade_once(min_rsrp=-120)
+        self.assertRefusedUntouched(operation, "signal too weak: RSRP -131 dBm")
+
+    def test_modem_in_flash_mode_refused(self):
+        self.router.leave_in_flash_mode("1bc7:9010")
+        operation = self.upgrade_once()
+        self.assertRefusedUntouched(operation, "the modem is in a flashing mode")
+        self.assertEqual(self.router.modem_state()["mode"], "flashing")
+
+    def test_refusal_then_pass_within_the_deadline(self):
+        # a SIM that becomes ready between two attempts: the retry starts it
+        self.router.set_modem(registration="searching")
+        from ..upgraders.wrapper import WrapperUpgrader
+
+        original = WrapperUpgrader.preflight
+        calls = []
+
+        def preflight_then_register(upgrader):
+            calls.append(1)
+            try:
+                original(upgrader)
+            finally:
+                if len(calls) == 1:
+                    self.router.set_modem(registration="home")
+
+        with mock.patch.object(WrapperUpgrader, "preflight", preflight_then_register):
+            operation = self.upgrade()
+        self.assertEqual(operation.status, OperationStatus.SUCCESS, operation.log)
+        self.assertIn(
+            "not started: the modem is not registered (searching)", operation.log
+        )
+        self.assertEqual(operation.attempts, 2)
+
+
+class TestServiceVerification(HealthEngineMixin, StaticLiveServerTestCase):
+    def test_success_means_version_and_service(self):
+        operation = self.upgrade(**DATA)
+        self.assertEqual(operation.status, OperationStatus.SUCCESS, operation.log)
+        self.assertIn("pre-flight gate passed", operation.log)
+        self.assertIn("service verified: SIM ready, registration home", operation.log)
+        self.assertIn("upgrade successful: version and service verified", operation.log)
+        self.assertEqual(operation.health["baseline"]["firmware"], OLD_FIRMWARE)
+        self.assertEqual(operation.health["after"]["reachable"], "yes")
+        self.assertEqual(self.router.modem_state()["firmware"], NEW_VERSION)
+
+    def test_version_verified_but_no_registration(self):
+        self.router.set_modem(registration_after_flash="searching")
+        operation = self.upgrade(service_timeout=5, **DATA)
+        self.assertEqual(operation.status, OperationStatus.NO_SERVICE, operation.log)
+        self.assertIn("modem verified by the server", operation.log)
+        self.assertIn(
+            "flashed, service not restored: not registered (searching)", operation.log
+        )
+        self.assertEqual(self.router.modem_state()["firmware"], NEW_VERSION)
+        self.assertEqual(operation.health["after"]["registration"], "searching")
+
+    def test_lost_apn_remediated(self):
+        self.router.set_modem(apn_lost_on_flash=True)
+        operation = self.upgrade(remediation=True, service_timeout=60, **DATA)
+        self.assertEqual(operation.status, OperationStatus.SUCCESS, operation.log)
+        self.assertIn("APN profile lost", operation.log)
+        self.assertIn("remediation: re-apply the APN internet", operation.log)
+        self.assertIn("remediation: restart the interface wwan", operation.log)
+        self.assertIn("service restored by the remediation", operation.log)
+        self.assertEqual(
+            operation.health["remediation"]["reading"]["actions"], "apn:ok ifup:ok"
+        )
+        events = self.router.modem_state()["events"]
+        self.assertIn(["cgdcont", "internet"], events)
+
+    def test_lost_apn_without_remediation_is_not_restored(self):
+        self.router.set_modem(apn_lost_on_flash=True)
+        operation = self.upgrade(service_timeout=5, **DATA)
+        self.assertEqual(operation.status, OperationStatus.NO_SERVICE, operation.log)
+        self.assertIn("APN profile lost", operation.log)
+        self.assertNotIn("remediation", operation.log)
+
+    def test_remediation_fails_then_previous_build_reflashed(self):
+        old_image = self.create_image(OLD_FIRMWARE)
+        # the new build never brings data up; the old one does
+        self.router.set_modem(data_broken_firmware=[NEW_VERSION])
+        operation = self.upgrade(
+            remediation=True, reflash_previous=True, service_timeout=5, **DATA
+        )
+        self.assertEqual(operation.status, OperationStatus.NO_SERVICE, operation.log)
+        self.assertIn("the remediation did not help", operation.log)
+        self.assertIn(
+            f"remediation: re-flashing the previous build {OLD_FIRMWARE}", operation.log
+        )
+        linked = ModemUpgradeOperation.objects.get(remediation_of=operation)
+        self.assertEqual(linked.image, old_image)
+        linked = self.drive_to_end(linked)
+        self.assertEqual(linked.status, OperationStatus.SUCCESS, linked.log)
+        self.assertIn("version and service verified", linked.log)
+        self.assertEqual(self.router.modem_state()["firmware"], OLD_FIRMWARE)
+        # never a loop: one linked operation, none of its own
+        self.assertEqual(ModemUpgradeOperation.objects.count(), 2)
+        self.assertFalse(linked.upgrade_options["reflash_previous"])
+
+
+class TestFlashModeRecovery(HealthEngineMixin, StaticLiveServerTestCase):
+    def test_power_loss_then_recovery_run(self):
+        # a flash cut by a power loss: the modem stays in flash mode
+        self.router.set_fault("interrupt")
+        first = self.upgrade()
+        self.assertEqual(first.status, OperationStatus.ABORTED, first.log)
+        self.assertEqual(self.router.modem_state()["mode"], "flashing")
+        self.router.set_fault(None)
+        recovery = self.upgrade(recovery_run=True, **DATA)
+        self.assertEqual(recovery.status, OperationStatus.SUCCESS, recovery.log)
+        self.assertIn("modem in flashing mode (USB 1bc7:9010)", recovery.log)
+        _first, second = self.uxfp_runs()
+        self.assertIn("--lossrecovery", second)
+        self.assertEqual(self.router.modem_state()["mode"], "normal")
+        self.assertEqual(self.router.modem_state()["firmware"], NEW_VERSION)
