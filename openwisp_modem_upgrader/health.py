@@ -211,6 +211,18 @@ def remediation_steps(reading, baseline, options):
     return steps
 
 
+NOT_RESTORED = "flashed, service not restored"
+
+
+def service_failure(log):
+    """The "flashed, service not restored: ..." line of an operation's log
+    (its last), or None."""
+    for line in reversed((log or "").splitlines()):
+        if line.startswith(NOT_RESTORED):
+            return line
+    return None
+
+
 def summary(reading):
     """One line for the log."""
     if reading["mode"] != "normal":

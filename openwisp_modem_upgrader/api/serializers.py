@@ -685,7 +685,14 @@ class UpgradeOperationSerializer(ReadOnlyBlankMixin, serializers.ModelSerializer
 class UpgradeOperationDetailSerializer(UpgradeOperationSerializer):
     class Meta(UpgradeOperationSerializer.Meta):
         ref_name = "ModemUpgraderUpgradeOperationDetail"
-        fields = UpgradeOperationSerializer.Meta.fields + ("log",)
+        # health: the pre-flight baseline, the remediation and the
+        # post-flash readings (health.py); remediation_of: the upgrade whose
+        # service this one's re-flash of the previous build restores
+        fields = UpgradeOperationSerializer.Meta.fields + (
+            "log",
+            "health",
+            "remediation_of",
+        )
         read_only_fields = fields
 
 

@@ -11,16 +11,35 @@ from unittest import mock
 from device.firmware import write_firmware_stream
 from django.contrib.staticfiles.testing import StaticLiveServerTestCase
 from django.core.files import File
-from django.test import SimpleTestCase
+from django.test import SimpleTestCase, TestCase
+from django.urls import reverse
+from openwisp_notifications.swapper import load_model as load_notification_model
 
 from .. import engine
+from ..base.rollout import RolloutState
+from ..detection import record_modems
 from ..device_contract import GarbageOutput
 from ..health import gate_refusal, parse_health, service_problems
-from ..statuses import FAILED_STATUSES, TERMINAL_STATUSES, OperationStatus
+from ..scheduler import dispatch
+from ..statuses import (
+    FAILED_STATUSES,
+    TERMINAL_STATUSES,
+    ModemChangeSource,
+    OperationStatus,
+)
+from ..upgrade import finish_operation, mark_in_progress, record_health, start_upgrade
 from ..upgraders import get_upgrader_class
-from . import FN990A28, NEW_VERSION, ModemUpgradeOperation
+from . import (
+    FN990A28,
+    NEW_VERSION,
+    DeviceModemFirmware,
+    ModemUpgradeOperation,
+    TestModemUpgraderMixin,
+)
+from .test_containment import ContainmentMixin
 from .test_engine import EngineTestMixin
 
+Notification = load_notification_model("Notification")
 OLD_FIRMWARE = "M0R.010000-B020"
 # the router's cellular interface and a target on its loopback side
 DATA = {"data_interface": "wwan", "reachability_target": "127.0.0.1"}
@@ -304,3 +323,157 @@ class TestFlashModeRecovery(HealthEngineMixin, StaticLiveServerTestCase):
         self.assertIn("--lossrecovery", second)
         self.assertEqual(self.router.modem_state()["mode"], "normal")
         self.assertEqual(self.router.modem_state()["firmware"], NEW_VERSION)
+
+
+class TestHealthFaces(TestModemUpgraderMixin, TestCase):
+    """The readings in the API and on the operation page, the fleet view
+    beside compliance, and the two notification types."""
+
+    def setUp(self):
+        super().setUp()
+        self.org = self._get_org()
+        other = self._create_org(name="other", slug="other")
+        with self.captureOnCommitCallbacks(execute=True):
+            self.manager = self._create_administrator(organizations=[self.org])
+            self.outsider = self._create_administrator(
+                organizations=[other], username="outsider", email="o@test.com"
+            )
+        self.device = self._create_modem_device()
+        self.other_device = self._create_modem_device(
+            organization=other, name="other-router"
+        )
+        self.image = self._create_image()
+        self.other_image = self._create_image(
+            build=self._create_build(
+                category=self._create_category(name="other", organization=other)
+            )
+        )
+
+    def no_service_operation(self, device=None):
+        device = device or self.device
+        image = self.image if device == self.device else self.other_image
+        with mock.patch("openwisp_modem_upgrader.scheduler.publish_upgrade"):
+            operation = start_upgrade(device, image)
+        mark_in_progress(operation.pk)
+        record_health(operation.pk, "baseline", IN_SERVICE)
+        record_health(operation.pk, "after", dict(IN_SERVICE, registration="denied"))
+        with self.captureOnCommitCallbacks(execute=True):
+            finish_operation(
+                operation.pk,
+                OperationStatus.NO_SERVICE,
+                "flashed, service not restored: not registered (denied)",
+            )
+        operation.refresh_from_db()
+        return operation
+
+    def test_readings_in_the_api_and_on_the_operation_page(self):
+        operation = self.no_service_operation()
+        self.client.force_login(self.manager)
+        response = self.client.get(
+            reverse("modem_upgrader:api_upgrade_operation_detail", args=[operation.pk])
+        )
+        self.assertEqual(response.status_code, 200)
+        body = response.json()
+        self.assertEqual(body["status"], "no-service")
+        self.assertEqual(body["health"]["baseline"]["registration"], "home")
+        self.assertEqual(body["health"]["after"]["registration"], "denied")
+        self.assertIsNone(body["remediation_of"])
+        opts = operation._meta
+        response = self.client.get(
+            reverse(
+                f"admin:{opts.app_label}_{opts.model_name}_change", args=[operation.pk]
+            )
+        )
+        self.assertContains(response, "before the flash")
+        self.assertContains(response, "registration denied")
+        self.assertContains(response, "flashed, service not restored")
+
+    def test_fleet_view_beside_compliance(self):
+        mine = self.no_service_operation()
+        self.no_service_operation(self.other_device)
+        # a modem a detection found in flash mode, with its target image
+        DeviceModemFirmware.objects.filter(device=self.device).update(
+            detection_status="flashing",
+            detection_reason="in flashing mode (USB 05c6:9008)",
+            image=self.image,
+        )
+        self.client.force_login(self.manager)
+        opts = self.image.build._meta
+        url = reverse(f"admin:{opts.app_label}_{opts.model_name}_compliance")
+        response = self.client.get(url)
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual(response.context["service_not_restored"], [mine])
+        self.assertContains(response, "not registered (denied)")
+        (stuck,) = response.context["stuck_in_flash_mode"]
+        self.assertEqual(stuck.device, self.device)
+        self.assertContains(response, "05c6:9008")
+        self.assertNotContains(response, "other-router")
+        # a later success on that modem takes it off the list
+        with mock.patch("openwisp_modem_upgrader.scheduler.publish_upgrade"):
+            later = start_upgrade(self.device, self.image)
+        mark_in_progress(later.pk)
+        finish_operation(later.pk, OperationStatus.SUCCESS, "ok")
+        response = self.client.get(url)
+        self.assertEqual(response.context["service_not_restored"], [])
+
+    def test_service_not_restored_notification(self):
+        operation = self.no_service_operation()
+        notification = Notification.objects.get(
+            type="modem_service_not_restored", recipient=self.manager
+        )
+        self.assertEqual(notification.action_object, operation)
+        self.assertIn("not registered (denied)", notification.message)
+        self.assertFalse(
+            Notification.objects.filter(type="modem_service_not_restored")
+            .filter(recipient=self.outsider)
+            .exists()
+        )
+        # its own type, not a second "upgrade failed"
+        self.assertFalse(
+            Notification.objects.filter(type="modem_upgrade_failed").exists()
+        )
+
+    def test_stuck_in_flash_mode_notification(self):
+        flashing = {
+            "usb_path": "2-1",
+            "manufacturer": "",
+            "model": "",
+            "revision": "",
+            "firmware": "",
+            "imei": "",
+            "ports": {"at": "", "diag": "/dev/ttyUSB0"},
+            "mode": "flashing",
+            "source": "",
+            "usb_id": "1bc7:9010",
+        }
+        for _ in range(2):  # once, not at every detection
+            with self.captureOnCommitCallbacks(execute=True):
+                record_modems(self.device, [flashing], ModemChangeSource.DETECTION)
+        notification = Notification.objects.get(
+            type="modem_stuck_in_flash_mode", recipient=self.manager
+        )
+        self.assertIn("1bc7:9010", notification.message)
+        self.assertIn("recovery run", notification.message)
+
+
+class TestCanaryContainment(ContainmentMixin, TestCase):
+    def test_a_canary_without_service_stops_before_wave_2(self):
+        batch = self._batch(
+            self._devices(6), canary_size=2, max_concurrent=5, failure_threshold=20
+        )
+        dispatch()
+        canary = self.published()
+        self.run_workers(canary)
+        with self.captureOnCommitCallbacks(execute=True):
+            finish_operation(
+                canary[0],
+                OperationStatus.NO_SERVICE,
+                "flashed, service not restored: no data session (wwan is down)",
+            )
+        batch.refresh_from_db()
+        self.assertEqual(batch.rollout_state, RolloutState.STOPPED)
+        self.assertIn("the canary wave failed (1 failed", batch.rollout_reason)
+        self.finish(canary[1:])
+        self.assertEqual(dispatch(), 0)
+        self.assertEqual(self.wave_started(batch, 2), 0)
+        self.assertEqual(batch.status_counts()[OperationStatus.NO_SERVICE], 1)
