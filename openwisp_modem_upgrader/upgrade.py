@@ -324,10 +324,12 @@ def record_health(operation_id, key, reading):
 
 def modem_version_before(operation, usb_path):
     """The firmware version the modem at ``usb_path`` runs as far as the
-    server knows (its modem row), read before the flash: the baseline's."""
+    server knows (its modem row, or the row of a modem known before its
+    path was), read before the flash: the baseline's."""
     row = (
         load_model("DeviceModemFirmware")
-        .objects.filter(device_id=operation.device_id, usb_path=usb_path)
+        .objects.filter(device_id=operation.device_id, usb_path__in=(usb_path, ""))
+        .order_by("-usb_path")
         .values("modem_firmware_version", "modem_revision")
         .first()
     )

@@ -27,11 +27,18 @@ from ..statuses import (
     ModemChangeSource,
     OperationStatus,
 )
-from ..upgrade import finish_operation, mark_in_progress, record_health, start_upgrade
+from ..upgrade import (
+    finish_operation,
+    mark_in_progress,
+    modem_version_before,
+    record_health,
+    start_upgrade,
+)
 from ..upgraders import get_upgrader_class
 from . import (
     FN990A28,
     NEW_VERSION,
+    OLD_VERSION,
     DeviceModemFirmware,
     ModemUpgradeOperation,
     TestModemUpgraderMixin,
@@ -387,6 +394,17 @@ class TestHealthFaces(TestModemUpgraderMixin, TestCase):
         self.assertContains(response, "before the flash")
         self.assertContains(response, "registration denied")
         self.assertContains(response, "flashed, service not restored")
+
+    def test_baseline_version_of_a_modem_known_before_its_usb_path(self):
+        # the real stack's failure: a modem row created before any detection
+        # has no USB path; the reading names it 2-1
+        with mock.patch("openwisp_modem_upgrader.scheduler.publish_upgrade"):
+            operation = start_upgrade(self.device, self.image)
+        DeviceModemFirmware.objects.filter(device=self.device).update(usb_path="")
+        self.assertEqual(modem_version_before(operation, "2-1"), OLD_VERSION)
+        DeviceModemFirmware.objects.filter(device=self.device).update(usb_path="2-1")
+        self.assertEqual(modem_version_before(operation, "2-1"), OLD_VERSION)
+        self.assertEqual(modem_version_before(operation, "1-1.2"), "")
 
     def test_fleet_view_beside_compliance(self):
         mine = self.no_service_operation()

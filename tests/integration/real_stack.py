@@ -938,6 +938,13 @@ def bad_image_rollout(stack, router_device):
 
 
 NO_SERVICE_FLEET = 4
+
+
+def canary_log(operation):
+    operation.refresh_from_db()
+    return operation.log
+
+
 PREVIOUS_VERSION = "M0R.010000-B020"  # what new_router_device's modems run
 
 
@@ -1016,9 +1023,14 @@ def no_service_rollout(stack, router_device):
     linked = wait_for(
         lambda: ModemUpgradeOperation.objects.filter(
             remediation_of=canary, status__in=["success", "failed", "no-service"]
-        ).first(),
-        240,
+        ).first()
+        or "no re-flash of the previous build" in canary_log(canary),
+        300,
         "the re-flash of the previous build",
+    )
+    check(
+        linked is not True,
+        f"a linked re-flash started: {canary_log(canary).splitlines()[-1]!r}",
     )
     batch = ModemBatchUpgradeOperation.objects.get(pk=batch.pk)
     elapsed = time.monotonic() - t0
