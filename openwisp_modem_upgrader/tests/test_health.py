@@ -163,6 +163,29 @@ class TestHealthDecisions(SimpleTestCase):
                 with self.assertRaises(ValidationError):
                     upgrader.validate_upgrade_options(option)
 
+    def test_failure_cause_names_the_health_stages(self):
+        from ..failure_cause import failure_cause
+
+        gate = [
+            "attempt 1 of 3",
+            "pre-flight reading: SIM absent, registration none",
+            "not started: no SIM card (pre-flight gate; nothing was sent)",
+        ]
+        self.assertEqual(failure_cause("\n".join(gate)).stage, "pre-flight gate")
+        service = [
+            "attempt 1 of 3",
+            "pre-flight reading: SIM ready, registration home (lte)",
+            "pre-flight gate passed",
+            "transferring 65792 bytes to the router",
+            "the router reports success, reading the modem",
+            "modem verified by the server: FN990A28 M0R.010100-B024",
+            "service not restored yet: no data session (wwan is down)",
+            "flashed, service not restored: no data session (wwan is down)",
+        ]
+        cause = failure_cause("\n".join(service))
+        self.assertEqual(cause.stage, "service verification")
+        self.assertIn("no data session", cause.line)
+
     def test_service_not_restored_counts_as_a_failure(self):
         self.assertIn(OperationStatus.NO_SERVICE, FAILED_STATUSES)
         self.assertIn(OperationStatus.NO_SERVICE, TERMINAL_STATUSES)
