@@ -49,9 +49,13 @@ def reading_seconds(client, args):
         shlex.quote(a) for a in ["sh", f"{DEVICE_SCRIPTS}/modem-health.sh", *args]
     )
     start = time.monotonic()
-    _, stdout, _ = client.exec_command(command, timeout=60)
+    stdin, stdout, stderr = client.exec_command(command, timeout=60)
     output = stdout.read().decode()
+    stdout.channel.recv_exit_status()
     elapsed = time.monotonic() - start
+    for stream in (stdin, stdout, stderr):
+        stream.close()
+    stdout.channel.close()  # dropbear allows few channels per connection
     parse_health(output)  # a real reading, or this fails
     return elapsed
 
