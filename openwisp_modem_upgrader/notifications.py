@@ -63,8 +63,9 @@ def register_notification_types():
             "email_subject": _("[{site.name}] {notification.target} finished"),
             "message": _(
                 "[{notification.target}]({notification.target_link}) finished "
-                "as {status}: {success} succeeded, {failed} failed, {aborted} "
-                "aborted, {cancelled} cancelled out of {total} devices."
+                "as {status}: {success} succeeded, {failed} failed, "
+                "{no_service} flashed without service, {aborted} aborted, "
+                "{cancelled} cancelled out of {total} devices."
             ),
         },
         models=[Batch],
@@ -177,6 +178,7 @@ def batch_finished(batch, **kwargs):
         status=str(OperationStatus(batch.status).label),
         success=counts[OperationStatus.SUCCESS],
         failed=counts[OperationStatus.FAILED],
+        no_service=counts[OperationStatus.NO_SERVICE],
         aborted=counts[OperationStatus.ABORTED],
         cancelled=counts[OperationStatus.CANCELLED],
         total=counts["total"],

@@ -196,6 +196,8 @@ class StatusCountsSerializer(serializers.Serializer):
     failed = serializers.IntegerField()
     aborted = serializers.IntegerField()
     cancelled = serializers.IntegerField()
+    # flashed, service not restored (health verification)
+    no_service = serializers.IntegerField(source="no-service")
 
 
 class RatesSerializer(serializers.Serializer):
@@ -206,6 +208,7 @@ class RatesSerializer(serializers.Serializer):
     failed = serializers.FloatField()
     aborted = serializers.FloatField()
     cancelled = serializers.FloatField()
+    no_service = serializers.FloatField(source="no-service")
 
 
 class BatchUpgradeOperationSerializer(ReadOnlyBlankMixin, serializers.ModelSerializer):

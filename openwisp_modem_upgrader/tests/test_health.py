@@ -518,3 +518,11 @@ class TestCanaryContainment(ContainmentMixin, TestCase):
         self.assertEqual(dispatch(), 0)
         self.assertEqual(self.wave_started(batch, 2), 0)
         self.assertEqual(batch.status_counts()[OperationStatus.NO_SERVICE], 1)
+        self.client.force_login(self._get_admin())
+        response = self.client.get(
+            reverse(
+                "modem_upgrader:api_batch_upgrade_operation_detail", args=[batch.pk]
+            )
+        )
+        self.assertEqual(response.data["status_counts"]["no_service"], 1)
+        self.assertEqual(response.data["rates"]["no_service"], round(100 / 6, 2))
