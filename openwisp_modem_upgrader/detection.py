@@ -39,7 +39,11 @@ from .device_contract import (  # noqa: F401 (GarbageOutput: its former path)
 )
 from .device_scripts import scripts_dir
 from .exceptions import RecoverableModemFailure
-from .signals import send_after_commit, unexplained_modem_change
+from .signals import (
+    modem_stuck_in_flash_mode,
+    send_after_commit,
+    unexplained_modem_change,
+)
 from .ssh import CommandTimeout, RouterShell
 from .statuses import ACTIVE_STATUSES, DetectionStatus, ModemChangeSource
 from .swapper import load_model
@@ -264,12 +268,21 @@ def _row_for(device, rows, modem):
 def _apply_reading(row, modem, source, operation, now, upgrading):
     row.detection_attempted_at = now
     if modem["mode"] == "flashing":
+        newly_stuck = row.detection_status != DetectionStatus.FLASHING
         row.detection_status = DetectionStatus.FLASHING
         row.detection_reason = (
             f"in flashing mode (USB {modem['usb_id']}): an interrupted flash, "
-            "recover it with the vendor tool (--lossrecovery)"
+            "recover it with a recovery run (--lossrecovery)"
         )
         row.save()
+        # during an upgrade of the router a flashing mode is expected
+        if newly_stuck and not upgrading:
+            send_after_commit(
+                modem_stuck_in_flash_mode,
+                sender=type(row),
+                modem=row,
+                usb_id=modem["usb_id"],
+            )
         return
     if not modem["model"]:
         row.detection_status = DetectionStatus.NOT_IDENTIFIED

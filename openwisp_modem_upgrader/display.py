@@ -45,6 +45,7 @@ def stages(progress, status):
         OperationStatus.FAILED,
         OperationStatus.ABORTED,
         OperationStatus.CANCELLED,
+        OperationStatus.NO_SERVICE,
     )
     result = []
     for index, (_bound, name) in enumerate(STAGES):

@@ -16,6 +16,7 @@ import random
 from datetime import timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
+from django.core.exceptions import ValidationError
 from django.db.utils import (
     DatabaseError,
     DataError,
@@ -36,6 +37,7 @@ from .exceptions import (
     ModemUpgradeCancelled,
     RecoverableModemFailure,
     RouterUnreachable,
+    ServiceNotRestored,
 )
 from .recorder import OperationRecorder
 from .ssh import working_connection
@@ -46,11 +48,13 @@ from .upgrade import (
     finish_operation,
     holds_follow_lease,
     mark_in_progress,
+    note_finished,
     record_progress,
     record_transfer_progress,
     release_follow_lease,
     requeue_operation,
     save_follow_state,
+    start_previous_build,
     stop_following,
 )
 from .upgraders import get_upgrader_class
@@ -258,6 +262,9 @@ def settle(operation, error):
         record_progress(operation_id, message=str(error))
     elif isinstance(error, ModemUpgradeAborted):
         finish_operation(operation_id, OperationStatus.ABORTED, str(error))
+    elif isinstance(error, ServiceNotRestored):
+        if finish_operation(operation_id, OperationStatus.NO_SERVICE, str(error)):
+            _reflash_previous(operation)
     elif isinstance(error, IrrecoverableModemFailure):
         finish_operation(operation_id, OperationStatus.FAILED, str(error))
     elif _transient_database_error(error):
@@ -282,6 +289,26 @@ def settle(operation, error):
         finish_operation(
             operation_id, OperationStatus.FAILED, f"unexpected error: {error!r}"
         )
+
+
+def _reflash_previous(operation):
+    """The last remediation step, when the operator allowed it: the previous
+    build flashed again by a linked operation (never a loop)."""
+    if not operation.upgrade_options.get("reflash_previous"):
+        return
+    try:
+        linked = start_previous_build(operation.pk)
+    except (LookupError, ValidationError) as error:
+        reason = "; ".join(getattr(error, "messages", [])) or str(error)
+        note_finished(
+            operation.pk, f"remediation: no re-flash of the previous build ({reason})"
+        )
+        return
+    note_finished(
+        operation.pk,
+        f"remediation: re-flashing the previous build "
+        f"{linked.image.build.version} (operation {linked.pk})",
+    )
 
 
 def _transient_database_error(error):

@@ -37,3 +37,13 @@ class ModemUpgradeCancelled(ModemUpgradeError):
 
 class UpgradeNotAllowed(Exception):
     """Starting or cancelling an upgrade was refused; the message says why."""
+
+
+class PreflightRefused(RecoverableModemFailure):
+    """The pre-flight gate refused the upgrade ("not started: <reason>"):
+    nothing was sent to the router nor changed on the modem; retried."""
+
+
+class ServiceNotRestored(ModemUpgradeError):
+    """The new firmware was flashed and verified, but the cellular service
+    did not come back ("flashed, service not restored: <what failed>")."""

@@ -39,6 +39,10 @@ STAGE_MARKERS = (
     (TOOL_STARTS, "flash"),
     (re.compile(r"\S+ finished|waiting up to \d+s for the modem to answer"), "reboot"),
     (re.compile(r"modem answers again|the router reports success.*"), "version check"),
+    # health verification (upgraders/health_checks.py): the gate's reading
+    # comes before the transfer, the service's after the version
+    (re.compile(r"pre-flight reading: .*"), "pre-flight gate"),
+    (re.compile(r"modem verified by the server: .*"), "service verification"),
 )
 MAX_LENGTH = 300
 

@@ -34,7 +34,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .carriers import carrier_image_mismatch
 from .compatibility import BuildStatus
-from .statuses import UNREACHABLE_STATUSES
+from .statuses import UNREACHABLE_STATUSES, DetectionStatus, OperationStatus
 from .swapper import load_model
 
 
@@ -347,3 +347,43 @@ def carrier_image_mismatches(organization_ids=None):
                 }
             )
     return rows
+
+
+# -- needs attention: health verification (issue 22) -----------------------
+
+ATTENTION_LIMIT = 100
+
+
+def service_not_restored(organization_ids=None, limit=ATTENTION_LIMIT):
+    """Upgrades that ended "flashed, service not restored" on a modem no
+    later upgrade brought back (newest first)."""
+    Operation = load_model("ModemUpgradeOperation")
+    later_success = Operation.objects.filter(
+        device_id=OuterRef("device_id"),
+        usb_path=OuterRef("usb_path"),
+        status=OperationStatus.SUCCESS,
+        created__gt=OuterRef("created"),
+    )
+    operations = (
+        Operation.objects.filter(status=OperationStatus.NO_SERVICE)
+        .exclude(Exists(later_success))
+        .select_related("device", "image__build")
+        .order_by("-finished_at")
+    )
+    if organization_ids is not None:
+        operations = operations.filter(device__organization_id__in=organization_ids)
+    return list(operations[:limit])
+
+
+def stuck_in_flash_mode(organization_ids=None, limit=ATTENTION_LIMIT):
+    """Modems the last detection found in a flashing mode (an interrupted
+    flash: a recovery run brings them back)."""
+    modems = (
+        load_model("DeviceModemFirmware")
+        .objects.filter(detection_status=DetectionStatus.FLASHING)
+        .select_related("device", "image__build")
+        .order_by("device__name", "usb_path")
+    )
+    if organization_ids is not None:
+        modems = modems.filter(device__organization_id__in=organization_ids)
+    return list(modems[:limit])

@@ -11,6 +11,7 @@ from openwisp_notifications.types import register_notification_type
 from openwisp_notifications.utils import _get_object_link
 
 from .failure_cause import failure_cause
+from .health import service_failure
 from .statuses import FAILED_STATUSES, OperationStatus
 from .swapper import load_model
 
@@ -18,6 +19,9 @@ UPGRADE_FAILED = "modem_upgrade_failed"
 BATCH_FINISHED = "modem_mass_upgrade_finished"
 BATCH_STOPPED = "modem_mass_upgrade_stopped"
 UNEXPLAINED_CHANGE = "modem_unexplained_change"
+# health verification (issue 22)
+SERVICE_NOT_RESTORED = "modem_service_not_restored"
+STUCK_IN_FLASH_MODE = "modem_stuck_in_flash_mode"
 
 
 def action_object_url(notification, field, absolute_url=True):
@@ -59,8 +63,9 @@ def register_notification_types():
             "email_subject": _("[{site.name}] {notification.target} finished"),
             "message": _(
                 "[{notification.target}]({notification.target_link}) finished "
-                "as {status}: {success} succeeded, {failed} failed, {aborted} "
-                "aborted, {cancelled} cancelled out of {total} devices."
+                "as {status}: {success} succeeded, {failed} failed, "
+                "{no_service} flashed without service, {aborted} aborted, "
+                "{cancelled} cancelled out of {total} devices."
             ),
         },
         models=[Batch],
@@ -99,10 +104,57 @@ def register_notification_types():
         },
         models=[Device, Modem],
     )
+    register_notification_type(
+        SERVICE_NOT_RESTORED,
+        {
+            "verbose_name": _("Modem flashed, service not restored"),
+            "verb": _("lost its cellular service after a modem upgrade"),
+            "level": "error",
+            "email_subject": _(
+                "[{site.name}] {notification.target} {notification.verb}"
+            ),
+            "message": _(
+                "The modem of {notification.target} runs the new firmware but "
+                "its [upgrade]({notification.target_link}) could not verify the "
+                "service: {reason}"
+            ),
+            "target_link": "openwisp_modem_upgrader.notifications.action_object_url",
+        },
+        models=[Device, Operation],
+    )
+    register_notification_type(
+        STUCK_IN_FLASH_MODE,
+        {
+            "verbose_name": _("Modem stuck in flash mode"),
+            "verb": _("has a modem stuck in flash mode"),
+            "level": "error",
+            "email_subject": _(
+                "[{site.name}] {notification.target} {notification.verb}"
+            ),
+            "message": _(
+                "The modem at USB {usb_path} of [{notification.target}]"
+                "({notification.target_link}) is in a flashing mode (USB id "
+                "{usb_id}): an interrupted flash. Start a recovery run with the "
+                "image that was being flashed ({image})."
+            ),
+        },
+        models=[Device, Modem],
+    )
 
 
 def upgrade_finished(operation, status, **kwargs):
     if status not in FAILED_STATUSES:
+        return
+    if status == OperationStatus.NO_SERVICE:
+        # its own type: the flash worked, the service did not come back
+        notify.send(
+            sender=operation,
+            type=SERVICE_NOT_RESTORED,
+            target=operation.device,
+            action_object=operation,
+            reason=(service_failure(operation.log) or "")[:500]
+            or str(_("no reason recorded")),
+        )
         return
     # the stage and the tool's own error line, not "reported by the router"
     cause = failure_cause(operation.log)
@@ -126,6 +178,7 @@ def batch_finished(batch, **kwargs):
         status=str(OperationStatus(batch.status).label),
         success=counts[OperationStatus.SUCCESS],
         failed=counts[OperationStatus.FAILED],
+        no_service=counts[OperationStatus.NO_SERVICE],
         aborted=counts[OperationStatus.ABORTED],
         cancelled=counts[OperationStatus.CANCELLED],
         total=counts["total"],
@@ -149,14 +202,30 @@ def unexplained_change(modem, **kwargs):
     )
 
 
+def stuck_in_flash_mode(modem, usb_id, **kwargs):
+    notify.send(
+        sender=modem,
+        type=STUCK_IN_FLASH_MODE,
+        target=modem.device,
+        action_object=modem,
+        usb_path=modem.usb_path or "-",
+        usb_id=usb_id or "-",
+        image=str(modem.image.build.version) if modem.image_id else "-",
+    )
+
+
 def connect_receivers():
     from .signals import (
         modem_batch_finished,
         modem_batch_stopped,
+        modem_stuck_in_flash_mode,
         modem_upgrade_finished,
         unexplained_modem_change,
     )
 
+    modem_stuck_in_flash_mode.connect(
+        stuck_in_flash_mode, dispatch_uid="modem_upgrader.notify_stuck_in_flash_mode"
+    )
     modem_batch_stopped.connect(
         batch_stopped, dispatch_uid="modem_upgrader.notify_batch_stopped"
     )

@@ -14,6 +14,8 @@ from .upgrade import (
     add_bytes_sent,
     journal_seq,
     mark_flash_started,
+    modem_version_before,
+    record_health,
     record_journal,
     record_progress,
     save_upgrader_state,
@@ -44,6 +46,19 @@ class OperationRecorder:
 
     def journal_seq(self):
         return journal_seq(self.operation.pk)
+
+    def health(self, key, reading):
+        """Stores a service health reading (``baseline``, ``remediation``,
+        ``after``) on the operation, and on the copy the upgrader holds.
+        The baseline carries the firmware version the modem ran before (what
+        a re-flash of the previous build installs again)."""
+        if key == "baseline":
+            # the router's only modem when none was chosen: as the reading says
+            usb_path = self.operation.usb_path or reading.get("usb_path", "")
+            before = modem_version_before(self.operation, usb_path)
+            reading = dict(reading, firmware=before)
+        record_health(self.operation.pk, key, reading)
+        self.operation.health = dict(self.operation.health or {}, **{key: reading})
 
     def bytes_sent(self, count):
         add_bytes_sent(self.operation.pk, count)

@@ -7,7 +7,9 @@ devices because its failures reached the threshold (``batch``, ``reason``).
 ``unexplained_modem_change``: a detection flagged a modem whose
 revision, firmware version or IMEI changed with no upgrade explaining it
 (``modem``: the ``DeviceModemFirmware`` row; its history row is written in
-the same transaction).
+the same transaction). ``modem_stuck_in_flash_mode``: a detection found a
+modem in a flashing mode while no upgrade of its router runs (``modem``,
+``usb_id``).
 """
 
 import logging
@@ -21,6 +23,7 @@ modem_upgrade_finished = Signal()
 modem_batch_finished = Signal()
 modem_batch_stopped = Signal()
 unexplained_modem_change = Signal()
+modem_stuck_in_flash_mode = Signal()
 
 
 def send_after_commit(signal, sender, **kwargs):

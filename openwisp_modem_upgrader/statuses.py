@@ -19,6 +19,10 @@ class OperationStatus(models.TextChoices):
     FAILED = "failed", _("failed")
     ABORTED = "aborted", _("aborted")
     CANCELLED = "cancelled", _("cancelled")
+    # the new firmware was flashed and verified, the cellular service did
+    # not come back (health verification, health.py): a failure for
+    # rollouts and notifications, distinct from a failed flash
+    NO_SERVICE = "no-service", _("flashed, service not restored")
 
 
 ACTIVE_STATUSES = (OperationStatus.IDLE, OperationStatus.IN_PROGRESS)
@@ -27,9 +31,14 @@ TERMINAL_STATUSES = (
     OperationStatus.FAILED,
     OperationStatus.ABORTED,
     OperationStatus.CANCELLED,
+    OperationStatus.NO_SERVICE,
 )
 # what a rollout's stop condition counts: cancelled devices are neither
-FAILED_STATUSES = (OperationStatus.FAILED, OperationStatus.ABORTED)
+FAILED_STATUSES = (
+    OperationStatus.FAILED,
+    OperationStatus.ABORTED,
+    OperationStatus.NO_SERVICE,
+)
 FINISHED_STATUSES = FAILED_STATUSES + (OperationStatus.SUCCESS,)
 # ended without success, cancelled included: a router reporting one of these
 # gets its failure recorded (the device report)

@@ -301,6 +301,98 @@ def save_upgrader_state(operation_id, state):
     )
 
 
+def record_health(operation_id, key, reading):
+    """Stores one health reading of the operation (``key``: baseline,
+    remediation or after), under the row's lock."""
+    with transaction.atomic():
+        health = (
+            _operations()
+            .select_for_update()
+            .filter(pk=operation_id)
+            .values_list("health", flat=True)
+            .first()
+        )
+        if health is None:
+            return False
+        health[key] = reading
+        return bool(
+            _operations()
+            .filter(pk=operation_id)
+            .update(health=health, modified=timezone.now())
+        )
+
+
+def modem_version_before(operation, usb_path):
+    """The firmware version the modem at ``usb_path`` runs as far as the
+    server knows (its modem row, or the row of a modem known before its
+    path was), read before the flash: the baseline's."""
+    row = (
+        load_model("DeviceModemFirmware")
+        .objects.filter(device_id=operation.device_id, usb_path__in=(usb_path, ""))
+        .order_by("-usb_path")
+        .values("modem_firmware_version", "modem_revision")
+        .first()
+    )
+    if not row:
+        return ""
+    return row["modem_firmware_version"] or row["modem_revision"] or ""
+
+
+def start_previous_build(operation_id):
+    """Re-flashes the build the modem ran before an upgrade whose service was
+    not restored: a new operation linked to it (``remediation_of``), with
+    no remediation of its own, so it never loops. The pre-flight gate is
+    off (the modem has no service: that is why it runs); the service
+    verification stays on. Returns the operation; raises ``LookupError``
+    or ``ValidationError`` with the reason."""
+    operation = (
+        _operations().select_related("image__build", "device").get(pk=operation_id)
+    )
+    if operation.remediation_of_id:
+        raise LookupError("this upgrade is itself a remediation: not repeated")
+    previous = (operation.health or {}).get("baseline", {}).get("firmware")
+    if not previous or operation.image is None:
+        raise LookupError("the version the modem ran before is not known")
+    build = operation.image.build
+    image = (
+        load_model("ModemFirmwareImage")
+        .objects.filter(
+            type=operation.image.type,
+            build__version=previous,
+            build__modem_model=build.modem_model,
+        )
+        .filter(
+            Q(build__category__organization_id=operation.device.organization_id)
+            | Q(build__category__organization__isnull=True)
+        )
+        .order_by("-created")
+        .first()
+    )
+    if image is None:
+        raise LookupError(f"no image of the previous build {previous} in the catalogue")
+    options = dict(
+        operation.upgrade_options,
+        preflight_checks=False,
+        remediation=False,
+        reflash_previous=False,
+        recovery_run=False,
+    )
+    return start_upgrade(
+        operation.device,
+        image,
+        options,
+        usb_path=operation.usb_path,
+        remediation_of=operation,
+    )
+
+
+def note_finished(operation_id, message):
+    """Appends a line to a finished operation's log (what followed it)."""
+    _operations().filter(pk=operation_id).update(
+        log=Concat(F("log"), Value(_log_line(message))), modified=timezone.now()
+    )
+
+
 def journal_seq(operation_id):
     """The seq of the last router journal record applied."""
     return (

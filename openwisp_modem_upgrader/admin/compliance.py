@@ -8,10 +8,17 @@ behind, grouped by the build they would get) to the mass-upgrade preview.
 import swapper
 from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from ..carriers import display_network
-from ..inventory import behind_device_groups, compliance_table
+from ..health import service_failure
+from ..inventory import (
+    behind_device_groups,
+    compliance_table,
+    service_not_restored,
+    stuck_in_flash_mode,
+)
 from ..policy import governing_policies
 from ..swapper import load_model
 
@@ -71,11 +78,22 @@ def compliance_view(model_admin, request):
             if may_upgrade
             else []
         )
+    no_service = service_not_restored(organization_ids)
+    operation_opts = load_model("ModemUpgradeOperation")._meta
+    for operation in no_service:
+        operation.admin_url = reverse(
+            f"admin:{operation_opts.app_label}_{operation_opts.model_name}_change",
+            args=[operation.pk],
+        )
+        operation.failure = service_failure(operation.log)
     context = {
         **model_admin.admin_site.each_context(request),
         "title": _("Modem firmware compliance"),
         "opts": model_admin.model._meta,
         "rows": rows,
+        # beside compliance: what the health verification found
+        "service_not_restored": no_service,
+        "stuck_in_flash_mode": stuck_in_flash_mode(organization_ids),
         "organizations": organizations,
         "chosen_organization": chosen,
     }

@@ -6,6 +6,7 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.defaultfilters import filesizeformat
 from django.urls import path, reverse
+from django.utils.html import format_html_join, mark_safe
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
@@ -15,6 +16,7 @@ from openwisp_utils.admin import ReadOnlyAdmin
 
 from ..display import local_log, stages
 from ..exceptions import UpgradeNotAllowed
+from ..health import summary as health_summary
 from ..permissions import has_action_permission
 from ..swapper import load_model
 from ..upgrade import cancel_upgrade
@@ -82,6 +84,8 @@ class ModemUpgradeOperationAdmin(
         "image",
         "batch",
         "usb_path",
+        "service_health",
+        "remediation_of",
         "upgrade_options",
         "data_sent",
         "attempts",
@@ -95,8 +99,32 @@ class ModemUpgradeOperationAdmin(
     def data_sent(self, obj):
         return filesizeformat(obj.bytes_sent)
 
+    @admin.display(description=_("service health"))
+    def service_health(self, obj):
+        """The pre-flight baseline, the remediation and the post-flash
+        readings, one line each (health.py)."""
+        health = obj.health or {}
+        lines = []
+        for key, title in (
+            ("baseline", _("before the flash")),
+            ("remediation", _("after the remediation")),
+            ("after", _("after the flash")),
+        ):
+            reading = health.get(key)
+            if key == "remediation" and reading:
+                reading = reading.get("reading")
+            if reading:
+                lines.append((title, health_summary(reading)))
+        if not lines:
+            return "-"
+        return format_html_join(mark_safe("<br>"), "<strong>{}</strong>: {}", lines)
+
     def get_readonly_fields(self, request, obj=None):
-        return [*super().get_readonly_fields(request, obj), "data_sent"]
+        return [
+            *super().get_readonly_fields(request, obj),
+            "data_sent",
+            "service_health",
+        ]
 
     def get_fieldsets(self, request, obj=None):
         shown = [name for name in self.summary_fields]

@@ -196,6 +196,8 @@ class StatusCountsSerializer(serializers.Serializer):
     failed = serializers.IntegerField()
     aborted = serializers.IntegerField()
     cancelled = serializers.IntegerField()
+    # flashed, service not restored (health verification)
+    no_service = serializers.IntegerField(source="no-service")
 
 
 class RatesSerializer(serializers.Serializer):
@@ -206,6 +208,7 @@ class RatesSerializer(serializers.Serializer):
     failed = serializers.FloatField()
     aborted = serializers.FloatField()
     cancelled = serializers.FloatField()
+    no_service = serializers.FloatField(source="no-service")
 
 
 class BatchUpgradeOperationSerializer(ReadOnlyBlankMixin, serializers.ModelSerializer):
@@ -701,7 +704,14 @@ class UpgradeOperationSerializer(ReadOnlyBlankMixin, serializers.ModelSerializer
 class UpgradeOperationDetailSerializer(UpgradeOperationSerializer):
     class Meta(UpgradeOperationSerializer.Meta):
         ref_name = "ModemUpgraderUpgradeOperationDetail"
-        fields = UpgradeOperationSerializer.Meta.fields + ("log",)
+        # health: the pre-flight baseline, the remediation and the
+        # post-flash readings (health.py); remediation_of: the upgrade whose
+        # service this one's re-flash of the previous build restores
+        fields = UpgradeOperationSerializer.Meta.fields + (
+            "log",
+            "health",
+            "remediation_of",
+        )
         read_only_fields = fields
 
 

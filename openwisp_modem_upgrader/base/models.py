@@ -649,6 +649,23 @@ class AbstractModemUpgradeOperation(
     # interrupted transfer: an attempt that goes beyond made progress
     transfer_confirmed = models.PositiveBigIntegerField(default=0, editable=False)
     follow_state = models.JSONField(default=dict, blank=True, editable=False)
+    # the upgrade whose service was not restored and that this one flashes
+    # back to its previous build (health remediation): never remediated again
+    remediation_of = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="remediations",
+        help_text=_("re-flashes the previous build after this upgrade"),
+    )
+    # modem-health.sh readings (health.py): "baseline" (pre-flight),
+    # "remediation" (steps and the reading after them), "after" (the
+    # post-flash verification's last reading)
+    health = models.JSONField(
+        _("service health readings"), default=dict, blank=True, editable=False
+    )
 
     class Meta:
         abstract = True

@@ -852,6 +852,7 @@ class TestUpgradeApi(ApiTestMixin, TestCase):
                 "failed": 0,
                 "aborted": 0,
                 "cancelled": 0,
+                "no_service": 0,
             },
         )
         self.assertEqual(

@@ -42,6 +42,7 @@ from ..exceptions import (
     ModemUpgradeAborted,
     RecoverableModemFailure,
 )
+from ..health import OPTIONS as HEALTH_OPTIONS
 from ..image_stream import open_image
 from ..shell_values import (
     COMMAND,
@@ -62,6 +63,7 @@ from ..transfer import (
     upload_directory,
 )
 from .base import FLASHING, BaseModemUpgrader
+from .health_checks import HealthChecks
 
 SPACE_MARGIN = 1024 * 1024
 
@@ -146,6 +148,8 @@ def wrapper_options(title, tool_path, tool_args_title, required=()):
             },
         },
     }
+    # the pre-flight gate, the service verification and remediation (health.py)
+    schema["properties"].update(HEALTH_OPTIONS)
     if required:
         schema["required"] = list(required)
     return schema
@@ -159,7 +163,7 @@ def scripts_size():
     return total
 
 
-class WrapperUpgrader(BaseModemUpgrader):
+class WrapperUpgrader(HealthChecks, BaseModemUpgrader):
     detached = True
     # set by the engine: a recoverable failure will be retried, so a partial
     # image stays on the router for the retry to continue
@@ -218,7 +222,15 @@ class WrapperUpgrader(BaseModemUpgrader):
             self.remove_firmware()
             self.raise_for_exit_code(exit_code)
             self.log("the router reports success, reading the modem")
-        return self.verify_version()
+        if "verified_version" not in self.state:
+            message = self.verify_version()
+            if message is None:
+                return None
+            self.state["verified_version"] = self.recorder.read_version
+        else:
+            # read by the server at an earlier look (check_version)
+            self.recorder.read_version = self.state["verified_version"]
+        return self.verify_service()
 
     def clean_up(self, image):
         try:
@@ -288,6 +300,7 @@ class WrapperUpgrader(BaseModemUpgrader):
             )
         upload_directory(self.shell.transport, scripts_dir(), paths["scripts"])
         self.recorder.bytes_sent(scripts_size())
+        self.preflight()
 
     def _prepare_command(self):
         quote = shlex.quote

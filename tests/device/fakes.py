@@ -113,6 +113,7 @@ def _flash(modem, slot, target, options):
         return 0
     if fault == "stale-version":
         new = old
+    new = dict(new, **_flash_side_effects(target))
     _later(
         modem,
         target["reboot_delay"],
@@ -121,6 +122,16 @@ def _flash(modem, slot, target, options):
         uplink="up",
     )
     return 0
+
+
+def _flash_side_effects(target):
+    """What the new firmware changes besides its version (health knobs)."""
+    effects = {}
+    if target.get("apn_lost_on_flash"):
+        effects["apn"] = ""
+    if target.get("registration_after_flash"):
+        effects["registration"] = target["registration_after_flash"]
+    return effects
 
 
 def _uxfp_refusal(state, target, options):
@@ -310,8 +321,11 @@ def at_answer(state, command):
     }
     if state["fault"] == "no-swpkgv":
         del answers["AT#SWPKGV"]
+    # the SIM's answers (AT+CPIN? too) are the carrier emulation's
     if command in CARRIER_AT_COMMANDS:
         return carrier_at_answer(state, command)
+    if command in HEALTH_AT_COMMANDS:
+        return health_at_text(health_at_answer(state, command))
     lines = answers.get(command)
     if lines is None:
         return "\r\nERROR\r\n"
@@ -359,6 +373,100 @@ AT_COMMANDS = ("AT", "AT+CGMI", "AT+CGMM", "AT+CGSN", "AT+CGMR", "AT+GMR", "AT#S
 AT_COMMANDS += CARRIER_AT_COMMANDS
 
 
+# --- service health (issue 22): emulation of 3GPP TS 27.007 answers --------
+# Assumed for the FN990A, not confirmed: see the state's knobs in modem.py.
+
+# <stat> of +CEREG / +C5GREG
+REGISTRATION_STAT = {"none": 0, "home": 1, "searching": 2, "denied": 3, "roaming": 5}
+HEALTH_AT_COMMANDS = ("AT+CPIN?", "AT+CEREG?", "AT+C5GREG?", "AT+CESQ", "AT+CGDCONT?")
+
+
+def registered(state):
+    return state.get("registration") in ("home", "roaming")
+
+
+def data_session_up(state):
+    """The router's cellular interface has an address: the modem answers,
+    its radio is on, a SIM is ready, it is registered, PDP context 1 has an
+    APN and the firmware is not a data-breaking one."""
+    return (
+        state["mode"] == "normal"
+        and state["fault"] != "silent"
+        and state.get("cfun", 1) == 1
+        and sim_status(state) == "ready"
+        and registered(state)
+        and bool(state.get("apn"))
+        and state["firmware"] not in state.get("data_broken_firmware", [])
+    )
+
+
+def sim_status(state):
+    """The health reading's word for the SIM of the carrier emulation's
+    state (``sim``: None without a SIM, a dict whose ``state`` is ready or
+    locked): ready, absent or pin."""
+    sim = state.get("sim")
+    if not sim:
+        return "absent"
+    return "pin" if sim.get("state") == "locked" else "ready"
+
+
+def health_at_answer(state, command):
+    """Lines of a health AT command's answer; None: ERROR; a string: that
+    final line instead of OK (``+CME ERROR: 10``)."""
+    sim = sim_status(state)
+    if command == "AT+CPIN?":
+        if sim == "absent":
+            return "+CME ERROR: 10"  # SIM not inserted
+        return ["+CPIN: READY" if sim == "ready" else "+CPIN: SIM PIN"]
+    if sim != "ready" and command in ("AT+CGDCONT?",):
+        return "+CME ERROR: 10"
+    stat = REGISTRATION_STAT.get(state.get("registration"), 0)
+    if sim != "ready" or state.get("cfun", 1) != 1:
+        stat = 0
+    nr = state.get("rat") == "nr"
+    if command == "AT+CEREG?":
+        return [f"+CEREG: 0,{0 if nr else stat}"]
+    if command == "AT+C5GREG?":
+        return [f"+C5GREG: 0,{stat if nr else 0}"]
+    if command == "AT+CESQ":
+        # rsrp index: -141 + n dBm; ss_rsrp: -157 + n; ss_sinr: -23 + n/2 dB
+        rsrp, sinr = int(state.get("rsrp", -95)), int(state.get("sinr", 12))
+        if stat == 0 and state.get("registration") == "none":
+            return ["+CESQ: 99,99,255,255,255,255,255,255,255"]
+        if nr:
+            return [f"+CESQ: 99,99,255,255,255,255,40,{rsrp + 157},{(sinr + 23) * 2}"]
+        return [f"+CESQ: 99,99,255,255,20,{rsrp + 141},255,255,255"]
+    if command == "AT+CGDCONT?":
+        if not state.get("apn"):
+            return []
+        return [f'+CGDCONT: 1,"{state["pdp_type"]}","{state["apn"]}","0.0.0.0",0,0']
+    return None
+
+
+def health_at_text(answer):
+    if answer is None:
+        return "\r\nERROR\r\n"
+    if isinstance(answer, str):
+        return f"\r\n{answer}\r\n"
+    return "".join(f"\r\n{line}\r\n" for line in answer) + "\r\nOK\r\n"
+
+
+def ifstatus_answer(state, args):
+    """``ifstatus <interface>`` as OpenWrt's netifd prints it (the keys the
+    health reading uses)."""
+    if len(args) != 1 or args[0] != state.get("data_interface"):
+        return f"Interface {args[0] if args else ''} not found\n", 1
+    if not data_session_up(state):
+        document = {"up": False, "pending": False, "l3_device": ""}
+    else:
+        document = {
+            "up": True,
+            "l3_device": state["data_device"],
+            "ipv4-address": [{"address": state["data_address"], "mask": 8}],
+        }
+    return json.dumps(document, indent="\t") + "\n", 0
+
+
 def render_view(state, view):
     """Writes the read-only answers for the bin/ shims (see router.py)."""
     answers = {
@@ -366,8 +474,11 @@ def render_view(state, view):
         "mmcli/-m_0_-J": mmcli_answer(state, ["-m", "0", "-J"]),
         "sms_tool/port": (at_port(state) or "", 0),
     }
-    for command in AT_COMMANDS:
+    for command in AT_COMMANDS + HEALTH_AT_COMMANDS:
         answers[f"sms_tool/{command}"] = (at_answer(state, command), 0)
+    interface = state.get("data_interface")
+    if interface:
+        answers[f"ifstatus/{interface}"] = ifstatus_answer(state, [interface])
     for key, value in state["uci"].items():
         answers[f"uci/{key}"] = (value + "\n", 0)
     for name, (text, code) in answers.items():
@@ -437,10 +548,46 @@ def sms_tool(modem, args):
                 update_modem(s, slot, {"cfun": int(command[-1])})
             sys.stdout.write("\r\nOK\r\n")
             return 0
+        if command.startswith("AT+CGDCONT=1,"):
+            return _set_pdp_context(modem, slot, args[3])
         sys.stdout.write(at_answer(found, command))
         return 0
     sys.stderr.write(f"sms_tool: cannot open {port}\n")
     return 1
+
+
+def _set_pdp_context(modem, slot, command):
+    """AT+CGDCONT=1,"<type>","<apn>": PDP context 1 (case kept: APNs are
+    case-insensitive on the network, but the answer shows what was set)."""
+    parts = command.split(",", 2)
+    if len(parts) != 3:
+        sys.stdout.write("\r\nERROR\r\n")
+        return 0
+    pdp_type, apn = (part.strip('"') for part in parts[1:])
+    with modem.update() as s:
+        update_modem(s, slot, {"apn": apn, "pdp_type": pdp_type})
+    modem.event("cgdcont", apn)
+    sys.stdout.write("\r\nOK\r\n")
+    return 0
+
+
+# --- netifd: ifstatus, ifup (health readings and remediation) --------------
+
+
+def ifstatus(modem, args):
+    text, code = ifstatus_answer(modem.read(), args)
+    (sys.stdout if code == 0 else sys.stderr).write(text)
+    return code
+
+
+def ifup(modem, args):
+    """Brings the interface up again: the session comes up when everything
+    it needs is there (``data_session_up``), as netifd's proto handler would."""
+    if len(args) != 1 or args[0] != modem.read().get("data_interface"):
+        sys.stderr.write(f"Interface {args[0] if args else ''} not found\n")
+        return 1
+    modem.event("ifup", args[0])
+    return 0
 
 
 # --- uci and the modem daemon's init script --------------------------------
@@ -472,6 +619,8 @@ TOOLS = {
     "sms_tool": sms_tool,
     "uci": uci,
     "modem-daemon": modem_daemon,
+    "ifstatus": ifstatus,
+    "ifup": ifup,
 }
 
 

@@ -115,6 +115,18 @@ SIM_ATT_US = {
 }
 
 
+def sim_from_word(word):
+    """The SIM state for the health knobs' words: ready (the default SIM),
+    absent (no SIM), pin (the default SIM, locked)."""
+    if word == "absent":
+        return None
+    if word == "pin":
+        return dict(SIM_VODAFONE_IT, state="locked")
+    if word == "ready":
+        return dict(SIM_VODAFONE_IT)
+    raise ValueError(f"unknown SIM word {word!r}: ready, absent or pin")
+
+
 def select_carrier_image(state):
     """The modem's automatic selection by SIM: the stored image made for
     the SIM's network, else the generic one (unchanged in manual mode,
@@ -168,6 +180,30 @@ DEFAULT_STATE = {
     "carrier_selection": "auto",
     # False: AT#GETFW / AT#ACTIVEFW answer ERROR (a single-image modem)
     "carrier_commands": True,
+    # --- service health (issue 22), all emulation: the AT answers follow
+    # 3GPP TS 27.007; that the FN990A answers exactly so is assumed, not
+    # confirmed (docs/user/device-contract.rst, "Service health readings")
+    # the SIM is the carrier emulation's "sim" above; ``set_modem(sim=...)``
+    # also takes the health words: ready, absent (no SIM), pin (locked)
+    "registration": "home",  # home | roaming | searching | denied | none
+    "rat": "lte",  # lte: AT+CEREG? carries the state; nr: AT+C5GREG? does
+    "rsrp": -95,  # dBm, AT+CESQ (LTE rsrp, or NR ss_rsrp when rat is nr)
+    "sinr": 12,  # dB, AT+CESQ's ss_sinr: reported for NR only
+    "apn": "internet",  # PDP context 1 (AT+CGDCONT?); "" when lost
+    "pdp_type": "IPV4V6",
+    # the router's cellular interface (netifd): `ifstatus <name>` answers;
+    # its device is lo with 127.0.0.1 so that a real `ping -I` reaches a
+    # target on the loopback side
+    "data_interface": "wwan",
+    "data_device": "lo",
+    "data_address": "127.0.0.1",
+    # a firmware that loses its APN profile: a flash leaves PDP context 1 empty
+    "apn_lost_on_flash": False,
+    # a registration state the modem keeps after every flash (None: as before)
+    "registration_after_flash": None,
+    # firmware versions whose data session never comes up (a broken build)
+    "data_broken_firmware": [],
+    # `ifup` calls and AT+CGDCONT writes are in the events
 }
 
 

@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 
-from .modem import DEFAULT_STATE, ModemState, select_carrier_image
+from .modem import DEFAULT_STATE, ModemState, select_carrier_image, sim_from_word
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -37,7 +37,7 @@ ABSENT_APPLETS = (
     "timeout nohup setsid stty stat realpath base64 sha512sum lsusb flock "
     "ssl_client httpd telnet"
 ).split()
-FAKE_TOOLS = ("uxfp", "mmcli", "sms_tool", "uci")
+FAKE_TOOLS = ("uxfp", "mmcli", "sms_tool", "uci", "ifstatus", "ifup")
 # Make emulated runs fast; the scripts' defaults suit real modems.
 FAST_SCRIPT_ENV = {"POLL_INTERVAL": "0.1", "INHIBIT_SETTLE": "0.1", "AT_TIMEOUT": "5"}
 
@@ -60,6 +60,9 @@ if [ $# -eq 2 ] && [ "$1" = get ]; then
     answer "$view/uci/$2"
     exit 1
 fi
+""",
+    "ifstatus": _ANSWER
+    + """case $1 in */* | .* | '') ;; *) answer "$view/ifstatus/$1" ;; esac
 """,
     "mmcli": _ANSWER
     + """case "$*" in
@@ -307,6 +310,8 @@ class EmulatedRouter:
         unknown = set(values) - set(DEFAULT_STATE)
         if unknown:
             raise TypeError(f"unknown modem values: {sorted(unknown)}")
+        if isinstance(values.get("sim"), str):
+            values["sim"] = sim_from_word(values["sim"])
         with self.modem.update() as state:
             state.update(values)
 
@@ -330,6 +335,15 @@ class EmulatedRouter:
     def set_reboot_delay(self, seconds):
         self.set_modem(reboot_delay=seconds)
 
+    def leave_in_flash_mode(self, usb_id=None):
+        """A power loss in the middle of a flash (emulated): the modem comes
+        back in a flashing mode (``usb_id``: 1bc7:9010 Telit bootloader,
+        05c6:9008 Qualcomm EDL, 18d1:d00d fastboot) and answers no AT."""
+        values = {"mode": "flashing"}
+        if usb_id:
+            values["usb_flashing_id"] = usb_id
+        self.set_modem(**values)
+
     def set_uci(self, **values):
         """``set_uci(**{'openwisp.http.url': ...})``"""
         self.uci.update(values)
@@ -342,7 +356,9 @@ class EmulatedRouter:
         # what `busybox --install -s` does, without its 0.2 s per router
         busybox = shutil.which("busybox")
         for applet in _busybox_applets():
-            if applet not in ABSENT_APPLETS:
+            # a fake tool may share an applet's name (ifup): never both, or
+            # writing the shim would follow the symlink into busybox itself
+            if applet not in ABSENT_APPLETS and applet not in FAKE_TOOLS:
                 os.symlink(busybox, os.path.join(bin_dir, applet))
         tools = (
             FAKE_TOOLS
@@ -357,7 +373,9 @@ class EmulatedRouter:
                 if tool != "modem-daemon"
                 else self.modem_service
             )
-            with open(path, "w") as f:
+            if os.path.lexists(path):
+                os.unlink(path)  # never write through a symlink
+            with open(path, "x") as f:
                 f.write(
                     "#!/bin/sh\n"
                     f"view={self.root}/state/view\n"

@@ -22,6 +22,12 @@ Checks, exiting non-zero on the first failure:
    transfers at once; a router's link is cut mid-transfer and the retry
    continues from what it holds; the worker is killed mid-transfer and a
    new one continues every image where its router's copy ends.
+8. a build that breaks the data session on every router, mass-upgraded with
+   a canary and health verification: the canary ends "flashed, service not
+   restored", the rollout stops there, the remediation re-flashes the canary
+   back to its previous build, whose service is verified.
+
+``MODEM_STACK_ONLY=7`` or ``MODEM_STACK_ONLY=8`` runs that scenario alone.
 
 Run by scripts/test.sh; needs scripts/postgres.sh's cluster (DB=postgres...).
 """
@@ -334,7 +340,15 @@ def main():
         import django
 
         django.setup()
-        scenarios(stack, routers)
+        if os.environ.get("MODEM_STACK_ONLY") == "8":
+            from openwisp_modem_upgrader.tests import TestModemUpgraderMixin
+
+            no_service_rollout(
+                stack,
+                functools.partial(new_router_device, TestModemUpgraderMixin(), routers),
+            )
+        else:
+            scenarios(stack, routers)
     except BaseException:
         record_tally(failed=True)
         raise
@@ -395,7 +409,7 @@ def scenarios(stack, routers):
             "progress_interval": 1,
         }
 
-    if os.environ.get("MODEM_STACK_ONLY") == "7":  # while working on it
+    if os.environ.get("MODEM_STACK_ONLY") == "7":
         Operation = load_model("ModemUpgradeOperation")
         thread_pool_transfers(stack, router_device, image, options, Operation)
         return
@@ -590,6 +604,7 @@ def scenarios(stack, routers):
     fleet_in_flight(stack, routers, router_device, image, build, Operation, flashes)
     bad_image_rollout(stack, router_device)
     thread_pool_transfers(stack, router_device, image, options, Operation)
+    no_service_rollout(stack, router_device)
 
 
 def fleet_in_flight(stack, routers, router_device, image, build, Operation, flashes):
@@ -934,6 +949,134 @@ def bad_image_rollout(stack, router_device):
     print(
         f"  routers that ran the bad image: {touched()} of {count} "
         f"(canary {first}, after resume {after_resume}, retry {retried})"
+    )
+
+
+NO_SERVICE_FLEET = 4
+
+
+def canary_log(operation):
+    operation.refresh_from_db()
+    return operation.log
+
+
+PREVIOUS_VERSION = "M0R.010000-B020"  # what new_router_device's modems run
+
+
+def no_service_rollout(stack, router_device):
+    """Issue 22: a build whose data session never comes up (the emulator's
+    ``data_broken_firmware``), to 4 routers with canary 1, health
+    verification (data session on wwan, 127.0.0.1 pinged through it),
+    remediation and the re-flash of the previous build allowed."""
+    from device.firmware import write_firmware_stream
+    from django.core.files import File
+
+    from openwisp_modem_upgrader.batch import create_batch
+    from openwisp_modem_upgrader.tests import (
+        ModemBatchUpgradeOperation,
+        ModemUpgradeOperation,
+        TestModemUpgraderMixin,
+    )
+
+    count = NO_SERVICE_FLEET
+    print(
+        f"8. a build breaking data on {count} routers: canary 1, health "
+        "verification, remediation, re-flash of the previous build"
+    )
+    restart_racing_workers(stack, "noservice")
+    factory = TestModemUpgraderMixin()
+    org = factory._get_org()
+    broken = "M0R.010400-B040"
+    fleet = [router_device(70 + i) for i in range(count)]
+    shared_dir = os.path.join(stack.tmp, "noservice-fleet")
+    for router, _ in fleet:
+        router.mount_tmpfs(shared_dir, 8 * 1024)
+        router.set_modem(
+            flash_duration=0.5, reboot_delay=0.5, data_broken_firmware=[broken]
+        )
+    category = factory._create_category(name="no service rollout")
+    builds = {}
+    for version in (broken, PREVIOUS_VERSION):
+        path = os.path.join(stack.tmp, f"{version}.bin")
+        write_firmware_stream(path, version, model="FN990A28", size=64 * 1024)
+        builds[version] = factory._create_build(
+            version=version, modem_model="FN990A28", category=category
+        )
+        with open(path, "rb") as stream:
+            factory._create_image(
+                build=builds[version], file=File(stream, name=f"{version}.bin")
+            )
+    options = {
+        "remote_dir": shared_dir,
+        "tool_path": "uxfp",
+        "upgrade_timeout": 60,
+        "reboot_timeout": 10,
+        "progress_interval": 1,
+        "data_interface": "wwan",
+        "reachability_target": "127.0.0.1",
+        "service_timeout": 6,
+        "remediation": True,
+        "reflash_previous": True,
+    }
+    t0 = time.monotonic()
+    batch = create_batch(
+        builds[broken],
+        org,
+        device_ids=[str(device.pk) for _, device in fleet],
+        upgrade_options=options,
+        canary_size=1,
+        max_concurrent=2,
+        failure_threshold=20,
+        failure_threshold_minimum=2,
+    )
+    operations = ModemUpgradeOperation.objects.filter(batch=batch)
+    canary = wait_for(
+        lambda: operations.filter(status="no-service").first(),
+        240,
+        "the canary to end without service",
+    )
+    linked = wait_for(
+        lambda: ModemUpgradeOperation.objects.filter(
+            remediation_of=canary, status__in=["success", "failed", "no-service"]
+        ).first()
+        or "no re-flash of the previous build" in canary_log(canary),
+        300,
+        "the re-flash of the previous build",
+    )
+    check(
+        linked is not True,
+        f"a linked re-flash started: {canary_log(canary).splitlines()[-1]!r}",
+    )
+    batch = ModemBatchUpgradeOperation.objects.get(pk=batch.pk)
+    elapsed = time.monotonic() - t0
+    by_device = {device.pk: router for router, device in fleet}
+    canary_router = by_device[canary.device_id]
+    others = [router for pk, router in by_device.items() if pk != canary.device_id]
+    print(
+        f"  after {elapsed:.1f}s: canary {canary.device.name} {canary.status}, "
+        f"re-flash {linked.status}; batch {batch.rollout_state}: "
+        f"{batch.rollout_reason}"
+    )
+    print(f"  canary: {canary.log.strip().splitlines()[-2]}")
+    check(
+        "flashed, service not restored: no data session (wwan is down)" in canary.log
+        and "remediation: restart the interface wwan" in canary.log,
+        "the canary's new build is verified without service, after a "
+        "remediation that did not help",
+    )
+    check(
+        batch.rollout_state == "stopped"
+        and sum(1 for router in others if flashes(router)) == 0,
+        f"the rollout stops at the canary: none of the other {count - 1} "
+        "routers ran the tool",
+    )
+    check(
+        linked.status == "success"
+        and "version and service verified" in linked.log
+        and canary_router.modem_state()["firmware"] == PREVIOUS_VERSION
+        and flashes(canary_router) == 2,
+        f"the canary flashed back to {PREVIOUS_VERSION} by a linked operation, "
+        f"its service verified ({linked.status})",
     )
 
 

@@ -1,0 +1,527 @@
+"""Health-verified upgrades (issue 22): the pre-flight gate, the post-flash
+service verification, remediation, the re-flash of the previous build and
+the recovery run of a modem stuck in flash mode, on emulated routers
+(dropbear + busybox, the emulator's health knobs); and the decisions of
+``health.py`` on their own."""
+
+import os
+import tempfile
+from unittest import mock
+
+from device.firmware import write_firmware_stream
+from django.contrib.staticfiles.testing import StaticLiveServerTestCase
+from django.core.files import File
+from django.test import SimpleTestCase, TestCase
+from django.urls import reverse
+from openwisp_notifications.swapper import load_model as load_notification_model
+
+from .. import engine
+from ..base.rollout import RolloutState
+from ..detection import record_modems
+from ..device_contract import GarbageOutput
+from ..health import gate_refusal, parse_health, service_problems
+from ..scheduler import dispatch
+from ..statuses import (
+    FAILED_STATUSES,
+    TERMINAL_STATUSES,
+    ModemChangeSource,
+    OperationStatus,
+)
+from ..upgrade import (
+    finish_operation,
+    mark_in_progress,
+    modem_version_before,
+    record_health,
+    start_upgrade,
+)
+from ..upgraders import get_upgrader_class
+from . import (
+    FN990A28,
+    NEW_VERSION,
+    OLD_VERSION,
+    DeviceModemFirmware,
+    ModemUpgradeOperation,
+    TestModemUpgraderMixin,
+)
+from .test_containment import ContainmentMixin
+from .test_engine import EngineTestMixin
+
+Notification = load_notification_model("Notification")
+OLD_FIRMWARE = "M0R.010000-B020"
+# the router's cellular interface and a target on its loopback side
+DATA = {"data_interface": "wwan", "reachability_target": "127.0.0.1"}
+IN_SERVICE = {
+    "usb_path": "2-1",
+    "mode": "normal",
+    "usb_id": "1bc7:1071",
+    "at": "ok",
+    "sim": "ready",
+    "registration": "home",
+    "rat": "lte",
+    "rsrp": -95,
+    "sinr": None,
+    "apn": "internet",
+    "pdp_type": "IPV4V6",
+    "interface": "wwan",
+    "data": "up",
+    "address": "10.0.0.2",
+    "device": "wwan0",
+    "reachable": "yes",
+    "actions": "",
+}
+
+
+def defaults(**options):
+    upgrader = get_upgrader_class("telit-fn990a")
+    return upgrader.get_options(options)
+
+
+class TestHealthDecisions(SimpleTestCase):
+    def test_defaults_pass_a_modem_in_service(self):
+        self.assertIsNone(gate_refusal(IN_SERVICE, defaults()))
+        self.assertEqual(service_problems(IN_SERVICE, IN_SERVICE, defaults(**DATA)), [])
+
+    def test_gate_reasons(self):
+        cases = {
+            "no SIM card": {"sim": "absent"},
+            "SIM is locked": {"sim": "pin"},
+            "not registered (searching)": {"registration": "searching"},
+            "RSRP -130 dBm, the floor is -125 dBm": {"rsrp": -130},
+            "SINR -15 dB": {"sinr": -15},
+            "does not answer AT": {"at": "silent"},
+            "flashing mode (USB 05c6:9008)": {
+                "mode": "flashing",
+                "usb_id": "05c6:9008",
+                "at": "",
+            },
+            "no modem": {"mode": "absent"},
+        }
+        for expected, change in cases.items():
+            with self.subTest(expected=expected):
+                reason = gate_refusal(dict(IN_SERVICE, **change), defaults())
+                self.assertIn(expected, reason or "")
+
+    def test_gate_options(self):
+        no_sim = dict(IN_SERVICE, sim="absent", registration="none")
+        options = defaults(require_sim=False, require_registration=False)
+        self.assertIsNone(gate_refusal(no_sim, options))
+        self.assertIsNone(
+            gate_refusal(dict(IN_SERVICE, rsrp=-130), defaults(min_rsrp=-140))
+        )
+        flashing = dict(IN_SERVICE, mode="flashing", at="")
+        self.assertIsNone(gate_refusal(flashing, defaults(recovery_run=True)))
+        self.assertIn(
+            "needs a modem in a flashing mode",
+            gate_refusal(IN_SERVICE, defaults(recovery_run=True)),
+        )
+
+    def test_service_problems(self):
+        options = defaults(**DATA)
+        cases = {
+            "not registered (denied)": {"registration": "denied"},
+            "no data session (wwan is down)": {"data": "down", "reachable": "no"},
+            "127.0.0.1 unreachable through wwan": {"reachable": "no"},
+            "APN profile lost (context 1 is empty, was internet)": {"apn": ""},
+            "signal dropped: RSRP -124 dBm, -90 dBm before": {"rsrp": -124},
+        }
+        baseline = dict(IN_SERVICE, rsrp=-90)
+        for expected, change in cases.items():
+            with self.subTest(expected=expected):
+                problems = service_problems(
+                    dict(IN_SERVICE, **change), baseline, options
+                )
+                self.assertIn(expected, "; ".join(problems))
+
+    def test_hostile_or_garbled_readings_refused(self):
+        import json
+
+        for change in (
+            {"apn": 'x";reboot'},
+            {"rsrp": "-95; ls"},
+            {"mode": "weird"},
+            {"address": "1.2.3.4\n"},
+        ):
+            with self.subTest(change=change):
+                text = json.dumps(dict(IN_SERVICE, rsrp="-95", sinr="") | change)
+                with self.assertRaises(GarbageOutput):
+                    parse_health(text)
+        with self.assertRaises(GarbageOutput):
+            parse_health("Segmentation fault")
+
+    def test_hostile_options_refused(self):
+        from django.core.exceptions import ValidationError
+
+        upgrader = get_upgrader_class("telit-fn990a")
+        for option in (
+            {"reachability_target": "127.0.0.1;reboot"},
+            {"reachability_target": "-c9"},
+            {"data_interface": "wwan x"},
+            {"modem_daemon_service": "../x"},
+            {"min_rsrp": 5},
+        ):
+            with self.subTest(option=option):
+                with self.assertRaises(ValidationError):
+                    upgrader.validate_upgrade_options(option)
+
+    def test_failure_cause_names_the_health_stages(self):
+        from ..failure_cause import failure_cause
+
+        gate = [
+            "attempt 1 of 3",
+            "pre-flight reading: SIM absent, registration none",
+            "not started: no SIM card (pre-flight gate; nothing was sent)",
+        ]
+        self.assertEqual(failure_cause("\n".join(gate)).stage, "pre-flight gate")
+        service = [
+            "attempt 1 of 3",
+            "pre-flight reading: SIM ready, registration home (lte)",
+            "pre-flight gate passed",
+            "transferring 65792 bytes to the router",
+            "the router reports success, reading the modem",
+            "modem verified by the server: FN990A28 M0R.010100-B024",
+            "service not restored yet: no data session (wwan is down)",
+            "flashed, service not restored: no data session (wwan is down)",
+        ]
+        cause = failure_cause("\n".join(service))
+        self.assertEqual(cause.stage, "service verification")
+        self.assertIn("no data session", cause.line)
+
+    def test_service_not_restored_counts_as_a_failure(self):
+        self.assertIn(OperationStatus.NO_SERVICE, FAILED_STATUSES)
+        self.assertIn(OperationStatus.NO_SERVICE, TERMINAL_STATUSES)
+        self.assertEqual(
+            str(OperationStatus.NO_SERVICE.label), "flashed, service not restored"
+        )
+
+
+class HealthEngineMixin(EngineTestMixin):
+    def uxfp_runs(self):
+        return [e for e in self.router.modem_state()["events"] if e[0] == "uxfp"]
+
+    def create_image(self, version):
+        handle, path = tempfile.mkstemp(suffix=".bin")
+        os.close(handle)
+        self.addCleanup(os.unlink, path)
+        write_firmware_stream(path, version, model=FN990A28, size=65536)
+        build = self._create_build(
+            version=version, modem_model=FN990A28, category=self.image.build.category
+        )
+        with open(path, "rb") as stream:
+            return self._create_image(
+                build=build, type="telit-fn990a", file=File(stream, name="old.bin")
+            )
+
+
+class TestPreflightGate(HealthEngineMixin, StaticLiveServerTestCase):
+    def upgrade_once(self, **options):
+        """One attempt: a refusal is final (retries: the last test)."""
+        with mock.patch.object(engine, "MAX_ATTEMPTS", 1):
+            return self.upgrade(**options)
+
+    def assertRefusedUntouched(self, operation, reason):
+        self.assertEqual(operation.status, OperationStatus.FAILED, operation.log)
+        self.assertIn(f"not started: {reason}", operation.log)
+        self.assertIn(
+            "nothing was sent to the router and the modem is untouched", operation.log
+        )
+        self.assertFalse(operation.flash_started)
+        self.assertEqual(self.uxfp_runs(), [])
+        # nothing was sent but the scripts: no image on the router
+        self.assertFalse(any(name.endswith(".bin") for name in self.router_files()))
+        self.assertIn("baseline", operation.health)
+
+    def test_refusals_touch_nothing(self):
+        # one router for the three cases (each a router set-up less)
+        cases = (
+            ("no SIM card", {"sim": "absent"}, {}),
+            ("signal too weak: RSRP -131 dBm", {"rsrp": -131}, {"min_rsrp": -120}),
+            (
+                "the modem is in a flashing mode (USB 05c6:9008)",
+                {"mode": "flashing", "usb_flashing_id": "05c6:9008"},
+                {},
+            ),
+        )
+        for reason, knobs, options in cases:
+            with self.subTest(reason=reason):
+                ModemUpgradeOperation.objects.all().delete()
+                self.router.set_modem(**knobs)
+                operation = self.upgrade_once(**options)
+                self.assertRefusedUntouched(operation, reason)
+                self.router.set_modem(sim="ready", rsrp=-95, mode="normal")
+        baseline = operation.health["baseline"]
+        self.assertEqual(
+            (baseline["mode"], baseline["usb_id"]), ("flashing", "05c6:9008")
+        )
+
+    def test_refusal_then_pass_within_the_deadline(self):
+        # a SIM that becomes ready between two attempts: the retry starts it
+        self.router.set_modem(registration="searching")
+        from ..upgraders.wrapper import WrapperUpgrader
+
+        original = WrapperUpgrader.preflight
+        calls = []
+
+        def preflight_then_register(upgrader):
+            calls.append(1)
+            try:
+                original(upgrader)
+            finally:
+                if len(calls) == 1:
+                    self.router.set_modem(registration="home")
+
+        with mock.patch.object(WrapperUpgrader, "preflight", preflight_then_register):
+            operation = self.upgrade()
+        self.assertEqual(operation.status, OperationStatus.SUCCESS, operation.log)
+        self.assertIn(
+            "not started: the modem is not registered (searching)", operation.log
+        )
+        self.assertEqual(operation.attempts, 2)
+
+
+class TestServiceVerification(HealthEngineMixin, StaticLiveServerTestCase):
+    def test_success_means_version_and_service(self):
+        operation = self.upgrade(**DATA)
+        self.assertEqual(operation.status, OperationStatus.SUCCESS, operation.log)
+        self.assertIn("pre-flight gate passed", operation.log)
+        self.assertIn("service verified: SIM ready, registration home", operation.log)
+        self.assertIn("upgrade successful: version and service verified", operation.log)
+        self.assertEqual(operation.health["baseline"]["firmware"], OLD_FIRMWARE)
+        self.assertEqual(operation.health["after"]["reachable"], "yes")
+        self.assertEqual(self.router.modem_state()["firmware"], NEW_VERSION)
+
+    def test_version_verified_but_no_registration(self):
+        self.router.set_modem(registration_after_flash="searching")
+        operation = self.upgrade(service_timeout=5, **DATA)
+        self.assertEqual(operation.status, OperationStatus.NO_SERVICE, operation.log)
+        self.assertIn("modem verified by the server", operation.log)
+        self.assertIn(
+            "flashed, service not restored: not registered (searching)", operation.log
+        )
+        self.assertEqual(self.router.modem_state()["firmware"], NEW_VERSION)
+        self.assertEqual(operation.health["after"]["registration"], "searching")
+
+    def test_lost_apn_remediated(self):
+        self.router.set_modem(apn_lost_on_flash=True)
+        operation = self.upgrade(remediation=True, service_timeout=60, **DATA)
+        self.assertEqual(operation.status, OperationStatus.SUCCESS, operation.log)
+        self.assertIn("APN profile lost", operation.log)
+        self.assertIn("remediation: re-apply the APN internet", operation.log)
+        self.assertIn("remediation: restart the interface wwan", operation.log)
+        self.assertIn("service restored by the remediation", operation.log)
+        self.assertEqual(
+            operation.health["remediation"]["reading"]["actions"], "apn:ok ifup:ok"
+        )
+        events = self.router.modem_state()["events"]
+        self.assertIn(["cgdcont", "internet"], events)
+
+    def test_remediation_fails_then_previous_build_reflashed(self):
+        old_image = self.create_image(OLD_FIRMWARE)
+        # the new build never brings data up; the old one does
+        self.router.set_modem(data_broken_firmware=[NEW_VERSION])
+        operation = self.upgrade(
+            remediation=True, reflash_previous=True, service_timeout=5, **DATA
+        )
+        self.assertEqual(operation.status, OperationStatus.NO_SERVICE, operation.log)
+        self.assertIn("the remediation did not help", operation.log)
+        self.assertIn(
+            f"remediation: re-flashing the previous build {OLD_FIRMWARE}", operation.log
+        )
+        linked = ModemUpgradeOperation.objects.get(remediation_of=operation)
+        self.assertEqual(linked.image, old_image)
+        linked = self.drive_to_end(linked)
+        self.assertEqual(linked.status, OperationStatus.SUCCESS, linked.log)
+        self.assertIn("version and service verified", linked.log)
+        self.assertEqual(self.router.modem_state()["firmware"], OLD_FIRMWARE)
+        # never a loop: one linked operation, none of its own
+        self.assertEqual(ModemUpgradeOperation.objects.count(), 2)
+        self.assertFalse(linked.upgrade_options["reflash_previous"])
+
+
+class TestFlashModeRecovery(HealthEngineMixin, StaticLiveServerTestCase):
+    def test_power_loss_then_recovery_run(self):
+        # a flash cut by a power loss: the modem stays in flash mode
+        self.router.set_fault("interrupt")
+        first = self.upgrade()
+        self.assertEqual(first.status, OperationStatus.ABORTED, first.log)
+        self.assertEqual(self.router.modem_state()["mode"], "flashing")
+        self.router.set_fault(None)
+        recovery = self.upgrade(recovery_run=True, **DATA)
+        self.assertEqual(recovery.status, OperationStatus.SUCCESS, recovery.log)
+        self.assertIn("modem in flashing mode (USB 1bc7:9010)", recovery.log)
+        _first, second = self.uxfp_runs()
+        self.assertIn("--lossrecovery", second)
+        self.assertEqual(self.router.modem_state()["mode"], "normal")
+        self.assertEqual(self.router.modem_state()["firmware"], NEW_VERSION)
+
+
+class TestHealthFaces(TestModemUpgraderMixin, TestCase):
+    """The readings in the API and on the operation page, the fleet view
+    beside compliance, and the two notification types."""
+
+    def setUp(self):
+        super().setUp()
+        self.org = self._get_org()
+        other = self._create_org(name="other", slug="other")
+        with self.captureOnCommitCallbacks(execute=True):
+            self.manager = self._create_administrator(organizations=[self.org])
+            self.outsider = self._create_administrator(
+                organizations=[other], username="outsider", email="o@test.com"
+            )
+        self.device = self._create_modem_device()
+        self.other_device = self._create_modem_device(
+            organization=other, name="other-router"
+        )
+        self.image = self._create_image()
+        self.other_image = self._create_image(
+            build=self._create_build(
+                category=self._create_category(name="other", organization=other)
+            )
+        )
+
+    def no_service_operation(self, device=None):
+        device = device or self.device
+        image = self.image if device == self.device else self.other_image
+        with mock.patch("openwisp_modem_upgrader.scheduler.publish_upgrade"):
+            operation = start_upgrade(device, image)
+        mark_in_progress(operation.pk)
+        record_health(operation.pk, "baseline", IN_SERVICE)
+        record_health(operation.pk, "after", dict(IN_SERVICE, registration="denied"))
+        with self.captureOnCommitCallbacks(execute=True):
+            finish_operation(
+                operation.pk,
+                OperationStatus.NO_SERVICE,
+                "flashed, service not restored: not registered (denied)",
+            )
+        operation.refresh_from_db()
+        return operation
+
+    def test_readings_in_the_api_and_on_the_operation_page(self):
+        operation = self.no_service_operation()
+        self.client.force_login(self.manager)
+        response = self.client.get(
+            reverse("modem_upgrader:api_upgrade_operation_detail", args=[operation.pk])
+        )
+        self.assertEqual(response.status_code, 200)
+        body = response.json()
+        self.assertEqual(body["status"], "no-service")
+        self.assertEqual(body["health"]["baseline"]["registration"], "home")
+        self.assertEqual(body["health"]["after"]["registration"], "denied")
+        self.assertIsNone(body["remediation_of"])
+        opts = operation._meta
+        response = self.client.get(
+            reverse(
+                f"admin:{opts.app_label}_{opts.model_name}_change", args=[operation.pk]
+            )
+        )
+        self.assertContains(response, "before the flash")
+        self.assertContains(response, "registration denied")
+        self.assertContains(response, "flashed, service not restored")
+
+    def test_baseline_version_of_a_modem_known_before_its_usb_path(self):
+        # the real stack's failure: a modem row created before any detection
+        # has no USB path; the reading names it 2-1
+        with mock.patch("openwisp_modem_upgrader.scheduler.publish_upgrade"):
+            operation = start_upgrade(self.device, self.image)
+        DeviceModemFirmware.objects.filter(device=self.device).update(usb_path="")
+        self.assertEqual(modem_version_before(operation, "2-1"), OLD_VERSION)
+        DeviceModemFirmware.objects.filter(device=self.device).update(usb_path="2-1")
+        self.assertEqual(modem_version_before(operation, "2-1"), OLD_VERSION)
+        self.assertEqual(modem_version_before(operation, "1-1.2"), "")
+
+    def test_fleet_view_beside_compliance(self):
+        mine = self.no_service_operation()
+        self.no_service_operation(self.other_device)
+        # a modem a detection found in flash mode, with its target image
+        DeviceModemFirmware.objects.filter(device=self.device).update(
+            detection_status="flashing",
+            detection_reason="in flashing mode (USB 05c6:9008)",
+            image=self.image,
+        )
+        self.client.force_login(self.manager)
+        opts = self.image.build._meta
+        url = reverse(f"admin:{opts.app_label}_{opts.model_name}_compliance")
+        response = self.client.get(url)
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual(response.context["service_not_restored"], [mine])
+        self.assertContains(response, "not registered (denied)")
+        (stuck,) = response.context["stuck_in_flash_mode"]
+        self.assertEqual(stuck.device, self.device)
+        self.assertContains(response, "05c6:9008")
+        self.assertNotContains(response, "other-router")
+        # a later success on that modem takes it off the list
+        with mock.patch("openwisp_modem_upgrader.scheduler.publish_upgrade"):
+            later = start_upgrade(self.device, self.image)
+        mark_in_progress(later.pk)
+        finish_operation(later.pk, OperationStatus.SUCCESS, "ok")
+        response = self.client.get(url)
+        self.assertEqual(response.context["service_not_restored"], [])
+
+    def test_service_not_restored_notification(self):
+        operation = self.no_service_operation()
+        notification = Notification.objects.get(
+            type="modem_service_not_restored", recipient=self.manager
+        )
+        self.assertEqual(notification.action_object, operation)
+        self.assertIn("not registered (denied)", notification.message)
+        self.assertFalse(
+            Notification.objects.filter(type="modem_service_not_restored")
+            .filter(recipient=self.outsider)
+            .exists()
+        )
+        # its own type, not a second "upgrade failed"
+        self.assertFalse(
+            Notification.objects.filter(type="modem_upgrade_failed").exists()
+        )
+
+    def test_stuck_in_flash_mode_notification(self):
+        flashing = {
+            "usb_path": "2-1",
+            "manufacturer": "",
+            "model": "",
+            "revision": "",
+            "firmware": "",
+            "imei": "",
+            "ports": {"at": "", "diag": "/dev/ttyUSB0"},
+            "mode": "flashing",
+            "source": "",
+            "usb_id": "1bc7:9010",
+        }
+        for _ in range(2):  # once, not at every detection
+            with self.captureOnCommitCallbacks(execute=True):
+                record_modems(self.device, [flashing], ModemChangeSource.DETECTION)
+        notification = Notification.objects.get(
+            type="modem_stuck_in_flash_mode", recipient=self.manager
+        )
+        self.assertIn("1bc7:9010", notification.message)
+        self.assertIn("recovery run", notification.message)
+
+
+class TestCanaryContainment(ContainmentMixin, TestCase):
+    def test_a_canary_without_service_stops_before_wave_2(self):
+        batch = self._batch(
+            self._devices(6), canary_size=2, max_concurrent=5, failure_threshold=20
+        )
+        dispatch()
+        canary = self.published()
+        self.run_workers(canary)
+        with self.captureOnCommitCallbacks(execute=True):
+            finish_operation(
+                canary[0],
+                OperationStatus.NO_SERVICE,
+                "flashed, service not restored: no data session (wwan is down)",
+            )
+        batch.refresh_from_db()
+        self.assertEqual(batch.rollout_state, RolloutState.STOPPED)
+        self.assertIn("the canary wave failed (1 failed", batch.rollout_reason)
+        self.finish(canary[1:])
+        self.assertEqual(dispatch(), 0)
+        self.assertEqual(self.wave_started(batch, 2), 0)
+        self.assertEqual(batch.status_counts()[OperationStatus.NO_SERVICE], 1)
+        self.client.force_login(self._get_admin())
+        response = self.client.get(
+            reverse(
+                "modem_upgrader:api_batch_upgrade_operation_detail", args=[batch.pk]
+            )
+        )
+        self.assertEqual(response.data["status_counts"]["no_service"], 1)
+        self.assertEqual(response.data["rates"]["no_service"], round(100 / 6, 2))
