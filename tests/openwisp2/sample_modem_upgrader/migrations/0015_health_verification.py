@@ -11,28 +11,67 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sample_modem_upgrader', '0014_firmware_policies'),
+        ("sample_modem_upgrader", "0014_firmware_policies"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='modemupgradeoperation',
-            name='health',
-            field=models.JSONField(blank=True, default=dict, editable=False, verbose_name='service health readings'),
+            model_name="modemupgradeoperation",
+            name="health",
+            field=models.JSONField(
+                blank=True,
+                default=dict,
+                editable=False,
+                verbose_name="service health readings",
+            ),
         ),
         migrations.AddField(
-            model_name='modemupgradeoperation',
-            name='remediation_of',
-            field=models.ForeignKey(blank=True, editable=False, help_text='re-flashes the previous build after this upgrade', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='remediations', to='sample_modem_upgrader.modemupgradeoperation'),
+            model_name="modemupgradeoperation",
+            name="remediation_of",
+            field=models.ForeignKey(
+                blank=True,
+                editable=False,
+                help_text="re-flashes the previous build after this upgrade",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="remediations",
+                to="sample_modem_upgrader.modemupgradeoperation",
+            ),
         ),
         migrations.AlterField(
-            model_name='modembatchupgradeoperation',
-            name='status',
-            field=models.CharField(choices=[('idle', 'idle'), ('in-progress', 'in progress'), ('success', 'success'), ('failed', 'failed'), ('aborted', 'aborted'), ('cancelled', 'cancelled'), ('no-service', 'flashed, service not restored')], db_index=True, default='idle', max_length=12),
+            model_name="modembatchupgradeoperation",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("idle", "idle"),
+                    ("in-progress", "in progress"),
+                    ("success", "success"),
+                    ("failed", "failed"),
+                    ("aborted", "aborted"),
+                    ("cancelled", "cancelled"),
+                    ("no-service", "flashed, service not restored"),
+                ],
+                db_index=True,
+                default="idle",
+                max_length=12,
+            ),
         ),
         migrations.AlterField(
-            model_name='modemupgradeoperation',
-            name='status',
-            field=models.CharField(choices=[('idle', 'idle'), ('in-progress', 'in progress'), ('success', 'success'), ('failed', 'failed'), ('aborted', 'aborted'), ('cancelled', 'cancelled'), ('no-service', 'flashed, service not restored')], db_index=True, default='idle', max_length=12),
+            model_name="modemupgradeoperation",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("idle", "idle"),
+                    ("in-progress", "in progress"),
+                    ("success", "success"),
+                    ("failed", "failed"),
+                    ("aborted", "aborted"),
+                    ("cancelled", "cancelled"),
+                    ("no-service", "flashed, service not restored"),
+                ],
+                db_index=True,
+                default="idle",
+                max_length=12,
+            ),
         ),
     ]
