@@ -35,7 +35,8 @@ logs=$(mktemp -d)
 trap './scripts/postgres.sh stop; rm -rf "$logs"' EXIT
 (
     run_suite spatialite .venv/bin/python runtests.py openwisp_modem_upgrader "$@"
-    # .ci/run starts its API fuzzing once this CPU-bound run is over
+    # .ci/run starts its API fuzzing once a core is free: this CPU-bound
+    # run is over, or the PostgreSQL runs below are
     [ -z "${SUITES_DONE_FILE:-}" ] || touch "$SUITES_DONE_FILE"
     exit $status
 ) >"$logs/spatialite.log" 2>&1 &
@@ -61,6 +62,9 @@ if [ -n "$postgres_env" ]; then
     run_suite fault-stack .venv/bin/python tests/integration/fault_stack.py \
         >"$logs/fault-stack.log" 2>&1
 fi
+# one core is free now (the SpatiaLite run may still go on): .ci/run's API
+# fuzzing may start
+[ -z "${SUITES_DONE_FILE:-}" ] || touch "$SUITES_DONE_FILE"
 wait "$spatialite_pid" || status=1
 
 echo "== test suite on SpatiaLite (openwisp_modem_upgrader, browser tests) =="

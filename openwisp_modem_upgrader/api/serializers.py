@@ -757,6 +757,12 @@ class DeviceModemFirmwareSerializer(ReadOnlyBlankMixin, serializers.ModelSeriali
     """
 
     device_name = serializers.CharField(source="device.name", read_only=True)
+    # a list (a JSON field would be described as an object in the schema)
+    carrier_images = serializers.ListField(
+        child=serializers.DictField(),
+        read_only=True,
+        help_text=_("index, name and version of each image the modem stores"),
+    )
     organization = serializers.UUIDField(
         source="device.organization_id", read_only=True
     )

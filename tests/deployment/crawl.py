@@ -165,6 +165,12 @@ def seed():
             devices.append(device)
         operation = start_upgrade(devices[0], image)
         batch = create_batch(build, org)
+        policy = create(
+            load_model("ModemFirmwarePolicy"),
+            organization=org,
+            name=f"FN990A28 {slug}",
+            build=build,
+        )
         objects[slug] = {
             "org": org,
             "category": category,
@@ -174,6 +180,7 @@ def seed():
             "spare_device": devices[2],
             "operation": operation,
             "batch": batch,
+            "policy": policy,
         }
     superuser = User.objects.create_superuser(
         username="deploy-admin", email="admin@deploy.test", password="unused-1234!"
@@ -270,6 +277,7 @@ def api_pages(objects):
         ("build", "build"),
         ("firmware_image", "image"),
         ("batch", "batch"),
+        ("firmware_policy", "policy"),
         ("upgrade_operation", "operation"),
         ("device", "device"),
     )
