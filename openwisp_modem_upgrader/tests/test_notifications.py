@@ -208,3 +208,41 @@ class TestNotifications(TestModemUpgraderMixin, TestCase):
         self.assertEqual(operation.status, OperationStatus.FAILED)
         # the other receivers still ran
         self.assertTrue(self._notifications("modem_upgrade_failed").exists())
+
+
+class TestDemoStartUp(TestModemUpgraderMixin, TestCase):
+    """The demo creates openwisp-notifications' settings rows before its
+    workers start: the settings tasks the workers run together at start-up
+    then have no row left to insert, hence nothing to race on (they raised
+    IntegrityError inserting the same rows)."""
+
+    def _queued_tasks_inserted(self):
+        from openwisp_notifications.tasks import (
+            create_superuser_notification_settings,
+            ns_register_unregister_notification_type,
+        )
+
+        settings = load_notification_model("NotificationSetting").objects
+        before = settings.count()
+        # what the workers find queued on a fresh demo start
+        create_superuser_notification_settings(self.admin.pk)
+        ns_register_unregister_notification_type()
+        return settings.count() - before
+
+    def setUp(self):
+        self.admin = self._get_admin()
+        self._get_org()
+        # a fresh start: the tasks are queued, not run yet
+        load_notification_model("NotificationSetting").objects.all().delete()
+
+    def test_control_without_the_demo_the_tasks_insert_rows(self):
+        self.assertGreater(self._queued_tasks_inserted(), 0)
+
+    def test_after_the_demo_the_tasks_insert_nothing(self):
+        from openwisp2.demo import prepare_notification_settings
+
+        prepare_notification_settings()
+        self.assertGreater(
+            load_notification_model("NotificationSetting").objects.count(), 0
+        )
+        self.assertEqual(self._queued_tasks_inserted(), 0)

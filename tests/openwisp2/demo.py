@@ -36,13 +36,7 @@ def load():
     org, _ = Organization.objects.get_or_create(
         slug="demo", defaults={"name": "Demo Operator"}
     )
-    # openwisp-notifications queues its settings tasks (superuser created,
-    # types registered at every start); run once by the workers together
-    # they race on the same missing rows (IntegrityError at start-up).
-    # Created here first, the queued tasks find them and only update.
-    from openwisp_notifications.tasks import ns_register_unregister_notification_type
-
-    ns_register_unregister_notification_type()
+    prepare_notification_settings()
     telit, _ = Category.objects.get_or_create(
         name="Telit FN990A",
         organization=None,
@@ -95,6 +89,17 @@ def load():
             },
         )
     print("Demo data ready: organization 'Demo Operator', build", build)
+
+
+def prepare_notification_settings():
+    """openwisp-notifications queues its settings tasks (superuser created,
+    types registered at every start); run by the workers together they race
+    to insert the same missing rows (IntegrityError at start-up). Created
+    here first, before any worker starts, the queued tasks find them and
+    only update."""
+    from openwisp_notifications.tasks import ns_register_unregister_notification_type
+
+    ns_register_unregister_notification_type()
 
 
 def _add_demo_image(build, Image):
