@@ -3,12 +3,14 @@ drop, skip an image the router holds, count the data sent."""
 
 import os
 import shutil
+from unittest import mock
 
 from django.contrib.staticfiles.testing import StaticLiveServerTestCase
 
 from ..base.models import OperationStatus
+from ..upgraders import wrapper
 from ..upgraders.wrapper import scripts_size
-from . import NEW_VERSION
+from . import NEW_VERSION, ModemUpgradeOperation
 from .faults import cut_transfers
 from .test_engine import EngineTestMixin
 
@@ -82,6 +84,32 @@ class TestResumableTransfer(EngineTestMixin, StaticLiveServerTestCase):
         self.assertEqual(
             self.image_bytes_sent(operation, len(offsets)), self.image.size
         )
+
+    def test_bytes_are_counted_while_the_transfer_runs(self):
+        # a worker killed mid-transfer runs no ``finally``: what went out
+        # before must already be on the operation (the fault run kills one)
+        real = wrapper.stream_file_to_router
+        counted_before_last_chunk = []
+
+        def transfer(*args, on_progress=None, **kwargs):
+            def progress(done, total):
+                if done == total:
+                    counted_before_last_chunk.extend(
+                        ModemUpgradeOperation.objects.values_list(
+                            "bytes_sent", flat=True
+                        )
+                    )
+                on_progress(done, total)
+
+            return real(*args, on_progress=progress, **kwargs)
+
+        with mock.patch.object(wrapper, "stream_file_to_router", transfer):
+            operation = self.upgrade()
+        self.assert_upgraded(operation)
+        self.assertEqual(len(counted_before_last_chunk), 1)
+        # the scripts and at least the first chunk of the image
+        self.assertGreater(counted_before_last_chunk[0], scripts_size())
+        self.assertEqual(self.image_bytes_sent(operation), self.image.size)
 
     def test_corrupt_partial_restarts_from_zero(self):
         self.place_on_router(length=self.image.size // 2, corrupt=True)

@@ -368,7 +368,15 @@ class WrapperUpgrader(HealthChecks, BaseModemUpgrader):
 
     def _stream(self, firmware, offset, size):
         done = [offset]
+        counted = [offset]
         last_logged = [0.0]
+
+        def count_sent():
+            # counted as the bytes go out, not only at the end: a worker
+            # killed mid-transfer runs no ``finally``, the data plan paid
+            if done[0] > counted[0]:
+                self.recorder.bytes_sent(done[0] - counted[0])
+                counted[0] = done[0]
 
         def on_progress(sent, total):
             done[0] = sent
@@ -376,6 +384,7 @@ class WrapperUpgrader(HealthChecks, BaseModemUpgrader):
             if now - last_logged[0] >= 1 or sent == total:
                 last_logged[0] = now
                 self.progress(int(10 * sent / max(total, 1)))
+                count_sent()
 
         try:
             stream_file_to_router(
@@ -389,8 +398,8 @@ class WrapperUpgrader(HealthChecks, BaseModemUpgrader):
                 on_progress=on_progress,
             )
         finally:
-            # counted whatever happens: the data plan paid for them
-            self.recorder.bytes_sent(done[0] - offset)
+            # the rest, whatever happens
+            count_sent()
 
     def wrapper_arguments(self):
         device = self.operation.device

@@ -553,20 +553,28 @@ def faults(stack, routers):
         r"resuming the transfer: the router holds the first (\d+)", op.log
     )
     resumed_from = int(resumed_from.group(1)) if resumed_from else None
+    # the killed try's bytes were counted as they went out (the worker ran
+    # no ``finally``): the image bytes exceed what the retry sent
+    from openwisp_modem_upgrader.upgraders.wrapper import scripts_size
+
+    tries = op.log.count("transferring ") + op.log.count("resuming the transfer")
+    image_bytes_counted = op.bytes_sent - tries * scripts_size()
     verdict(
         "worker killed (SIGKILL) during the transfer",
         not problems
         and op in lost
         and resumed_from is not None
         and held <= resumed_from < image.size
-        and f"sending the other {image.size - resumed_from}" in op.log,
+        and f"sending the other {image.size - resumed_from}" in op.log
+        and image_bytes_counted > image.size - resumed_from,
         summary(
             problems,
             f"killed with {held} of {image.size} bytes on the router; "
             f"{len(lost)} transfer(s) lost with the worker, retried after "
             f"{STUCK_TIMEOUT}s of silence; the retry resumed from byte "
             f"{resumed_from} and sent the other "
-            f"{image.size - (resumed_from or 0)}: {op.status}",
+            f"{image.size - (resumed_from or 0)}; {image_bytes_counted} image bytes "
+            f"counted over {tries} tries: {op.status}",
         ),
     )
     wrongly_lost = [
