@@ -82,6 +82,8 @@ class ModemUpgradeOperationAdmin(
     summary_fields = (
         "device",
         "image",
+        # a "select carrier image" operation: the stored image it activates
+        "target_carrier_image",
         "batch",
         "usb_path",
         "service_health",

@@ -14,10 +14,12 @@ from ..carrier_select import start_carrier_switch
 from ..detection import detect_device
 from ..inventory import carrier_image_mismatches
 from ..statuses import ModemChangeSource, OperationStatus
+from ..swapper import load_model
 from . import DeviceModemFirmware, ModemUpgradeOperation
 from .test_detection import DetectionMixin
 
 Notification = load_notification_model("Notification")
+ModemBuild = load_model("ModemBuild")
 ATT = "310410"
 
 
@@ -140,6 +142,56 @@ class TestCarrierSwitch(CarrierSwitchMixin, TestCase):
         self.assertIn("did not answer again within 3s", operation.log)
         self.assertTrue(operation.flash_started)
 
+    def test_session_lost_with_the_reboot_decided_by_a_new_reading(self):
+        """The modem is the router's uplink: the SSH session of the switch
+        drops with its reboot; the server reads the modems again."""
+        from unittest import mock
+
+        from ..exceptions import RecoverableModemFailure
+        from ..ssh import RouterShell
+
+        router, device, modem = self.mismatched_router()
+        run_script = RouterShell.run_script
+
+        def dropped(shell, script, **kwargs):
+            output = run_script(shell, script, **kwargs)
+            if "CARRIER_SELECT_BUNDLED=1" in script:
+                # the switch happened; its answer never reached the server
+                raise RecoverableModemFailure("SSH command failed: connection reset")
+            return output
+
+        with mock.patch.object(RouterShell, "run_script", dropped):
+            operation = self.run_switch(start_carrier_switch(modem))
+        self.assertEqual(operation.status, OperationStatus.SUCCESS, operation.log)
+        self.assertIn("the SSH session ended during the switch", operation.log)
+        self.assertIn("read again after the session ended", operation.log)
+        modem.refresh_from_db()
+        self.assertEqual(modem.carrier_image, "ATT")
+
+    def test_worker_lost_after_the_switch_fails_past_the_deadline(self):
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from ..upgrade import mark_flash_started, mark_in_progress
+
+        router, device, modem = self.mismatched_router()
+        operation = start_carrier_switch(modem)
+        mark_in_progress(operation.pk)
+        mark_flash_started(operation.pk, 600)
+        engine.follow_operation(str(operation.pk))
+        operation.refresh_from_db()
+        self.assertEqual(operation.status, OperationStatus.IN_PROGRESS)
+        ModemUpgradeOperation.objects.filter(pk=operation.pk).update(
+            outcome_deadline=timezone.now() - timedelta(seconds=1)
+        )
+        engine.follow_operation(str(operation.pk))
+        operation.refresh_from_db()
+        self.assertEqual(operation.status, OperationStatus.FAILED)
+        self.assertIn(
+            "the worker stopped during the carrier image switch", operation.log
+        )
+
     def test_one_operation_per_device(self):
         router, device, modem = self.mismatched_router()
         start_carrier_switch(modem)
@@ -222,7 +274,8 @@ class TestCarrierSwitchFaces(CarrierSwitchMixin, TestCase):
 
     def test_admin_from_the_mismatch_report(self):
         self.administrator()
-        compliance = reverse("admin:modem_upgrader_modembuild_compliance")
+        opts = ModemBuild._meta
+        compliance = reverse(f"admin:{opts.app_label}_{opts.model_name}_compliance")
         page = self.client.get(compliance)
         self.assertContains(page, "s carrier image (ATT)")
         response = self.client.post(
@@ -233,6 +286,14 @@ class TestCarrierSwitchFaces(CarrierSwitchMixin, TestCase):
         operation = ModemUpgradeOperation.objects.get()
         self.assertEqual(operation.target_carrier_image, "ATT")
         self.run_switch(operation)
+        opts = ModemUpgradeOperation._meta
+        page = self.client.get(
+            reverse(
+                f"admin:{opts.app_label}_{opts.model_name}_change", args=[operation.pk]
+            )
+        )
+        self.assertContains(page, "Carrier image to activate:")
+        self.assertContains(page, "carrier image ATT active")
         page = self.client.get(compliance)
         self.assertNotContains(page, "s carrier image (ATT)")
         self.assertNotContains(page, 'class="modem-carrier-mismatch"')
