@@ -70,6 +70,17 @@ class TestCarrierSwitch(CarrierSwitchMixin, TestCase):
         self.assertFalse(history.unexplained)
         self.assertEqual(carrier_image_mismatches(), [])
 
+    def test_through_the_scheduler_and_a_worker(self):
+        """Queued once committed, dispatched by the scheduler like any
+        single upgrade, run by the engine's task (Celery eager here)."""
+        router, device, modem = self.mismatched_router()
+        with self.captureOnCommitCallbacks(execute=True):
+            operation = start_carrier_switch(modem, "ATT")
+        operation.refresh_from_db()
+        self.assertEqual(operation.status, OperationStatus.SUCCESS, operation.log)
+        self.assertEqual(operation.attempts, 1)
+        self.assertIsNotNone(operation.dispatched_at)
+
     def test_refusals_touch_nothing(self):
         router, device, modem = self.mismatched_router()
         cases = (
@@ -294,6 +305,7 @@ class TestCarrierSwitchFaces(CarrierSwitchMixin, TestCase):
         )
         self.assertContains(page, "Carrier image to activate:")
         self.assertContains(page, "carrier image ATT active")
+        self.assertNotContains(page, 'class="modem-stage ')
         page = self.client.get(compliance)
         self.assertNotContains(page, "s carrier image (ATT)")
         self.assertNotContains(page, 'class="modem-carrier-mismatch"')
