@@ -15,6 +15,7 @@ from functools import lru_cache
 
 from django.utils import timezone
 
+from . import settings as app_settings
 from .carriers import stored_image_index
 from .detection import read_router_modems, record_modems
 from .device_contract import (
@@ -28,10 +29,17 @@ from .device_scripts import scripts_dir
 from .exceptions import IrrecoverableModemFailure, RecoverableModemFailure
 from .shell_values import USB_PATH, full_match
 from .ssh import RouterShell
-from .statuses import ModemChangeSource
+from .statuses import ModemChangeSource, OperationStatus
 from .swapper import load_model
 from .transfer import one_line
-from .upgrade import mark_flash_started, record_progress
+from .upgrade import mark_flash_started, record_progress, save_follow_state
+
+SESSION_LOST = "read again after the session ended"
+
+
+class ModemNotRead(IrrecoverableModemFailure):
+    """The server could not read the router's modems to verify the switch."""
+
 
 # how long the modem may take to reboot into the image and answer again
 MODEM_WAIT = 90
@@ -110,7 +118,16 @@ def switch_carrier_image(operation, device_connection):
             operation.pk,
             message=f"the SSH session ended during the switch ({one_line(error)})",
         )
-        return _verified(operation, name, "read again after the session ended")
+        try:
+            return _verified(operation, name, SESSION_LOST)
+        except ModemNotRead as unread:
+            # the router is away with its uplink: the follow-ups read it
+            # again until the outcome deadline (``follow_switch``)
+            record_progress(operation.pk, message=f"{unread}; reading it again later")
+            save_follow_state(
+                operation.pk, {"session_lost": True}, app_settings.FOLLOW_INTERVAL
+            )
+            return None
     try:
         outcome = parse_carrier_select(output, code)
     except GarbageOutput as error:
@@ -135,7 +152,7 @@ def _verified(operation, name, context):
     reading of this operation): the modem must list ``name`` as active."""
     status, reason, modems = read_router_modems(operation.device)
     if modems is None:
-        raise IrrecoverableModemFailure(
+        raise ModemNotRead(
             f"carrier image unverified: the server could not read the modem "
             f"({status}: {reason}), check the device"
         )
@@ -162,14 +179,26 @@ def _verified(operation, name, context):
     return f"carrier image {name} active ({context}); verified by the server's reading"
 
 
-def outcome_without_worker(operation):
-    """A follow-up of a switch whose worker holds it: wait until its outcome
-    deadline; past it the worker died, and the modem state is unknown.
-    ``(remaining seconds, None)`` or ``(0, failure message)``."""
-    remaining = (operation.outcome_deadline - timezone.now()).total_seconds()
-    if remaining > 0:
-        return remaining, None
-    return 0, (
+def follow_switch(operation):
+    """One follow-up of a switch past the worker: ``(status, message)`` to
+    finish it, or ``(None, seconds)`` until the next look. After a lost
+    session the router is read until the outcome deadline; otherwise the
+    worker holds the switch, and past the deadline it died."""
+    past_deadline = timezone.now() >= operation.outcome_deadline
+    if (operation.follow_state or {}).get("session_lost"):
+        try:
+            name = operation.target_carrier_image
+            return OperationStatus.SUCCESS, _verified(operation, name, SESSION_LOST)
+        except ModemNotRead as error:
+            if past_deadline:
+                return OperationStatus.FAILED, f"{error}; until the outcome deadline"
+            return None, app_settings.FOLLOW_INTERVAL
+        except IrrecoverableModemFailure as error:
+            return OperationStatus.FAILED, str(error)
+    if not past_deadline:
+        remaining = (operation.outcome_deadline - timezone.now()).total_seconds()
+        return None, remaining
+    return OperationStatus.FAILED, (
         "the worker stopped during the carrier image switch: the active image "
         "is unknown, detect the device's modems"
     )

@@ -30,7 +30,7 @@ from django.utils.dateparse import parse_datetime
 from openwisp_controller.connection.exceptions import NoWorkingDeviceConnectionError
 
 from . import settings as app_settings
-from .carrier_switch import outcome_without_worker, switch_carrier_image
+from .carrier_switch import follow_switch, switch_carrier_image
 from .exceptions import (
     IrrecoverableModemFailure,
     ModemUntouched,
@@ -172,11 +172,11 @@ def _follow(operation_id):
     if operation.status != OperationStatus.IN_PROGRESS or not operation.flash_started:
         return
     if operation.target_carrier_image:
-        remaining, failure = outcome_without_worker(operation)
-        if failure:
-            finish_operation(operation.pk, OperationStatus.FAILED, failure)
+        status, outcome = follow_switch(operation)
+        if status:
+            finish_operation(operation.pk, status, outcome)
         else:
-            save_follow_state(operation.pk, operation.follow_state, remaining)
+            save_follow_state(operation.pk, operation.follow_state, outcome)
         return
     try:
         upgrader_class = _upgrader_class(operation)

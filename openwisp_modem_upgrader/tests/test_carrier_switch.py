@@ -179,6 +179,44 @@ class TestCarrierSwitch(CarrierSwitchMixin, TestCase):
         modem.refresh_from_db()
         self.assertEqual(modem.carrier_image, "ATT")
 
+    def test_router_away_after_the_lost_session_read_by_follow_ups(self):
+        """The session drops and the router stays away a while (its uplink
+        reboots): the follow-ups read it again until the outcome deadline."""
+        from unittest import mock
+
+        from .. import carrier_switch
+        from ..detection import read_router_modems
+        from ..exceptions import RecoverableModemFailure
+        from ..ssh import RouterShell
+        from ..statuses import DetectionStatus
+
+        router, device, modem = self.mismatched_router()
+        run_script = RouterShell.run_script
+
+        def dropped(shell, script, **kwargs):
+            run_script(shell, script, **kwargs)
+            raise RecoverableModemFailure("SSH command failed: connection reset")
+
+        away = (DetectionStatus.UNREACHABLE, "no route to host", None)
+        with mock.patch.object(RouterShell, "run_script", dropped), mock.patch.object(
+            carrier_switch, "read_router_modems", return_value=away
+        ):
+            operation = self.run_switch(start_carrier_switch(modem))
+            self.assertEqual(operation.status, OperationStatus.IN_PROGRESS)
+            self.assertEqual(operation.follow_state, {"session_lost": True})
+            self.assertIn("reading it again later", operation.log)
+            engine.follow_operation(str(operation.pk))  # still away
+            operation.refresh_from_db()
+            self.assertEqual(operation.status, OperationStatus.IN_PROGRESS)
+        with mock.patch.object(
+            carrier_switch, "read_router_modems", side_effect=read_router_modems
+        ):
+            engine.follow_operation(str(operation.pk))  # back
+        operation.refresh_from_db()
+        self.assertEqual(operation.status, OperationStatus.SUCCESS, operation.log)
+        modem.refresh_from_db()
+        self.assertEqual(modem.carrier_image, "ATT")
+
     def test_worker_lost_after_the_switch_fails_past_the_deadline(self):
         from datetime import timedelta
 
