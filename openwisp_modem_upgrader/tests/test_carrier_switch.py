@@ -344,6 +344,12 @@ class TestCarrierSwitchFaces(CarrierSwitchMixin, TestCase):
         self.assertContains(page, "Carrier image to activate:")
         self.assertContains(page, "carrier image ATT active")
         self.assertNotContains(page, 'class="modem-stage ')
+        # the device page's recent operations name it (it has no image)
+        page = self.client.get(
+            reverse("admin:config_device_change", args=[self.device.pk])
+        )
+        self.assertContains(page, "carrier image ATT</a>")
+        self.assertNotContains(page, "deleted image")
         page = self.client.get(compliance)
         self.assertNotContains(page, "s carrier image (ATT)")
         self.assertNotContains(page, 'class="modem-carrier-mismatch"')
