@@ -11,6 +11,7 @@ right for the countries listed, stated in docs/user/inventory.rst.
 import re
 
 from django.core.exceptions import ValidationError
+from django.utils.deconstruct import deconstructible
 from django.utils.translation import gettext_lazy as _
 
 from . import settings as app_settings
@@ -107,4 +108,69 @@ def carrier_image_mismatch(network, images, active):
                     "active": active_name or active,
                 }
             )
+    return ""
+
+
+# -- selecting a stored carrier image (carrier_select.py) ---------------------
+
+# a stored image's name as carrier-select.sh takes it (--name): full match
+CARRIER_IMAGE_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,31}\Z")
+
+
+def valid_image_name(name):
+    return isinstance(name, str) and CARRIER_IMAGE_NAME.match(name) is not None
+
+
+@deconstructible
+class CarrierImageNameValidator:
+    message = _("a stored carrier image's name: letters, digits and _ . - only")
+
+    def __call__(self, value):
+        if value and not valid_image_name(value):
+            raise ValidationError(self.message, code="invalid")
+
+    def __eq__(self, other):
+        return isinstance(other, CarrierImageNameValidator)
+
+
+def sim_carrier_image(network, images):
+    """The name of the stored image made for the SIM's ``network`` (the one
+    that fixes a mismatch); ``""`` when none is."""
+    for image in images or []:
+        networks = image_networks(image.get("name"))
+        if network and networks and network in networks:
+            return image["name"]
+    return ""
+
+
+def stored_image_index(images, name):
+    """The index the modem lists for the stored image ``name`` (``""``)."""
+    for image in images or []:
+        if image.get("name") == name:
+            return image.get("index", "")
+    return ""
+
+
+def carrier_switch_refusal(images, active, name):
+    """Why the stored image ``name`` cannot be made active on a modem that
+    lists ``images`` with ``active`` (the active image's name) active;
+    ``""`` when it can."""
+    if not valid_image_name(name):
+        return str(_("Not a stored carrier image name (letters, digits, _ . -)."))
+    if not images:
+        return str(
+            _(
+                "This modem reports no stored carrier images (AT#GETFW): it "
+                "cannot select a carrier image."
+            )
+        )
+    index = stored_image_index(images, name)
+    if not re.fullmatch(r"[1-9][0-9]?", index or ""):
+        stored = ", ".join(image.get("name", "") for image in images)
+        return str(
+            _("This modem stores no carrier image named %(name)s (stored: %(stored)s).")
+            % {"name": name, "stored": stored}
+        )
+    if name == active:
+        return str(_("The carrier image %(name)s is already active.") % {"name": name})
     return ""

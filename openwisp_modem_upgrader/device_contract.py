@@ -286,3 +286,37 @@ def flashed_modem(modems, usb_path, modem_model):
     if not candidates:
         raise LookupError(f"modem {usb_path or 'to verify'} not listed yet")
     return candidates[0]
+
+
+# -- carrier-select.sh: one stored carrier image made active ------------------
+
+CARRIER_SELECT_SCRIPT = "carrier-select.sh"
+# exit code -> the results carrier-select.sh prints with it
+CARRIER_SELECT_RESULTS = {
+    0: ("switched", "already-active"),
+    3: ("no-modem", "unsupported", "unknown-image"),  # nothing was sent
+    4: ("refused",),  # the modem answered ERROR; its selection mode put back
+    5: ("not-back",),  # no answer within --wait after the switch
+    6: ("not-switched",),  # it answers, with another image active
+}
+CARRIER_SELECT_UNTOUCHED = 3
+CARRIER_SELECT_KEYS = {"result", "usb_path", "image", "active", "selection", "detail"}
+
+
+def parse_carrier_select(output, code):
+    """carrier-select.sh's one JSON line, strictly, for its exit ``code``;
+    ``GarbageOutput`` when it is anything else."""
+    lines = [line for line in (output or "").splitlines() if line.strip()]
+    try:
+        outcome = json.loads(lines[-1]) if len(lines) == 1 else None
+    except ValueError:
+        outcome = None
+    if not isinstance(outcome, dict) or set(outcome) != CARRIER_SELECT_KEYS:
+        raise GarbageOutput(f"unexpected carrier-select output: {excerpt(output)}")
+    for key in CARRIER_SELECT_KEYS:
+        _plain(outcome[key], key, 300 if key == "detail" else 32)
+    if outcome["result"] not in CARRIER_SELECT_RESULTS.get(code, ()):
+        raise GarbageOutput(f"carrier-select.sh exited with {code}: {excerpt(output)}")
+    if outcome["active"] and not IMAGE_INDEX.fullmatch(outcome["active"]):
+        raise GarbageOutput(f"not an image index: {outcome['active']!r}")
+    return outcome

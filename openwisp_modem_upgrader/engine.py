@@ -30,6 +30,7 @@ from django.utils.dateparse import parse_datetime
 from openwisp_controller.connection.exceptions import NoWorkingDeviceConnectionError
 
 from . import settings as app_settings
+from .carrier_switch import follow_switch, switch_carrier_image
 from .exceptions import (
     IrrecoverableModemFailure,
     ModemUntouched,
@@ -89,6 +90,9 @@ def run_operation(operation_id, task=None, dispatched_at=None):
             )
         return
     operation = _load(operation_id)
+    if operation.target_carrier_image:
+        _run_carrier_switch(operation)
+        return
     attempt = operation.attempts
     try:
         upgrader_class = _upgrader_class(operation)
@@ -124,6 +128,26 @@ def run_operation(operation_id, task=None, dispatched_at=None):
             )
 
 
+def _run_carrier_switch(operation):
+    """A "select carrier image" operation (carrier_switch.py): no
+    transfer, no upgrader; its outcomes go through ``settle`` like an
+    upgrade's."""
+    record_progress(
+        operation.pk, message=f"attempt {operation.attempts} of {MAX_ATTEMPTS}"
+    )
+    try:
+        connection = _get_connection(operation.device)
+        try:
+            message = switch_carrier_image(operation, connection)
+        finally:
+            connection.disconnect()
+    except Exception as error:
+        settle(operation, error)
+    else:
+        if message is not None:  # None: cancelled before the switch
+            finish_operation(operation.pk, OperationStatus.SUCCESS, message)
+
+
 def follow_operation(operation_id, lease=None):
     """One look at a flash that goes on without a worker, by the follow-up
     holding the operation's lease (``lease``: its token, an ISO date)."""
@@ -146,6 +170,13 @@ def _follow(operation_id):
         _clean_up(operation)
         return
     if operation.status != OperationStatus.IN_PROGRESS or not operation.flash_started:
+        return
+    if operation.target_carrier_image:
+        status, outcome = follow_switch(operation)
+        if status:
+            finish_operation(operation.pk, status, outcome)
+        else:
+            save_follow_state(operation.pk, operation.follow_state, outcome)
         return
     try:
         upgrader_class = _upgrader_class(operation)

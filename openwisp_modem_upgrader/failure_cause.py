@@ -43,6 +43,8 @@ STAGE_MARKERS = (
     # comes before the transfer, the service's after the version
     (re.compile(r"pre-flight reading: .*"), "pre-flight gate"),
     (re.compile(r"modem verified by the server: .*"), "service verification"),
+    # a "select carrier image" operation (carrier_switch.py)
+    (re.compile(r"selecting the stored carrier image .*"), "carrier image switch"),
 )
 MAX_LENGTH = 300
 

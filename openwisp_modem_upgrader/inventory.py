@@ -32,7 +32,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Concat
 from django.utils.translation import gettext_lazy as _
 
-from .carriers import carrier_image_mismatch
+from .carriers import carrier_image_mismatch, sim_carrier_image
 from .compatibility import BuildStatus
 from .statuses import UNREACHABLE_STATUSES, DetectionStatus, OperationStatus
 from .swapper import load_model
@@ -314,8 +314,9 @@ def behind_device_groups(organization_ids=None, by_carrier=False):
 def carrier_image_mismatches(organization_ids=None):
     """The fleet report of modems whose active stored carrier image does not
     suit their SIM (``carriers.carrier_image_mismatch``): rows with
-    ``modem`` (the modem row), ``device_name``, ``organization_name`` and
-    ``reason``, sorted by device name. One query: the candidates (a SIM
+    ``modem`` (the modem row), ``device_name``, ``organization_name``,
+    ``reason`` and ``sim_image`` (the stored image made for the SIM, ``""``
+    when none is), sorted by device name. One query: the candidates (a SIM
     network and an active image known) are read once, the rule is applied
     in Python since it reads the configured image table."""
     modems = load_model("DeviceModemFirmware").objects.exclude(sim_network="")
@@ -344,6 +345,10 @@ def carrier_image_mismatches(organization_ids=None):
                     "device_name": modem.device.name,
                     "organization_name": modem.device.organization.name,
                     "reason": reason,
+                    # the stored image that fixes it ("select carrier image")
+                    "sim_image": sim_carrier_image(
+                        modem.sim_network, modem.carrier_images
+                    ),
                 }
             )
     return rows

@@ -14,6 +14,8 @@ ACTION_PERMISSIONS = {
     "retry_failed": "add",
     # a mass upgrade of a build creates one
     "mass_upgrade": "add",
+    # selecting a stored carrier image creates an operation
+    "select_carrier_image": "add",
 }
 
 

@@ -6,7 +6,8 @@
 * ``operations``: the operation list and detail, cancel of one operation;
 * ``device``: the inlines of the device page (modems, history, upgrades);
 * ``inventory``: the device list's modem columns, filters, "Detect modems";
-* ``compliance``: the compliance page.
+* ``compliance``: the compliance page (with the carrier-image report);
+* ``carrier``: "select carrier image", from the device page and the report.
 """
 
 from . import (  # noqa: F401

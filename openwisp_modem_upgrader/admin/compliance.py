@@ -15,12 +15,14 @@ from ..carriers import display_network
 from ..health import service_failure
 from ..inventory import (
     behind_device_groups,
+    carrier_image_mismatches,
     compliance_table,
     service_not_restored,
     stuck_in_flash_mode,
 )
 from ..policy import governing_policies
 from ..swapper import load_model
+from .carrier import may_select_carrier_image
 
 Organization = swapper.load_model("openwisp_users", "Organization")
 
@@ -86,6 +88,19 @@ def compliance_view(model_admin, request):
             args=[operation.pk],
         )
         operation.failure = service_failure(operation.log)
+    mismatches = carrier_image_mismatches(organization_ids)
+    may_select = may_select_carrier_image(request.user)
+    device_opts = swapper.load_model("config", "Device")._meta
+    for row in mismatches:
+        row["select_url"] = (
+            reverse(
+                f"admin:{device_opts.app_label}_{device_opts.model_name}"
+                "_select_carrier_image",
+                args=[row["modem"].device_id],
+            )
+            if may_select and row["sim_image"]
+            else ""
+        )
     context = {
         **model_admin.admin_site.each_context(request),
         "title": _("Modem firmware compliance"),
@@ -94,6 +109,8 @@ def compliance_view(model_admin, request):
         # beside compliance: what the health verification found
         "service_not_restored": no_service,
         "stuck_in_flash_mode": stuck_in_flash_mode(organization_ids),
+        # the carrier-image report, with "switch to the SIM's carrier image"
+        "carrier_image_mismatches": mismatches,
         "organizations": organizations,
         "chosen_organization": chosen,
     }

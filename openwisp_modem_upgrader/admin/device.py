@@ -27,6 +27,7 @@ from ..display import local_log
 from ..statuses import UNREACHABLE_STATUSES
 from ..swapper import load_model
 from ..upgrade import start_upgrade, target_usb_path
+from .carrier import may_select_carrier_image, select_carrier_image_view
 from .inventory import may_acknowledge, may_detect, queue_detection_with_message
 from .options import UpgradeOptionsFormMixin
 from .widgets import ImageSelect
@@ -288,6 +289,11 @@ class DeviceModemFirmwareInline(admin.StackedInline):
                 self.admin_site.admin_view(self.acknowledge_view),
                 name=f"{name}_acknowledge_modem_change",
             ),
+            path(
+                "<uuid:pk>/select-carrier-image/",
+                self.admin_site.admin_view(self.select_carrier_image_view),
+                name=f"{name}_select_carrier_image",
+            ),
         ]
 
     def _managed_device(self, request, pk):
@@ -322,6 +328,12 @@ class DeviceModemFirmwareInline(admin.StackedInline):
         else:
             messages.success(request, _("The modem change was acknowledged."))
         return self._device_page(device)
+
+    def select_carrier_image_view(self, request, pk):
+        if request.method != "POST" or not may_select_carrier_image(request.user):
+            raise PermissionDenied
+        device = self._managed_device(request, pk)
+        return select_carrier_image_view(request, device, self._device_page(device).url)
 
     def get_max_num(self, request, obj=None, **kwargs):
         # one row per modem: no "Add another", which would read as adding
@@ -366,6 +378,10 @@ class DeviceModemFirmwareInline(admin.StackedInline):
             formset.detect_url = reverse(f"{prefix}_detect_modems", args=[obj.pk])
             formset.acknowledge_url = reverse(
                 f"{prefix}_acknowledge_modem_change", args=[obj.pk]
+            )
+            formset.may_select_carrier = may_select_carrier_image(request.user)
+            formset.select_carrier_url = reverse(
+                f"{prefix}_select_carrier_image", args=[obj.pk]
             )
         return formset
 

@@ -82,6 +82,8 @@ class ModemUpgradeOperationAdmin(
     summary_fields = (
         "device",
         "image",
+        # a "select carrier image" operation: the stored image it activates
+        "target_carrier_image",
         "batch",
         "usb_path",
         "service_health",
@@ -145,7 +147,13 @@ class ModemUpgradeOperationAdmin(
         operation = self.get_object(request, object_id)
         extra_context = extra_context or {}
         if operation is not None:
-            extra_context["stages"] = stages(operation.progress, operation.status)
+            # the upgrade's stages (transfer, flash...) are not a carrier
+            # image switch's: its log tells its steps
+            extra_context["stages"] = (
+                []
+                if operation.target_carrier_image
+                else stages(operation.progress, operation.status)
+            )
             extra_context["local_log"] = local_log(operation.log)
         return super().change_view(request, object_id, extra_context=extra_context)
 

@@ -356,6 +356,13 @@ class CarrierImageMismatchSerializer(serializers.Serializer):
     sim_network = serializers.CharField(source="modem.sim_network")
     carrier_image = serializers.CharField(source="modem.carrier_image")
     reason = serializers.CharField()
+    sim_image = serializers.CharField(
+        allow_blank=True,
+        help_text=_(
+            "the stored image made for the SIM's network (POST it to the "
+            "device's select-carrier-image/); empty: none is"
+        ),
+    )
 
 
 class CarrierImageMismatchView(ProtectedAPIMixin, generics.GenericAPIView):

@@ -681,6 +681,9 @@ class UpgradeOperationSerializer(ReadOnlyBlankMixin, serializers.ModelSerializer
                 "device_name",
                 "organization",
                 "image",
+                # "select carrier image": the stored image made active
+                # (image is null then: nothing is transferred)
+                "target_carrier_image",
                 "batch",
                 "status",
                 "progress",

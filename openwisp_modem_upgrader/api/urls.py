@@ -13,7 +13,7 @@ from drf_yasg import openapi
 from drf_yasg.views import get_schema_view
 from rest_framework.permissions import AllowAny
 
-from . import device, inventory, policy, views
+from . import carrier, device, inventory, policy, views
 
 app_name = "modem_upgrader"
 
@@ -114,6 +114,11 @@ operator_urlpatterns = [
         "device/<uuid:pk>/detect-modems/",
         inventory.device_detect,
         name="api_device_detect_modems",
+    ),
+    path(
+        "device/<uuid:pk>/select-carrier-image/",
+        carrier.select_carrier_image,
+        name="api_device_select_carrier_image",
     ),
     path(
         "device/<uuid:pk>/acknowledge-modem-change/",

@@ -21,7 +21,7 @@ from openwisp_users.mixins import OrgMixin, ShareableOrgMixin
 from openwisp_utils.base import TimeStampedEditableModel
 
 from .. import settings as app_settings
-from ..carriers import carrier_key, parse_carriers
+from ..carriers import CarrierImageNameValidator, carrier_key, parse_carriers
 from ..compatibility import (
     VERSION_KEY_MAX_LENGTH,
     BuildStatus,
@@ -660,6 +660,21 @@ class AbstractModemUpgradeOperation(
         related_name="remediations",
         help_text=_("re-flashes the previous build after this upgrade"),
     )
+    # "select carrier image" (carrier_switch.py): the stored carrier image
+    # this operation makes active; such an operation has no image (nothing
+    # is transferred). Empty: a firmware upgrade
+    target_carrier_image = models.CharField(
+        _("carrier image to activate"),
+        max_length=32,
+        blank=True,
+        default="",
+        editable=False,
+        validators=[CarrierImageNameValidator()],
+        help_text=_(
+            "select carrier image: the stored image made active (no firmware "
+            "transferred); empty: a firmware upgrade"
+        ),
+    )
     # modem-health.sh readings (health.py): "baseline" (pre-flight),
     # "remediation" (steps and the reading after them), "after" (the
     # post-flash verification's last reading)
@@ -690,6 +705,9 @@ class AbstractModemUpgradeOperation(
         ]
 
     def __str__(self):
+        if self.target_carrier_image:
+            what = _("carrier image %(name)s") % {"name": self.target_carrier_image}
+            return f"{self.device} {what} [{self.status}]"
         return f"{self.device} {self.image} [{self.status}]"
 
     @property

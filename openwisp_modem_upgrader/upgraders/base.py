@@ -65,6 +65,9 @@ class BaseModemUpgrader:
     # True: ``start()`` returns ``FLASHING`` and ``poll()`` follows the flash
     # without a worker; False: ``upgrade()`` flashes while the worker waits
     detached = False
+    # the modem family keeps several carrier images and selects one by AT
+    # commands (carrier-select.sh, "select carrier image" operations)
+    selects_carrier_images = False
 
     def __init__(self, operation, connection, recorder=None):
         self.operation = operation

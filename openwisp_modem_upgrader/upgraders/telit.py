@@ -13,6 +13,8 @@ class TelitFN990AUpgrader(WrapperUpgrader):
     # the software version in an FN990A stream's header starts so (the
     # wrapper gets it too: --stream-prefix)
     stream_version_prefix = "45."
+    # AT#GETFW / AT#ACTIVEFW (docs/user/device-contract.rst, assumed answers)
+    selects_carrier_images = True
     SCHEMA = wrapper_options(
         "Telit FN990A upgrade options",
         tool_path={

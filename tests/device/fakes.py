@@ -8,6 +8,7 @@ client, uci), so they are Python; the scripts under test stay BusyBox-only.
 
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -550,6 +551,8 @@ def sms_tool(modem, args):
             return 0
         if command.startswith("AT+CGDCONT=1,"):
             return _set_pdp_context(modem, slot, args[3])
+        if command.startswith("AT#ACTIVEFW="):
+            return _set_active_carrier_image(modem, slot, found, command)
         sys.stdout.write(at_answer(found, command))
         return 0
     sys.stderr.write(f"sms_tool: cannot open {port}\n")
@@ -568,6 +571,53 @@ def _set_pdp_context(modem, slot, command):
         update_modem(s, slot, {"apn": apn, "pdp_type": pdp_type})
     modem.event("cgdcont", apn)
     sys.stdout.write("\r\nOK\r\n")
+    return 0
+
+
+def _set_active_carrier_image(modem, slot, found, command):
+    """AT#ACTIVEFW=<op_mode>,<option>, as Telit documents it for its
+    multi-carrier families (an emulation; the FN990A's exact behaviour is
+    assumed, docs/user/device-contract.rst): op_mode 0 sets the automatic
+    selection by SIM (option 2: off, 0 or 1: on); op_mode 1 activates the
+    stored image <option>, refused while the automatic selection is on, and
+    reboots the modem."""
+    match = re.fullmatch(r"AT#ACTIVEFW=([01]),([0-9]{1,2})", command)
+    fault = found.get("carrier_switch_fault")
+    if not match or not found.get("carrier_commands", True):
+        sys.stdout.write("\r\nERROR\r\n")
+        return 0
+    op_mode, option = int(match.group(1)), int(match.group(2))
+    if op_mode == 0:
+        if option > 2:
+            sys.stdout.write("\r\nERROR\r\n")
+            return 0
+        with modem.update() as state:
+            update_modem(
+                state, slot, {"carrier_selection": "manual" if option == 2 else "auto"}
+            )
+        sys.stdout.write("\r\nOK\r\n")
+        return 0
+    images = found["carrier_images"]
+    if (
+        found.get("carrier_selection") == "auto"
+        or not 1 <= option <= len(images)
+        or fault == "refused"
+    ):
+        sys.stdout.write("\r\nERROR\r\n")
+        return 0
+    modem.event("activefw", str(option))
+    sys.stdout.write("\r\nOK\r\n")
+    sys.stdout.flush()
+    # the modem reboots into the image: it leaves USB, then comes back
+    active = found["active_carrier_image"] if fault == "stale" else option
+    _set_mode(modem, slot, "absent")
+    if fault != "no-return":
+        _later(
+            modem,
+            found["reboot_delay"],
+            slot,
+            {"mode": "normal", "active_carrier_image": active},
+        )
     return 0
 
 

@@ -180,6 +180,12 @@ DEFAULT_STATE = {
     "carrier_selection": "auto",
     # False: AT#GETFW / AT#ACTIVEFW answer ERROR (a single-image modem)
     "carrier_commands": True,
+    # switching the active image (AT#ACTIVEFW=1,<index>, after the automatic
+    # selection is off: AT#ACTIVEFW=0,2) reboots the modem for
+    # ``reboot_delay`` seconds. Failure knob: None, "refused" (the switch
+    # answers ERROR, nothing changes), "no-return" (the modem leaves USB and
+    # never comes back), "stale" (it comes back with the old image active)
+    "carrier_switch_fault": None,
     # --- service health (issue 22), all emulation: the AT answers follow
     # 3GPP TS 27.007; that the FN990A answers exactly so is assumed, not
     # confirmed (docs/user/device-contract.rst, "Service health readings")
