@@ -8,7 +8,7 @@ from functools import partial
 
 import swapper
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import (
     Case,
     CharField,
@@ -170,8 +170,8 @@ def annotate_preview(batch):
     ``modem_firmware_version`` and ``exclusion_reason`` (NULL = eligible).
 
     One pass of joins and a GROUP BY per device, not subqueries per device:
-    the database hashes each table once, so 100,000 devices take a fraction
-    of a second (``benchmarks/mass_upgrade_preview.py``). Only the shown
+    the database hashes each table once (``benchmarks/mass_upgrade_preview.py``
+    times it; a page evaluates it once, ``preview_page``). Only the shown
     values (``target_imei``, ``modem_model``, ``modem_firmware_version``)
     are subqueries, which PostgreSQL evaluates for the returned rows only.
     """
@@ -277,24 +277,75 @@ def preview_counts(batch):
     """The preview's figures in one query: ``devices_count`` (eligible
     routers), ``excluded_count``, ``not_detected_count`` (excluded as
     "modem not detected yet") and the ``modem_counts`` of the eligible."""
-    eligible = Q(exclusion_reason__isnull=True)
-    counts = (
-        annotate_preview(batch)
-        .order_by()
-        .aggregate(
-            devices_count=Count("pk", filter=eligible),
-            excluded_count=Count("pk", filter=~eligible),
-            not_detected_count=Count(
-                "pk", filter=Q(exclusion_reason=ExclusionReason.NOT_DETECTED)
-            ),
-            multi_modem_count=Count("pk", filter=eligible & Q(matching_modems__gt=1)),
-            matching=Coalesce(Sum("matching_modems", filter=eligible), 0),
-        )
+    return _summary(batch, annotate_preview(batch), 0)[0]
+
+
+# The fleet evaluated once (MATERIALIZED): the counts, and the first rows of
+# each list by name (a top-N sort of each), side by side on every row.
+SUMMARY_SQL = """
+WITH preview AS MATERIALIZED ({devices}),
+counts AS (
+    SELECT
+        count(*) FILTER (WHERE exclusion_reason IS NULL),
+        count(*) FILTER (WHERE exclusion_reason IS NOT NULL),
+        count(*) FILTER (WHERE exclusion_reason = %s),
+        count(*) FILTER (WHERE exclusion_reason IS NULL AND matching_modems > 1),
+        coalesce(sum(matching_modems) FILTER (WHERE exclusion_reason IS NULL), 0)
+    FROM preview
+),
+shown AS (
+    SELECT pk FROM (
+        SELECT pk FROM preview WHERE exclusion_reason IS NULL
+        ORDER BY name LIMIT %s
+    ) AS eligible
+    UNION ALL
+    SELECT pk FROM (
+        SELECT pk FROM preview WHERE exclusion_reason IS NOT NULL
+        ORDER BY name LIMIT %s
+    ) AS excluded
+)
+SELECT counts.*, shown.pk FROM counts LEFT JOIN shown ON TRUE
+"""
+
+
+def _summary(batch, annotated, limit):
+    """``(counts, ids)``: ``preview_counts``, and the ids of the first
+    ``limit`` eligible and the first ``limit`` excluded devices by name."""
+    devices = annotated.order_by().values(
+        "pk", "name", "exclusion_reason", "matching_modems"
     )
+    sql, params = devices.query.sql_with_params()
+    with connections[devices.db].cursor() as cursor:
+        cursor.execute(
+            SUMMARY_SQL.format(devices=sql),
+            (*params, ExclusionReason.NOT_DETECTED, limit, limit),
+        )
+        rows = cursor.fetchall()
+    eligible, excluded, not_detected, multi_modem, matching = rows[0][:5]
     every = batch.modems == ModemSelection.EVERY
-    counts["modems_count"] = counts["matching"] if every else counts["devices_count"]
-    del counts["matching"]
-    return counts
+    counts = {
+        "devices_count": eligible,
+        "excluded_count": excluded,
+        "not_detected_count": not_detected,
+        "multi_modem_count": multi_modem,
+        "modems_count": matching if every else eligible,
+    }
+    return counts, [row[5] for row in rows if row[5] is not None]
+
+
+def preview_page(batch, fields, limit):
+    """What a preview page shows, the fleet evaluated once: ``(counts,
+    devices, excluded)``, the ``preview_counts`` and the first ``limit``
+    eligible and excluded devices by name as dicts of ``fields`` (which
+    include ``exclusion_reason``). The shown rows' own values (their
+    modems) are computed for those rows only: three queries whatever the
+    fleet."""
+    annotated = annotate_preview(batch)  # reads the build's images, once
+    counts, ids = _summary(batch, annotated, limit)
+    rows = list(annotated.filter(pk__in=ids).values(*fields)) if ids else []
+    devices = [row for row in rows if row["exclusion_reason"] is None]
+    excluded = [row for row in rows if row["exclusion_reason"] is not None]
+    return counts, devices, excluded
 
 
 def not_detected_devices(batch):

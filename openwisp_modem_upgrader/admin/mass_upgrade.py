@@ -22,8 +22,7 @@ from ..batch import (
     create_batch,
     modems_to_flash,
     not_detected_devices,
-    preview_batch,
-    preview_counts,
+    preview_page,
 )
 from ..compatibility import check_build_for_batch
 from ..estimate import preview_estimate
@@ -211,24 +210,25 @@ def rollout_form_fields():
 def preview(form):
     """Eligible and excluded devices for the form's filters (a few rows each)."""
     batch = form_batch(form)
-    result = preview_batch(batch)
-    columns = ("pk", "name", "modem_firmware_version")
-    devices = result["devices"]
-    shown = list(
-        devices.values(*columns, "target_usb_path", "target_imei")[:PREVIEW_ROWS]
+    # the fleet evaluated once, for the counts and the shown rows
+    counts, shown, excluded = preview_page(
+        batch,
+        (
+            "pk",
+            "name",
+            "modem_firmware_version",
+            "target_usb_path",
+            "target_imei",
+            "exclusion_reason",
+        ),
+        PREVIEW_ROWS,
     )
     chosen = modems_to_flash(batch, [row["pk"] for row in shown])
     for row in shown:
         row["modems_flashed"], row["modems_left_out"] = chosen.get(row["pk"], ([], []))
-    excluded = [
-        dict(row, reason=ExclusionReason.labels.get(row["exclusion_reason"]))
-        for row in result["excluded"].values(*columns, "exclusion_reason")[
-            :PREVIEW_ROWS
-        ]
-    ]
+    for row in excluded:
+        row["reason"] = ExclusionReason.labels.get(row["exclusion_reason"])
     add_unreachable_reasons(excluded)
-    # every count in one query: each evaluates the whole fleet
-    counts = preview_counts(batch)
     waves = wave_sizes(batch, counts["devices_count"])
     return {
         "devices": shown,

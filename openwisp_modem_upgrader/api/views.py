@@ -39,8 +39,7 @@ from ..batch import (
     add_unreachable_reasons,
     create_batch,
     modems_to_flash,
-    preview_batch,
-    preview_counts,
+    preview_page,
     retry_failed,
 )
 from ..compatibility import check_build_for_batch
@@ -379,12 +378,10 @@ class BuildUpgradeView(ProtectedAPIMixin, generics.GenericAPIView):
             "target_image_id",
             "exclusion_reason",
         )
-        preview = preview_batch(batch)
         data = {"organization": batch.organization_id, "modems": batch.modems}
-        # every count in one query: each evaluates the whole fleet
-        data.update(preview_counts(batch))
-        for key in ("devices", "excluded"):
-            data[key] = list(preview[key].values(*fields)[:limit])
+        # the fleet evaluated once, for the counts and the listed rows
+        counts, data["devices"], data["excluded"] = preview_page(batch, fields, limit)
+        data.update(counts)
         for row in data["excluded"]:
             row["reason_label"] = ExclusionReason.labels.get(row["exclusion_reason"])
         add_unreachable_reasons(data["excluded"], key="reason_label")

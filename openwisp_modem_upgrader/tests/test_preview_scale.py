@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from .. import settings as app_settings
 from ..base.models import DetectionStatus, OperationStatus
-from ..batch import ExclusionReason, preview_batch, preview_counts
+from ..batch import ExclusionReason, preview_batch, preview_counts, preview_page
 from ..estimate import expected_duration, format_duration
 from ..swapper import load_model
 from . import (
@@ -184,6 +184,78 @@ class TestPreviewQueries(BatchTestMixin, TestCase):
         for url in (api, admin):
             with self.subTest(url=url):
                 self.assertEqual(small[url][0], large[url][0])
+
+
+class TestPreviewPage(BatchTestMixin, TestCase):
+    """The rows a preview lists are bounded; its counts are of the whole
+    fleet, from the same evaluation of it (``preview_page``)."""
+
+    fields = ("pk", "name", "target_usb_path", "exclusion_reason")
+
+    def _fleet(self):
+        image = self._create_image()
+        devices = self._devices(7)
+        # three excluded, with different reasons, among four eligible
+        ModemUpgradeOperation.objects.create(device=devices[1], image=image)
+        DeviceModemFirmware.objects.filter(device=devices[3]).delete()
+        DeviceModemFirmware.objects.filter(device=devices[5]).update(
+            modem_firmware_version=NEW_VERSION
+        )
+        return image, devices
+
+    def test_rows_bounded_counts_of_the_whole_fleet(self):
+        image, devices = self._fleet()
+        batch = self._batch(image.build)
+        with CaptureQueriesContext(connection) as queries:
+            counts, eligible, excluded = preview_page(batch, self.fields, 2)
+        # the images, the fleet once (counts and shown ids), the shown rows
+        self.assertEqual(len(queries), 3)
+        self.assertEqual(counts, preview_counts(batch))
+        self.assertEqual(
+            counts,
+            {
+                "devices_count": 4,
+                "excluded_count": 3,
+                "not_detected_count": 1,
+                "multi_modem_count": 0,
+                "modems_count": 4,
+            },
+        )
+        # the first by name of each list, with their own values
+        self.assertEqual(
+            [row["name"] for row in eligible], [devices[0].name, devices[2].name]
+        )
+        self.assertEqual(
+            [(row["name"], row["exclusion_reason"]) for row in excluded],
+            [
+                (devices[1].name, ExclusionReason.RUNNING),
+                (devices[3].name, ExclusionReason.NOT_DETECTED),
+            ],
+        )
+        self.assertEqual(
+            [row["target_usb_path"] for row in eligible],
+            [
+                DeviceModemFirmware.objects.get(device=device).usb_path
+                for device in (devices[0], devices[2])
+            ],
+        )
+        _, eligible, excluded = preview_page(batch, self.fields, 10)
+        self.assertEqual((len(eligible), len(excluded)), (4, 3))
+        counts, eligible, excluded = preview_page(batch, self.fields, 0)
+        self.assertEqual((eligible, excluded, counts["devices_count"]), ([], [], 4))
+
+    def test_api_limit_bounds_the_lists_not_the_counts(self):
+        image, devices = self._fleet()
+        self.client.force_login(self._get_admin())
+        response = self.client.get(
+            reverse("modem_upgrader:api_build_upgrade", args=[image.build.pk]),
+            {"organization": str(self._get_org().pk), "limit": 1},
+        )
+        self.assertEqual(response.status_code, 200, response.content)
+        data = response.json()
+        self.assertEqual((data["devices_count"], data["excluded_count"]), (4, 3))
+        self.assertEqual([d["name"] for d in data["devices"]], [devices[0].name])
+        self.assertEqual([d["name"] for d in data["excluded"]], [devices[1].name])
 
 
 class TestExpectedDuration(BatchTestMixin, TestCase):

@@ -19,11 +19,13 @@ the merged compose file (docker-compose.yml + the recipe's override), and
 loads openwisp.settings and the Celery app in a fresh interpreter per
 service with the environment compose gives that service (image ENV, .env
 with the recipe's additions, the service's environment). It then checks the
-apps, upload handlers, URLs, websocket routes, task routes, beat schedule and
-broker options each service ends up with, the compose fragment against the
-stock services (images, network mode, volumes, bind mounts, dependencies),
-the worker commands (parsed by Celery's own command line) and nginx's upload
-limit rendered from the nginx image's template.
+apps, upload handlers, URLs, websocket routes, task routes, beat schedule,
+broker options and device-report route (a report posted to the project's
+WSGI application is answered before the URL resolver runs) each service ends
+up with, the compose fragment against the stock services (images, network
+mode, volumes, bind mounts, dependencies), the worker commands (parsed by
+Celery's own command line) and nginx's upload limit rendered from the nginx
+image's template.
 
 ansible-openwisp2: runs the role's tasks that template the Django project,
 supervisor and nginx files (tasks/django.yml, supervisor.yml, nginx.yml, in
@@ -191,6 +193,12 @@ def check_project(checks, where, report, route_probes=(), urls=None, websocket=F
         report["stock_beat"] and not lost,
         f"{where}: beat keeps the {len(report['stock_beat'])} stock entries",
         lost,
+    )
+    route = report["device_report_route"]
+    checks.check(
+        str(route["status"]).startswith("299") and not route["resolved"],
+        f"{where}: device reports served before the URL resolver and middleware",
+        route,
     )
     for path, expected in (urls or {}).items():
         found = report["urls"].get(path)

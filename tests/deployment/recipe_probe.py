@@ -12,6 +12,11 @@ import sys
 import traceback
 from importlib import import_module
 
+# the project's directory first: the deployment check's own test project
+# beside this script (tests/deployment/openwisp2) would shadow ansible's
+# openwisp2, since a script's directory comes before PYTHONPATH
+sys.path.append(sys.path.pop(0))
+
 
 def offline_tldextract():
     # docker-openwisp's settings call tldextract.extract(), which would fetch
@@ -103,6 +108,50 @@ def upload_with_configured_handlers():
     }
 
 
+def device_report_route(project):
+    """How the project's WSGI application answers a router's report: the
+    report route (api/report_route.py) stubbed to answer 299, and the URL
+    resolver watched. Served by the fast route: 299, nothing resolved."""
+    from unittest import mock
+    from wsgiref.util import setup_testing_defaults
+
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.http import HttpResponse
+    from django.urls import reverse
+    from django.urls.resolvers import URLResolver
+
+    from openwisp_modem_upgrader.api import report_route
+
+    try:
+        application = import_module(f"{project}.wsgi").application
+    except ImportError:
+        application = WSGIHandler()
+    path = reverse(
+        "modem_upgrader:api_device_report",
+        args=["00000000-0000-0000-0000-000000000001"],
+    )
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": path, "HTTPS": "on"}
+    environ["wsgi.url_scheme"] = "https"
+    setup_testing_defaults(environ)
+    answered = []
+    resolve = URLResolver.resolve
+    resolved = []
+
+    def watched(self, *args, **kwargs):
+        resolved.append(True)
+        return resolve(self, *args, **kwargs)
+
+    with mock.patch.object(
+        report_route, "serve_report", lambda request, pk: HttpResponse(status=299)
+    ), mock.patch.object(URLResolver, "resolve", watched):
+        try:
+            body = application(environ, lambda status, headers: answered.append(status))
+            b"".join(body)
+        except Exception as error:  # a DB or host error: not the fast route
+            answered.append(f"error {error!r}"[:300])
+    return {"status": answered[0] if answered else None, "resolved": bool(resolved)}
+
+
 def worker_options(app, command):
     """Parses a worker command line as the celery program does."""
     from celery.bin.celery import celery as celery_cli
@@ -177,6 +226,8 @@ def main():
             report["urls"][path] = resolve(path).func.__module__
         except Resolver404:
             report["urls"][path] = None
+
+    report["device_report_route"] = device_report_route(request["project"])
 
     if request.get("asgi"):
         application = import_module(request["asgi"]).application

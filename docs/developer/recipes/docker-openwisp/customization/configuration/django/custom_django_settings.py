@@ -6,7 +6,11 @@ imports the ones it changes (as the images' module_settings.py do).
 """
 
 from openwisp.celery import task_routes
-from openwisp.settings import CELERY_BROKER_TRANSPORT_OPTIONS, INSTALLED_APPS
+from openwisp.settings import (
+    CELERY_BROKER_TRANSPORT_OPTIONS,
+    INSTALLED_APPS,
+    MIDDLEWARE,
+)
 
 # after openwisp_controller.connection and openwisp_controller.geo
 INSTALLED_APPS.insert(
@@ -16,6 +20,10 @@ INSTALLED_APPS.insert(
 
 # firmware uploads spooled to disk and hashed while they stream in
 FILE_UPLOAD_HANDLERS = ["openwisp_modem_upgrader.uploads.HashingUploadHandler"]
+
+# routers' progress reports answered before the URL resolver and the rest of
+# the middleware (docs/developer/sizing.rst)
+MIDDLEWARE.insert(0, "openwisp_modem_upgrader.api.report_route.DeviceReportMiddleware")
 
 # the module's URLs (admin downloads, REST API, routers' progress reports) and
 # websocket routes, added to those of each image (files beside this one)
