@@ -20,6 +20,7 @@ from django.views.decorators.http import require_safe
 from ..image_stream import is_object_storage, open_image
 from ..statuses import OperationStatus, TransferMode
 from ..swapper import load_model
+from ..upgraders import get_upgrader_class
 
 CHUNK_SIZE = 64 * 1024
 # one range, "first-" or "first-last" (what curl -C - and wget -c send)
@@ -44,6 +45,7 @@ def _operation(pk):
             "status",
             "upgrade_options",
             "device__key",
+            "image__type",
             "image__file",
             "image__size",
             "image__sha256",
@@ -64,12 +66,22 @@ def device_image(request, pk):
         return _refuse(403, "Wrong or missing device key.")
     if operation.status != OperationStatus.IN_PROGRESS:
         return _refuse(409, f"This operation is {operation.status}.")
-    if (operation.upgrade_options or {}).get("transfer_mode") != TransferMode.PULL:
-        return _refuse(409, "This operation does not download its image.")
     image = operation.image
+    if _transfer_mode(image.type, operation.upgrade_options) != TransferMode.PULL:
+        return _refuse(409, "This operation does not download its image.")
     if is_object_storage(image.file.storage):
         return _presigned_redirect(image.file)
     return _serve_range(request, image)
+
+
+def _transfer_mode(upgrader_type, options):
+    """The operation's mode as its upgrader runs it: the option, else the
+    schema's default (the setting)."""
+    try:
+        upgrader_class = get_upgrader_class(upgrader_type)
+    except LookupError:
+        return None
+    return upgrader_class.get_options(options).get("transfer_mode")
 
 
 def _presigned_redirect(field_file):

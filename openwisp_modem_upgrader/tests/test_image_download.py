@@ -134,6 +134,15 @@ class TestImageDownload(TestModemUpgraderMixin, TestCase):
         ModemUpgradeOperation.objects.filter(pk=self.operation.pk).update(image=None)
         self.assertEqual(self.get().status_code, 404)
 
+    def test_pull_by_default_when_the_setting_says_so(self):
+        ModemUpgradeOperation.objects.filter(pk=self.operation.pk).update(
+            upgrade_options={}
+        )
+        self.assertEqual(self.get().status_code, 409)
+        schema = get_upgrader_class(self.image.type).SCHEMA["properties"]
+        with mock.patch.dict(schema["transfer_mode"], default="pull"):
+            self.assertEqual(self.get().status_code, 200)
+
     def test_only_get_and_head(self):
         response = self.client.post(self.url())
         self.assertEqual(response.status_code, 405)
