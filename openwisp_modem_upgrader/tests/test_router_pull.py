@@ -21,6 +21,7 @@ from ..upgraders.wrapper import scripts_size
 from . import NEW_VERSION, ModemUpgradeOperation
 from .download_proxy import DownloadProxy
 from .test_engine import FAST, EngineTestMixin
+from .test_object_storage import WebSideMixin
 
 MIB = 1024 * 1024
 
@@ -233,3 +234,28 @@ class TestRouterRefused(RouterPullMixin, StaticLiveServerTestCase):
         )
         with open(path) as handle:
             return handle.read()
+
+
+class TestRouterPullFromObjectStorage(
+    WebSideMixin, RouterPullMixin, StaticLiveServerTestCase
+):
+    """Images on S3 (a real moto_server): the view redirects the router to a
+    presigned URL, so the web server sends no image bytes either."""
+
+    def test_router_resumes_from_a_presigned_url(self):
+        self.assertTrue(self.storage.exists(self.image.file.name))
+        held = MIB
+        firmware = os.path.join(
+            self.remote_dir, "openwisp-modem-upgrader", f"{self.image.sha256}.bin"
+        )
+        os.makedirs(os.path.dirname(firmware), exist_ok=True)
+        with self.image.file.open("rb") as source, open(firmware, "wb") as target:
+            target.write(source.read(held))
+        proxy = self.use_proxy()
+        operation = self.pull()
+        self.assert_pulled(operation)
+        self.assertIn(f"the router holds {held} of", operation.log)
+        # one request to the server, answered by a redirect (a few bytes)
+        self.assertEqual(proxy.ranges, [f"bytes={held}-"])
+        self.assertLess(proxy.body_bytes[0], 1024)
+        self.assertNothingLocal(self.web_root)
