@@ -12,6 +12,7 @@ from ..api import image_download
 from ..statuses import OperationStatus
 from ..upgraders import get_upgrader_class
 from . import FIRMWARE_CONTENT, ModemUpgradeOperation, TestModemUpgraderMixin
+from .test_api import ApiTestMixin, api_url
 
 DEVICE_SCRIPTS = os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
@@ -174,3 +175,45 @@ class TestTransferModeOption(TestCase):
 
         with self.assertRaises(ValidationError):
             self.upgrader.validate_upgrade_options({"transfer_mode": "carrier-pigeon"})
+
+
+class TestTransferModeThroughTheApi(ApiTestMixin, TestCase):
+    """The per-upgrade option, as the REST API takes it (single and mass)."""
+
+    def setUp(self):
+        super().setUp()
+        self.build = self._create_build(category=self._create_category())
+        self.image = self._create_image(build=self.build)
+        self.device = self._create_modem_device(
+            name="ok", mac_address="00:11:22:33:44:01"
+        )
+        self._login(self._manager())
+
+    def test_single_and_mass_upgrade_take_the_mode(self):
+        url = api_url("device_modem_firmware", self.device.pk)
+        options = {"transfer_mode": "pull"}
+        response = self._json(
+            "put", url, {"image": str(self.image.pk), "upgrade_options": options}
+        )
+        self.assertEqual(response.status_code, 200, response.data)
+        operation = ModemUpgradeOperation.objects.get()
+        self.assertEqual(operation.upgrade_options, options)
+        ModemUpgradeOperation.objects.all().delete()
+        with self.captureOnCommitCallbacks(execute=True):
+            response = self._json(
+                "post",
+                api_url("build_upgrade", self.build.pk),
+                {"upgrade_options": options},
+            )
+        self.assertEqual(response.status_code, 201, response.data)
+        self.assertEqual(ModemUpgradeOperation.objects.get().upgrade_options, options)
+
+    def test_unknown_mode_changes_nothing(self):
+        response = self._json(
+            "post",
+            api_url("build_upgrade", self.build.pk),
+            {"upgrade_options": {"transfer_mode": "ftp"}},
+        )
+        self.assertEqual(response.status_code, 400)
+        self.assertIn("upgrade_options", response.data)
+        self.assertFalse(ModemUpgradeOperation.objects.exists())
