@@ -20,7 +20,7 @@ from ..upgrade import start_upgrade
 from ..upgraders.wrapper import scripts_size
 from . import NEW_VERSION, ModemUpgradeOperation
 from .download_proxy import DownloadProxy
-from .test_engine import FAST, EngineTestMixin
+from .test_engine import FAST, EngineTestMixin, kill_worker_after_wrapper_start
 from .test_object_storage import WebSideMixin
 
 MIB = 1024 * 1024
@@ -79,6 +79,15 @@ class TestRouterPull(RouterPullMixin, StaticLiveServerTestCase):
         self.assertEqual(proxy.ranges, [None, f"bytes={cut}-"])
         # no byte fetched twice
         self.assertEqual(proxy.body_bytes, [cut, self.image.size - cut])
+
+    def test_worker_killed_after_the_start_the_download_goes_on(self):
+        proxy = self.use_proxy()
+        # the worker dies (no clean-up) right after starting the wrapper: the
+        # router downloads and flashes alone, the follow-ups finish it
+        operation = kill_worker_after_wrapper_start(self, transfer_mode="pull")
+        operation = self.drive_to_end(operation, later=100)
+        self.assert_pulled(operation)
+        self.assertEqual(proxy.body_bytes, [self.image.size])
 
     def test_partial_copy_on_the_router_is_continued(self):
         held = MIB
