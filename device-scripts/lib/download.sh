@@ -34,9 +34,11 @@ fetch_in_background() {
 	FETCH_PID=$!
 }
 
-# download_firmware: the pull stage. Ends the operation (modem untouched)
-# when the image cannot be had within DOWNLOAD_TIMEOUT seconds or its
-# sha256 is wrong; a wrong file is removed so a retry starts clean.
+# download_firmware: the pull stage. A cut download is continued until
+# DOWNLOAD_TIMEOUT; past it, or with a wrong sha256, the operation ends
+# with the irrecoverable code (modem untouched): the router reports
+# "failed" itself, so the server's follow-up and the report must agree on
+# the outcome, and a retry within the same deadline would change nothing.
 download_firmware() {
 	[ -n "$PULL" ] || return 0
 	dl_url=$(download_endpoint) ||
@@ -63,19 +65,19 @@ download_firmware() {
 		download_refused &&
 			finish "$EXIT_IRRECOVERABLE" "the server refused the download ($(download_error)): modem untouched"
 		[ "$(date +%s)" -lt "$dl_deadline" ] ||
-			finish "$EXIT_RECOVERABLE" "the image was not downloaded within ${DOWNLOAD_TIMEOUT}s ($dl_size of $IMAGE_SIZE bytes here, kept for a retry): modem untouched"
+			finish "$EXIT_IRRECOVERABLE" "the image was not downloaded within ${DOWNLOAD_TIMEOUT}s ($dl_size of $IMAGE_SIZE bytes received): modem untouched"
 		progress "$((dl_size * 10 / IMAGE_SIZE))" "download interrupted at $dl_size of $IMAGE_SIZE bytes ($(download_error)): resuming in ${DOWNLOAD_RETRY_PAUSE}s"
 		[ "$dl_size" -gt "$dl_before" ] || pause "$DOWNLOAD_RETRY_PAUSE"
 	done
 	if [ "$dl_size" -ne "$IMAGE_SIZE" ]; then
 		rm -f "$FIRMWARE"
-		finish "$EXIT_RECOVERABLE" "the download ended at $dl_size bytes, $IMAGE_SIZE expected: file removed, modem untouched"
+		finish "$EXIT_IRRECOVERABLE" "the download ended at $dl_size bytes, $IMAGE_SIZE expected: file removed, modem untouched"
 	fi
 	progress 10 "image downloaded ($IMAGE_SIZE bytes), verifying sha256"
 	dl_sum=$(sha256sum "$FIRMWARE" | cut -d ' ' -f 1)
 	if [ "$dl_sum" != "$SHA256" ]; then
 		rm -f "$FIRMWARE"
-		finish "$EXIT_RECOVERABLE" "sha256 mismatch of the downloaded image: expected $SHA256, got $dl_sum (corrupted download, removed): modem untouched"
+		finish "$EXIT_IRRECOVERABLE" "sha256 mismatch of the downloaded image: expected $SHA256, got $dl_sum (corrupted download, removed): modem untouched"
 	fi
 	# verify_firmware_file need not hash the same bytes again
 	# shellcheck disable=SC2034 # read by modem-upgrade.sh
