@@ -88,7 +88,10 @@ download_firmware() {
 # download_watch: waits for FETCH_PID, journaling the bytes received every
 # REPORT_INTERVAL; kills it at the deadline.
 download_watch() {
-	dw_next=$(($(date +%s) + REPORT_INTERVAL))
+	# whole seconds for the shell's arithmetic (--report-interval may be 0.5)
+	dw_every=${REPORT_INTERVAL%%.*}
+	case $dw_every in '' | 0) dw_every=1 ;; esac
+	dw_next=$(($(date +%s) + dw_every))
 	while kill -0 "$FETCH_PID" 2>/dev/null; do
 		dw_now=$(date +%s)
 		if [ "$dw_now" -ge "$dl_deadline" ]; then
@@ -98,7 +101,7 @@ download_watch() {
 		if [ "$dw_now" -ge "$dw_next" ]; then
 			dw_size=$(file_size "$FIRMWARE")
 			progress "$((dw_size * 10 / IMAGE_SIZE))" "downloaded $dw_size of $IMAGE_SIZE bytes"
-			dw_next=$((dw_now + REPORT_INTERVAL))
+			dw_next=$((dw_now + dw_every))
 		fi
 		pause 0.2
 	done
