@@ -23,6 +23,8 @@ SELF="$SCRIPT_DIR/${0##*/}"
 . "$SCRIPT_DIR/lib/journal.sh"
 # shellcheck source=lib/report.sh
 . "$SCRIPT_DIR/lib/report.sh"
+# shellcheck source=lib/download.sh
+. "$SCRIPT_DIR/lib/download.sh"
 
 MIN_FREE_KB=${MIN_FREE_KB:-64}
 POLL_INTERVAL=${POLL_INTERVAL:-2}
@@ -33,6 +35,7 @@ main() {
 	[ -n "$DETACH" ] && detach "$@"
 	take_lock
 	start_operation
+	download_firmware
 	verify_firmware_file
 	check_stream
 	identify_modem
@@ -77,7 +80,7 @@ parse_arguments() {
 	OPERATION_ID='' FIRMWARE='' SHA256='' EXPECTED_VERSION='' EXPECTED_MODEL=''
 	WORKDIR='' TOOL=${UXFP:-uxfp} TOOL_ARGS='' REPORT_URL='' DEVICE_UUID='' DEVICE_KEY=''
 	NO_CHECKSUM='' DETACH='' MODEM_SERVICE='' LOSSRECOVERY='' MODEM_USB_PATH=''
-	STREAM_PREFIX=''
+	STREAM_PREFIX='' PULL='' IMAGE_SIZE='' DOWNLOAD_TIMEOUT=1800 DOWNLOAD_VERIFIED=''
 	FLASH_TIMEOUT=1800 REBOOT_TIMEOUT=300 REPORT_INTERVAL=10
 	FINAL_REPORT_TIMEOUT=600 HTTP_TIMEOUT=10
 	while [ $# -gt 0 ]; do
@@ -91,6 +94,7 @@ parse_arguments() {
 			continue
 			;;
 		--lossrecovery) LOSSRECOVERY=1; shift; continue ;;
+		--pull) PULL=1; shift; continue ;;
 		--*=*) usage "use '--option value', not '$pa_option'" ;;
 		--*) [ $# -ge 2 ] || usage "$pa_option needs a value" ;;
 		*) usage "unexpected argument" ;;
@@ -117,6 +121,8 @@ parse_arguments() {
 		--report-interval) check_number "$pa_option" "$pa_value"; REPORT_INTERVAL=$pa_value ;;
 		--final-report-timeout) check_number "$pa_option" "$pa_value"; FINAL_REPORT_TIMEOUT=$pa_value ;;
 		--http-timeout) check_number "$pa_option" "$pa_value"; HTTP_TIMEOUT=$pa_value ;;
+		--image-size) check_value "$pa_option" "$pa_value" '0-9'; IMAGE_SIZE=$pa_value ;;
+		--download-timeout) check_number "$pa_option" "$pa_value"; DOWNLOAD_TIMEOUT=$pa_value ;;
 		*) usage "unknown option $pa_option" ;;
 		esac
 	done
@@ -130,7 +136,14 @@ parse_arguments() {
 		[ "${#SHA256}" -eq 64 ] || usage "--sha256 needs 64 hex digits (or --no-checksum)"
 		SHA256=$(printf '%s' "$SHA256" | tr 'A-F' 'a-f')
 	fi
-	for pa_number in "$FLASH_TIMEOUT" "$REBOOT_TIMEOUT" "$FINAL_REPORT_TIMEOUT" "$HTTP_TIMEOUT"; do
+	if [ -n "$PULL" ]; then
+		# a downloaded image is always verified before the modem is touched
+		[ -z "$NO_CHECKSUM" ] || usage "--pull needs the sha256 (no --no-checksum)"
+		case $IMAGE_SIZE in
+		'' | 0*) usage "--pull needs --image-size (bytes, more than 0)" ;;
+		esac
+	fi
+	for pa_number in "$FLASH_TIMEOUT" "$REBOOT_TIMEOUT" "$FINAL_REPORT_TIMEOUT" "$HTTP_TIMEOUT" "$DOWNLOAD_TIMEOUT"; do
 		case $pa_number in *.*) usage "timeouts are whole seconds" ;; esac
 	done
 	unset MODEM_UPGRADE_DETACHED
@@ -189,7 +202,10 @@ start_operation() {
 	# the SSH session that started us may vanish with the uplink: carry on
 	trap '' HUP PIPE
 	resolve_report_endpoint
-	progress 10 "operation $OPERATION_ID started (pid $$) on device ${DEVICE_UUID:-?} for $EXPECTED_MODEL $EXPECTED_VERSION"
+	# a pulled image's download fills the server's transfer range, 0-10
+	so_percent=10
+	[ -n "$PULL" ] && so_percent=0
+	progress "$so_percent" "operation $OPERATION_ID started (pid $$) on device ${DEVICE_UUID:-?} for $EXPECTED_MODEL $EXPECTED_VERSION"
 	reporter_start
 }
 
@@ -226,6 +242,10 @@ verify_firmware_file() {
 		finish "$EXIT_RECOVERABLE" "only ${vf_free} KB free in $WORKDIR"
 	if [ -n "$NO_CHECKSUM" ]; then
 		progress 20 "checksum verification skipped (--no-checksum)"
+		return 0
+	fi
+	if [ -n "$DOWNLOAD_VERIFIED" ]; then
+		progress 20 "image in place"
 		return 0
 	fi
 	progress 10 "verifying sha256 of $FIRMWARE"
@@ -513,6 +533,10 @@ finish() {
 	if [ -n "$TOOL_PID" ]; then
 		kill -TERM "$TOOL_PID" 2>/dev/null
 		TOOL_PID=
+	fi
+	if [ -n "$FETCH_PID" ]; then
+		kill -TERM "$FETCH_PID" 2>/dev/null
+		FETCH_PID=
 	fi
 	watchdog_stop
 	restore_modem_ports

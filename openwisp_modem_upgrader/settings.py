@@ -48,6 +48,16 @@ DEVICE_REPORT_BASE_URL = getattr(
     settings, "OPENWISP_MODEM_UPGRADER_DEVICE_REPORT_BASE_URL", ""
 )
 
+# How images reach the routers unless an upgrade says otherwise: "push" (the
+# worker streams it over SSH) or "pull" (the router downloads it from
+# DEVICE_REPORT_BASE_URL with its device key); docs/user/settings.rst.
+TRANSFER_MODE = getattr(settings, "OPENWISP_MODEM_UPGRADER_TRANSFER_MODE", "push")
+if TRANSFER_MODE not in ("push", "pull"):
+    raise ImproperlyConfigured(
+        'OPENWISP_MODEM_UPGRADER_TRANSFER_MODE must be "push" or "pull", '
+        f"not {TRANSFER_MODE!r}"
+    )
+
 PRIVATE_STORAGE_URL_PATH = "modem-firmware/"
 try:
     PRIVATE_STORAGE_INSTANCE = import_string(

@@ -10,6 +10,14 @@ from django.db.models import Count, Q, Sum
 from django.utils.translation import gettext_lazy as _
 
 
+class TransferMode(models.TextChoices):
+    """How an upgrade's image reaches the router (the ``transfer_mode``
+    upgrade option)."""
+
+    PUSH = "push", _("push: the server streams the image over SSH")
+    PULL = "pull", _("pull: the router downloads the image itself")
+
+
 class OperationStatus(models.TextChoices):
     """The status of one modem upgrade, and of a mass upgrade as a whole."""
 

@@ -13,7 +13,7 @@ from drf_yasg import openapi
 from drf_yasg.views import get_schema_view
 from rest_framework.permissions import AllowAny
 
-from . import carrier, device, inventory, policy, views
+from . import carrier, device, image_download, inventory, policy, views
 
 app_name = "modem_upgrader"
 
@@ -162,6 +162,11 @@ urlpatterns = [
         "upgrade-operation/<uuid:pk>/",
         device_report_route,
         name="api_device_report",
+    ),
+    path(
+        "upgrade-operation/<uuid:pk>/image/",
+        image_download.device_image,
+        name="api_device_image",
     ),
     *operator_urlpatterns,
     path(

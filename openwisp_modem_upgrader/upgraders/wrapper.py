@@ -54,6 +54,7 @@ from ..shell_values import (
     full_match,
 )
 from ..ssh import RouterShell
+from ..statuses import TransferMode
 from ..transfer import (
     parse_probe,
     plan_transfer,
@@ -109,6 +110,16 @@ def wrapper_options(title, tool_path, tool_args_title, required=()):
                 "minimum": 10,
                 "maximum": 14400,
                 "default": 1800,
+            },
+            "transfer_mode": {
+                "type": "string",
+                "title": (
+                    "How the image reaches the router: push (the server streams "
+                    "it over SSH) or pull (the router downloads it itself, with "
+                    "resume, and no server worker waits for it)"
+                ),
+                "enum": list(TransferMode.values),
+                "default": app_settings.TRANSFER_MODE,
             },
             "max_transfer_rate": {
                 "type": "integer",
@@ -184,7 +195,7 @@ class WrapperUpgrader(HealthChecks, BaseModemUpgrader):
         self.wrapper_may_run = False
         try:
             self.prepare_router()
-            self.transfer_firmware()
+            self.deliver_image()
             self.point_of_no_return()
             self.start_wrapper()
         except RouterBusy:
@@ -334,6 +345,32 @@ class WrapperUpgrader(HealthChecks, BaseModemUpgrader):
         except (IndexError, ValueError):
             return None
 
+    @classmethod
+    def pulls(cls, options):
+        """Whether the router downloads the image itself (``transfer_mode``)."""
+        return cls.get_options(options).get("transfer_mode") == TransferMode.PULL
+
+    @classmethod
+    def outcome_timeout_for(cls, options):
+        # a pulled image is downloaded after the point of no return
+        timeout = super().outcome_timeout_for(options)
+        if cls.pulls(options):
+            timeout += int(cls.get_options(options)["transfer_timeout"])
+        return timeout
+
+    def deliver_image(self):
+        """The transfer strategy of this operation: push streams the image
+        now, from this worker; pull leaves it to the wrapper, which
+        downloads it on the router (``device-scripts/lib/download.sh``)."""
+        if self.pulls(self.options):
+            self.log(
+                f"the router downloads the image ({self.image.size} bytes) itself, "
+                "resuming what it holds: no bytes from this worker",
+                progress=0,
+            )
+            return
+        self.transfer_firmware()
+
     def transfer_firmware(self):
         """Sends what the router lacks of the image (resume, skip, rate cap)."""
         size = self.image.size
@@ -440,10 +477,19 @@ class WrapperUpgrader(HealthChecks, BaseModemUpgrader):
             args += ["--stream-prefix", self.stream_version_prefix]
         if options.get("tool_args"):
             args += ["--tool-args", options["tool_args"]]
-        if not options["verify_checksum"]:
+        if not options["verify_checksum"] and not self.pulls(options):
+            # a downloaded image is always verified (download.sh)
             args.append("--no-checksum")
         if app_settings.DEVICE_REPORT_BASE_URL:
             args += ["--report-url", app_settings.DEVICE_REPORT_BASE_URL]
+        if self.pulls(options):
+            args += [
+                "--pull",
+                "--image-size",
+                self.image.size,
+                "--download-timeout",
+                options["transfer_timeout"],
+            ]
         return args
 
     def start_wrapper(self):
