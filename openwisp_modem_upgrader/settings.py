@@ -145,6 +145,11 @@ FOLLOW_LEASE = getattr(settings, "OPENWISP_MODEM_UPGRADER_FOLLOW_LEASE", 300)
 START_SPREAD = getattr(settings, "OPENWISP_MODEM_UPGRADER_START_SPREAD", 900)
 # How long an offline router is waited for when the batch has no deadline.
 OFFLINE_WAIT = getattr(settings, "OPENWISP_MODEM_UPGRADER_OFFLINE_WAIT", 24 * 3600)
+# Seconds between two readings of a refused pre-flight gate (health.py): a
+# refusal is retried until the operation's deadline (else OFFLINE_WAIT).
+PREFLIGHT_RETRY_INTERVAL = getattr(
+    settings, "OPENWISP_MODEM_UPGRADER_PREFLIGHT_RETRY_INTERVAL", 300
+)
 # A queued operation not picked up this long is published again (a message
 # lost with a broker restart); a duplicate delivery is refused by the engine.
 REPUBLISH_AFTER = getattr(settings, "OPENWISP_MODEM_UPGRADER_REPUBLISH_AFTER", 900)

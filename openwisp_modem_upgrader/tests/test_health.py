@@ -6,6 +6,7 @@ the recovery run of a modem stuck in flash mode, on emulated routers
 
 import os
 import tempfile
+from datetime import timedelta
 from unittest import mock
 
 from device.firmware import write_firmware_stream
@@ -13,9 +14,10 @@ from django.contrib.staticfiles.testing import StaticLiveServerTestCase
 from django.core.files import File
 from django.test import SimpleTestCase, TestCase
 from django.urls import reverse
+from django.utils import timezone
 from openwisp_notifications.swapper import load_model as load_notification_model
 
-from .. import engine
+from .. import settings as app_settings
 from ..base.rollout import RolloutState
 from ..detection import record_modems
 from ..device_contract import GarbageOutput
@@ -67,6 +69,9 @@ IN_SERVICE = {
     "address": "10.0.0.2",
     "device": "wwan0",
     "reachable": "yes",
+    "http_status": "",
+    "uptime": 86400,
+    "power": "",
     "actions": "",
 }
 
@@ -115,6 +120,43 @@ class TestHealthDecisions(SimpleTestCase):
             gate_refusal(IN_SERVICE, defaults(recovery_run=True)),
         )
 
+    def test_router_gates(self):
+        # off by default; on, they refuse a router just rebooted or on battery
+        self.assertIsNone(gate_refusal(dict(IN_SERVICE, uptime=30), defaults()))
+        self.assertIn(
+            "up for 30s only, the floor is 600s",
+            gate_refusal(dict(IN_SERVICE, uptime=30), defaults(min_uptime=600)),
+        )
+        self.assertIn(
+            "uptime cannot be read",
+            gate_refusal(dict(IN_SERVICE, uptime=None), defaults(min_uptime=600)),
+        )
+        hook = defaults(power_source_command="/usr/bin/power-source")
+        self.assertIsNone(gate_refusal(dict(IN_SERVICE, power="mains"), hook))
+        self.assertIn(
+            "not on mains power (the power-source hook says battery)",
+            gate_refusal(dict(IN_SERVICE, power="battery"), hook),
+        )
+
+    def test_http_reachability_problems(self):
+        url = "http://192.0.2.10/generate_204"
+        options = defaults(data_interface="wwan", reachability_target=url)
+        failing = {
+            f"{url} answered HTTP 503 through wwan": {
+                "reachable": "no",
+                "http_status": "503",
+            },
+            f"{url} unreachable through wwan": {"reachable": "no"},
+            "an HTTP check needs curl on the router": {"reachable": "unsupported"},
+        }
+        for expected, change in failing.items():
+            with self.subTest(expected=expected):
+                problems = service_problems(
+                    dict(IN_SERVICE, **change), IN_SERVICE, options
+                )
+                self.assertIn(expected, "; ".join(problems))
+        self.assertEqual(service_problems(IN_SERVICE, IN_SERVICE, options), [])
+
     def test_service_problems(self):
         options = defaults(**DATA)
         cases = {
@@ -142,7 +184,9 @@ class TestHealthDecisions(SimpleTestCase):
             {"address": "1.2.3.4\n"},
         ):
             with self.subTest(change=change):
-                text = json.dumps(dict(IN_SERVICE, rsrp="-95", sinr="") | change)
+                text = json.dumps(
+                    dict(IN_SERVICE, rsrp="-95", sinr="", uptime="86400") | change
+                )
                 with self.assertRaises(GarbageOutput):
                     parse_health(text)
         with self.assertRaises(GarbageOutput):
@@ -155,6 +199,10 @@ class TestHealthDecisions(SimpleTestCase):
         for option in (
             {"reachability_target": "127.0.0.1;reboot"},
             {"reachability_target": "-c9"},
+            {"reachability_target": "http://127.0.0.1/$(reboot)"},
+            {"reachability_target": "ftp://127.0.0.1/"},
+            {"power_source_command": "power-source; reboot"},
+            {"min_uptime": -1},
             {"data_interface": "wwan x"},
             {"modem_daemon_service": "../x"},
             {"min_rsrp": 5},
@@ -213,9 +261,16 @@ class HealthEngineMixin(EngineTestMixin):
 
 
 class TestPreflightGate(HealthEngineMixin, StaticLiveServerTestCase):
+    def setUp(self):
+        super().setUp()
+        # a refused gate is read again at once (the tests' time scale)
+        patcher = mock.patch.object(app_settings, "PREFLIGHT_RETRY_INTERVAL", 0)
+        patcher.start()
+        self.addCleanup(patcher.stop)
+
     def upgrade_once(self, **options):
-        """One attempt: a refusal is final (retries: the last test)."""
-        with mock.patch.object(engine, "MAX_ATTEMPTS", 1):
+        """One reading of the gate: the next would be past the deadline."""
+        with mock.patch.object(app_settings, "PREFLIGHT_RETRY_INTERVAL", 10**6):
             return self.upgrade(**options)
 
     def assertRefusedUntouched(self, operation, reason):
@@ -236,6 +291,11 @@ class TestPreflightGate(HealthEngineMixin, StaticLiveServerTestCase):
             ("no SIM card", {"sim": "absent"}, {}),
             ("signal too weak: RSRP -131 dBm", {"rsrp": -131}, {"min_rsrp": -120}),
             (
+                "signal too noisy: SINR -14 dB, the floor is -10 dB",
+                {"rat": "nr", "sinr": -14},
+                {},
+            ),
+            (
                 "the modem is in a flashing mode (USB 05c6:9008)",
                 {"mode": "flashing", "usb_flashing_id": "05c6:9008"},
                 {},
@@ -247,7 +307,9 @@ class TestPreflightGate(HealthEngineMixin, StaticLiveServerTestCase):
                 self.router.set_modem(**knobs)
                 operation = self.upgrade_once(**options)
                 self.assertRefusedUntouched(operation, reason)
-                self.router.set_modem(sim="ready", rsrp=-95, mode="normal")
+                self.router.set_modem(
+                    sim="ready", rsrp=-95, sinr=12, rat="lte", mode="normal"
+                )
         baseline = operation.health["baseline"]
         self.assertEqual(
             (baseline["mode"], baseline["usb_id"]), ("flashing", "05c6:9008")
@@ -275,7 +337,29 @@ class TestPreflightGate(HealthEngineMixin, StaticLiveServerTestCase):
         self.assertIn(
             "not started: the modem is not registered (searching)", operation.log
         )
-        self.assertEqual(operation.attempts, 2)
+        self.assertIn("reading the gate again in 0s", operation.log)
+        # a refused gate uses no attempt: the flash ran on the first one
+        self.assertEqual(operation.attempts, 1)
+        self.assertEqual(len(self.uxfp_runs()), 1)
+
+    def test_refused_until_the_deadline(self):
+        # never registered: read again and again, then a truthful end
+        self.router.set_modem(registration="searching")
+        with mock.patch.object(app_settings, "PREFLIGHT_RETRY_INTERVAL", 1):
+            deadline = timezone.now() + timedelta(seconds=8)
+            operation = self.upgrade(schedule={"deadline": deadline})
+        self.assertRefusedUntouched(
+            operation, "the modem is not registered (searching)"
+        )
+        self.assertIn("refused at every reading until the deadline", operation.log)
+        # read at least twice: a retry, then the refusal that ended it
+        self.assertGreaterEqual(operation.log.count("reading the gate again"), 1)
+        self.assertGreaterEqual(
+            operation.log.count("not started: the modem is not registered"), 2
+        )
+        # every reading but the last was refunded: one attempt, not one per reading
+        self.assertEqual(operation.attempts, 1)
+        self.assertIsNotNone(operation.finished_at)
 
 
 class TestServiceVerification(HealthEngineMixin, StaticLiveServerTestCase):
@@ -299,6 +383,21 @@ class TestServiceVerification(HealthEngineMixin, StaticLiveServerTestCase):
         )
         self.assertEqual(self.router.modem_state()["firmware"], NEW_VERSION)
         self.assertEqual(operation.health["after"]["registration"], "searching")
+
+    def test_http_reachability_failing(self):
+        url = self.router.serve_http()
+        self.router.http_status = 503
+        operation = self.upgrade(
+            data_interface="wwan", reachability_target=url, service_timeout=5
+        )
+        self.assertEqual(operation.status, OperationStatus.NO_SERVICE, operation.log)
+        self.assertIn(
+            f"flashed, service not restored: {url} answered HTTP 503 through wwan",
+            operation.log,
+        )
+        self.assertEqual(operation.health["after"]["http_status"], "503")
+        # the pre-flight gate does not judge reachability: the flash ran
+        self.assertEqual(self.router.modem_state()["firmware"], NEW_VERSION)
 
     def test_lost_apn_remediated(self):
         self.router.set_modem(apn_lost_on_flash=True)
