@@ -14,6 +14,8 @@ ACTION_PERMISSIONS = {
     "retry_failed": "add",
     # a mass upgrade of a build creates one
     "mass_upgrade": "add",
+    # a recovery run of a modem stuck in flash mode creates an operation
+    "recover": "add",
 }
 
 

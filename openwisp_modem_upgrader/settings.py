@@ -150,6 +150,10 @@ OFFLINE_WAIT = getattr(settings, "OPENWISP_MODEM_UPGRADER_OFFLINE_WAIT", 24 * 36
 PREFLIGHT_RETRY_INTERVAL = getattr(
     settings, "OPENWISP_MODEM_UPGRADER_PREFLIGHT_RETRY_INTERVAL", 300
 )
+# Opt-in policy: a detection that finds a modem stuck in a flashing mode
+# starts its recovery run at once (recovery.py), with the image that was
+# being flashed; off: an operator starts it (admin, REST).
+AUTO_RECOVERY = getattr(settings, "OPENWISP_MODEM_UPGRADER_AUTO_RECOVERY", False)
 # A queued operation not picked up this long is published again (a message
 # lost with a broker restart); a duplicate delivery is refused by the engine.
 REPUBLISH_AFTER = getattr(settings, "OPENWISP_MODEM_UPGRADER_REPUBLISH_AFTER", 900)

@@ -19,13 +19,14 @@ from openwisp_notifications.swapper import load_model as load_notification_model
 
 from .. import settings as app_settings
 from ..base.rollout import RolloutState
-from ..detection import record_modems
+from ..detection import detect_device, record_modems
 from ..device_contract import GarbageOutput
 from ..health import gate_refusal, parse_health, service_problems
 from ..scheduler import dispatch
 from ..statuses import (
     FAILED_STATUSES,
     TERMINAL_STATUSES,
+    DetectionStatus,
     ModemChangeSource,
     OperationStatus,
 )
@@ -453,6 +454,74 @@ class TestFlashModeRecovery(HealthEngineMixin, StaticLiveServerTestCase):
         self.assertEqual(self.router.modem_state()["firmware"], NEW_VERSION)
 
 
+class TestRecoveryStarts(HealthEngineMixin, StaticLiveServerTestCase):
+    """A recovery run started by an operator ("Recover") or by the opt-in
+    policy when a detection finds the modem stuck in flash mode."""
+
+    def interrupted_flash(self):
+        self.router.set_fault("interrupt")
+        first = self.upgrade(**DATA)
+        self.assertEqual(first.status, OperationStatus.ABORTED, first.log)
+        self.router.set_fault(None)
+        return first
+
+    def stuck_modem(self):
+        detect_device(self.device)
+        return DeviceModemFirmware.objects.get(
+            device=self.device, detection_status=DetectionStatus.FLASHING
+        )
+
+    def assertRecovered(self, recovery, first):
+        recovery = self.drive_to_end(recovery)
+        self.assertEqual(recovery.status, OperationStatus.SUCCESS, recovery.log)
+        self.assertEqual(recovery.image, first.image)
+        self.assertTrue(recovery.upgrade_options["recovery_run"])
+        self.assertIn("version and service verified", recovery.log)
+        self.assertIn("--lossrecovery", self.uxfp_runs()[-1])
+        self.assertEqual(self.router.modem_state()["mode"], "normal")
+
+    def test_recover_button_then_success(self):
+        first = self.interrupted_flash()
+        modem = self.stuck_modem()
+        self.client.force_login(self._get_admin())
+        opts = self.image.build._meta
+        compliance = reverse(f"admin:{opts.app_label}_{opts.model_name}_compliance")
+        recover = reverse(
+            f"admin:{opts.app_label}_{opts.model_name}_recover_modem", args=[modem.pk]
+        )
+        self.assertContains(self.client.get(compliance), f'action="{recover}"')
+        response = self.client.post(recover)
+        recovery = ModemUpgradeOperation.objects.exclude(pk=first.pk).get()
+        self.assertRedirects(
+            response,
+            reverse(
+                f"admin:{recovery._meta.app_label}_{recovery._meta.model_name}_change",
+                args=[recovery.pk],
+            ),
+            fetch_redirect_response=False,
+        )
+        self.assertRecovered(recovery, first)
+        # recovered: a second press says there is nothing to recover
+        detect_device(self.device)
+        response = self.client.post(recover, follow=True)
+        self.assertContains(response, "not stuck in a flashing mode")
+        self.assertEqual(ModemUpgradeOperation.objects.count(), 2)
+
+    def test_automatic_recovery_opt_in(self):
+        first = self.interrupted_flash()
+        with mock.patch.object(app_settings, "AUTO_RECOVERY", False):
+            self.stuck_modem()
+        self.assertEqual(ModemUpgradeOperation.objects.count(), 1)
+        # the policy on: the next detection that finds it stuck starts it
+        DeviceModemFirmware.objects.filter(device=self.device).update(
+            detection_status=DetectionStatus.OK
+        )
+        with mock.patch.object(app_settings, "AUTO_RECOVERY", True):
+            self.stuck_modem()
+        recovery = ModemUpgradeOperation.objects.exclude(pk=first.pk).get()
+        self.assertRecovered(recovery, first)
+
+
 class TestHealthFaces(TestModemUpgraderMixin, TestCase):
     """The readings in the API and on the operation page, the fleet view
     beside compliance, and the two notification types."""
@@ -515,6 +584,52 @@ class TestHealthFaces(TestModemUpgraderMixin, TestCase):
         self.assertContains(response, "before the flash")
         self.assertContains(response, "registration denied")
         self.assertContains(response, "flashed, service not restored")
+
+    def stuck_after_interrupted_flash(self, device, image):
+        with mock.patch("openwisp_modem_upgrader.scheduler.publish_upgrade"):
+            operation = start_upgrade(device, image)
+        mark_in_progress(operation.pk)
+        ModemUpgradeOperation.objects.filter(pk=operation.pk).update(flash_started=True)
+        finish_operation(operation.pk, OperationStatus.ABORTED, "power lost")
+        DeviceModemFirmware.objects.filter(device=device).update(
+            detection_status=DetectionStatus.FLASHING
+        )
+        return operation
+
+    def test_recover_api(self):
+        url = reverse("modem_upgrader:api_device_recover_modem", args=[self.device.pk])
+        self.client.force_login(self.manager)
+        response = self.client.post(url, {}, content_type="application/json")
+        self.assertEqual(response.status_code, 409)
+        self.assertIn("No modem of this device is stuck", response.json()["detail"])
+        first = self.stuck_after_interrupted_flash(self.device, self.image)
+        self.stuck_after_interrupted_flash(self.other_device, self.other_image)
+        # another organization's device: not found, nothing started
+        self.client.force_login(self.outsider)
+        response = self.client.post(url, {}, content_type="application/json")
+        self.assertEqual(response.status_code, 404)
+        # a member without the permission to start upgrades
+        viewer = self._create_user(username="viewer", email="v@test.com", is_staff=True)
+        self._create_org_user(user=viewer, organization=self.org, is_admin=True)
+        self.client.force_login(viewer)
+        response = self.client.post(url, {}, content_type="application/json")
+        self.assertEqual(response.status_code, 403)
+        self.assertEqual(ModemUpgradeOperation.objects.count(), 2)
+        self.client.force_login(self.manager)
+        response = self.client.post(
+            url, {"usb_path": "../x"}, content_type="application/json"
+        )
+        self.assertEqual(response.status_code, 400)
+        with mock.patch("openwisp_modem_upgrader.scheduler.publish_upgrade"):
+            response = self.client.post(url, {}, content_type="application/json")
+        self.assertEqual(response.status_code, 201, response.content)
+        body = response.json()
+        self.assertTrue(body["upgrade_options"]["recovery_run"])
+        self.assertEqual(body["image"]["id"], str(first.image_id))
+        # the recovery run is the device's one active upgrade: a second is refused
+        response = self.client.post(url, {}, content_type="application/json")
+        self.assertEqual(response.status_code, 409)
+        self.assertIn("already running", response.json()["detail"])
 
     def test_baseline_version_of_a_modem_known_before_its_usb_path(self):
         # the real stack's failure: a modem row created before any detection
