@@ -490,6 +490,9 @@ class TestRecoveryStarts(HealthEngineMixin, StaticLiveServerTestCase):
             f"admin:{opts.app_label}_{opts.model_name}_recover_modem", args=[modem.pk]
         )
         self.assertContains(self.client.get(compliance), f'action="{recover}"')
+        # the device's modem tab offers the same action
+        device_page = reverse("admin:config_device_change", args=[self.device.pk])
+        self.assertContains(self.client.get(device_page), f'formaction="{recover}"')
         response = self.client.post(recover)
         recovery = ModemUpgradeOperation.objects.exclude(pk=first.pk).get()
         self.assertRedirects(
