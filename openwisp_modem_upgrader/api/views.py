@@ -58,6 +58,7 @@ from . import filters
 from .parsers import BoundedJSONParser
 from .schema import ModemUpgraderAutoSchema
 from .serializers import (
+    BatchUpgradeOperationDetailSerializer,
     BatchUpgradeOperationSerializer,
     BatchUpgradeSerializer,
     BuildSerializer,
@@ -432,7 +433,7 @@ class BatchUpgradeOperationListView(BatchUpgradeOperationMixin, generics.ListAPI
 class BatchUpgradeOperationDetailView(
     BatchUpgradeOperationMixin, generics.RetrieveAPIView
 ):
-    pass
+    serializer_class = BatchUpgradeOperationDetailSerializer
 
 
 class BatchUpgradeOperationCancelView(

@@ -35,6 +35,7 @@ from ..upgrade import (
     mark_in_progress,
     modem_version_before,
     record_health,
+    start_previous_build,
     start_upgrade,
 )
 from ..upgraders import get_upgrader_class
@@ -633,6 +634,66 @@ class TestHealthFaces(TestModemUpgraderMixin, TestCase):
         response = self.client.post(url, {}, content_type="application/json")
         self.assertEqual(response.status_code, 409)
         self.assertIn("already running", response.json()["detail"])
+
+    def test_reflash_of_a_batch_upgrade_tied_to_its_batch(self):
+        # the canary of a mass upgrade ended without service; its remediation
+        # re-flashes the previous build: shown with the batch, counted once
+        from ..swapper import load_model
+
+        batch = load_model("ModemBatchUpgradeOperation").objects.create(
+            build=self.image.build,
+            organization=self.org,
+            status=OperationStatus.IN_PROGRESS,
+            upgrade_options={"reflash_previous": True},
+        )
+        old_image = self._create_image(
+            build=self._create_build(
+                version=OLD_VERSION, category=self.image.build.category
+            )
+        )
+        with mock.patch("openwisp_modem_upgrader.scheduler.publish_upgrade"):
+            operation = start_upgrade(
+                self.device, self.image, {"reflash_previous": True}, batch=batch
+            )
+        mark_in_progress(operation.pk)
+        record_health(operation.pk, "baseline", dict(IN_SERVICE, firmware=OLD_VERSION))
+        finish_operation(
+            operation.pk, OperationStatus.NO_SERVICE, "flashed, service not restored"
+        )
+        with mock.patch("openwisp_modem_upgrader.scheduler.publish_upgrade"):
+            linked = start_previous_build(operation.pk)
+        self.assertEqual(linked.image, old_image)
+        # a single upgrade for the scheduler: a stopped rollout still runs it
+        self.assertIsNone(linked.batch)
+        counts = batch.status_counts()
+        self.assertEqual(counts["total"], 1)
+        self.assertEqual(counts[OperationStatus.NO_SERVICE], 1)
+        self.assertEqual(counts[OperationStatus.IDLE], 0)
+        self.client.force_login(self.manager)
+        body = self.client.get(
+            reverse(
+                "modem_upgrader:api_batch_upgrade_operation_detail", args=[batch.pk]
+            )
+        ).json()
+        self.assertEqual(body["status_counts"]["total"], 1)
+        self.assertEqual(
+            [
+                (r["id"], r["remediation_of"], r["build_version"], r["status"])
+                for r in body["remediations"]
+            ],
+            [(str(linked.pk), str(operation.pk), OLD_VERSION, "idle")],
+        )
+        opts = batch._meta
+        page = self.client.get(
+            reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[batch.pk])
+        )
+        self.assertContains(page, "Re-flashes of the previous build")
+        self.assertContains(page, f'data-operation-id="{linked.pk}"')
+        # the list stays one aggregate per page: no remediations there
+        listing = self.client.get(
+            reverse("modem_upgrader:api_batch_upgrade_operation_list")
+        ).json()
+        self.assertNotIn("remediations", listing["results"][0])
 
     def test_baseline_version_of_a_modem_known_before_its_usb_path(self):
         # the real stack's failure: a modem row created before any detection
