@@ -665,7 +665,7 @@ class DryRunSerializer(serializers.Serializer):
     excluded = ExcludedDeviceSerializer(many=True)
 
 
-class BatchRemediationSerializer(serializers.ModelSerializer):
+class BatchRemediationSerializer(ReadOnlyBlankMixin, serializers.ModelSerializer):
     build_version = serializers.CharField(
         source="image.build.version", read_only=True, default=None
     )
