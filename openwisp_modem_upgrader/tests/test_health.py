@@ -317,6 +317,23 @@ class TestPreflightGate(HealthEngineMixin, StaticLiveServerTestCase):
             (baseline["mode"], baseline["usb_id"]), ("flashing", "05c6:9008")
         )
 
+    def test_router_gates_refuse(self):
+        # a router that just rebooted, then one on battery (the operator's hook)
+        self.router.set_uptime(30)
+        operation = self.upgrade_once(min_uptime=600)
+        self.assertRefusedUntouched(
+            operation, "the router has been up for 30s only, the floor is 600s"
+        )
+        self.assertEqual(operation.health["baseline"]["uptime"], 30)
+        ModemUpgradeOperation.objects.all().delete()
+        self.router.set_uptime(86400)
+        hook = self.router.set_power_source("battery")
+        operation = self.upgrade_once(min_uptime=600, power_source_command=hook)
+        self.assertRefusedUntouched(
+            operation,
+            "the router is not on mains power (the power-source hook says " "battery)",
+        )
+
     def test_refusal_then_pass_within_the_deadline(self):
         # a SIM that becomes ready between two attempts: the retry starts it
         self.router.set_modem(registration="searching")
