@@ -263,13 +263,6 @@ class HealthEngineMixin(EngineTestMixin):
 
 
 class TestPreflightGate(HealthEngineMixin, StaticLiveServerTestCase):
-    def setUp(self):
-        super().setUp()
-        # a refused gate is read again at once (the tests' time scale)
-        patcher = mock.patch.object(app_settings, "PREFLIGHT_RETRY_INTERVAL", 0)
-        patcher.start()
-        self.addCleanup(patcher.stop)
-
     def upgrade_once(self, **options):
         """One reading of the gate: the next would be past the deadline."""
         with mock.patch.object(app_settings, "PREFLIGHT_RETRY_INTERVAL", 10**6):
