@@ -8,9 +8,11 @@ Usage: .venv/bin/python benchmarks/health_benchmark.py [ROUNDS]
 
 The router is a real dropbear + busybox router on 127.0.0.1 with the
 emulated FN990A (AT answers through the fake sms_tool, netifd's ifstatus,
-a real ``ping -I lo 127.0.0.1``). Prints the median and the worst reading,
-without and with the data session and reachability checks, and the total
-a gate plus one verification adds per upgrade.
+a real ``ping -I lo 127.0.0.1``, a real ``curl --interface lo`` to an HTTP
+target on the router's loopback side). Prints the median and the worst
+reading, without and with the data session and a ping or an HTTP
+reachability check, and the total a gate plus one verification adds per
+upgrade.
 """
 
 import os
@@ -68,11 +70,17 @@ def main():
         try:
             cases = {
                 "modem only (defaults)": [],
-                "with data session + reachability": [
+                "with data session + ping": [
                     "--interface",
                     "wwan",
                     "--target",
                     "127.0.0.1",
+                ],
+                "with data session + HTTP": [
+                    "--interface",
+                    "wwan",
+                    "--target",
+                    router.serve_http(),
                 ],
             }
             medians = {}

@@ -3,13 +3,15 @@
 # object on one line (docs/user/device-contract.rst, "Service health"):
 # {"usb_path", "mode", "usb_id", "at": "ok|silent|", "sim", "registration",
 #  "rat", "rsrp", "sinr", "apn", "pdp_type", "interface", "data", "address",
-#  "device", "reachable", "actions"}
+#  "device", "reachable", "http_status", "uptime", "power", "actions"}
 # Empty values were not read. With remediation options it first applies
 # them (in this order) and then reads; "actions" says how each went.
 #
 #   --usb-path P          the modem (sysfs USB path, e.g. 2-1); default: the first
 #   --interface NAME      the router's cellular interface (netifd, e.g. wwan)
-#   --target HOST         reachability target, pinged through that interface
+#   --target HOST|URL     reachability target through that interface: a host
+#                         is pinged, an http(s):// URL fetched by curl
+#   --power-command P     the operator's power-source hook (prints one word)
 #   --apply-apn APN --pdp-type IP|IPV6|IPV4V6   write PDP context 1 back
 #   --ifup                restart the interface (ifup NAME)
 #   --restart-service P   restart the modem daemon (P restart, e.g.
@@ -39,7 +41,9 @@ full_match() {
 }
 
 HEALTH_INTERFACE='' HEALTH_TARGET='' HEALTH_APPLY_APN='' HEALTH_PDP='' HEALTH_IFUP=''
-HEALTH_SERVICE='' HEALTH_ACTIONS=''
+HEALTH_SERVICE='' HEALTH_ACTIONS='' HEALTH_POWER_COMMAND=''
+# a host (pinged) or an http(s) URL (fetched); health.py's TARGET says the same
+TARGET_PATTERN='[A-Za-z0-9][A-Za-z0-9.:-]{0,252}|https?://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]{0,200})?'
 while [ $# -gt 0 ]; do
 	case $1 in
 	--ifup) HEALTH_IFUP=1; shift; continue ;;
@@ -49,7 +53,8 @@ while [ $# -gt 0 ]; do
 	case $1 in
 	--usb-path) full_match "$1" "$2" '[0-9]{1,3}-[0-9]{1,3}(\.[0-9]{1,3}){0,6}'; MODEM_USB_PATH=$2 ;;
 	--interface) full_match "$1" "$2" '[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}'; HEALTH_INTERFACE=$2 ;;
-	--target) full_match "$1" "$2" '[A-Za-z0-9][A-Za-z0-9.:-]{0,252}'; HEALTH_TARGET=$2 ;;
+	--target) full_match "$1" "$2" "$TARGET_PATTERN"; HEALTH_TARGET=$2 ;;
+	--power-command) full_match "$1" "$2" '/[A-Za-z0-9._/+-]{1,254}'; HEALTH_POWER_COMMAND=$2 ;;
 	--apply-apn) full_match "$1" "$2" '[A-Za-z0-9][A-Za-z0-9.-]{0,99}'; HEALTH_APPLY_APN=$2 ;;
 	--pdp-type) full_match "$1" "$2" 'IP|IPV6|IPV4V6'; HEALTH_PDP=$2 ;;
 	--restart-service) full_match "$1" "$2" '/[A-Za-z0-9._/+-]{1,254}'; HEALTH_SERVICE=$2 ;;
@@ -74,4 +79,6 @@ fi
 read_health
 read_data_session "$HEALTH_INTERFACE"
 read_reachability "$HEALTH_TARGET"
+read_uptime
+read_power_source "$HEALTH_POWER_COMMAND"
 health_json

@@ -28,6 +28,7 @@ class ModemUpgraderConfig(ApiAppConfig):
         self.register_menu_group()
         self.connect_file_cleanup()
         self.connect_detection_trigger()
+        self.connect_auto_recovery()
         self.register_notifications()
         self.register_dashboard_charts()
         self.register_tasks()
@@ -80,6 +81,14 @@ class ModemUpgraderConfig(ApiAppConfig):
         ):
             if schedule and not any(e.get("task") == task for e in beat.values()):
                 beat[name] = {"task": task, "schedule": schedule, "options": options}
+
+    def connect_auto_recovery(self):
+        from .recovery import recover_automatically
+        from .signals import modem_stuck_in_flash_mode
+
+        modem_stuck_in_flash_mode.connect(
+            recover_automatically, dispatch_uid="modem_upgrader.auto_recovery"
+        )
 
     def connect_detection_trigger(self):
         from openwisp_controller.connection.signals import is_working_changed

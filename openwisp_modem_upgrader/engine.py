@@ -36,6 +36,7 @@ from .exceptions import (
     ModemUntouched,
     ModemUpgradeAborted,
     ModemUpgradeCancelled,
+    PreflightRefused,
     RecoverableModemFailure,
     RouterUnreachable,
     ServiceNotRestored,
@@ -448,6 +449,9 @@ def _retry_or_fail(operation, error):
         )
         return
     now = timezone.now()
+    if isinstance(error, PreflightRefused):
+        _retry_gate(operation, reason, now)
+        return
     if isinstance(error, RouterUnreachable):
         deadline = waiting_deadline(operation)
         delay = retry_delay(attempt)
@@ -494,6 +498,29 @@ def _retry_or_fail(operation, error):
         f"{reason}; retrying in {delay}s",
         not_before=now + timedelta(seconds=delay),
         untouched=untouched,
+    )
+
+
+def _retry_gate(operation, reason, now):
+    """A refused pre-flight gate touched nothing: the gate is read again
+    every ``PREFLIGHT_RETRY_INTERVAL`` until the deadline, without using an
+    attempt (no worker waits: the retry is a row for the scheduler)."""
+    deadline = waiting_deadline(operation)
+    delay = app_settings.PREFLIGHT_RETRY_INTERVAL
+    if now + timedelta(seconds=delay) >= deadline:
+        finish_operation(
+            operation.pk,
+            OperationStatus.FAILED,
+            f"{reason}; refused at every reading until the deadline "
+            f"({deadline:%Y-%m-%d %H:%M:%S} UTC)",
+        )
+        return
+    requeue_operation(
+        operation.pk,
+        f"{reason}; reading the gate again in {delay}s "
+        f"(until {deadline:%Y-%m-%d %H:%M:%S} UTC)",
+        not_before=now + timedelta(seconds=delay),
+        refund_attempt=True,
     )
 
 

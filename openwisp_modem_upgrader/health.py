@@ -33,14 +33,24 @@ HEALTH_KEYS = {
     "data": r"up|down|unknown|",
     "address": r"[0-9A-Fa-f.:]{1,45}|",
     "device": r"[A-Za-z0-9_.@-]{1,32}|",
-    "reachable": r"yes|no|",
+    "reachable": r"yes|no|unsupported|",
+    "http_status": r"[0-9]{3}|",
+    "uptime": r"[0-9]{1,10}|",
+    "power": r"[a-z0-9_-]{1,32}|",
     "actions": rf"(?:{_ACTION}(?: {_ACTION})*)?",
 }
 REGISTERED = ("home", "roaming")
 # values the options carry to the router's shell (full match, like the script)
 INTERFACE = r"^(?:[A-Za-z0-9_][A-Za-z0-9_.-]{0,14})?$"
-TARGET = r"^(?:[A-Za-z0-9][A-Za-z0-9.:-]{0,252})?$"
+# a host (pinged) or an http(s) URL (fetched by curl): modem-health.sh's
+# TARGET_PATTERN
+TARGET = (
+    r"^(?:[A-Za-z0-9][A-Za-z0-9.:-]{0,252}|https?://[A-Za-z0-9.-]{1,253}"
+    r"(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~/-]{0,200})?)?$"
+)
 SERVICE_PATH = r"^(?:/[A-Za-z0-9._+-]{1,64}){1,8}$|^$"
+# the power-source hook's answer the gate accepts
+MAINS = "mains"
 
 
 def parse_health(output):
@@ -60,7 +70,7 @@ def parse_health(output):
             or not re.fullmatch(pattern, value)
         ):
             raise GarbageOutput(f"bad {key} in the health reading: {value!r}"[:200])
-    for key in ("rsrp", "sinr"):
+    for key in ("rsrp", "sinr", "uptime"):
         reading[key] = int(reading[key]) if reading[key] else None
     return reading
 
@@ -75,6 +85,8 @@ def health_arguments(script, usb_path, options, remediation=()):
         args += ["--interface", options["data_interface"]]
     if options.get("reachability_target"):
         args += ["--target", options["reachability_target"]]
+    if options.get("power_source_command"):
+        args += ["--power-command", options["power_source_command"]]
     for step in remediation:
         args += list(step[1])
     return args
@@ -114,7 +126,41 @@ def gate_refusal(reading, options):
         reading["registration"] not in REGISTERED
     ):
         return f"the modem is not registered ({reading['registration'] or 'unknown'})"
-    return signal_problem(reading, options)
+    return signal_problem(reading, options) or router_problem(reading, options)
+
+
+def router_problem(reading, options):
+    """The router's own state against the optional gates (uptime, power
+    source), or None."""
+    floor = options.get("min_uptime") or 0
+    uptime = reading.get("uptime")
+    if floor and (uptime is None or uptime < floor):
+        return (
+            f"the router has been up for {uptime}s only, the floor is {floor}s "
+            "(a router that just rebooted may reboot again)"
+            if uptime is not None
+            else "the router's uptime cannot be read"
+        )
+    if options.get("power_source_command") and reading.get("power") != MAINS:
+        return (
+            f"the router is not on mains power (the power-source hook says "
+            f"{reading.get('power') or 'nothing'})"
+        )
+    return None
+
+
+def reachability_problem(reading, options):
+    """Why the reachability target did not answer, or None."""
+    target = options.get("reachability_target")
+    if not target or reading["reachable"] == "yes":
+        return None
+    through = options.get("data_interface") or "the default route"
+    if reading["reachable"] == "unsupported":
+        return f"{target} cannot be checked: an HTTP check needs curl on the router"
+    status = reading.get("http_status")
+    if status and status != "000":
+        return f"{target} answered HTTP {status} through {through}"
+    return f"{target} unreachable through {through}"
 
 
 def signal_problem(reading, options):
@@ -152,11 +198,9 @@ def service_problems(reading, baseline, options):
             f"no data session ({options['data_interface']} is "
             f"{reading['data'] or 'unknown'})"
         )
-    if options.get("reachability_target") and reading["reachable"] != "yes":
-        problems.append(
-            f"{options['reachability_target']} unreachable through "
-            f"{options.get('data_interface') or 'the default route'}"
-        )
+    problem = reachability_problem(reading, options)
+    if problem:
+        problems.append(problem)
     if reading["registration"] in REGISTERED:
         problem = signal_problem(reading, options)
         drop = options.get("max_signal_drop")
@@ -247,6 +291,10 @@ def summary(reading):
         )
     if reading["reachable"]:
         parts.append(f"target reachable: {reading['reachable']}")
+    if reading.get("uptime") is not None:
+        parts.append(f"router up {reading['uptime']}s")
+    if reading.get("power"):
+        parts.append(f"power {reading['power']}")
     return ", ".join(parts)
 
 
@@ -321,11 +369,33 @@ OPTIONS = {
     "reachability_target": {
         "type": "string",
         "title": (
-            "Reachability target pinged through that interface after the "
-            "flash (an address or host name); empty: none"
+            "Reachability target checked through that interface after the "
+            "flash: an address or host name is pinged, an http:// or https:// "
+            "URL fetched (curl, a 2xx or 3xx answer); empty: none"
         ),
         "pattern": TARGET,
-        "maxLength": 253,
+        "maxLength": 470,
+        "default": "",
+    },
+    "min_uptime": {
+        "type": "integer",
+        "title": (
+            "Gate: lowest uptime of the router in seconds (a router that just "
+            "rebooted may be on a flaky supply); 0: not checked"
+        ),
+        "minimum": 0,
+        "maximum": 30 * 86400,
+        "default": 0,
+    },
+    "power_source_command": {
+        "type": "string",
+        "title": (
+            "Gate: a command on the router that prints its power source in "
+            "one word (your hook: OpenWrt reports none in general); the "
+            "upgrade starts only when it prints 'mains'; empty: not checked"
+        ),
+        "pattern": SERVICE_PATH,
+        "maxLength": 255,
         "default": "",
     },
     "remediation": {

@@ -380,6 +380,20 @@ def service_not_restored(organization_ids=None, limit=ATTENTION_LIMIT):
     return list(operations[:limit])
 
 
+def batch_remediations(batch, limit=ATTENTION_LIMIT):
+    """The re-flashes of the previous build that followed the batch's
+    upgrades without service (``remediation_of``). They are not the batch's
+    operations: a device is counted once, by its own upgrade's outcome, and
+    a rollout stopped by that failure still runs its re-flash (a single
+    upgrade for the scheduler)."""
+    return list(
+        load_model("ModemUpgradeOperation")
+        .objects.filter(remediation_of__batch=batch)
+        .select_related("device", "image__build")
+        .order_by("device__name", "created")[:limit]
+    )
+
+
 def stuck_in_flash_mode(organization_ids=None, limit=ATTENTION_LIMIT):
     """Modems the last detection found in a flashing mode (an interrupted
     flash: a recovery run brings them back)."""

@@ -16,6 +16,8 @@ ACTION_PERMISSIONS = {
     "mass_upgrade": "add",
     # selecting a stored carrier image creates an operation
     "select_carrier_image": "add",
+    # a recovery run of a modem stuck in flash mode creates an operation
+    "recover": "add",
 }
 
 

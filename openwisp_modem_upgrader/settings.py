@@ -155,6 +155,15 @@ FOLLOW_LEASE = getattr(settings, "OPENWISP_MODEM_UPGRADER_FOLLOW_LEASE", 300)
 START_SPREAD = getattr(settings, "OPENWISP_MODEM_UPGRADER_START_SPREAD", 900)
 # How long an offline router is waited for when the batch has no deadline.
 OFFLINE_WAIT = getattr(settings, "OPENWISP_MODEM_UPGRADER_OFFLINE_WAIT", 24 * 3600)
+# Seconds between two readings of a refused pre-flight gate (health.py): a
+# refusal is retried until the operation's deadline (else OFFLINE_WAIT).
+PREFLIGHT_RETRY_INTERVAL = getattr(
+    settings, "OPENWISP_MODEM_UPGRADER_PREFLIGHT_RETRY_INTERVAL", 300
+)
+# Opt-in policy: a detection that finds a modem stuck in a flashing mode
+# starts its recovery run at once (recovery.py), with the image that was
+# being flashed; off: an operator starts it (admin, REST).
+AUTO_RECOVERY = getattr(settings, "OPENWISP_MODEM_UPGRADER_AUTO_RECOVERY", False)
 # A queued operation not picked up this long is published again (a message
 # lost with a broker restart); a duplicate delivery is refused by the engine.
 REPUBLISH_AFTER = getattr(settings, "OPENWISP_MODEM_UPGRADER_REPUBLISH_AFTER", 900)

@@ -13,6 +13,7 @@
 IFSTATUS=${IFSTATUS:-ifstatus}
 IFUP=${IFUP:-ifup}
 PING=${PING:-ping}
+PROC_UPTIME=${PROC_UPTIME:-/proc/uptime}
 # seconds a reachability probe waits for its answer, and probes before "no"
 PING_WAIT=${PING_WAIT:-5}
 PING_TRIES=${PING_TRIES:-3}
@@ -151,24 +152,71 @@ read_data_session() {
 	HEALTH_DATA=up
 }
 
-# read_reachability TARGET: a ping bound to the cellular interface's
-# device; "yes" at the first answer, "no" after $PING_TRIES probes.
+# read_reachability TARGET: through the cellular interface's device, a
+# ping (TARGET a host) or an HTTP GET by curl (TARGET an http(s) URL: 2xx
+# or 3xx is an answer; BusyBox wget cannot bind to a device, so without
+# curl the check is "unsupported"). "yes" at the first answer, "no" after
+# $PING_TRIES probes of $PING_WAIT seconds.
 read_reachability() {
 	HEALTH_REACHABLE=
+	HEALTH_HTTP_STATUS=
 	[ -n "$1" ] || return 0
+	case $1 in
+	http://* | https://*)
+		if ! have_command "$CURL"; then
+			HEALTH_REACHABLE=unsupported
+			return 0
+		fi
+		;;
+	esac
 	if [ "$HEALTH_DATA" != up ]; then
 		HEALTH_REACHABLE=no
 		return 0
 	fi
 	rr_try=0
 	while [ "$rr_try" -lt "$PING_TRIES" ]; do
-		if "$PING" -c 1 -W "$PING_WAIT" -I "$HEALTH_DEVICE" "$1" >/dev/null 2>&1; then
+		if probe_target "$1"; then
 			HEALTH_REACHABLE=yes
 			return 0
 		fi
 		rr_try=$((rr_try + 1))
 	done
 	HEALTH_REACHABLE=no
+}
+
+# probe_target TARGET: one probe bound to $HEALTH_DEVICE
+probe_target() {
+	case $1 in
+	http://* | https://*)
+		pt_code=$("$CURL" -s -o /dev/null -w '%{http_code}' --interface "$HEALTH_DEVICE" \
+			--max-time "$PING_WAIT" "$1" 2>/dev/null)
+		case $pt_code in [0-9][0-9][0-9]) HEALTH_HTTP_STATUS=$pt_code ;; esac
+		case $pt_code in 2[0-9][0-9] | 3[0-9][0-9]) return 0 ;; esac
+		return 1
+		;;
+	esac
+	"$PING" -c 1 -W "$PING_WAIT" -I "$HEALTH_DEVICE" "$1" >/dev/null 2>&1
+}
+
+# read_uptime: whole seconds since the router booted (/proc/uptime)
+read_uptime() {
+	HEALTH_UPTIME=
+	ru_value=$(cut -d . -f 1 "$PROC_UPTIME" 2>/dev/null | cut -d ' ' -f 1)
+	case $ru_value in '' | *[!0-9]*) return 0 ;; esac
+	HEALTH_UPTIME=$ru_value
+}
+
+# read_power_source COMMAND: the operator's hook (OpenWrt reports no power
+# source in general) prints one word, e.g. mains or battery; "unknown"
+# when it fails or prints anything else.
+read_power_source() {
+	HEALTH_POWER=
+	[ -n "$1" ] || return 0
+	rp_word=$(run_bounded "$AT_TIMEOUT" "$1" 2>/dev/null | head -n 1 | tr -d '\r')
+	case $rp_word in
+	'' | *[!a-z0-9_-]*) HEALTH_POWER=unknown ;;
+	*) HEALTH_POWER=$(printf '%s' "$rp_word" | cut -c 1-32) ;;
+	esac
 }
 
 # --- remediation -------------------------------------------------------------
@@ -237,5 +285,8 @@ health_json() {
 		"$(json_string "$HEALTH_INTERFACE")" "$(json_string "$HEALTH_DATA")" \
 		"$(json_string "$HEALTH_ADDRESS")" "$(json_string "$HEALTH_DEVICE")" \
 		"$(json_string "$HEALTH_REACHABLE")"
+	printf '"http_status":%s,"uptime":%s,"power":%s,' \
+		"$(json_string "$HEALTH_HTTP_STATUS")" "$(json_string "$HEALTH_UPTIME")" \
+		"$(json_string "$HEALTH_POWER")"
 	printf '"actions":%s}\n' "$(json_string "${HEALTH_ACTIONS# }")"
 }

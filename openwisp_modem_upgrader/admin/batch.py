@@ -19,6 +19,7 @@ from ..base.models import ACTIVE_STATUSES, TERMINAL_STATUSES, OperationStatus
 from ..base.rollout import RolloutState
 from ..batch import retry_failed
 from ..exceptions import UpgradeNotAllowed
+from ..inventory import batch_remediations
 from ..permissions import has_action_permission
 from ..rollout import pause_batch, resume_batch
 from ..rollout_display import (
@@ -258,6 +259,7 @@ class ModemBatchUpgradeOperationAdmin(
         page = Paginator(operations, OPERATIONS_PER_PAGE).get_page(request.GET.get("p"))
         return {
             "summary": batch_summary(batch),
+            "remediations": batch_remediations(batch),
             "page": page,
             "status_filter": status,
             "status_choices": OperationStatus.choices,

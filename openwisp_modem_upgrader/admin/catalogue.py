@@ -15,7 +15,7 @@ from ..compatibility import BuildStatus
 from ..permissions import has_action_permission
 from ..swapper import load_model
 from .changelog import render_changelog
-from .compliance import compliance_view
+from .compliance import compliance_view, recover_modem_view
 from .mass_upgrade import mass_upgrade_view
 from .multitenancy import SharedObjectsAdminMixin
 
@@ -145,10 +145,18 @@ class ModemBuildAdmin(
                 self.admin_site.admin_view(self.compliance_view),
                 name=f"{opts.app_label}_{opts.model_name}_compliance",
             ),
+            path(
+                "recover-modem/<uuid:modem_pk>/",
+                self.admin_site.admin_view(self.recover_modem_view),
+                name=f"{opts.app_label}_{opts.model_name}_recover_modem",
+            ),
         ] + super().get_urls()
 
     def compliance_view(self, request):
         return compliance_view(self, request)
+
+    def recover_modem_view(self, request, modem_pk):
+        return recover_modem_view(self, request, modem_pk)
 
     def mass_upgrade_view(self, request, build_pk):
         return mass_upgrade_view(self, request, build_pk)

@@ -6,12 +6,16 @@ behind, grouped by the build they would get) to the mass-upgrade preview.
 """
 
 import swapper
+from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from ..carriers import display_network
+from ..exceptions import UpgradeNotAllowed
 from ..health import service_failure
 from ..inventory import (
     behind_device_groups,
@@ -20,7 +24,9 @@ from ..inventory import (
     service_not_restored,
     stuck_in_flash_mode,
 )
+from ..permissions import has_action_permission
 from ..policy import governing_policies
+from ..recovery import start_recovery
 from ..swapper import load_model
 from .carrier import may_select_carrier_image
 
@@ -111,7 +117,44 @@ def compliance_view(model_admin, request):
         "stuck_in_flash_mode": stuck_in_flash_mode(organization_ids),
         # the carrier-image report, with "switch to the SIM's carrier image"
         "carrier_image_mismatches": mismatches,
+        "may_recover": may_recover(request.user),
         "organizations": organizations,
         "chosen_organization": chosen,
     }
     return TemplateResponse(request, "admin/modem_upgrader/compliance.html", context)
+
+
+def may_recover(user):
+    return has_action_permission(user, "recover", load_model("ModemUpgradeOperation"))
+
+
+def recover_modem_view(model_admin, request, modem_pk):
+    """POST: the recovery run of a modem stuck in flash mode ("Recover" on
+    the compliance page); to the new operation's page, or back with why
+    not."""
+    if request.method != "POST" or not may_recover(request.user):
+        raise PermissionDenied
+    modems = load_model("DeviceModemFirmware").objects.select_related("device")
+    organization_ids = managed_organization_ids(request.user)
+    if organization_ids is not None:
+        modems = modems.filter(device__organization_id__in=organization_ids)
+    modem = get_object_or_404(modems, pk=modem_pk)
+    opts = model_admin.model._meta
+    back = reverse(f"admin:{opts.app_label}_{opts.model_name}_compliance")
+    try:
+        operation = start_recovery(modem)
+    except UpgradeNotAllowed as error:
+        messages.error(request, str(error))
+        return HttpResponseRedirect(back)
+    messages.success(
+        request,
+        _("Recovery run of %(device)s's modem started with %(version)s.")
+        % {"device": modem.device.name, "version": operation.image.build.version},
+    )
+    operation_opts = operation._meta
+    return HttpResponseRedirect(
+        reverse(
+            f"admin:{operation_opts.app_label}_{operation_opts.model_name}_change",
+            args=[operation.pk],
+        )
+    )

@@ -28,6 +28,7 @@ from ..statuses import UNREACHABLE_STATUSES
 from ..swapper import load_model
 from ..upgrade import start_upgrade, target_usb_path
 from .carrier import may_select_carrier_image, select_carrier_image_view
+from .compliance import may_recover
 from .inventory import may_acknowledge, may_detect, queue_detection_with_message
 from .options import UpgradeOptionsFormMixin
 from .widgets import ImageSelect
@@ -366,6 +367,12 @@ class DeviceModemFirmwareInline(admin.StackedInline):
         formset.history = []
         formset.may_detect = obj is not None and may_detect(request.user)
         formset.may_acknowledge = obj is not None and may_acknowledge(request.user)
+        # "Recover" on a modem stuck in flash mode (the compliance page's action)
+        formset.may_recover = obj is not None and may_recover(request.user)
+        build_opts = load_model("ModemBuild")._meta
+        formset.recover_url_name = (
+            f"admin:{build_opts.app_label}_{build_opts.model_name}_recover_modem"
+        )
         if obj is not None:
             formset.detection = DeviceModemDetection.objects.filter(device=obj).first()
             formset.history = list(

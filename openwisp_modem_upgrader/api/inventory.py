@@ -16,10 +16,19 @@ from openwisp_users.api.permissions import DjangoModelPermissions, IsOrganizatio
 
 from ..base.models import usb_path_validator
 from ..detection import acknowledge_unexplained_change, queue_detection
+from ..exceptions import UpgradeNotAllowed
 from ..inventory import carrier_image_mismatches, compliance_table
+from ..recovery import start_recovery
+from ..statuses import DetectionStatus
 from ..swapper import load_model
-from .serializers import ReadOnlyBlankMixin
-from .views import DETAIL_SCHEMA, DeviceParentMixin, ModelPermissions, ProtectedAPIMixin
+from .serializers import ReadOnlyBlankMixin, UpgradeOperationDetailSerializer
+from .views import (
+    DETAIL_SCHEMA,
+    ActionPermission,
+    DeviceParentMixin,
+    ModelPermissions,
+    ProtectedAPIMixin,
+)
 
 Device = swapper.load_model("config", "Device")
 DeviceGroup = swapper.load_model("config", "DeviceGroup")
@@ -27,6 +36,7 @@ Location = swapper.load_model("geo", "Location")
 Organization = swapper.load_model("openwisp_users", "Organization")
 DeviceModemDetection = load_model("DeviceModemDetection")
 DeviceModemFirmware = load_model("DeviceModemFirmware")
+ModemUpgradeOperation = load_model("ModemUpgradeOperation")
 ModemHistory = load_model("ModemHistory")
 
 # a detection request may name this many devices at most
@@ -282,6 +292,64 @@ class AcknowledgeView(DeviceParentMixin, ProtectedAPIMixin, generics.GenericAPIV
         return Response(AcknowledgedSerializer({"acknowledged": acknowledged}).data)
 
 
+class RecoverSerializer(AcknowledgeSerializer):
+    class Meta:
+        ref_name = "ModemUpgraderRecover"
+
+    usb_path = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=32,
+        help_text=_("the modem stuck in flash mode; omitted: the device's only one"),
+    )
+
+
+class RecoverView(DeviceParentMixin, ProtectedAPIMixin, generics.GenericAPIView):
+    """Starts the recovery run of a device's modem stuck in a flashing mode
+    (201, the operation), with the image that was being flashed; 409 with
+    the reason when there is none to start."""
+
+    queryset = ModemUpgradeOperation.objects.none()
+    permission_classes = (IsOrganizationManager, ActionPermission)
+    permission_action = "recover"
+    serializer_class = RecoverSerializer
+    pagination_class = None
+    filter_backends = ()
+
+    @swagger_auto_schema(
+        responses={201: UpgradeOperationDetailSerializer, 409: DETAIL_SCHEMA}
+    )
+    def post(self, request, *args, **kwargs):
+        device = self.get_device()
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        stuck = DeviceModemFirmware.objects.filter(
+            device=device, detection_status=DetectionStatus.FLASHING
+        )
+        if "usb_path" in serializer.validated_data:
+            stuck = stuck.filter(usb_path=serializer.validated_data["usb_path"])
+        modems = list(stuck[:2])
+        if len(modems) != 1:
+            return Response(
+                {
+                    "detail": _(
+                        "No modem of this device is stuck in a flashing mode."
+                        if not modems
+                        else "Several modems are stuck: name one (usb_path)."
+                    )
+                },
+                status=status.HTTP_409_CONFLICT,
+            )
+        try:
+            operation = start_recovery(modems[0])
+        except UpgradeNotAllowed as error:
+            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
+        return Response(
+            UpgradeOperationDetailSerializer(operation).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+
 class ComplianceRowSerializer(serializers.Serializer):
     class Meta:
         ref_name = "ModemUpgraderComplianceRow"
@@ -386,6 +454,7 @@ class CarrierImageMismatchView(ProtectedAPIMixin, generics.GenericAPIView):
 device_detect = DeviceDetectView.as_view()
 detect = DetectView.as_view()
 modem_history_list = ModemHistoryListView.as_view()
+recover = RecoverView.as_view()
 acknowledge = AcknowledgeView.as_view()
 compliance = ComplianceView.as_view()
 carrier_image_mismatch = CarrierImageMismatchView.as_view()

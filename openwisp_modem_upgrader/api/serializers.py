@@ -19,6 +19,7 @@ from openwisp_users.api.mixins import FilterSerializerByOrgManaged
 from openwisp_utils.api.serializers import ValidatedModelSerializer
 
 from ..base.models import MAX_BATCH_DEVICE_IDS, ModemSelection
+from ..inventory import batch_remediations
 from ..rollout_display import (
     ROLLOUT_FIELDS,
     SCHEDULE_FIELDS,
@@ -664,6 +665,25 @@ class DryRunSerializer(serializers.Serializer):
     excluded = ExcludedDeviceSerializer(many=True)
 
 
+class BatchRemediationSerializer(ReadOnlyBlankMixin, serializers.ModelSerializer):
+    build_version = serializers.CharField(
+        source="image.build.version", read_only=True, default=None
+    )
+
+    class Meta:
+        ref_name = "ModemUpgraderBatchRemediation"
+        model = ModemUpgradeOperation
+        fields = (
+            "id",
+            "device",
+            "remediation_of",
+            "build_version",
+            "status",
+            "finished_at",
+        )
+        read_only_fields = fields
+
+
 class UpgradeOperationSerializer(ReadOnlyBlankMixin, serializers.ModelSerializer):
     device_name = serializers.CharField(source="device.name", read_only=True)
     organization = serializers.UUIDField(
@@ -872,3 +892,26 @@ class CancelResultSerializer(serializers.Serializer):
 
     cancelled = serializers.ListField(child=serializers.UUIDField())
     refused = serializers.DictField(child=serializers.CharField())
+
+
+class BatchUpgradeOperationDetailSerializer(BatchUpgradeOperationSerializer):
+    """One mass upgrade, with the re-flashes of the previous build that its
+    remediation started (not its operations: not in ``status_counts``)."""
+
+    remediations = serializers.SerializerMethodField(
+        help_text=_(
+            "re-flashes of the previous build after its upgrades without "
+            "service; each device is counted once in status_counts"
+        )
+    )
+
+    class Meta(BatchUpgradeOperationSerializer.Meta):
+        ref_name = "ModemUpgraderBatchUpgradeOperationDetail"
+        fields = BatchUpgradeOperationSerializer.Meta.fields + ("remediations",)
+        read_only_fields = fields
+
+    @swagger_serializer_method(
+        serializer_or_field=BatchRemediationSerializer(many=True)
+    )
+    def get_remediations(self, obj):
+        return BatchRemediationSerializer(batch_remediations(obj), many=True).data

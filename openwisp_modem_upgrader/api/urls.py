@@ -125,6 +125,11 @@ operator_urlpatterns = [
         inventory.acknowledge,
         name="api_device_acknowledge_modem_change",
     ),
+    path(
+        "device/<uuid:pk>/recover-modem/",
+        inventory.recover,
+        name="api_device_recover_modem",
+    ),
     path("detect-modems/", inventory.detect, name="api_detect_modems"),
     path("modem-history/", inventory.modem_history_list, name="api_modem_history_list"),
     path("compliance/", inventory.compliance, name="api_compliance"),

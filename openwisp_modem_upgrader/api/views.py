@@ -57,6 +57,7 @@ from . import filters
 from .parsers import BoundedJSONParser
 from .schema import ModemUpgraderAutoSchema
 from .serializers import (
+    BatchUpgradeOperationDetailSerializer,
     BatchUpgradeOperationSerializer,
     BatchUpgradeSerializer,
     BuildSerializer,
@@ -429,7 +430,7 @@ class BatchUpgradeOperationListView(BatchUpgradeOperationMixin, generics.ListAPI
 class BatchUpgradeOperationDetailView(
     BatchUpgradeOperationMixin, generics.RetrieveAPIView
 ):
-    pass
+    serializer_class = BatchUpgradeOperationDetailSerializer
 
 
 class BatchUpgradeOperationCancelView(

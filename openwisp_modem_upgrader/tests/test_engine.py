@@ -67,6 +67,7 @@ class EngineTestMixin(TestModemUpgraderMixin):
         for name, value in (
             ("FOLLOW_INTERVAL", 0),
             ("RETRY_OPTIONS", dict(retry_backoff=0, retry_jitter=False)),
+            ("PREFLIGHT_RETRY_INTERVAL", 0),
         ):
             patcher = mock.patch.object(app_settings, name, value)
             patcher.start()

@@ -6,6 +6,7 @@ the recovery run of a modem stuck in flash mode, on emulated routers
 
 import os
 import tempfile
+from datetime import timedelta
 from unittest import mock
 
 from device.firmware import write_firmware_stream
@@ -13,17 +14,19 @@ from django.contrib.staticfiles.testing import StaticLiveServerTestCase
 from django.core.files import File
 from django.test import SimpleTestCase, TestCase
 from django.urls import reverse
+from django.utils import timezone
 from openwisp_notifications.swapper import load_model as load_notification_model
 
-from .. import engine
+from .. import settings as app_settings
 from ..base.rollout import RolloutState
-from ..detection import record_modems
+from ..detection import detect_device, record_modems
 from ..device_contract import GarbageOutput
 from ..health import gate_refusal, parse_health, service_problems
 from ..scheduler import dispatch
 from ..statuses import (
     FAILED_STATUSES,
     TERMINAL_STATUSES,
+    DetectionStatus,
     ModemChangeSource,
     OperationStatus,
 )
@@ -32,6 +35,7 @@ from ..upgrade import (
     mark_in_progress,
     modem_version_before,
     record_health,
+    start_previous_build,
     start_upgrade,
 )
 from ..upgraders import get_upgrader_class
@@ -67,6 +71,9 @@ IN_SERVICE = {
     "address": "10.0.0.2",
     "device": "wwan0",
     "reachable": "yes",
+    "http_status": "",
+    "uptime": 86400,
+    "power": "",
     "actions": "",
 }
 
@@ -115,6 +122,43 @@ class TestHealthDecisions(SimpleTestCase):
             gate_refusal(IN_SERVICE, defaults(recovery_run=True)),
         )
 
+    def test_router_gates(self):
+        # off by default; on, they refuse a router just rebooted or on battery
+        self.assertIsNone(gate_refusal(dict(IN_SERVICE, uptime=30), defaults()))
+        self.assertIn(
+            "up for 30s only, the floor is 600s",
+            gate_refusal(dict(IN_SERVICE, uptime=30), defaults(min_uptime=600)),
+        )
+        self.assertIn(
+            "uptime cannot be read",
+            gate_refusal(dict(IN_SERVICE, uptime=None), defaults(min_uptime=600)),
+        )
+        hook = defaults(power_source_command="/usr/bin/power-source")
+        self.assertIsNone(gate_refusal(dict(IN_SERVICE, power="mains"), hook))
+        self.assertIn(
+            "not on mains power (the power-source hook says battery)",
+            gate_refusal(dict(IN_SERVICE, power="battery"), hook),
+        )
+
+    def test_http_reachability_problems(self):
+        url = "http://192.0.2.10/generate_204"
+        options = defaults(data_interface="wwan", reachability_target=url)
+        failing = {
+            f"{url} answered HTTP 503 through wwan": {
+                "reachable": "no",
+                "http_status": "503",
+            },
+            f"{url} unreachable through wwan": {"reachable": "no"},
+            "an HTTP check needs curl on the router": {"reachable": "unsupported"},
+        }
+        for expected, change in failing.items():
+            with self.subTest(expected=expected):
+                problems = service_problems(
+                    dict(IN_SERVICE, **change), IN_SERVICE, options
+                )
+                self.assertIn(expected, "; ".join(problems))
+        self.assertEqual(service_problems(IN_SERVICE, IN_SERVICE, options), [])
+
     def test_service_problems(self):
         options = defaults(**DATA)
         cases = {
@@ -142,7 +186,9 @@ class TestHealthDecisions(SimpleTestCase):
             {"address": "1.2.3.4\n"},
         ):
             with self.subTest(change=change):
-                text = json.dumps(dict(IN_SERVICE, rsrp="-95", sinr="") | change)
+                text = json.dumps(
+                    dict(IN_SERVICE, rsrp="-95", sinr="", uptime="86400") | change
+                )
                 with self.assertRaises(GarbageOutput):
                     parse_health(text)
         with self.assertRaises(GarbageOutput):
@@ -155,6 +201,10 @@ class TestHealthDecisions(SimpleTestCase):
         for option in (
             {"reachability_target": "127.0.0.1;reboot"},
             {"reachability_target": "-c9"},
+            {"reachability_target": "http://127.0.0.1/$(reboot)"},
+            {"reachability_target": "ftp://127.0.0.1/"},
+            {"power_source_command": "power-source; reboot"},
+            {"min_uptime": -1},
             {"data_interface": "wwan x"},
             {"modem_daemon_service": "../x"},
             {"min_rsrp": 5},
@@ -214,8 +264,8 @@ class HealthEngineMixin(EngineTestMixin):
 
 class TestPreflightGate(HealthEngineMixin, StaticLiveServerTestCase):
     def upgrade_once(self, **options):
-        """One attempt: a refusal is final (retries: the last test)."""
-        with mock.patch.object(engine, "MAX_ATTEMPTS", 1):
+        """One reading of the gate: the next would be past the deadline."""
+        with mock.patch.object(app_settings, "PREFLIGHT_RETRY_INTERVAL", 10**6):
             return self.upgrade(**options)
 
     def assertRefusedUntouched(self, operation, reason):
@@ -236,6 +286,11 @@ class TestPreflightGate(HealthEngineMixin, StaticLiveServerTestCase):
             ("no SIM card", {"sim": "absent"}, {}),
             ("signal too weak: RSRP -131 dBm", {"rsrp": -131}, {"min_rsrp": -120}),
             (
+                "signal too noisy: SINR -14 dB, the floor is -10 dB",
+                {"rat": "nr", "sinr": -14},
+                {},
+            ),
+            (
                 "the modem is in a flashing mode (USB 05c6:9008)",
                 {"mode": "flashing", "usb_flashing_id": "05c6:9008"},
                 {},
@@ -247,10 +302,29 @@ class TestPreflightGate(HealthEngineMixin, StaticLiveServerTestCase):
                 self.router.set_modem(**knobs)
                 operation = self.upgrade_once(**options)
                 self.assertRefusedUntouched(operation, reason)
-                self.router.set_modem(sim="ready", rsrp=-95, mode="normal")
+                self.router.set_modem(
+                    sim="ready", rsrp=-95, sinr=12, rat="lte", mode="normal"
+                )
         baseline = operation.health["baseline"]
         self.assertEqual(
             (baseline["mode"], baseline["usb_id"]), ("flashing", "05c6:9008")
+        )
+
+    def test_router_gates_refuse(self):
+        # a router that just rebooted, then one on battery (the operator's hook)
+        self.router.set_uptime(30)
+        operation = self.upgrade_once(min_uptime=600)
+        self.assertRefusedUntouched(
+            operation, "the router has been up for 30s only, the floor is 600s"
+        )
+        self.assertEqual(operation.health["baseline"]["uptime"], 30)
+        ModemUpgradeOperation.objects.all().delete()
+        self.router.set_uptime(86400)
+        hook = self.router.set_power_source("battery")
+        operation = self.upgrade_once(min_uptime=600, power_source_command=hook)
+        self.assertRefusedUntouched(
+            operation,
+            "the router is not on mains power (the power-source hook says " "battery)",
         )
 
     def test_refusal_then_pass_within_the_deadline(self):
@@ -275,7 +349,29 @@ class TestPreflightGate(HealthEngineMixin, StaticLiveServerTestCase):
         self.assertIn(
             "not started: the modem is not registered (searching)", operation.log
         )
-        self.assertEqual(operation.attempts, 2)
+        self.assertIn("reading the gate again in 0s", operation.log)
+        # a refused gate uses no attempt: the flash ran on the first one
+        self.assertEqual(operation.attempts, 1)
+        self.assertEqual(len(self.uxfp_runs()), 1)
+
+    def test_refused_until_the_deadline(self):
+        # never registered: read again and again, then a truthful end
+        self.router.set_modem(registration="searching")
+        with mock.patch.object(app_settings, "PREFLIGHT_RETRY_INTERVAL", 1):
+            deadline = timezone.now() + timedelta(seconds=8)
+            operation = self.upgrade(schedule={"deadline": deadline})
+        self.assertRefusedUntouched(
+            operation, "the modem is not registered (searching)"
+        )
+        self.assertIn("refused at every reading until the deadline", operation.log)
+        # read at least twice: a retry, then the refusal that ended it
+        self.assertGreaterEqual(operation.log.count("reading the gate again"), 1)
+        self.assertGreaterEqual(
+            operation.log.count("not started: the modem is not registered"), 2
+        )
+        # every reading but the last was refunded: one attempt, not one per reading
+        self.assertEqual(operation.attempts, 1)
+        self.assertIsNotNone(operation.finished_at)
 
 
 class TestServiceVerification(HealthEngineMixin, StaticLiveServerTestCase):
@@ -299,6 +395,21 @@ class TestServiceVerification(HealthEngineMixin, StaticLiveServerTestCase):
         )
         self.assertEqual(self.router.modem_state()["firmware"], NEW_VERSION)
         self.assertEqual(operation.health["after"]["registration"], "searching")
+
+    def test_http_reachability_failing(self):
+        url = self.router.serve_http()
+        self.router.http_status = 503
+        operation = self.upgrade(
+            data_interface="wwan", reachability_target=url, service_timeout=5
+        )
+        self.assertEqual(operation.status, OperationStatus.NO_SERVICE, operation.log)
+        self.assertIn(
+            f"flashed, service not restored: {url} answered HTTP 503 through wwan",
+            operation.log,
+        )
+        self.assertEqual(operation.health["after"]["http_status"], "503")
+        # the pre-flight gate does not judge reachability: the flash ran
+        self.assertEqual(self.router.modem_state()["firmware"], NEW_VERSION)
 
     def test_lost_apn_remediated(self):
         self.router.set_modem(apn_lost_on_flash=True)
@@ -352,6 +463,77 @@ class TestFlashModeRecovery(HealthEngineMixin, StaticLiveServerTestCase):
         self.assertIn("--lossrecovery", second)
         self.assertEqual(self.router.modem_state()["mode"], "normal")
         self.assertEqual(self.router.modem_state()["firmware"], NEW_VERSION)
+
+
+class TestRecoveryStarts(HealthEngineMixin, StaticLiveServerTestCase):
+    """A recovery run started by an operator ("Recover") or by the opt-in
+    policy when a detection finds the modem stuck in flash mode."""
+
+    def interrupted_flash(self):
+        self.router.set_fault("interrupt")
+        first = self.upgrade(**DATA)
+        self.assertEqual(first.status, OperationStatus.ABORTED, first.log)
+        self.router.set_fault(None)
+        return first
+
+    def stuck_modem(self):
+        detect_device(self.device)
+        return DeviceModemFirmware.objects.get(
+            device=self.device, detection_status=DetectionStatus.FLASHING
+        )
+
+    def assertRecovered(self, recovery, first):
+        recovery = self.drive_to_end(recovery)
+        self.assertEqual(recovery.status, OperationStatus.SUCCESS, recovery.log)
+        self.assertEqual(recovery.image, first.image)
+        self.assertTrue(recovery.upgrade_options["recovery_run"])
+        self.assertIn("version and service verified", recovery.log)
+        self.assertIn("--lossrecovery", self.uxfp_runs()[-1])
+        self.assertEqual(self.router.modem_state()["mode"], "normal")
+
+    def test_recover_button_then_success(self):
+        first = self.interrupted_flash()
+        modem = self.stuck_modem()
+        self.client.force_login(self._get_admin())
+        opts = self.image.build._meta
+        compliance = reverse(f"admin:{opts.app_label}_{opts.model_name}_compliance")
+        recover = reverse(
+            f"admin:{opts.app_label}_{opts.model_name}_recover_modem", args=[modem.pk]
+        )
+        self.assertContains(self.client.get(compliance), f'action="{recover}"')
+        # the device's modem tab offers the same action
+        device_page = reverse("admin:config_device_change", args=[self.device.pk])
+        self.assertContains(self.client.get(device_page), f'formaction="{recover}"')
+        response = self.client.post(recover)
+        recovery = ModemUpgradeOperation.objects.exclude(pk=first.pk).get()
+        self.assertRedirects(
+            response,
+            reverse(
+                f"admin:{recovery._meta.app_label}_{recovery._meta.model_name}_change",
+                args=[recovery.pk],
+            ),
+            fetch_redirect_response=False,
+        )
+        self.assertRecovered(recovery, first)
+        # recovered: a second press says there is nothing to recover
+        detect_device(self.device)
+        response = self.client.post(recover, follow=True)
+        self.assertContains(response, "not stuck in a flashing mode")
+        self.assertEqual(ModemUpgradeOperation.objects.count(), 2)
+
+    def test_automatic_recovery_opt_in(self):
+        first = self.interrupted_flash()
+        with mock.patch.object(app_settings, "AUTO_RECOVERY", False):
+            self.stuck_modem()
+        self.assertEqual(ModemUpgradeOperation.objects.count(), 1)
+        # the policy on: the next detection that finds it stuck starts it
+        DeviceModemFirmware.objects.filter(device=self.device).update(
+            detection_status=DetectionStatus.OK
+        )
+        with mock.patch.object(app_settings, "AUTO_RECOVERY", True):
+            self.stuck_modem()
+        recovery = ModemUpgradeOperation.objects.exclude(pk=first.pk).get()
+        self.assertRecovered(recovery, first)
 
 
 class TestHealthFaces(TestModemUpgraderMixin, TestCase):
@@ -416,6 +598,112 @@ class TestHealthFaces(TestModemUpgraderMixin, TestCase):
         self.assertContains(response, "before the flash")
         self.assertContains(response, "registration denied")
         self.assertContains(response, "flashed, service not restored")
+
+    def stuck_after_interrupted_flash(self, device, image):
+        with mock.patch("openwisp_modem_upgrader.scheduler.publish_upgrade"):
+            operation = start_upgrade(device, image)
+        mark_in_progress(operation.pk)
+        ModemUpgradeOperation.objects.filter(pk=operation.pk).update(flash_started=True)
+        finish_operation(operation.pk, OperationStatus.ABORTED, "power lost")
+        DeviceModemFirmware.objects.filter(device=device).update(
+            detection_status=DetectionStatus.FLASHING
+        )
+        return operation
+
+    def test_recover_api(self):
+        url = reverse("modem_upgrader:api_device_recover_modem", args=[self.device.pk])
+        self.client.force_login(self.manager)
+        response = self.client.post(url, {}, content_type="application/json")
+        self.assertEqual(response.status_code, 409)
+        self.assertIn("No modem of this device is stuck", response.json()["detail"])
+        first = self.stuck_after_interrupted_flash(self.device, self.image)
+        self.stuck_after_interrupted_flash(self.other_device, self.other_image)
+        # another organization's device: not found, nothing started
+        self.client.force_login(self.outsider)
+        response = self.client.post(url, {}, content_type="application/json")
+        self.assertEqual(response.status_code, 404)
+        # a member without the permission to start upgrades
+        viewer = self._create_user(username="viewer", email="v@test.com", is_staff=True)
+        self._create_org_user(user=viewer, organization=self.org, is_admin=True)
+        self.client.force_login(viewer)
+        response = self.client.post(url, {}, content_type="application/json")
+        self.assertEqual(response.status_code, 403)
+        self.assertEqual(ModemUpgradeOperation.objects.count(), 2)
+        self.client.force_login(self.manager)
+        response = self.client.post(
+            url, {"usb_path": "../x"}, content_type="application/json"
+        )
+        self.assertEqual(response.status_code, 400)
+        with mock.patch("openwisp_modem_upgrader.scheduler.publish_upgrade"):
+            response = self.client.post(url, {}, content_type="application/json")
+        self.assertEqual(response.status_code, 201, response.content)
+        body = response.json()
+        self.assertTrue(body["upgrade_options"]["recovery_run"])
+        self.assertEqual(body["image"]["id"], str(first.image_id))
+        # the recovery run is the device's one active upgrade: a second is refused
+        response = self.client.post(url, {}, content_type="application/json")
+        self.assertEqual(response.status_code, 409)
+        self.assertIn("already running", response.json()["detail"])
+
+    def test_reflash_of_a_batch_upgrade_tied_to_its_batch(self):
+        # the canary of a mass upgrade ended without service; its remediation
+        # re-flashes the previous build: shown with the batch, counted once
+        from ..swapper import load_model
+
+        batch = load_model("ModemBatchUpgradeOperation").objects.create(
+            build=self.image.build,
+            organization=self.org,
+            status=OperationStatus.IN_PROGRESS,
+            upgrade_options={"reflash_previous": True},
+        )
+        old_image = self._create_image(
+            build=self._create_build(
+                version=OLD_VERSION, category=self.image.build.category
+            )
+        )
+        with mock.patch("openwisp_modem_upgrader.scheduler.publish_upgrade"):
+            operation = start_upgrade(
+                self.device, self.image, {"reflash_previous": True}, batch=batch
+            )
+        mark_in_progress(operation.pk)
+        record_health(operation.pk, "baseline", dict(IN_SERVICE, firmware=OLD_VERSION))
+        finish_operation(
+            operation.pk, OperationStatus.NO_SERVICE, "flashed, service not restored"
+        )
+        with mock.patch("openwisp_modem_upgrader.scheduler.publish_upgrade"):
+            linked = start_previous_build(operation.pk)
+        self.assertEqual(linked.image, old_image)
+        # a single upgrade for the scheduler: a stopped rollout still runs it
+        self.assertIsNone(linked.batch)
+        counts = batch.status_counts()
+        self.assertEqual(counts["total"], 1)
+        self.assertEqual(counts[OperationStatus.NO_SERVICE], 1)
+        self.assertEqual(counts[OperationStatus.IDLE], 0)
+        self.client.force_login(self.manager)
+        body = self.client.get(
+            reverse(
+                "modem_upgrader:api_batch_upgrade_operation_detail", args=[batch.pk]
+            )
+        ).json()
+        self.assertEqual(body["status_counts"]["total"], 1)
+        self.assertEqual(
+            [
+                (r["id"], r["remediation_of"], r["build_version"], r["status"])
+                for r in body["remediations"]
+            ],
+            [(str(linked.pk), str(operation.pk), OLD_VERSION, "idle")],
+        )
+        opts = batch._meta
+        page = self.client.get(
+            reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[batch.pk])
+        )
+        self.assertContains(page, "Re-flashes of the previous build")
+        self.assertContains(page, f'data-operation-id="{linked.pk}"')
+        # the list stays one aggregate per page: no remediations there
+        listing = self.client.get(
+            reverse("modem_upgrader:api_batch_upgrade_operation_list")
+        ).json()
+        self.assertNotIn("remediations", listing["results"][0])
 
     def test_baseline_version_of_a_modem_known_before_its_usb_path(self):
         # the real stack's failure: a modem row created before any detection

@@ -2,7 +2,8 @@
 wrapper upgrade, through ``modem-health.sh`` (decisions in ``health.py``).
 
 * ``preflight()``: before anything is sent, one reading stored as the
-  baseline; a refusal is "not started: <reason>" (retried);
+  baseline; a refusal is "not started: <reason>" (read again until the
+  deadline, ``engine._retry_gate``);
 * ``verify_service()``: after the version read-back, one reading per
   follow-up until the service is back or ``service_timeout`` passed; with
   ``remediation`` the cheap steps are tried once on the way.
@@ -52,7 +53,11 @@ class HealthChecks:
         try:
             reading = self.read_health()
         except GarbageOutput as error:
-            raise PreflightRefused(f"not started: unreadable health reading ({error})")
+            # says nothing of the modem (a cut or garbled answer): retried
+            # within the attempts, not read again until the deadline
+            raise RecoverableModemFailure(
+                f"not started: unreadable health reading ({error})"
+            )
         self.recorder.health("baseline", reading)
         self.log(f"pre-flight reading: {summary(reading)}")
         if not options["preflight_checks"]:

@@ -18,6 +18,7 @@ in a private mount namespace where the router's own ``.ssh`` is bound over
 
 import atexit
 import glob
+import http.server
 import os
 import shutil
 import signal
@@ -25,6 +26,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from .modem import DEFAULT_STATE, ModemState, select_carrier_image, sim_from_word
@@ -186,6 +188,8 @@ class EmulatedRouter:
         self._modem_values = modem
         self._dropbear = None
         self._tmpfs_mounts = []
+        self._http_server = None
+        self.http_status = 204
         self.root = None
 
     # --- lifecycle ---------------------------------------------------------
@@ -204,6 +208,7 @@ class EmulatedRouter:
         self.modem = ModemState(self.root)
         self.modem.create(uci=self.uci, **self._modem_values)
         self._install_bin()
+        self.set_uptime(86400)
         try:
             if self.want_netns:
                 from .netns import Netns
@@ -223,6 +228,10 @@ class EmulatedRouter:
         if not self.root:
             return
         self._kill_router_processes()
+        if self._http_server:
+            self._http_server.shutdown()
+            self._http_server.server_close()
+            self._http_server = None
         if self.netns:
             self.netns.delete()
             self.netns = None
@@ -265,6 +274,7 @@ class EmulatedRouter:
             SYSFS_ROOT=self.sysfs_root,
             HOME=os.path.join(self.root, "home"),
             TMPDIR=self.tmp_dir,
+            PROC_UPTIME=os.path.join(self.root, "state", "uptime"),
         )
 
     def run(self, args, timeout=60, env=None, cwd=None, **kwargs):
@@ -343,6 +353,46 @@ class EmulatedRouter:
         if usb_id:
             values["usb_flashing_id"] = usb_id
         self.set_modem(**values)
+
+    def set_uptime(self, seconds):
+        """What the router's /proc/uptime says (seconds since boot)."""
+        with open(os.path.join(self.root, "state", "uptime"), "w") as f:
+            f.write(f"{seconds}.42 {seconds * 2}.17\n")
+
+    def set_power_source(self, word):
+        """An operator's power-source hook (``power_source_command``)
+        printing ``word``; returns its path on the router."""
+        path = os.path.join(self.root, "etc", "power-source")
+        with open(path, "w") as f:
+            f.write(f"#!/bin/sh\necho {word}\n")
+        os.chmod(path, 0o755)
+        return path
+
+    def serve_http(self):
+        """An HTTP reachability target on the loopback side of the router
+        (its data session's device is ``lo``): answers ``http_status``
+        to every GET. Returns its URL."""
+        if self.netns:
+            raise RuntimeError("serve_http: the target would be outside the netns")
+        if self._http_server is None:
+            router = self
+
+            class Target(http.server.BaseHTTPRequestHandler):
+                def do_GET(self):
+                    self.send_response(router.http_status)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+
+                def log_message(self, *args):
+                    pass
+
+            self._http_server = http.server.ThreadingHTTPServer(
+                ("127.0.0.1", 0), Target
+            )
+            threading.Thread(
+                target=self._http_server.serve_forever, daemon=True
+            ).start()
+        return f"http://127.0.0.1:{self._http_server.server_address[1]}/generate_204"
 
     def set_uci(self, **values):
         """``set_uci(**{'openwisp.http.url': ...})``"""

@@ -42,6 +42,9 @@ class TestReadings(HealthTestCase):
             "address": "127.0.0.1",
             "device": "lo",
             "reachable": "yes",
+            "http_status": "",
+            "uptime": 86400,
+            "power": "",
             "actions": "",
         }
         self.assertEqual(reading, expected)
@@ -82,6 +85,32 @@ class TestReadings(HealthTestCase):
         reading = self.reading("--interface", "wwan", "--target", "192.0.2.1")
         self.assertEqual((reading["data"], reading["reachable"]), ("up", "no"))
 
+    def test_http_target_through_the_interface(self):
+        url = self.router.serve_http()
+        reading = self.reading("--interface", "wwan", "--target", url)
+        self.assertEqual((reading["reachable"], reading["http_status"]), ("yes", "204"))
+        self.router.http_status = 503
+        reading = self.reading("--interface", "wwan", "--target", url)
+        self.assertEqual((reading["reachable"], reading["http_status"]), ("no", "503"))
+        # bound to the interface's device: nothing answers through a down one
+        self.router.set_modem(registration="searching")
+        reading = self.reading("--interface", "wwan", "--target", url)
+        self.assertEqual((reading["data"], reading["reachable"]), ("down", "no"))
+
+    def test_http_target_without_curl(self):
+        os.unlink(os.path.join(self.router.bin_dir, "curl"))
+        reading = self.reading("--interface", "wwan", "--target", "http://127.0.0.1/")
+        self.assertEqual(reading["reachable"], "unsupported")
+
+    def test_uptime_and_power_source_hook(self):
+        self.router.set_uptime(42)
+        self.assertEqual(self.reading()["power"], "")
+        hook = self.router.set_power_source("battery")
+        reading = self.reading("--power-command", hook)
+        self.assertEqual((reading["uptime"], reading["power"]), (42, "battery"))
+        hook = self.router.set_power_source("'Mains; reboot'")
+        self.assertEqual(self.reading("--power-command", hook)["power"], "unknown")
+
     def test_unknown_interface(self):
         reading = self.reading("--interface", "lte0")
         self.assertEqual(reading["data"], "unknown")
@@ -105,6 +134,9 @@ class TestReadings(HealthTestCase):
         for args in (
             ["--target", "127.0.0.1;reboot"],
             ["--target", "-c9"],
+            ["--target", "http://127.0.0.1/$(reboot)"],
+            ["--target", "file:///etc/passwd"],
+            ["--power-command", "relative/hook"],
             ["--interface", "wwan\nx"],
             ["--apply-apn", 'a",1'],
             ["--pdp-type", "PPP"],
