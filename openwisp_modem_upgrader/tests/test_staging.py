@@ -1,0 +1,208 @@
+"""Download ahead, flash in window, against a real emulated router.
+
+The window's opening is driven by the scheduler's injected clock
+(``drive(now=...)``): the engine decides staging or flashing from the
+same instant (the dispatch token), so no test waits for a window.
+"""
+
+import os
+import time
+from datetime import timedelta
+from unittest import mock
+
+from django.contrib.staticfiles.testing import StaticLiveServerTestCase
+from django.core.exceptions import ValidationError
+from django.test import TestCase
+from django.utils import timezone
+
+from .. import settings as app_settings
+from ..base.models import OperationStatus
+from ..device_contract import WORK_DIR
+from ..scheduler import drive
+from ..upgrade import cancel_upgrade, start_upgrade
+from ..upgraders.wrapper import scripts_size
+from . import ModemUpgradeOperation, TestModemUpgraderMixin
+from .test_engine import FAST, EngineTestMixin
+
+UNTOUCHED = "M0R.010000-B020"
+
+
+def window_ahead(now, hours=2):
+    """A daily window (UTC) that opens ``hours`` after ``now``: closed now."""
+    start = now + timedelta(hours=hours)
+    end = start + timedelta(hours=1)
+    return {
+        "window_start": start.time().replace(microsecond=0),
+        "window_end": end.time().replace(microsecond=0),
+        "window_timezone": "UTC",
+    }
+
+
+class StagingTestMixin(EngineTestMixin):
+    def setUp(self):
+        super().setUp()
+        # one start time in the window, not spread, unless a test says so
+        patcher = mock.patch.object(app_settings, "START_SPREAD", 0)
+        patcher.start()
+        self.addCleanup(patcher.stop)
+
+    def options(self, **options):
+        return dict(
+            FAST,
+            remote_dir=self.remote_dir,
+            tool_path=self.tool_path,
+            stage_ahead=True,
+            **options,
+        )
+
+    def start_staged_upgrade(self, **options):
+        operation = start_upgrade(
+            self.device,
+            self.image,
+            self.options(**options),
+            **window_ahead(timezone.now()),
+        )
+        return self.drive_until(operation, OperationStatus.STAGED)
+
+    def drive_until(self, operation, status, timeout=120, at=None):
+        """Scheduler passes (at ``at()``, default the real time) until the
+        operation reaches ``status``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            operation.refresh_from_db()
+            if operation.status == status:
+                return operation
+            drive(now=at() if at else timezone.now())
+            time.sleep(0.2)
+        self.fail(f"not {status} in {timeout}s: {operation.status} {operation.log}")
+
+    def staged_image(self):
+        return os.path.join(self.remote_dir, WORK_DIR, f"{self.image.sha256}.bin")
+
+    def seconds_until(self, when):
+        return (when - timezone.now()).total_seconds()
+
+
+class TestStaging(StagingTestMixin, StaticLiveServerTestCase):
+    def test_staged_outside_window_then_flashed_in_it_without_transfer(self):
+        operation = self.start_staged_upgrade()
+        opening = operation.next_window_opening(timezone.now())
+        # staged before the window: the image on the router, verified there
+        self.assertLess(operation.staged_at, opening)
+        self.assertIsNotNone(operation.staged_until)
+        self.assertFalse(operation.flash_started)
+        self.assertEqual(operation.attempts, 0)
+        self.assertIn("image staged: sha256 verified on the router", operation.log)
+        self.assertTrue(os.path.isfile(self.staged_image()))
+        self.assertEqual(self.router.modem_state()["firmware"], UNTOUCHED)
+        staged_bytes = operation.bytes_sent
+        self.assertGreaterEqual(staged_bytes, self.image.size)
+        # the window still closed: nothing more happens
+        drive(now=timezone.now())
+        operation.refresh_from_db()
+        self.assertEqual(operation.status, OperationStatus.STAGED)
+        self.assertEqual(operation.bytes_sent, staged_bytes)
+        # the window opens: flashed, and only the scripts were sent in it
+        operation = self.drive_to_end(operation, later=self.seconds_until(opening) + 60)
+        self.assertEqual(operation.status, OperationStatus.SUCCESS, operation.log)
+        self.assertEqual(operation.bytes_sent - staged_bytes, scripts_size())
+        self.assertIn("the router already holds this image", operation.log)
+        self.assertGreater(operation.started_at, operation.staged_at)
+        self.assertEqual(
+            self.router.modem_state()["firmware"], self.image.build.version
+        )
+
+    def test_staged_starts_are_spread_inside_the_window(self):
+        operation = self.start_staged_upgrade()
+        opening = operation.next_window_opening(timezone.now())
+        later = self.seconds_until(opening) + 60
+        with mock.patch.object(app_settings, "START_SPREAD", 600):
+            drive(now=timezone.now() + timedelta(seconds=later))
+            operation.refresh_from_db()
+            # waiting for its spread start, still staged
+            self.assertEqual(operation.status, OperationStatus.STAGED)
+            self.assertGreaterEqual(operation.not_before, opening)
+            self.assertLessEqual(
+                operation.not_before, opening + timedelta(seconds=60 + 600)
+            )
+            operation = self.drive_to_end(
+                operation, later=self.seconds_until(operation.not_before) + 1
+            )
+        self.assertEqual(operation.status, OperationStatus.SUCCESS, operation.log)
+
+    def test_cancel_removes_the_staged_image(self):
+        operation = self.start_staged_upgrade()
+        self.assertTrue(os.path.isfile(self.staged_image()))
+        cancel_upgrade(operation)
+        operation = self.drive_to_end(operation)
+        self.assertEqual(operation.status, OperationStatus.CANCELLED)
+        self.assertFalse(os.path.exists(self.staged_image()))
+        self.assertEqual(self.router.modem_state()["firmware"], UNTOUCHED)
+
+    def test_expiry_removes_the_staged_image(self):
+        with mock.patch.object(app_settings, "STAGED_IMAGE_EXPIRY", 600):
+            operation = self.start_staged_upgrade()
+        self.assertAlmostEqual(
+            (operation.staged_until - operation.staged_at).total_seconds(), 600, 0
+        )
+        # past the expiry, the window (two hours ahead) still closed
+        operation = self.drive_to_end(operation, later=1200)
+        self.assertEqual(operation.status, OperationStatus.FAILED)
+        self.assertIn("the staged image expired", operation.log)
+        self.assertFalse(os.path.exists(self.staged_image()))
+        self.assertEqual(self.router.modem_state()["firmware"], UNTOUCHED)
+
+    def test_staged_image_no_longer_matching_is_sent_again(self):
+        operation = self.start_staged_upgrade()
+        staged_bytes = operation.bytes_sent
+        # the copy on the router changes while it waits (same size)
+        with open(self.staged_image(), "r+b") as staged:
+            staged.seek(1000)
+            byte = staged.read(1)
+            staged.seek(1000)
+            staged.write(bytes([byte[0] ^ 0xFF]))
+        opening = operation.next_window_opening(timezone.now())
+        operation = self.drive_to_end(operation, later=self.seconds_until(opening) + 60)
+        self.assertEqual(operation.status, OperationStatus.SUCCESS, operation.log)
+        self.assertIn("does not match the image: sending all", operation.log)
+        self.assertEqual(
+            operation.bytes_sent - staged_bytes, scripts_size() + self.image.size
+        )
+
+    def test_new_upgrade_supersedes_the_staged_one(self):
+        staged = self.start_staged_upgrade()
+        # the same image, now, without a window: it finds the staged copy
+        operation = start_upgrade(
+            self.device, self.image, dict(self.options(), stage_ahead=False)
+        )
+        staged.refresh_from_db()
+        self.assertEqual(staged.status, OperationStatus.CANCELLED)
+        self.assertIn("Superseded by a new upgrade", staged.log)
+        operation = self.drive_to_end(operation)
+        self.assertEqual(operation.status, OperationStatus.SUCCESS, operation.log)
+        self.assertEqual(operation.bytes_sent, scripts_size())
+
+
+class TestStagingOptions(TestModemUpgraderMixin, TestCase):
+    def setUp(self):
+        super().setUp()
+        self.device = self._create_modem_device()
+        self.image = self._create_image()
+
+    def assertRefused(self, options, message, **schedule):
+        with self.assertRaises(ValidationError) as refused:
+            start_upgrade(self.device, self.image, options, usb_path="", **schedule)
+        self.assertIn(message, " ".join(refused.exception.messages))
+        self.assertFalse(ModemUpgradeOperation.objects.exists())
+
+    def test_stage_ahead_needs_a_window(self):
+        self.assertRefused(
+            {"stage_ahead": True}, "needs a maintenance window", window_start=None
+        )
+
+    def test_stage_ahead_is_a_boolean(self):
+        self.assertRefused(
+            {"stage_ahead": "yes"},
+            "stage_ahead: 'yes' is not of type 'boolean'",
+            **window_ahead(timezone.now()),
+        )
