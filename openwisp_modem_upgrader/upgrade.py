@@ -168,10 +168,9 @@ def cancel_upgrade(operation):
             finished_at=now,
             modified=now,
             log=Concat(F("log"), Value(_log_line(_("Cancelled by an operator.")))),
+            next_check_at=image_removal(now),
         )
     )
-    if updated:
-        request_image_removal(_operations().filter(pk=operation.pk))
     operation.refresh_from_db()
     if not updated:
         if operation.status in TERMINAL_STATUSES:
@@ -199,11 +198,7 @@ def cancel_batch(batch):
             finished_at=now,
             modified=now,
             log=Concat(F("log"), Value(_log_line(_("Cancelled by an operator.")))),
-        )
-        request_image_removal(
-            _operations().filter(
-                batch_id=batch.pk, status=OperationStatus.CANCELLED, finished_at=now
-            )
+            next_check_at=image_removal(now),
         )
     cancelled = list(
         _operations()
@@ -234,12 +229,13 @@ def image_kept_by_another(operation):
     )
 
 
-def request_image_removal(operations):
-    """Finished operations of ``operations`` that staged (or were staging)
-    their image ahead of the window: one more follow-up removes it from the
-    router (``engine._clean_up``)."""
-    operations.filter(upgrade_options__stage_ahead=True).update(
-        next_check_at=timezone.now()
+def image_removal(now):
+    """``next_check_at`` of operations being finished: an operation that
+    staged (or was staging) its image ahead of the window is read once more,
+    and the engine removes the image from the router (``_clean_up``)."""
+    return Case(
+        When(upgrade_options__stage_ahead=True, then=Value(now)),
+        default=F("next_check_at"),
     )
 
 

@@ -7,6 +7,7 @@ same instant (the dispatch token), so no test waits for a window.
 
 import os
 import time
+from datetime import time as datetime_time
 from datetime import timedelta
 from unittest import mock
 
@@ -19,10 +20,15 @@ from .. import settings as app_settings
 from ..base.models import OperationStatus
 from ..device_contract import WORK_DIR
 from ..scheduler import drive
+from ..swapper import load_model
 from ..upgrade import cancel_upgrade, start_upgrade
 from ..upgraders.wrapper import scripts_size
-from . import ModemUpgradeOperation, TestModemUpgraderMixin
+from . import ModemBatchUpgradeOperation, ModemUpgradeOperation, TestModemUpgraderMixin
+from .test_api import api_url
+from .test_api_rollout import RolloutApiMixin
 from .test_engine import FAST, EngineTestMixin
+
+ModemFirmwarePolicy = load_model("ModemFirmwarePolicy")
 
 UNTOUCHED = "M0R.010000-B020"
 
@@ -206,3 +212,77 @@ class TestStagingOptions(TestModemUpgraderMixin, TestCase):
             "stage_ahead: 'yes' is not of type 'boolean'",
             **window_ahead(timezone.now()),
         )
+
+
+class TestStagingApi(RolloutApiMixin, TestCase):
+    def test_single_upgrade_stage_ahead_without_window_refused(self):
+        url = api_url("device_modem_firmware", self.devices[0].pk)
+        response = self._json(
+            "put",
+            url,
+            {"image": str(self.image.pk), "upgrade_options": {"stage_ahead": True}},
+        )
+        self.assertEqual(response.status_code, 400, response.data)
+        self.assertIn("needs a maintenance window", str(response.data))
+        self.assertFalse(ModemUpgradeOperation.objects.exists())
+
+    def test_mass_upgrade_stage_ahead(self):
+        response = self._post_batch({"upgrade_options": {"stage_ahead": True}})
+        self.assertEqual(response.status_code, 400, response.data)
+        self.assertIn("needs a maintenance window", str(response.data))
+        self.assertFalse(ModemBatchUpgradeOperation.objects.exists())
+        response = self._post_batch(
+            {
+                "upgrade_options": {"stage_ahead": True},
+                "window_start": "01:00",
+                "window_end": "04:00",
+            }
+        )
+        self.assertEqual(response.status_code, 201, response.data)
+        batch = ModemBatchUpgradeOperation.objects.get(pk=response.data["id"])
+        self.assertIs(batch.upgrade_options["stage_ahead"], True)
+
+    def test_staged_status_shown(self):
+        batch = self._canary_batch(
+            upgrade_options={"stage_ahead": True},
+            window_start="01:00",
+            window_end="04:00",
+        )
+        operation = batch.operations.first()
+        now = timezone.now()
+        ModemUpgradeOperation.objects.filter(pk=operation.pk).update(
+            status=OperationStatus.STAGED,
+            staged_at=now,
+            staged_until=now + timedelta(days=7),
+        )
+        detail = self.client.get(api_url("upgrade_operation_detail", operation.pk))
+        self.assertEqual(detail.data["status"], "staged")
+        self.assertIsNotNone(detail.data["staged_at"])
+        self.assertIsNotNone(detail.data["staged_until"])
+        self.assertEqual(self._detail(batch)["status_counts"]["staged"], 1)
+        listed = self.client.get(
+            api_url("upgrade_operation_list"), {"status": "staged"}
+        )
+        self.assertEqual(listed.status_code, 200)
+        self.assertEqual(
+            [row["id"] for row in listed.data["results"]], [str(operation.pk)]
+        )
+
+
+class TestStagingPolicy(TestModemUpgraderMixin, TestCase):
+    def test_policy_stage_ahead_needs_a_window(self):
+        image = self._create_image()
+        policy = ModemFirmwarePolicy(
+            organization=self._get_org(),
+            build=image.build,
+            name="staged fleet",
+            upgrade_options={"stage_ahead": True},
+        )
+        with self.assertRaises(ValidationError) as refused:
+            policy.full_clean()
+        self.assertIn(
+            "needs a maintenance window", " ".join(refused.exception.messages)
+        )
+        policy.window_start = datetime_time(1)
+        policy.window_end = datetime_time(4)
+        policy.full_clean()
