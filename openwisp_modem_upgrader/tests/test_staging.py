@@ -5,6 +5,7 @@ The window's opening is driven by the scheduler's injected clock
 same instant (the dispatch token), so no test waits for a window.
 """
 
+import json
 import os
 import time
 from datetime import time as datetime_time
@@ -24,6 +25,7 @@ from ..swapper import load_model
 from ..upgrade import cancel_upgrade, start_upgrade
 from ..upgraders.wrapper import scripts_size
 from . import ModemBatchUpgradeOperation, ModemUpgradeOperation, TestModemUpgraderMixin
+from .test_admin_batch import MassUpgradeMixin
 from .test_api import api_url
 from .test_api_rollout import RolloutApiMixin
 from .test_engine import FAST, EngineTestMixin
@@ -286,3 +288,29 @@ class TestStagingPolicy(TestModemUpgraderMixin, TestCase):
         policy.window_start = datetime_time(1)
         policy.window_end = datetime_time(4)
         policy.full_clean()
+
+
+@mock.patch("openwisp_modem_upgrader.scheduler.publish_upgrade")
+class TestStagingMassUpgradeForm(MassUpgradeMixin, TestCase):
+    def _confirm(self, **data):
+        data = {
+            "organization": self.org.pk,
+            "confirm": "1",
+            "upgrade_options": json.dumps({"stage_ahead": True}),
+            **data,
+        }
+        with self.captureOnCommitCallbacks(execute=True):
+            return self.client.post(self.preview_url(), data)
+
+    def test_stage_ahead_offered_and_needs_a_window(self, delay):
+        self._devices(2)
+        response = self.client.get(self.preview_url())
+        self.assertContains(response, "Stage ahead of the window")
+        response = self._confirm()
+        self.assertEqual(response.status_code, 200)
+        self.assertContains(response, "needs a maintenance window")
+        self.assertFalse(ModemBatchUpgradeOperation.objects.exists())
+        response = self._confirm(window_start="01:00", window_end="04:00")
+        self.assertEqual(response.status_code, 302)
+        batch = ModemBatchUpgradeOperation.objects.get()
+        self.assertEqual(batch.upgrade_options, {"stage_ahead": True})
