@@ -322,8 +322,10 @@ def expire_waiting(now):
         Q(deadline__lt=now) | Q(deadline__isnull=True, batch__deadline__lt=now)
     )
     count = 0
-    for pk, status in expired.values_list("pk", "status"):
-        staged = status == OperationStatus.STAGED
+    for pk, staged_at in expired.values_list("pk", "staged_at"):
+        # staged ahead (waiting staged, or again after a failed attempt):
+        # the image is removed from the router
+        staged = staged_at is not None
         count += finish_operation(
             pk,
             OperationStatus.FAILED,

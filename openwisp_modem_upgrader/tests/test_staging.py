@@ -160,6 +160,21 @@ class TestStaging(StagingTestMixin, StaticLiveServerTestCase):
         self.assertFalse(os.path.exists(self.staged_image()))
         self.assertEqual(self.router.modem_state()["firmware"], UNTOUCHED)
 
+    def test_deadline_removes_the_staged_image(self):
+        deadline = timezone.now() + timedelta(minutes=20)
+        operation = start_upgrade(
+            self.device,
+            self.image,
+            self.options(),
+            deadline=deadline,
+            **window_ahead(timezone.now()),
+        )
+        operation = self.drive_until(operation, OperationStatus.STAGED)
+        operation = self.drive_to_end(operation, later=1800)
+        self.assertEqual(operation.status, OperationStatus.FAILED)
+        self.assertIn("not flashed before the deadline", operation.log)
+        self.assertFalse(os.path.exists(self.staged_image()))
+
     def test_staged_image_no_longer_matching_is_sent_again(self):
         operation = self.start_staged_upgrade()
         staged_bytes = operation.bytes_sent
