@@ -20,6 +20,7 @@ from django.utils import timezone
 from .. import settings as app_settings
 from ..base.models import OperationStatus
 from ..device_contract import WORK_DIR
+from ..policy import run_policies
 from ..scheduler import drive
 from ..swapper import load_model
 from ..upgrade import cancel_upgrade, start_upgrade
@@ -204,6 +205,33 @@ class TestStaging(StagingTestMixin, StaticLiveServerTestCase):
         operation = self.drive_to_end(operation)
         self.assertEqual(operation.status, OperationStatus.SUCCESS, operation.log)
         self.assertEqual(operation.bytes_sent, scripts_size())
+
+
+class TestPolicyStaging(StagingTestMixin, StaticLiveServerTestCase):
+    def test_policy_rollout_stages_then_flashes_in_the_window(self):
+        """A firmware policy's rollout (a mass upgrade): the enrolled modem
+        stages outside the policy's window, then flashes at its opening."""
+        policy = ModemFirmwarePolicy(
+            organization=self._get_org(),
+            build=self.image.build,
+            name="staged fleet",
+            upgrade_options=self.options(),
+            **window_ahead(timezone.now()),
+        )
+        policy.full_clean()
+        policy.save()
+        self.assertEqual(run_policies(), {str(policy.pk): 1})
+        policy.refresh_from_db()
+        (operation,) = policy.batch.operations.all()
+        operation = self.drive_until(operation, OperationStatus.STAGED)
+        self.assertTrue(os.path.isfile(self.staged_image()))
+        self.assertEqual(policy.batch.status_counts()[OperationStatus.STAGED], 1)
+        staged_bytes = operation.bytes_sent
+        opening = policy.batch.next_window_opening(timezone.now())
+        self.assertLess(operation.staged_at, opening)
+        operation = self.drive_to_end(operation, later=self.seconds_until(opening) + 60)
+        self.assertEqual(operation.status, OperationStatus.SUCCESS, operation.log)
+        self.assertEqual(operation.bytes_sent - staged_bytes, scripts_size())
 
 
 class TestStagingOptions(TestModemUpgraderMixin, TestCase):
