@@ -287,6 +287,26 @@ class TestStagingApi(RolloutApiMixin, TestCase):
         batch = ModemBatchUpgradeOperation.objects.get(pk=response.data["id"])
         self.assertIs(batch.upgrade_options["stage_ahead"], True)
 
+    def test_policy_stage_ahead(self):
+        data = {
+            "organization": str(self.org_a.pk),
+            "name": "staged fleet",
+            "build": str(self.build.pk),
+            "upgrade_options": {"stage_ahead": True},
+        }
+        url = api_url("firmware_policy_list")
+        response = self._json("post", url, data)
+        self.assertEqual(response.status_code, 400, response.data)
+        self.assertIn(
+            "needs a maintenance window", str(response.data["upgrade_options"])
+        )
+        self.assertFalse(ModemFirmwarePolicy.objects.exists())
+        data.update(window_start="01:00", window_end="04:00")
+        response = self._json("post", url, data)
+        self.assertEqual(response.status_code, 201, response.data)
+        policy = ModemFirmwarePolicy.objects.get()
+        self.assertEqual(policy.upgrade_options, {"stage_ahead": True})
+
     def test_staged_status_shown(self):
         batch = self._canary_batch(
             upgrade_options={"stage_ahead": True},
