@@ -15,6 +15,7 @@ from unittest import mock
 from django.contrib.staticfiles.testing import StaticLiveServerTestCase
 from django.core.exceptions import ValidationError
 from django.test import TestCase
+from django.urls import reverse
 from django.utils import timezone
 
 from .. import settings as app_settings
@@ -377,3 +378,39 @@ class TestStagingMassUpgradeForm(MassUpgradeMixin, TestCase):
         self.assertEqual(response.status_code, 302)
         batch = ModemBatchUpgradeOperation.objects.get()
         self.assertEqual(batch.upgrade_options, {"stage_ahead": True})
+
+    def test_staged_shown_on_the_admin_pages(self, delay):
+        self._devices(1)
+        response = self._confirm(window_start="01:00", window_end="04:00")
+        self.assertEqual(response.status_code, 302)
+        batch = ModemBatchUpgradeOperation.objects.get()
+        operation = batch.operations.get()
+        now = timezone.now()
+        ModemUpgradeOperation.objects.filter(pk=operation.pk).update(
+            status=OperationStatus.STAGED,
+            staged_at=now,
+            staged_until=now + timedelta(days=7),
+            progress=10,
+        )
+        opts = ModemUpgradeOperation._meta
+        page = self.client.get(
+            reverse(
+                f"admin:{opts.app_label}_{opts.model_name}_change", args=[operation.pk]
+            )
+        )
+        self.assertContains(page, "Image staged at")
+        self.assertContains(page, "Staged image expires at")
+        self.assertEqual(
+            [stage["state"] for stage in page.context["stages"]],
+            ["done", "todo", "todo", "todo", "todo"],
+        )
+        listed = self.client.get(
+            reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"),
+            {"status__exact": "staged"},
+        )
+        self.assertContains(listed, str(operation.device.name))
+        opts = ModemBatchUpgradeOperation._meta
+        page = self.client.get(
+            reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[batch.pk])
+        )
+        self.assertContains(page, "staged: image on the router, waiting for the window")
