@@ -86,6 +86,11 @@ SCRIPTS_DIR = "scripts"
 # the wrapper's files in <work dir>/<operation id>/
 JOURNAL_FILE = "journal"
 EXIT_CODE_FILE = "exit_code"
+# an image staged ahead of its window (``staged_image_command``)
+STAGED_IMAGE_SCRIPT = "staged-image.sh"
+# ``staged-image.sh verify``: the copy does not match its sha256 (removed);
+# ``remove``: a flashing wrapper runs (EXIT_BUSY), nothing removed
+STAGED_EXIT_MISMATCH = 3
 # printed by the server's journal read (``journal_read_command``)
 NO_JOURNAL_MARKER = "--no-journal--"
 EXIT_CODE_MARKER = "--exit-code--"
@@ -100,6 +105,23 @@ def router_paths(remote_dir, operation_id, image_name):
         "firmware": posixpath.join(base, f"{image_name}.bin"),
         "journal_dir": posixpath.join(base, str(operation_id)),
     }
+
+
+def staged_image_command(paths, action, sha256, quote):
+    """The shell command checking (``verify``) or removing (``remove``) an
+    image staged on the router, by ``staged-image.sh``. Without the scripts
+    (another upgrade's preparation replaced them, which also removed any
+    other image) a removal is a plain ``rm -f``."""
+    script = posixpath.join(paths["scripts"], STAGED_IMAGE_SCRIPT)
+    firmware = quote(paths["firmware"])
+    if action == "verify":
+        arguments = f"verify --firmware {firmware} --sha256 {quote(sha256)}"
+        return f"sh {quote(script)} {arguments}"
+    arguments = f"remove --workdir {quote(paths['base'])} --firmware {firmware}"
+    return (
+        f"if [ -f {quote(script)} ]; then sh {quote(script)} {arguments};"
+        f" else rm -f {firmware}; fi"
+    )
 
 
 def journal_read_command(journal_dir, seen, quote):

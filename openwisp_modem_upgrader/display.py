@@ -40,6 +40,12 @@ def stages(progress, status):
     when the operation ended there) or ``todo``."""
     if status == OperationStatus.IDLE:
         return [{"name": name, "state": "todo"} for _bound, name in STAGES]
+    if status == OperationStatus.STAGED:
+        # the image waits on the router for the window: transferred only
+        return [
+            {"name": name, "state": "done" if index == 0 else "todo"}
+            for index, (_bound, name) in enumerate(STAGES)
+        ]
     current = stage_index(progress, status)
     ended = status in (
         OperationStatus.FAILED,

@@ -43,13 +43,16 @@ from .exceptions import (
 )
 from .recorder import OperationRecorder
 from .ssh import working_connection
+from .staging import staged_until, stages_ahead, stages_now
 from .statuses import TERMINAL_STATUSES, OperationStatus
 from .swapper import load_model
 from .transfer import one_line, transfer_progressed
 from .upgrade import (
     finish_operation,
     holds_follow_lease,
+    image_kept_by_another,
     mark_in_progress,
+    mark_staged,
     note_finished,
     record_progress,
     record_transfer_progress,
@@ -64,6 +67,8 @@ from .upgraders.base import FLASHING
 
 logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = app_settings.RETRY_OPTIONS.get("max_retries", 2) + 1
+# ``_stage``'s result: the image waits on the router for the window
+STAGED = "staged"
 
 
 def _load(operation_id):
@@ -95,16 +100,26 @@ def run_operation(operation_id, task=None, dispatched_at=None):
         _run_carrier_switch(operation)
         return
     attempt = operation.attempts
+    # the scheduler's instant (an injected clock in tests): staging or
+    # flashing is decided as the scheduler decided it
+    staging = stages_now(operation, token or timezone.now())
     try:
         upgrader_class = _upgrader_class(operation)
-        record_progress(operation_id, message=f"attempt {attempt} of {MAX_ATTEMPTS}")
+        record_progress(
+            operation_id,
+            message=f"{'staging: ' if staging else ''}attempt {attempt} of "
+            f"{MAX_ATTEMPTS}",
+        )
         connection = _get_connection(operation.device)
         upgrader = _upgrader(upgrader_class, operation, connection)
         # a partial image is kept on the router only for a retry to continue
         upgrader.retry_follows = attempt < MAX_ATTEMPTS
         try:
-            result = upgrader.start(operation.image)
-            if result != FLASHING:
+            if staging:
+                result = _stage(operation, upgrader)
+            else:
+                result = upgrader.start(operation.image)
+            if result not in (FLASHING, STAGED):
                 verify_reading(operation, upgrader)
         finally:
             connection.disconnect()
@@ -116,6 +131,8 @@ def run_operation(operation_id, task=None, dispatched_at=None):
     except Exception as error:
         settle(operation, error)
     else:
+        if result == STAGED:
+            return
         if result == FLASHING:
             save_follow_state(
                 operation_id, upgrader.state, app_settings.FOLLOW_INTERVAL
@@ -147,6 +164,15 @@ def _run_carrier_switch(operation):
     else:
         if message is not None:  # None: cancelled before the switch
             finish_operation(operation.pk, OperationStatus.SUCCESS, message)
+
+
+def _stage(operation, upgrader):
+    """The image sent and verified on the router, the flash left to the
+    window (staging.py); an upgrade cancelled meanwhile has it removed."""
+    upgrader.stage(operation.image)
+    if not mark_staged(operation.pk, staged_until(timezone.now())):
+        upgrader.remove_staged_image()
+    return STAGED
 
 
 def follow_operation(operation_id, lease=None):
@@ -270,8 +296,12 @@ def _keep_following(operation, state):
 
 def _clean_up(operation):
     stop_following(operation.pk)
-    if not operation.flash_started or operation.image is None:
+    if operation.image is None:
         return
+    if not (operation.flash_started or stages_ahead(operation)):
+        return
+    if image_kept_by_another(operation):
+        return  # the device's next upgrade sends the same image: it stays
     try:
         connection = _get_connection(operation.device)
     except RecoverableModemFailure:

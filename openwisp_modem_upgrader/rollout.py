@@ -304,7 +304,7 @@ def refresh_batch(batch_id, finished_operation_id=None):
         if batch is None:
             return
         counts = batch.status_counts()
-        if counts[OperationStatus.IDLE] or counts[OperationStatus.IN_PROGRESS]:
+        if any(counts[status] for status in ACTIVE_STATUSES):
             stop_on_failures(batch, counts, finished_operation_id)
             return
         if _kept_open(batch):

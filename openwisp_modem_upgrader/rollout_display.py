@@ -12,9 +12,9 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .base.models import TERMINAL_STATUSES, OperationStatus
+from .base.models import TERMINAL_STATUSES
 from .base.rollout import ROLLOUT_FIELDS, RolloutState  # noqa: F401 (API, admin)
-from .statuses import in_flight
+from .statuses import WAITING_STATUSES, in_flight
 from .swapper import load_model
 
 # what splits a batch's devices into waves (the dry run shows the waves)
@@ -97,7 +97,7 @@ def rollout_annotations():
         "count_in_flight": _per_batch(in_flight(operations), Count("pk")),
         # not queued yet (retries waiting for their backoff included)
         "count_waiting": _per_batch(
-            operations.filter(status=OperationStatus.IDLE, dispatched_at__isnull=True),
+            operations.filter(status__in=WAITING_STATUSES, dispatched_at__isnull=True),
             Count("pk"),
         ),
         # 0 until the devices are fanned out into waves

@@ -27,10 +27,12 @@ from .batch import release_next_modems
 from .engine import recover_lost_workers
 from .publish import QUEUED_KEY
 from .rollout import advance_waves, locked_batch, stop_on_failures, touch_batches
+from .staging import expire_staged, stageable, stages_now
 from .start_spread import spread_single, spread_starts
 from .statuses import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
+    WAITING_STATUSES,
     OperationStatus,
     RolloutState,
     in_flight,
@@ -116,7 +118,33 @@ def _dispatch_once(now):
         _publish(rows, now)
         published += len(rows)
         free -= len(rows)
+    if free > 0:
+        published += _claim_and_publish(_to_stage(now, free), now)
     return published
+
+
+def _to_stage(now, free):
+    """Upgrades that stage their image outside their window (staging.py),
+    with the slots the upgrades starting now left: at most ``free``, and
+    within each mass upgrade's concurrency limit."""
+    chosen, room = [], {}
+    candidates = stageable(now).select_related("batch").order_by("created")
+    for operation in candidates[: free * 4]:
+        if len(chosen) >= free:
+            break
+        if not stages_now(operation, now):
+            continue
+        if operation.batch_id:
+            if operation.batch_id not in room:
+                batch_operations = _operations().filter(batch_id=operation.batch_id)
+                room[operation.batch_id] = (
+                    operation.batch.max_concurrent - in_flight(batch_operations).count()
+                )
+            if room[operation.batch_id] <= 0:
+                continue
+            room[operation.batch_id] -= 1
+        chosen.append(operation.pk)
+    return chosen
 
 
 def _claim_batch(batch_id, now, free):
@@ -215,6 +243,7 @@ def drive(now=None):
     now = now or timezone.now()
     result = {
         "expired": expire_waiting(now),
+        "staged_expired": expire_staged(now),
         "lost_workers": recover_lost_workers(now),
         "republished": republish_lost_messages(now),
         "fanned_out_again": republish_lost_fan_outs(now),
@@ -252,7 +281,7 @@ def republish_lost_messages(now):
     their message may be lost (a broker restarted without persistence).
     Publishing again is safe: only one delivery can start an operation."""
     limit = now - timedelta(seconds=app_settings.REPUBLISH_AFTER)
-    stale = _operations().filter(status=OperationStatus.IDLE, dispatched_at__lt=limit)
+    stale = _operations().filter(status__in=WAITING_STATUSES, dispatched_at__lt=limit)
     rows = list(stale.values_list("pk", "upgrade_options", "image__type")[:1000])
     if rows:
         mark_dispatched([row[0] for row in rows], now)
@@ -287,16 +316,24 @@ def expire_waiting(now):
     """Operations not started by their (or their batch's) deadline."""
     # not queued yet, whether or not a retry backoff is pending
     not_started = _operations().filter(
-        status=OperationStatus.IDLE, dispatched_at__isnull=True
+        status__in=WAITING_STATUSES, dispatched_at__isnull=True
     )
     expired = not_started.filter(
         Q(deadline__lt=now) | Q(deadline__isnull=True, batch__deadline__lt=now)
     )
     count = 0
-    for pk in expired.values_list("pk", flat=True):
+    for pk, staged_at in expired.values_list("pk", "staged_at"):
+        # staged ahead (waiting staged, or again after a failed attempt):
+        # the image is removed from the router
+        staged = staged_at is not None
         count += finish_operation(
             pk,
             OperationStatus.FAILED,
-            "not started before the deadline: nothing was sent to the router",
+            (
+                "not flashed before the deadline: the staged image is removed"
+                if staged
+                else "not started before the deadline: nothing was sent to the router"
+            ),
+            clean_up=staged,
         )
     return count

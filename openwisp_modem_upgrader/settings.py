@@ -153,6 +153,12 @@ FOLLOW_LEASE = getattr(settings, "OPENWISP_MODEM_UPGRADER_FOLLOW_LEASE", 300)
 # and the deadline), so a fleet does not reach one cell tower or VPN
 # concentrator in the same second; 0 starts them at once.
 START_SPREAD = getattr(settings, "OPENWISP_MODEM_UPGRADER_START_SPREAD", 900)
+# How long an image staged ahead of its window (the "stage_ahead" upgrade
+# option) may wait on the router for the flash: past it the upgrade fails
+# and the image is removed (it holds the router's storage, often its RAM).
+STAGED_IMAGE_EXPIRY = getattr(
+    settings, "OPENWISP_MODEM_UPGRADER_STAGED_IMAGE_EXPIRY", 7 * 24 * 3600
+)
 # How long an offline router is waited for when the batch has no deadline.
 OFFLINE_WAIT = getattr(settings, "OPENWISP_MODEM_UPGRADER_OFFLINE_WAIT", 24 * 3600)
 # Seconds between two readings of a refused pre-flight gate (health.py): a

@@ -31,9 +31,14 @@ class OperationStatus(models.TextChoices):
     # not come back (health verification, health.py): a failure for
     # rollouts and notifications, distinct from a failed flash
     NO_SERVICE = "no-service", _("flashed, service not restored")
+    # the image is on the router, its checksum verified there, and the
+    # flash waits for the maintenance window (staging.py)
+    STAGED = "staged", _("staged: image on the router, waiting for the window")
 
 
-ACTIVE_STATUSES = (OperationStatus.IDLE, OperationStatus.IN_PROGRESS)
+# not started, or started and put back: what the scheduler may queue
+WAITING_STATUSES = (OperationStatus.IDLE, OperationStatus.STAGED)
+ACTIVE_STATUSES = WAITING_STATUSES + (OperationStatus.IN_PROGRESS,)
 TERMINAL_STATUSES = (
     OperationStatus.SUCCESS,
     OperationStatus.FAILED,
@@ -102,7 +107,7 @@ def in_flight(operations):
     """Queued for a worker or running: what the concurrency limits count."""
     return operations.filter(
         Q(status=OperationStatus.IN_PROGRESS)
-        | Q(status=OperationStatus.IDLE, dispatched_at__isnull=False)
+        | Q(status__in=WAITING_STATUSES, dispatched_at__isnull=False)
     )
 
 
@@ -110,7 +115,7 @@ def waiting(operations, now):
     """Not queued yet, no retry backoff pending, and not waiting for the
     upgrade of another modem of the router (``runs_after``)."""
     return operations.filter(
-        status=OperationStatus.IDLE, dispatched_at__isnull=True, runs_after=None
+        status__in=WAITING_STATUSES, dispatched_at__isnull=True, runs_after=None
     ).filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
 
 

@@ -32,7 +32,12 @@ from .rollout import (
     refresh_batch,
 )
 from .signals import modem_upgrade_finished, send_after_commit
-from .statuses import ACTIVE_STATUSES, TERMINAL_STATUSES, OperationStatus
+from .statuses import (
+    ACTIVE_STATUSES,
+    TERMINAL_STATUSES,
+    WAITING_STATUSES,
+    OperationStatus,
+)
 from .swapper import load_model
 
 logger = logging.getLogger(__name__)
@@ -73,9 +78,13 @@ def start_upgrade(
         usb_path=usb_path,
         **schedule,
     )
-    operation.full_clean()
+    # the one-upgrade-per-device constraint is checked once a staged
+    # upgrade of the device is superseded (and stays if the check fails)
+    operation.full_clean(validate_constraints=False)
     try:
         with transaction.atomic():
+            supersede_staged(device)
+            operation.validate_constraints()
             operation.save()
             assign_target_image(_operations().filter(pk=operation.pk))
     except IntegrityError:
@@ -85,6 +94,28 @@ def start_upgrade(
         )
     transaction.on_commit(publish.dispatch_soon)
     return operation
+
+
+def supersede_staged(device):
+    """A new upgrade of ``device`` supersedes its upgrade waiting staged
+    (not queued yet): that one is cancelled and its image removed from the
+    router (unless the new upgrade sends the same image: then it stays and
+    the new one sends nothing). How many were superseded."""
+    staged = _operations().filter(
+        device=device, status=OperationStatus.STAGED, dispatched_at__isnull=True
+    )
+    count = 0
+    for pk in staged.values_list("pk", flat=True):
+        count += finish_operation(
+            pk,
+            OperationStatus.CANCELLED,
+            _(
+                "Superseded by a new upgrade of the device: the staged image "
+                "is removed."
+            ),
+            clean_up=True,
+        )
+    return count
 
 
 def target_usb_path(device, build):
@@ -137,6 +168,7 @@ def cancel_upgrade(operation):
             finished_at=now,
             modified=now,
             log=Concat(F("log"), Value(_log_line(_("Cancelled by an operator.")))),
+            next_check_at=image_removal(now),
         )
     )
     operation.refresh_from_db()
@@ -166,6 +198,7 @@ def cancel_batch(batch):
             finished_at=now,
             modified=now,
             log=Concat(F("log"), Value(_log_line(_("Cancelled by an operator.")))),
+            next_check_at=image_removal(now),
         )
     cancelled = list(
         _operations()
@@ -181,6 +214,58 @@ def cancel_batch(batch):
     return cancelled, refused
 
 
+def image_kept_by_another(operation):
+    """Whether another active upgrade of the operation's device sends the
+    same image (same content, same file on the router)."""
+    return (
+        _operations()
+        .filter(
+            device_id=operation.device_id,
+            status__in=ACTIVE_STATUSES,
+            image__sha256=operation.image.sha256,
+        )
+        .exclude(pk=operation.pk)
+        .exists()
+    )
+
+
+def image_removal(now):
+    """``next_check_at`` of operations being finished: an operation that
+    staged (or was staging) its image ahead of the window is read once more,
+    and the engine removes the image from the router (``_clean_up``)."""
+    return Case(
+        When(upgrade_options__stage_ahead=True, then=Value(now)),
+        default=F("next_check_at"),
+    )
+
+
+def mark_staged(operation_id, staged_until):
+    """in-progress -> staged: the image is on the router, verified, and
+    the flash waits for the window (queued there like a waiting upgrade);
+    False when cancelled meanwhile. Staging is not an attempt."""
+    now = timezone.now()
+    message = _(
+        "Staged: the flash waits for the window (the image is kept on the "
+        "router until %(until)s UTC)."
+    ) % {"until": f"{staged_until:%Y-%m-%d %H:%M}"}
+    return bool(
+        _operations()
+        .filter(
+            pk=operation_id, status=OperationStatus.IN_PROGRESS, flash_started=False
+        )
+        .update(
+            status=OperationStatus.STAGED,
+            staged_at=now,
+            staged_until=staged_until,
+            dispatched_at=None,
+            attempts=Greatest(F("attempts") - 1, Value(0)),
+            last_progress_at=now,
+            modified=now,
+            log=Concat(F("log"), Value(_log_line(message))),
+        )
+    )
+
+
 def mark_in_progress(operation_id, dispatched_at=None):
     """idle -> in-progress; False when another worker has it or it finished.
 
@@ -193,7 +278,7 @@ def mark_in_progress(operation_id, dispatched_at=None):
     stop or a pause, it goes back to waiting.
     """
     now = timezone.now()
-    filters = {"pk": operation_id, "status": OperationStatus.IDLE}
+    filters = {"pk": operation_id, "status__in": WAITING_STATUSES}
     if dispatched_at is not None:
         filters["dispatched_at"] = dispatched_at
     with transaction.atomic():
@@ -454,7 +539,7 @@ def claim_for_dispatch(operation_ids, now):
         _operations()
         .filter(
             pk__in=operation_ids,
-            status=OperationStatus.IDLE,
+            status__in=WAITING_STATUSES,
             dispatched_at__isnull=True,
         )
         .update(dispatched_at=now)

@@ -28,7 +28,7 @@ from ..rollout_display import (
     display_state,
     rollout_counts,
 )
-from ..statuses import FAILED_STATUSES
+from ..statuses import FAILED_STATUSES, WAITING_STATUSES
 from ..swapper import load_model
 from ..upgrade import cancel_batch
 from .operations import LiveProgressAdminMixin, redirect_back
@@ -146,7 +146,7 @@ def resume_message(before, batch):
         message = _("The mass upgrade is resumed.")
     operations = batch.operations.filter(wave__lte=batch.current_wave)
     startable = operations.filter(
-        status=OperationStatus.IDLE, dispatched_at__isnull=True
+        status__in=WAITING_STATUSES, dispatched_at__isnull=True
     ).exists()
     later = batch.operations.filter(wave__gt=batch.current_wave).exists()
     hint = start_hint(batch)

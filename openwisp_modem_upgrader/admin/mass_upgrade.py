@@ -126,7 +126,19 @@ class MassUpgradeForm(UpgradeOptionsFormMixin, forms.Form):
                 )
             except ValidationError as error:
                 self.add_batch_errors(error)
+            self.clean_stage_ahead()
         return cleaned_data
+
+    def clean_stage_ahead(self):
+        """Staging ahead needs a window: said with the preview, not only
+        at the confirmation."""
+        batch = ModemBatchUpgradeOperation(
+            upgrade_options=self.cleaned_options or {}, **self.rollout_options()
+        )
+        try:
+            batch.clean_stage_ahead(batch)
+        except ValidationError as error:
+            self.add_batch_errors(error)
 
     def rollout_options(self):
         return {

@@ -93,6 +93,9 @@ class ModemUpgradeOperationAdmin(
         "attempts",
         "wave",
         "created",
+        # download ahead, flash in window (empty unless staged)
+        "staged_at",
+        "staged_until",
         "started_at",
         "finished_at",
     )

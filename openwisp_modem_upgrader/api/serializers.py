@@ -199,6 +199,8 @@ class StatusCountsSerializer(serializers.Serializer):
     cancelled = serializers.IntegerField()
     # flashed, service not restored (health verification)
     no_service = serializers.IntegerField(source="no-service")
+    # image on the router, waiting for the window (staging)
+    staged = serializers.IntegerField()
 
 
 class RatesSerializer(serializers.Serializer):
@@ -718,6 +720,9 @@ class UpgradeOperationSerializer(ReadOnlyBlankMixin, serializers.ModelSerializer
                 "started_at",
                 "last_progress_at",
                 "finished_at",
+                # download ahead, flash in window (the stage_ahead option)
+                "staged_at",
+                "staged_until",
             )
             + TIMESTAMPS
         )

@@ -82,6 +82,21 @@ class UpgradeOptionsMixin(models.Model):
             raise ValidationError({"upgrade_options": str(error)})
         upgrader_class.validate_upgrade_options(self.upgrade_options)
 
+    def clean_stage_ahead(self, schedule):
+        """Staging waits for a window: without one there is nothing to
+        stage ahead of (``schedule`` holds the window: the batch's for a
+        device of a mass upgrade)."""
+        stage_ahead = (self.upgrade_options or {}).get("stage_ahead")
+        if stage_ahead is True and not schedule.has_window:
+            raise ValidationError(
+                {
+                    "upgrade_options": _(
+                        "stage_ahead: staging the image ahead of the window "
+                        "needs a maintenance window (window start and end)."
+                    )
+                }
+            )
+
 
 class AbstractModemCategory(ShareableOrgMixin, TimeStampedEditableModel):
     name = models.CharField(max_length=64, db_index=True)
@@ -648,6 +663,23 @@ class AbstractModemUpgradeOperation(
     # most bytes of the image the router was known to hold after an
     # interrupted transfer: an attempt that goes beyond made progress
     transfer_confirmed = models.PositiveBigIntegerField(default=0, editable=False)
+    # staging (the "stage_ahead" option, staging.py): when the image was
+    # transferred and verified on the router ahead of the window, and until
+    # when it may wait there for the flash
+    staged_at = models.DateTimeField(
+        _("image staged at"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("the image was transferred and verified on the router then"),
+    )
+    staged_until = models.DateTimeField(
+        _("staged image expires at"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("not flashed by then: the upgrade fails, the image is removed"),
+    )
     follow_state = models.JSONField(default=dict, blank=True, editable=False)
     # the upgrade whose service was not restored and that this one flashes
     # back to its previous build (health remediation): never remediated again
@@ -692,7 +724,9 @@ class AbstractModemUpgradeOperation(
             # device (the next modems of a router wait outside it)
             models.UniqueConstraint(
                 fields=["device"],
-                condition=Q(status__in=["idle", "in-progress"], runs_after=None),
+                condition=Q(
+                    status__in=["idle", "in-progress", "staged"], runs_after=None
+                ),
                 name="%(app_label)s_%(class)s_one_active_per_device",
                 violation_error_message=_(
                     "Another modem upgrade is already running on this device."
@@ -758,6 +792,7 @@ class AbstractModemUpgradeOperation(
             self.check_upgrader_supports(targeted)
         self.clean_schedule()
         self.validate_upgrade_options(self.image.type)
+        self.clean_stage_ahead(self.batch if self.batch_id else self)
 
     def check_upgrader_supports(self, modems):
         """The image's upgrader declares the model of the targeted modem
@@ -873,6 +908,7 @@ class AbstractModemBatchUpgradeOperation(
             upgrader_types = self.build.images.values_list("type", flat=True)
             for upgrader_type in set(upgrader_types):
                 self.validate_upgrade_options(upgrader_type)
+        self.clean_stage_ahead(self)
 
     def _validate_device_ids(self):
         """A list of ids of devices of the batch's organization, or empty."""
@@ -1045,6 +1081,7 @@ class AbstractModemFirmwarePolicy(
             upgrader_types = self.build.images.values_list("type", flat=True)
             for upgrader_type in set(upgrader_types):
                 check(self.validate_upgrade_options, upgrader_type)
+        check(self.clean_stage_ahead, self)
         if errors:
             raise ValidationError(errors)
 

@@ -853,6 +853,7 @@ class TestUpgradeApi(ApiTestMixin, TestCase):
                 "aborted": 0,
                 "cancelled": 0,
                 "no_service": 0,
+                "staged": 0,
             },
         )
         self.assertEqual(

@@ -254,6 +254,15 @@ class BaseModemUpgrader:
         with ``poll()`` instead."""
         return "the worker stopped during the flash"
 
+    def stage(self, image):
+        """Transfers the image and verifies it on the router without
+        flashing (the ``stage_ahead`` option: the flash waits for the
+        window, and its ``start()`` then sends nothing). Upgraders that
+        offer the option in their ``SCHEMA`` implement it."""
+        raise IrrecoverableModemFailure(
+            "this upgrader cannot stage an image ahead of the window"
+        )
+
     def clean_up(self, image):
         """Best effort after an outcome reported by the router itself (e.g.
         remove the image from the router); not called after a success.

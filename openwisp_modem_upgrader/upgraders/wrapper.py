@@ -28,12 +28,14 @@ from ..device_contract import (
     EXIT_BUSY,
     EXIT_RECOVERABLE,
     EXIT_SUCCESS,
+    STAGED_EXIT_MISMATCH,
     detected_version,
     flashed_modem,
     journal_read_command,
     parse_journal_read,
     parse_modem_list,
     router_paths,
+    staged_image_command,
 )
 from ..device_scripts import scripts_dir
 from ..exceptions import (
@@ -145,6 +147,14 @@ def wrapper_options(title, tool_path, tool_args_title, required=()):
                 "maximum": 3600,
                 "default": 300,
             },
+            "stage_ahead": {
+                "type": "boolean",
+                "title": (
+                    "Stage ahead of the window: transfer and verify the image "
+                    "at any time, flash only inside the maintenance window"
+                ),
+                "default": False,
+            },
             "verify_checksum": {
                 "type": "boolean",
                 "title": "Verify the image checksum on the router",
@@ -215,6 +225,56 @@ class WrapperUpgrader(HealthChecks, BaseModemUpgrader):
         self.state["wrapper_started"] = True
         return FLASHING
 
+    def stage(self, image):
+        """Sends what the router lacks of the image and verifies its
+        checksum there, then stops: the flash waits for the window, and its
+        transfer then finds the image and sends nothing (skip-if-present).
+        No pre-flight reading: the service is read when the flash starts."""
+        self.begin(image)
+        self.wrapper_may_run = False
+        try:
+            self.prepare_router(preflight=False)
+            self.transfer_firmware()
+            self.verify_staged_image()
+        except RouterBusy:
+            raise
+        except RecoverableModemFailure as error:
+            resumed = transfer_progressed(error, self.operation.transfer_confirmed)
+            self.leave_router_as_found(keep_image=self.retry_follows or resumed)
+            raise
+        except BaseException:
+            self.leave_router_as_found()
+            raise
+
+    def verify_staged_image(self):
+        command = staged_image_command(
+            self.paths, "verify", self.image.sha256, shlex.quote
+        )
+        output, code = self.shell.run_raw(command, timeout=600, exit_codes=None)
+        if code == STAGED_EXIT_MISMATCH:
+            # removed by the router: the next attempt sends it all again
+            raise RecoverableModemFailure(
+                "the staged image does not match its sha256 on the router: "
+                "removed there, transferred again at the next attempt"
+            )
+        if code != EXIT_SUCCESS:
+            detail = " ".join(output.split())[-200:]
+            raise IrrecoverableModemFailure(
+                f"the router could not verify the staged image (exit {code}): {detail}"
+            )
+        self.log("image staged: sha256 verified on the router", progress=10)
+
+    def remove_staged_image(self):
+        """Removes the staged image (cancelled, superseded, expired); a
+        flashing wrapper on the router keeps it (it may be flashing it)."""
+        command = staged_image_command(self.paths, "remove", "", shlex.quote)
+        output, code = self.shell.run_raw(command, timeout=60, exit_codes=None)
+        if code != EXIT_SUCCESS:
+            raise RecoverableModemFailure(
+                f"the staged image was not removed (exit {code}): "
+                f"{' '.join(output.split())[-200:]}"
+            )
+
     def begin(self, image):
         self.check_shell_values(image)
         self.shell = RouterShell(self.connection)
@@ -246,7 +306,10 @@ class WrapperUpgrader(HealthChecks, BaseModemUpgrader):
     def clean_up(self, image):
         try:
             self.begin(image)
-            self.remove_firmware()
+            if self.options.get("stage_ahead") and not self.operation.flash_started:
+                self.remove_staged_image()
+            else:
+                self.remove_firmware()
         except Exception:  # best effort: tmpfs is cleared at reboot
             pass
 
@@ -278,7 +341,7 @@ class WrapperUpgrader(HealthChecks, BaseModemUpgrader):
             if not full_match(pattern, value):
                 raise IrrecoverableModemFailure(f"invalid build {name}: {value!r}")
 
-    def prepare_router(self):
+    def prepare_router(self, preflight=True):
         """Checks the router, reads what it holds of the image, sends the scripts.
 
         Round trips are what cost on a cellular link: one command (no other
@@ -311,7 +374,8 @@ class WrapperUpgrader(HealthChecks, BaseModemUpgrader):
             )
         upload_directory(self.shell.transport, scripts_dir(), paths["scripts"])
         self.recorder.bytes_sent(scripts_size())
-        self.preflight()
+        if preflight:
+            self.preflight()
 
     def _prepare_command(self):
         quote = shlex.quote
