@@ -252,6 +252,13 @@ class TestStagingOptions(TestModemUpgraderMixin, TestCase):
             {"stage_ahead": True}, "needs a maintenance window", window_start=None
         )
 
+    def test_stage_ahead_with_pull_mode_refused(self):
+        self.assertRefused(
+            {"stage_ahead": True, "transfer_mode": "pull"},
+            "cannot be combined with transfer_mode pull",
+            **window_ahead(timezone.now()),
+        )
+
     def test_stage_ahead_is_a_boolean(self):
         self.assertRefused(
             {"stage_ahead": "yes"},

@@ -410,6 +410,22 @@ class WrapperUpgrader(HealthChecks, BaseModemUpgrader):
             return None
 
     @classmethod
+    def validate_upgrade_options(cls, options):
+        super().validate_upgrade_options(options)
+        if (options or {}).get("stage_ahead") is True and cls.pulls(options):
+            # stage() sends the image over SSH; a pulling wrapper would then
+            # ask the server for bytes past the end of its complete copy
+            raise ValidationError(
+                {
+                    "upgrade_options": [
+                        "stage_ahead: staging sends the image over SSH (push "
+                        "transfer mode); it cannot be combined with "
+                        "transfer_mode pull"
+                    ]
+                }
+            )
+
+    @classmethod
     def pulls(cls, options):
         """Whether the router downloads the image itself (``transfer_mode``)."""
         return cls.get_options(options).get("transfer_mode") == TransferMode.PULL
