@@ -67,7 +67,9 @@ DB_NAME = "modem_upgrader_load"
 REPORT_PATH = "/api/v1/modem-upgrader/upgrade-operation/{pk}/?key={key}"
 CONTROLLER_PATH = "/controller/device/report-status/{pk}/"
 REPLAY_EVERY = 20
-SERVER_LOG = os.path.join(ROOT, ".pg", "load-server.log")
+# the cluster of scripts/postgres.sh (PG_DIR, as that script reads it)
+PG_DIR = os.environ.get("PG_DIR") or os.path.join(ROOT, ".pg")
+SERVER_LOG = os.path.join(PG_DIR, "load-server.log")
 SERVERS = ("gunicorn", "gunicorn-sync", "uvicorn", "daphne")
 
 
@@ -119,7 +121,7 @@ def start_postgres():
 
 
 def postmaster_pid():
-    with open(os.path.join(ROOT, ".pg", "data", "postmaster.pid")) as pidfile:
+    with open(os.path.join(PG_DIR, "data", "postmaster.pid")) as pidfile:
         return int(pidfile.readline())
 
 
