@@ -322,6 +322,8 @@ def _summary(batch, annotated, limit):
         )
         rows = cursor.fetchall()
     eligible, excluded, not_detected, multi_modem, matching = rows[0][:5]
+    # PostgreSQL sums integers as numeric (a Decimal), SQLite as an integer
+    matching = int(matching)
     every = batch.modems == ModemSelection.EVERY
     counts = {
         "devices_count": eligible,
