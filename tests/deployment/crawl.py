@@ -291,7 +291,11 @@ def api_pages(objects):
         # the actions (cancel, pause, detect, acknowledge...) are POSTs
         posted = pattern.name.endswith(
             ("_cancel", "_pause", "_resume", "_retry_failed", "_detect_modems")
-        ) or pattern.name in ("api_device_acknowledge_modem_change",)
+        ) or pattern.name in (
+            "api_device_acknowledge_modem_change",
+            "api_device_select_carrier_image",
+            "api_device_recover_modem",
+        )
         pages.append((pattern.name, url, None if posted else (200,)))
     pages += [
         (
