@@ -9,9 +9,7 @@ The engine calls ``switch_carrier_image`` instead of an upgrader's
 (``engine.settle``): the same log, retries, notifications and history.
 """
 
-import os
 import shlex
-from functools import lru_cache
 
 from django.utils import timezone
 
@@ -25,7 +23,7 @@ from .device_contract import (
     excerpt,
     parse_carrier_select,
 )
-from .device_scripts import scripts_dir
+from .device_scripts import bundled_script
 from .exceptions import IrrecoverableModemFailure, RecoverableModemFailure
 from .shell_values import USB_PATH, full_match
 from .ssh import RouterShell
@@ -50,26 +48,9 @@ SCRIPT_TIMEOUT = MODEM_WAIT + 60
 OUTCOME_TIMEOUT = SCRIPT_TIMEOUT + 60
 
 
-@lru_cache(maxsize=1)
 def carrier_select_script():
-    """carrier-select.sh with lib/common.sh, lib/carrier.sh and
-    at-command.sh inlined (sent on the standard input of ``sh -s``)."""
-
-    def read(name):
-        with open(os.path.join(scripts_dir(), name)) as f:
-            return f.read()
-
-    at_command = read("at-command.sh").split("\n", 1)[1]
-    return (
-        "CARRIER_SELECT_BUNDLED=1\n"
-        "at_command_bundled() {\n"
-        f"{at_command}\n"
-        "}\n"
-        "AT_HELPER=${AT_HELPER:-at_command_bundled}\n"
-        f"{read('lib/common.sh')}\n"
-        f"{read('lib/carrier.sh')}\n"
-        f"{read(CARRIER_SELECT_SCRIPT)}"
-    )
+    """carrier-select.sh with its libraries inlined (``bundled_script``)."""
+    return bundled_script(CARRIER_SELECT_SCRIPT, "CARRIER_SELECT_BUNDLED")
 
 
 def script_arguments(index, name, usb_path):

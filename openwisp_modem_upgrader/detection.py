@@ -12,14 +12,12 @@ unexplained-change flag follow one rule.
 """
 
 import logging
-import os
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from datetime import timedelta
-from functools import lru_cache
 
 import swapper
 from django.core.cache import cache
@@ -37,7 +35,7 @@ from .device_contract import (  # noqa: F401 (GarbageOutput: its former path)
     excerpt,
     parse_modem_list,
 )
-from .device_scripts import scripts_dir
+from .device_scripts import bundled_script
 from .exceptions import RecoverableModemFailure
 from .signals import (
     modem_stuck_in_flash_mode,
@@ -73,26 +71,9 @@ def db_turn():
 # -- the script -------------------------------------------------------------
 
 
-@lru_cache(maxsize=1)
 def modem_info_script():
-    """modem-info.sh with lib/common.sh, lib/carrier.sh and at-command.sh
-    inlined."""
-
-    def read(name):
-        with open(os.path.join(scripts_dir(), name)) as f:
-            return f.read()
-
-    at_command = read("at-command.sh").split("\n", 1)[1]
-    return (
-        "MODEM_INFO_BUNDLED=1\n"
-        "at_command_bundled() {\n"
-        f"{at_command}\n"
-        "}\n"
-        "AT_HELPER=${AT_HELPER:-at_command_bundled}\n"
-        f"{read('lib/common.sh')}\n"
-        f"{read('lib/carrier.sh')}\n"
-        f"{read('modem-info.sh')}"
-    )
+    """modem-info.sh with its libraries inlined (``bundled_script``)."""
+    return bundled_script("modem-info.sh", "MODEM_INFO_BUNDLED")
 
 
 # -- one device ---------------------------------------------------------------

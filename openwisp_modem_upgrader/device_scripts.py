@@ -8,6 +8,7 @@ package: site-packages, ``--user``, ``--prefix`` or ``--target``.
 """
 
 import os
+from functools import lru_cache
 from importlib import resources
 
 from django.conf import settings
@@ -36,4 +37,29 @@ def scripts_dir():
     raise FileNotFoundError(
         f"device-scripts/{UPGRADE_SCRIPT} not found in the installed package "
         f"nor in {_REPOSITORY}"
+    )
+
+
+@lru_cache(maxsize=None)
+def bundled_script(name, bundled_flag):
+    """The router script ``name`` with lib/common.sh, lib/carrier.sh and
+    at-command.sh inlined, for the standard input of ``sh -s`` (nothing is
+    uploaded). ``bundled_flag`` (``MODEM_INFO_BUNDLED``...) set to 1 tells
+    the script that its libraries are defined already."""
+
+    def read(relative):
+        with open(os.path.join(scripts_dir(), relative)) as f:
+            return f.read()
+
+    # the helper becomes a function: its first line is the shebang
+    at_command = read("at-command.sh").split("\n", 1)[1]
+    return (
+        f"{bundled_flag}=1\n"
+        "at_command_bundled() {\n"
+        f"{at_command}\n"
+        "}\n"
+        "AT_HELPER=${AT_HELPER:-at_command_bundled}\n"
+        f"{read('lib/common.sh')}\n"
+        f"{read('lib/carrier.sh')}\n"
+        f"{read(name)}"
     )
