@@ -3,7 +3,8 @@
 All state lives in ``<router root>/state/state.json`` so that the fake tools
 (separate processes started by the scripts under test) and the test process
 see the same modem. Every change goes through :meth:`ModemState.update`,
-which holds a file lock and rebuilds the fake sysfs tree.
+which holds a file lock and re-enumerates in the fake sysfs tree the USB
+devices that changed.
 """
 
 import contextlib
@@ -228,7 +229,8 @@ class ModemState:
         state.update(values)
         state.pop("events")
         with self._locked():
-            self._save(state, sync=True)
+            self._save(state)
+            self._sync_sysfs(state, None)
 
     @contextlib.contextmanager
     def _locked(self):
@@ -243,7 +245,7 @@ class ModemState:
         with open(self.path) as f:
             return json.load(f)
 
-    def _save(self, state, sync=False):
+    def _save(self, state):
         tmp = self.path + ".tmp"
         with open(tmp, "w") as f:
             json.dump(state, f)
@@ -251,8 +253,6 @@ class ModemState:
         from .fakes import render_view  # fakes imports this module
 
         render_view(state, os.path.join(self.dir, "view"))
-        if sync:
-            self._sync_sysfs(state)
 
     def read(self):
         """The state, with ``events``: what the fake tools did, in order."""
@@ -270,21 +270,24 @@ class ModemState:
         """``with state.update() as s: s['mode'] = 'absent'``"""
         with self._locked():
             state = self._load()
-            usb_before = (state["mode"], state["usb_flashing_id"])
-            extra_before = json.dumps(state.get("extra_modems"))
+            layout_before = usb_layout(state)
             yield state
             state.pop("events", None)
-            usb_after = (state["mode"], state["usb_flashing_id"])
-            if json.dumps(state.get("extra_modems")) != extra_before:
-                usb_after += ("extra modems changed",)
-            self._save(state, sync=usb_after != usb_before)
+            self._save(state)
+            if usb_layout(state) != layout_before:
+                self._sync_sysfs(state, layout_before)
 
     def event(self, *words):
         line = json.dumps(list(words)) + "\n"
         with self._locked(), open(self.events_path, "a") as f:
             f.write(line)
 
-    def _sync_sysfs(self, state):
+    def _sync_sysfs(self, state, before):
+        """Re-enumerates only the USB devices whose presence, id or ports
+        changed since ``before`` (a ``usb_layout``; None: all of them): a
+        change to one modem must not make the others vanish for a moment, as
+        a real bus would not (a script reading the other modem's ports
+        meanwhile saw none: "no DIAG port")."""
         devices = os.path.join(self.sysfs, "bus", "usb", "devices")
         os.makedirs(devices, exist_ok=True)
         hub = os.path.join(devices, "usb2")
@@ -292,24 +295,48 @@ class ModemState:
             os.makedirs(hub)
             _write(os.path.join(hub, "idVendor"), "1d6b")
             _write(os.path.join(hub, "idProduct"), "0003")
-        for name in os.listdir(devices):
-            if name not in ("usb1", "usb2"):
-                shutil.rmtree(os.path.join(devices, name))
-        for extra in extra_modems(state):
-            if extra["mode"] == "absent":
+        if before is None:
+            for name in os.listdir(devices):
+                if name not in ("usb1", "usb2"):
+                    shutil.rmtree(os.path.join(devices, name))
+            before = {}
+        after = usb_layout(state)
+        for usb_path in set(before) | set(after):
+            if before.get(usb_path) == after.get(usb_path):
                 continue
-            ports = {0: extra["diag_tty"]}
-            if extra["mode"] == "normal":
-                ports[2] = extra["at_tty"]
-            _usb_device(devices, extra["usb_path"], extra["usb_id"], ports)
-        mode = state["mode"]
-        if mode == "absent":
-            return
-        if mode == "normal":
-            usb_id, ports = NORMAL_USB_ID, NORMAL_PORTS
-        else:
-            usb_id, ports = state["usb_flashing_id"], FLASHING_PORTS
-        _usb_device(devices, USB_PATH, usb_id, ports)
+            _remove_usb_device(devices, usb_path)
+            if usb_path in after:
+                usb_id, ports = after[usb_path]
+                _usb_device(devices, usb_path, usb_id, dict(ports))
+
+
+def usb_layout(state):
+    """What the fake sysfs shows of ``state``: ``{usb path: (usb id, ((interface,
+    tty), ...))}`` for every modem present on the bus."""
+    layout = {}
+    for extra in extra_modems(state):
+        if extra["mode"] == "absent":
+            continue
+        ports = {0: extra["diag_tty"]}
+        if extra["mode"] == "normal":
+            ports[2] = extra["at_tty"]
+        layout[extra["usb_path"]] = (extra["usb_id"], tuple(sorted(ports.items())))
+    mode = state["mode"]
+    if mode == "normal":
+        layout[USB_PATH] = (NORMAL_USB_ID, tuple(sorted(NORMAL_PORTS.items())))
+    elif mode != "absent":
+        layout[USB_PATH] = (
+            state["usb_flashing_id"],
+            tuple(sorted(FLASHING_PORTS.items())),
+        )
+    return layout
+
+
+def _remove_usb_device(devices, usb_path):
+    """The device directory and its interfaces (``<usb path>:1.<n>``)."""
+    for name in os.listdir(devices):
+        if name == usb_path or name.startswith(usb_path + ":"):
+            shutil.rmtree(os.path.join(devices, name))
 
 
 def _usb_device(devices, usb_path, usb_id, ports):

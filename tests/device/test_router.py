@@ -82,3 +82,54 @@ class TestRouterLifecycle(unittest.TestCase):
         router.stop()
         self.assertEqual(_pids_mentioning(root), [])
         self.assertFalse(os.path.exists(root))
+
+
+class TestFakeSysfs(unittest.TestCase):
+    """A change to one modem re-enumerates that modem alone: the other's
+    sysfs entries stay in place (a script reading them meanwhile must never
+    find them missing, as on a real bus)."""
+
+    def setUp(self):
+        import shutil
+        import tempfile
+
+        from .modem import ModemState, update_modem
+
+        self.update_modem = update_modem
+        self.root = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.root)
+        self.state = ModemState(self.root)
+        self.state.create(extra_modems=[{}])
+        self.devices = os.path.join(self.root, "sys", "bus", "usb", "devices")
+
+    def inode(self, name):
+        return os.stat(os.path.join(self.devices, name)).st_ino
+
+    def test_a_change_to_one_modem_leaves_the_other_in_place(self):
+        first, extra = self.inode("2-1:1.0"), self.inode("1-1.2:1.0")
+        with self.state.update() as state:
+            self.update_modem(state, 1, {"cfun": 4, "inhibited_by": "uxfp"})
+        # nothing of the bus changed: neither modem re-enumerated
+        self.assertEqual(self.inode("2-1:1.0"), first)
+        self.assertEqual(self.inode("1-1.2:1.0"), extra)
+        with self.state.update() as state:
+            self.update_modem(state, 1, {"mode": "flashing"})
+        # the extra modem re-enumerated in flashing mode: DIAG only
+        self.assertEqual(self.inode("2-1:1.0"), first)
+        with open(os.path.join(self.devices, "1-1.2", "idProduct")) as f:
+            self.assertEqual(f.read().strip(), "9010")
+        self.assertTrue(os.path.isdir(os.path.join(self.devices, "1-1.2:1.0")))
+        self.assertFalse(os.path.exists(os.path.join(self.devices, "1-1.2:1.2")))
+        with self.state.update() as state:
+            state["mode"] = "absent"
+        # the first modem left the bus, the extra one stayed
+        self.assertFalse(os.path.exists(os.path.join(self.devices, "2-1")))
+        self.assertFalse(os.path.exists(os.path.join(self.devices, "2-1:1.0")))
+        self.assertTrue(os.path.isdir(os.path.join(self.devices, "1-1.2:1.0")))
+        with self.state.update() as state:
+            state["mode"] = "normal"
+            self.update_modem(state, 1, {"mode": "normal"})
+        with open(os.path.join(self.devices, "1-1.2", "idProduct")) as f:
+            self.assertEqual(f.read().strip(), "1071")
+        self.assertTrue(os.path.isdir(os.path.join(self.devices, "1-1.2:1.2", "ttyUSB6")))
+        self.assertTrue(os.path.isdir(os.path.join(self.devices, "2-1:1.2", "ttyUSB2")))
