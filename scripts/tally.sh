@@ -1,7 +1,10 @@
 #!/bin/sh
 # Keeps the count of passed and failed checks over every suite a run executes.
-# Usage: tally.sh add LABEL PASSED FAILED | tally.sh summary
-# The file is $TEST_TALLY; each line is "label passed failed".
+# Usage: tally.sh add LABEL PASSED FAILED | check LABEL CMD... | why LABEL LOG
+#        | summary
+# The file is $TEST_TALLY; each line is "label passed failed". Why a failed
+# suite failed goes to $TEST_TALLY.why: summary prints it just above its
+# last line, so that a truncated CI log still shows it.
 set -eu
 : "${TEST_TALLY:?TEST_TALLY must name the tally file}"
 case ${1:-} in
@@ -19,13 +22,32 @@ check)
         exit 1
     fi
     ;;
+why)
+    # why LABEL LOG: if the suite LABEL failed (LABEL ending in "-": any
+    # suite whose label starts with it), the lines of LOG that say what
+    # failed (test headings, exceptions, the stack runs' FAILED lines), 30
+    # at most
+    label=$2
+    awk -v l="$label" '
+        ($1 == l || (l ~ /-$/ && index($1, l) == 1)) && $3 > 0 { found = 1 }
+        END { exit !found }' "$TEST_TALLY" || exit 0
+    [ -f "$3" ] || exit 0
+    awk -v l="$label" '
+        /^(FAIL|ERROR): / || /FAILED/ || /^[A-Za-z_.]*(Error|Exception|Timeout)(: |$)/ {
+            if (n++ < 30) printf "  %s: %s\n", l, substr($0, 1, 300)
+        }' "$3" >>"$TEST_TALLY.why"
+    ;;
 summary)
     touch "$TEST_TALLY"
+    if [ -s "$TEST_TALLY.why" ]; then
+        echo "why:"
+        cat "$TEST_TALLY.why"
+    fi
     awk '{ printf "  %-40s %6d passed %4d failed\n", $1, $2, $3 }' "$TEST_TALLY"
     awk '{ p += $2; f += $3 } END { printf "%d passed, %d failed\n", p, f }' "$TEST_TALLY"
     ;;
 *)
-    echo "usage: tally.sh add LABEL PASSED FAILED | check LABEL CMD... | summary" >&2
+    echo "usage: tally.sh add LABEL PASSED FAILED | check LABEL CMD... | why LABEL LOG | summary" >&2
     exit 64
     ;;
 esac

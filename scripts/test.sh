@@ -67,6 +67,12 @@ fi
 [ -z "${SUITES_DONE_FILE:-}" ] || touch "$SUITES_DONE_FILE"
 wait "$spatialite_pid" || status=1
 
+# why a failed suite failed, printed again just above the closing line
+./scripts/tally.sh why spatialite "$logs/spatialite.log"
+./scripts/tally.sh why postgres-sample-app "$logs/postgres.log"
+./scripts/tally.sh why real-stack "$logs/real-stack.log"
+./scripts/tally.sh why fault-stack "$logs/fault-stack.log"
+
 echo "== test suite on SpatiaLite (openwisp_modem_upgrader, browser tests) =="
 cat "$logs/spatialite.log"
 echo "== on PostgreSQL/PostGIS, swapped sample models (SAMPLE_APP=1) + device scripts =="
@@ -78,6 +84,6 @@ echo "== faults on the real stack: Redis, PostgreSQL, ASGI, worker, beat, router
 
 if [ -n "$own_tally" ]; then
     ./scripts/tally.sh summary
-    rm -f "$TEST_TALLY"
+    rm -f "$TEST_TALLY" "$TEST_TALLY.why"
 fi
 exit $status
