@@ -223,7 +223,9 @@ class Stack:
             "--without-mingle",
         ]
 
-    def wait_http(self, timeout=60):
+    def wait_http(self, timeout=240):
+        # an ASGI server importing Django on a saturated 2-core machine
+        # took over a minute to listen
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
