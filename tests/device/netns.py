@@ -5,9 +5,11 @@ Addresses are 10.213.<n>.1 (host end) and 10.213.<n>.2 (router end) on a
 /30 that this run assigns itself; nothing else is routed there. Needs root.
 """
 
+import fcntl
 import itertools
 import os
 import subprocess
+import tempfile
 
 _counter = itertools.count()
 
@@ -35,6 +37,16 @@ class Netns:
 
     @classmethod
     def create(cls):
+        # suites in other processes create namespaces at the same time: the
+        # choice of a subnet and its address are made under one lock
+        with open(
+            os.path.join(tempfile.gettempdir(), "emurouter-netns.lock"), "w"
+        ) as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return cls._create()
+
+    @classmethod
+    def _create(cls):
         used = _ip("-o", "addr").stdout
         tag = f"{os.getpid() % 10000}x{next(_counter)}"
         # every one of the 250 subnets is a candidate (a fleet benchmark
