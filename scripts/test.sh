@@ -1,8 +1,8 @@
 #!/bin/sh
 # Runs the whole test suite: the module's tests (browser and router tests
-# included) on SpatiaLite; beside them, on PostgreSQL/PostGIS (as production
-# runs it), the module's tests against the swapped models of the sample app
-# with the device-script tests, then the real stack and the fault run.
+# included) and the device-script tests on SpatiaLite; beside them, on
+# PostgreSQL/PostGIS (as production runs it), the module's tests against the
+# swapped models of the sample app, the real stack and the fault run.
 # Closes with one line: "N passed, M failed" over everything it ran.
 set -eu
 cd "$(dirname "$0")/.."
@@ -29,18 +29,38 @@ run_suite() {
     fi
 }
 
-# The SpatiaLite and the PostgreSQL suites are CPU-bound and independent: they
-# run side by side, one per core, and their outputs are shown one after the other.
+# Four processes side by side, their outputs shown one after the other:
+# - on SpatiaLite, the module's tests without routers, and the device-script
+#   tests (CPU-bound, short);
+# - on SpatiaLite, the tests with emulated routers behind a live server
+#   (tag "router", browser tests included), in two processes: they mostly
+#   wait on flashes, timeouts and link outages, not on a core;
+# - on PostgreSQL/PostGIS (as production runs it), the module's tests
+#   against the swapped models of the sample app, with the real stack beside
+#   them (mostly waiting on routers), then the fault run.
 logs=$(mktemp -d)
 trap './scripts/postgres.sh stop; rm -rf "$logs"' EXIT
 (
-    run_suite spatialite .venv/bin/python runtests.py openwisp_modem_upgrader "$@"
+    run_suite spatialite .venv/bin/python runtests.py openwisp_modem_upgrader device \
+        --exclude-tag router "$@"
     # .ci/run starts its API fuzzing once a core is free: this CPU-bound
     # run is over, or the PostgreSQL runs below are
     [ -z "${SUITES_DONE_FILE:-}" ] || touch "$SUITES_DONE_FILE"
     exit $status
 ) >"$logs/spatialite.log" 2>&1 &
 spatialite_pid=$!
+(
+    run_suite spatialite-routers .venv/bin/python runtests.py openwisp_modem_upgrader \
+        --tag router --exclude-tag long-router "$@"
+    exit $status
+) >"$logs/spatialite-routers.log" 2>&1 &
+routers_pid=$!
+(
+    run_suite spatialite-long-routers .venv/bin/python runtests.py \
+        openwisp_modem_upgrader --tag long-router "$@"
+    exit $status
+) >"$logs/spatialite-long-routers.log" 2>&1 &
+long_routers_pid=$!
 
 postgres_env=$(./scripts/postgres.sh start) || {
     echo "could not start PostgreSQL (see .pg/server.log)" >&2
@@ -49,33 +69,41 @@ postgres_env=$(./scripts/postgres.sh start) || {
 }
 if [ -n "$postgres_env" ]; then
     eval "$postgres_env"
-    # the browser tests and the engine's router tests (tag "router") run
-    # once, above: the real stack below runs the engine on PostgreSQL; this
-    # run adds the device-script tests, which need no database
+    # the router tests run once, above: the real stack runs the engine on
+    # PostgreSQL; it has a database of its own on the same cluster
+    (
+        run_suite real-stack .venv/bin/python tests/integration/real_stack.py
+        exit $status
+    ) >"$logs/real-stack.log" 2>&1 &
+    real_stack_pid=$!
     run_suite postgres-sample-app env SAMPLE_APP=1 .venv/bin/python runtests.py \
-        openwisp_modem_upgrader device --exclude-tag selenium --exclude-tag router \
+        openwisp_modem_upgrader --exclude-tag selenium --exclude-tag router \
         "$@" >"$logs/postgres.log" 2>&1
-    # mostly waiting on routers: they overlap the end of the SpatiaLite run
-    run_suite real-stack .venv/bin/python tests/integration/real_stack.py \
-        >"$logs/real-stack.log" 2>&1
+    wait "$real_stack_pid" || status=1
     # restarts the PostgreSQL cluster: nothing else may use it meanwhile
     run_suite fault-stack .venv/bin/python tests/integration/fault_stack.py \
         >"$logs/fault-stack.log" 2>&1
 fi
-# one core is free now (the SpatiaLite run may still go on): .ci/run's API
+# one core is free now (the SpatiaLite runs may still go on): .ci/run's API
 # fuzzing may start
 [ -z "${SUITES_DONE_FILE:-}" ] || touch "$SUITES_DONE_FILE"
 wait "$spatialite_pid" || status=1
+wait "$routers_pid" || status=1
+wait "$long_routers_pid" || status=1
 
 # why a failed suite failed, printed again just above the closing line
-./scripts/tally.sh why spatialite "$logs/spatialite.log"
-./scripts/tally.sh why postgres-sample-app "$logs/postgres.log"
-./scripts/tally.sh why real-stack "$logs/real-stack.log"
-./scripts/tally.sh why fault-stack "$logs/fault-stack.log"
+for suite in spatialite spatialite-routers spatialite-long-routers \
+    postgres-sample-app:postgres real-stack fault-stack; do
+    ./scripts/tally.sh why "${suite%%:*}" "$logs/${suite#*:}.log"
+done
 
-echo "== test suite on SpatiaLite (openwisp_modem_upgrader, browser tests) =="
+echo "== on SpatiaLite: the module's tests without routers, device scripts =="
 cat "$logs/spatialite.log"
-echo "== on PostgreSQL/PostGIS, swapped sample models (SAMPLE_APP=1) + device scripts =="
+echo "== on SpatiaLite: emulated routers behind a live server, browser tests =="
+cat "$logs/spatialite-routers.log"
+echo "== on SpatiaLite: emulated routers, the long waits (link drops, health, resume, two modems) =="
+cat "$logs/spatialite-long-routers.log"
+echo "== on PostgreSQL/PostGIS, swapped sample models (SAMPLE_APP=1) =="
 [ ! -f "$logs/postgres.log" ] || cat "$logs/postgres.log"
 echo "== real stack: PostgreSQL, Redis, Celery workers, ASGI server, routers =="
 [ ! -f "$logs/real-stack.log" ] || cat "$logs/real-stack.log"

@@ -14,7 +14,7 @@ from django.contrib.staticfiles.testing import StaticLiveServerTestCase
 from ..base.models import OperationStatus
 from ..upgraders import wrapper
 from . import NEW_VERSION
-from .test_engine import EngineTestMixin
+from .test_engine import LONG_ROUTER_TAGS, EngineTestMixin
 
 MIB = 1024 * 1024
 # the transfer's socket timeout is max(10 s, ...) with the smallest
@@ -91,6 +91,7 @@ def drop_uplink(router, image_path, after_bytes):
 
 
 class TestAttemptsCountFailures(EngineTestMixin, StaticLiveServerTestCase):
+    tags = LONG_ROUTER_TAGS
     # the router reaches the server through the veth's host end
     host = "0.0.0.0"
     router_options = {"netns": True}

@@ -155,6 +155,11 @@ class EngineTestMixin(TestModemUpgraderMixin):
         self.fail(f"not finished in {timeout}s: {operation.status} {operation.log}")
 
 
+# the router tests that mostly wait (timeouts, flashes, link outages): a
+# process of their own runs them beside the other router tests (test.sh)
+LONG_ROUTER_TAGS = EngineTestMixin.tags | {"long-router"}
+
+
 class TestEngine(EngineTestMixin, StaticLiveServerTestCase):
     def test_successful_upgrade(self):
         operation = self.upgrade()

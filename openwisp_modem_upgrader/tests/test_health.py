@@ -48,7 +48,7 @@ from . import (
     TestModemUpgraderMixin,
 )
 from .test_containment import ContainmentMixin
-from .test_engine import EngineTestMixin
+from .test_engine import LONG_ROUTER_TAGS, EngineTestMixin
 
 Notification = load_notification_model("Notification")
 OLD_FIRMWARE = "M0R.010000-B020"
@@ -245,6 +245,8 @@ class TestHealthDecisions(SimpleTestCase):
 
 
 class HealthEngineMixin(EngineTestMixin):
+    tags = LONG_ROUTER_TAGS
+
     def uxfp_runs(self):
         return [e for e in self.router.modem_state()["events"] if e[0] == "uxfp"]
 

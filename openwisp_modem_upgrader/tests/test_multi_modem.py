@@ -26,13 +26,15 @@ from . import (
 )
 from .test_admin_batch import MassUpgradeMixin
 from .test_api import ApiTestMixin, api_url
-from .test_engine import FAST, EngineTestMixin
+from .test_engine import FAST, LONG_ROUTER_TAGS, EngineTestMixin
 
 # the emulator's modems before the upgrade
 EMULATED_VERSION = "M0R.010000-B020"
 
 
 class TwoModemRouterMixin(EngineTestMixin):
+    tags = LONG_ROUTER_TAGS
+
     def setUp(self):
         super().setUp()
         # a second FN990A28 at 1-1.2: it sorts first, so it is "the first
@@ -169,6 +171,8 @@ class TestReportsUnreachable(TwoModemRouterMixin, StaticLiveServerTestCase):
 class TestRouterBusy(EngineTestMixin, StaticLiveServerTestCase):
     """Another operation's wrapper on the router: running, it keeps the
     router busy; once it recorded its outcome, it does not."""
+
+    tags = LONG_ROUTER_TAGS
 
     def other_wrapper(self, finished):
         opdir = os.path.join(

@@ -12,12 +12,14 @@ from ..upgraders import wrapper
 from ..upgraders.wrapper import scripts_size
 from . import NEW_VERSION, ModemUpgradeOperation
 from .faults import cut_transfers
-from .test_engine import EngineTestMixin
+from .test_engine import LONG_ROUTER_TAGS, EngineTestMixin
 
 MIB = 1024 * 1024
 
 
 class TestResumableTransfer(EngineTestMixin, StaticLiveServerTestCase):
+    tags = LONG_ROUTER_TAGS
+
     def setUp(self):
         super().setUp()
         self.use_image(8 * MIB)
