@@ -30,6 +30,7 @@ from django.utils.dateparse import parse_datetime
 from openwisp_controller.connection.exceptions import NoWorkingDeviceConnectionError
 
 from . import settings as app_settings
+from .attempt_heartbeat import attempt_heartbeat
 from .carrier_switch import follow_switch, switch_carrier_image
 from .exceptions import (
     IrrecoverableModemFailure,
@@ -96,9 +97,16 @@ def run_operation(operation_id, task=None, dispatched_at=None):
             )
         return
     operation = _load(operation_id)
-    if operation.target_carrier_image:
-        _run_carrier_switch(operation)
-        return
+    # a live worker is never taken for a lost one (attempt_heartbeat.py)
+    with attempt_heartbeat(operation_id, operation.attempts):
+        if operation.target_carrier_image:
+            _run_carrier_switch(operation)
+        else:
+            _run_attempt(operation, token)
+
+
+def _run_attempt(operation, token):
+    operation_id = operation.pk
     attempt = operation.attempts
     # the scheduler's instant (an injected clock in tests): staging or
     # flashing is decided as the scheduler decided it

@@ -301,6 +301,25 @@ def mark_in_progress(operation_id, dispatched_at=None):
         )
 
 
+def touch_attempt(operation_id, attempt):
+    """A live worker's heartbeat (``attempt_heartbeat``): its attempt's
+    ``last_progress_at`` moved to now, so that the stuck-operation rule
+    (``engine.recover_lost_workers``) takes only a silent worker for lost.
+    Nothing once the flash started (the follow-ups decide from the router)
+    or once another attempt began. ``modified`` is left alone: nothing an
+    operator sees changed."""
+    return bool(
+        _operations()
+        .filter(
+            pk=operation_id,
+            status=OperationStatus.IN_PROGRESS,
+            flash_started=False,
+            attempts=attempt,
+        )
+        .update(last_progress_at=timezone.now())
+    )
+
+
 def _batch_id(operation_id):
     return (
         _operations().filter(pk=operation_id).values_list("batch_id", flat=True).first()

@@ -182,6 +182,37 @@ class TestEngine(EngineTestMixin, StaticLiveServerTestCase):
         self.assertNotIn(f"{operation.pk}.bin", leftovers)
         self.assertFalse(self.router.modem_state()["inhibited_by"])
 
+    def test_a_live_but_slow_worker_is_not_taken_for_a_lost_one(self):
+        """Silent longer than the stuck-operation timeout before any progress
+        (its SSH connection slow), a live worker keeps its attempt: its
+        heartbeat touches it. Before, the stuck rule dispatched the attempt
+        again beside it, and the retry's preparation removed the first
+        attempt's scripts from the router (a fault run's failure)."""
+        real_connection = engine._get_connection
+        recovered = []
+
+        def slow_connection(device):
+            # the driver's stuck rule runs meanwhile, well past the timeout
+            deadline = time.monotonic() + 2.5 * STUCK
+            while time.monotonic() < deadline:
+                try:
+                    recovered.append(recover_lost_workers(timezone.now()))
+                except OperationalError:
+                    pass  # SQLite's shared cache: the heartbeat was writing
+                time.sleep(0.2)
+            return real_connection(device)
+
+        STUCK = 4
+        with mock.patch.object(
+            app_settings, "STUCK_OPERATION_TIMEOUT", STUCK
+        ), mock.patch.object(engine, "_get_connection", slow_connection):
+            operation = self.upgrade()
+        self.assertGreater(len(recovered), 10)
+        self.assertEqual(sum(recovered), 0)
+        self.assertEqual(operation.status, OperationStatus.SUCCESS, operation.log)
+        self.assertEqual(operation.attempts, 1)
+        self.assertNotIn("worker stopped", operation.log)
+
     def test_two_modem_router_flashes_the_chosen_modem(self):
         from ..base.models import ModemChangeSource
         from ..detection import detect_device
