@@ -131,5 +131,7 @@ class TestFakeSysfs(unittest.TestCase):
             self.update_modem(state, 1, {"mode": "normal"})
         with open(os.path.join(self.devices, "1-1.2", "idProduct")) as f:
             self.assertEqual(f.read().strip(), "1071")
-        self.assertTrue(os.path.isdir(os.path.join(self.devices, "1-1.2:1.2", "ttyUSB6")))
+        self.assertTrue(
+            os.path.isdir(os.path.join(self.devices, "1-1.2:1.2", "ttyUSB6"))
+        )
         self.assertTrue(os.path.isdir(os.path.join(self.devices, "2-1:1.2", "ttyUSB2")))
