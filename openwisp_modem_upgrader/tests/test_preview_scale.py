@@ -337,6 +337,18 @@ class TestPreviewQueries(BatchTestMixin, TestCase):
             with self.subTest(url=url):
                 self.assertEqual(small[url][0], large[url][0])
 
+    def test_admin_page_does_not_count_the_build_s_devices(self):
+        # the build list's figure (devices on the version) scans the fleet
+        image = self._create_image()
+        self._devices(2)
+        self.client.force_login(self._get_admin())
+        url = reverse("admin:modem_upgrader_mass_upgrade", args=[image.build.pk])
+        with CaptureQueriesContext(connection) as queries:
+            response = self.client.get(url, {"organization": str(self._get_org().pk)})
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual(response.context["devices_count"], 2)
+        self.assertFalse([q["sql"] for q in queries if "running_count" in q["sql"]])
+
 
 class TestPreviewPage(BatchTestMixin, TestCase):
     """The rows a preview lists are bounded; its counts are of the whole
