@@ -119,11 +119,14 @@ class ModemBuildAdmin(
     actions = ["mass_upgrade", "release", "withdraw"]
 
     def get_queryset(self, request):
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(running_count=running_devices(request.user))
+        return self.get_permitted_queryset(request).annotate(
+            running_count=running_devices(request.user)
         )
+
+    def get_permitted_queryset(self, request):
+        """The builds the user may see, without the list's figures (the
+        mass-upgrade page needs none: ``running_count`` counts the fleet)."""
+        return super().get_queryset(request)
 
     def get_fields(self, request, obj=None):
         fields = super().get_fields(request, obj)

@@ -8,10 +8,12 @@ from django import forms
 from django.contrib import messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.forms.utils import flatatt
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
@@ -39,6 +41,24 @@ Device = swapper.load_model("config", "Device")
 ModemBatchUpgradeOperation = load_model("ModemBatchUpgradeOperation")
 
 PREVIEW_ROWS = 100
+
+
+class PlainSelect(forms.Select):
+    """A select whose options are written here, not by one template include
+    each: the ~600 time zones took ~0.1 s of every preview page to render."""
+
+    def render(self, name, value, attrs=None, renderer=None):
+        selected = set(self.format_value(value))
+        options = format_html_join(
+            "",
+            '<option value="{}"{}>{}</option>',
+            (
+                (key, " selected" if str(key) in selected else "", label)
+                for key, label in self.choices
+            ),
+        )
+        attrs = flatatt(self.build_attrs(self.attrs, attrs))
+        return format_html('<select name="{}"{}>{}</select>', name, attrs, options)
 
 
 class MassUpgradeForm(UpgradeOptionsFormMixin, forms.Form):
@@ -215,6 +235,7 @@ def rollout_form_fields():
         choices=[("", format_lazy("{} ({})", _("default"), zone.initial))]
         + [(name, name) for name in zones],
         required=False,
+        widget=PlainSelect,
     )
     return fields
 
@@ -277,7 +298,8 @@ def detect_not_detected(request, form):
 
 def mass_upgrade_view(model_admin, request, build_pk):
     build = get_object_or_404(
-        model_admin.get_queryset(request).select_related("category"), pk=build_pk
+        model_admin.get_permitted_queryset(request).select_related("category"),
+        pk=build_pk,
     )
     if not model_admin.has_mass_upgrade_permission(request):
         raise PermissionDenied

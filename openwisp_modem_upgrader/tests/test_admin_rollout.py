@@ -81,6 +81,19 @@ class TestRolloutForm(MassUpgradeMixin, TestCase):
         self.assertContains(response, 'type="time" name="window_start"')
         self.assertContains(response, '<option value="Europe/Rome">')
 
+    def test_time_zone_select_keeps_the_choice(self, publish):
+        # written without a template per option (PlainSelect)
+        response = self.client.post(
+            self.preview_url(),
+            {"organization": self.org.pk, "window_timezone": "Europe/Rome"},
+        )
+        self.assertContains(
+            response, '<select name="window_timezone" id="id_window_timezone">'
+        )
+        self.assertContains(response, '<option value="Europe/Rome" selected>')
+        self.assertContains(response, '<option value="Europe/Paris">', count=1)
+        self.assertNotContains(response, '<option value="UTC" selected>')
+
     def test_preview_shows_the_waves(self, publish):
         self._devices(5)
         response = self.client.post(

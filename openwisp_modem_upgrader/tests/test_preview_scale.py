@@ -5,6 +5,7 @@ times it at 10,000 and 100,000 devices)."""
 
 from unittest import mock
 
+import swapper
 from django.db import connection
 from django.test import TestCase
 from django.test.utils import CaptureQueriesContext
@@ -26,6 +27,8 @@ from . import (
 from .test_batch import BatchTestMixin
 
 DeviceModemDetection = load_model("DeviceModemDetection")
+Device = swapper.load_model("config", "Device")
+ATT = "310410"
 
 
 class TestPreviewJoins(BatchTestMixin, TestCase):
@@ -142,6 +145,155 @@ class TestPreviewJoins(BatchTestMixin, TestCase):
         )
 
 
+class TestSummaryFollowsTheRules(BatchTestMixin, TestCase):
+    """The page's counts and lists (one query, ``SUMMARY_SQL``) exclude the
+    same devices, for the same reasons, as ``annotate_preview`` does row by
+    row: every reason, and the rows that could repeat a modem."""
+
+    def _fleet(self, start):
+        """One device per reason, and two eligible ones whose joins could
+        repeat rows: ``{name: expected reason}``."""
+        image = self.image
+        (
+            eligible,
+            repeated,
+            deactivated,
+            running,
+            no_modem,
+            not_detected,
+            unreachable,
+            other_model,
+            other_carrier,
+            up_to_date,
+            board,
+            no_connection,
+        ) = devices = self._devices(12, start=start, model="Router A")
+        DeviceModemFirmware.objects.filter(device__in=devices).update(sim_network=ATT)
+        # two matching modems, two enabled connections, finished upgrades
+        DeviceModemFirmware.objects.create(
+            device=repeated,
+            usb_path="1-1",
+            modem_model=FN990A28,
+            modem_firmware_version="M0R.010000-B022",
+            sim_network=ATT,
+        )
+        self._create_device_connection(
+            device=repeated,
+            credentials=self._create_credentials(
+                organization=repeated.organization, name=f"second {repeated.name}"
+            ),
+        )
+        for status in (OperationStatus.SUCCESS, OperationStatus.FAILED):
+            ModemUpgradeOperation.objects.create(
+                device=repeated, image=image, status=status
+            )
+        deactivated.deactivate()
+        # a router's upgrade and the next modem's, waiting for it
+        first = ModemUpgradeOperation.objects.create(device=running, image=image)
+        ModemUpgradeOperation.objects.create(
+            device=running, image=image, runs_after=first, usb_path="1-1"
+        )
+        now = timezone.now()
+        for device, status, succeeded in (
+            (no_modem, DetectionStatus.NO_MODEM, now),
+            (unreachable, DetectionStatus.UNREACHABLE, None),
+        ):
+            DeviceModemDetection.objects.create(
+                device=device, attempted_at=now, succeeded_at=succeeded, status=status
+            )
+        DeviceModemFirmware.objects.filter(
+            device__in=[no_modem, not_detected, unreachable]
+        ).delete()
+        DeviceModemFirmware.objects.filter(device=other_model).update(
+            modem_model="FN990A40"
+        )
+        DeviceModemFirmware.objects.filter(device=other_carrier).update(
+            sim_network="22210"
+        )
+        DeviceModemFirmware.objects.filter(device=up_to_date).update(
+            modem_firmware_version=NEW_VERSION
+        )
+        board.model = "Router B"
+        board.save()
+        no_connection.deviceconnection_set.update(enabled=False)
+        return {
+            eligible.name: None,
+            repeated.name: None,
+            deactivated.name: ExclusionReason.DEACTIVATED,
+            running.name: ExclusionReason.RUNNING,
+            no_modem.name: ExclusionReason.NO_MODEM,
+            not_detected.name: ExclusionReason.NOT_DETECTED,
+            unreachable.name: ExclusionReason.NOT_DETECTED,
+            other_model.name: ExclusionReason.OTHER_MODEL,
+            other_carrier.name: ExclusionReason.OTHER_CARRIER,
+            up_to_date.name: ExclusionReason.UP_TO_DATE,
+            board.name: ExclusionReason.BOARD,
+            no_connection.name: ExclusionReason.NO_CONNECTION,
+        }
+
+    def _check(self, batch, expected):
+        rows = preview_batch(batch)
+        reasons = {
+            device.name: device.exclusion_reason
+            for device in [*rows["devices"], *rows["excluded"]]
+        }
+        self.assertEqual(reasons, expected)
+        eligible = [name for name, reason in expected.items() if reason is None]
+        excluded = [name for name, reason in expected.items() if reason]
+        fields = ("pk", "name", "exclusion_reason")
+        counts, shown, shown_excluded = preview_page(batch, fields, 100)
+        self.assertEqual([row["name"] for row in shown], sorted(eligible))
+        self.assertEqual(
+            [(row["name"], row["exclusion_reason"]) for row in shown_excluded],
+            [(name, expected[name]) for name in sorted(excluded)],
+        )
+        return counts
+
+    def test_every_reason_at_two_fleet_sizes(self):
+        self.image = self._create_image(
+            boards=["Router A"],
+            build=self._create_build(carriers="310-410", version=NEW_VERSION),
+        )
+        batch = self._batch(self.image.build)
+        expected = self._fleet(0)
+        counts = self._check(batch, expected)
+        # the repeated router's two modems count once each
+        self.assertEqual(
+            counts,
+            {
+                "devices_count": 2,
+                "excluded_count": 10,
+                "not_detected_count": 2,
+                "multi_modem_count": 1,
+                "modems_count": 2,
+            },
+        )
+        batch.modems = "every"
+        self.assertEqual(preview_counts(batch)["modems_count"], 3)
+        batch.modems = "first"
+        expected.update(self._fleet(12))
+        counts = self._check(batch, expected)
+        self.assertEqual((counts["devices_count"], counts["excluded_count"]), (4, 20))
+        self.assertEqual(counts["not_detected_count"], 4)
+        self.assertEqual(counts["multi_modem_count"], 2)
+
+    def test_filters_apply_to_every_part(self):
+        self.image = self._create_image(
+            boards=["Router A"],
+            build=self._create_build(carriers="310-410", version=NEW_VERSION),
+        )
+        expected = self._fleet(0)
+        names = ["router-00001", "router-00003", "router-00004", "router-00011"]
+        chosen = Device.objects.filter(name__in=names)
+        batch = self._batch(
+            self.image.build,
+            device_ids=[str(pk) for pk in chosen.values_list("pk", flat=True)],
+        )
+        counts = self._check(batch, {name: expected[name] for name in names})
+        self.assertEqual((counts["devices_count"], counts["excluded_count"]), (1, 3))
+        self.assertEqual(counts["not_detected_count"], 0)
+
+
 class TestPreviewQueries(BatchTestMixin, TestCase):
     """The preview's SQL queries do not grow with the fleet."""
 
@@ -184,6 +336,18 @@ class TestPreviewQueries(BatchTestMixin, TestCase):
         for url in (api, admin):
             with self.subTest(url=url):
                 self.assertEqual(small[url][0], large[url][0])
+
+    def test_admin_page_does_not_count_the_build_s_devices(self):
+        # the build list's figure (devices on the version) scans the fleet
+        image = self._create_image()
+        self._devices(2)
+        self.client.force_login(self._get_admin())
+        url = reverse("admin:modem_upgrader_mass_upgrade", args=[image.build.pk])
+        with CaptureQueriesContext(connection) as queries:
+            response = self.client.get(url, {"organization": str(self._get_org().pk)})
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual(response.context["devices_count"], 2)
+        self.assertFalse([q["sql"] for q in queries if "running_count" in q["sql"]])
 
 
 class TestPreviewPage(BatchTestMixin, TestCase):
