@@ -32,10 +32,16 @@ why)
         ($1 == l || (l ~ /-$/ && index($1, l) == 1)) && $3 > 0 { found = 1 }
         END { exit !found }' "$TEST_TALLY" || exit 0
     [ -f "$3" ] || exit 0
+    # a unittest failure block: its heading and its exception lines; the
+    # stack runs' FAILED lines; else (a run that died) its last exception
     awk -v l="$label" '
-        /^(FAIL|ERROR): / || /FAILED/ || /^[A-Za-z_.]*(Error|Exception|Timeout)(: |$)/ {
-            if (n++ < 30) printf "  %s: %s\n", l, substr($0, 1, 300)
-        }' "$3" >>"$TEST_TALLY.why"
+        function say(line) { if (n++ < 30) printf "  %s: %s\n", l, substr(line, 1, 300) }
+        /^(FAIL|ERROR): / { block = 1; blocks++; say($0); next }
+        /^(=+|Ran [0-9]+ tests? in .*)$/ { block = 0 }
+        block && /^[A-Za-z_.]*(Error|Exception|Timeout|Failure)(: |$)/ { say($0); next }
+        /FAILED/ { say($0); next }
+        /^[A-Za-z_.]*(Error|Exception|Timeout)(: |$)/ { last = $0 }
+        END { if (!blocks && last != "") say(last) }' "$3" >>"$TEST_TALLY.why"
     ;;
 summary)
     touch "$TEST_TALLY"

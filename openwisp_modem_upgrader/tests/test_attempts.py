@@ -115,7 +115,14 @@ class TestAttemptsCountFailures(EngineTestMixin, StaticLiveServerTestCase):
         # each attempt continued from further along
         self.assertEqual(offsets, sorted(set(offsets)), offsets)
         self.assertEqual(operation.log.count("not counted as an attempt"), 4)
-        self.assertEqual(operation.attempts, 1)
+        # no drop used an attempt; a failure of another kind does, and says
+        # so (on a saturated machine a command once the link is back can
+        # time out: seen once in CI, attempts 2)
+        counted = [
+            line for line in operation.log.splitlines() if "; retrying in" in line
+        ]
+        self.assertLessEqual(len(counted), 1, operation.log)
+        self.assertEqual(operation.attempts, 1 + len(counted), operation.log)
         self.assertGreaterEqual(operation.transfer_confirmed, offsets[-1] - 2 * MIB)
 
     def test_drops_before_any_progress_use_the_attempts(self):

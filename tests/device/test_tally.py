@@ -18,7 +18,11 @@ class TestTally(unittest.TestCase):
         self.log = os.path.join(self.dir.name, "suite.log")
         with open(self.log, "w") as log:
             log.write(
-                "....F\n"
+                "....\n"
+                # logged by a test that passed: not why the suite failed
+                "Traceback (most recent call last):\n"
+                "paramiko.ssh_exception.SSHException: SSH session not active\n"
+                ".F\n"
                 "FAIL: test_flash (tests.test_engine.TestEngine.test_flash)\n"
                 "Traceback (most recent call last):\n"
                 "AssertionError: 'failed' != 'success'\n"
@@ -54,6 +58,25 @@ class TestTally(unittest.TestCase):
             ],
         )
         self.assertLess(lines.index("why:"), len(lines) - 1)
+        self.assertNotIn("SSH session not active", "\n".join(lines))
+
+    def test_a_run_that_died_says_its_last_exception(self):
+        with open(self.log, "w") as log:
+            log.write(
+                "1. fan-out\n"
+                "ValueError: logged and handled\n"
+                "Traceback (most recent call last):\n"
+                '  File "fault_stack.py", line 100, in main\n'
+                "AssertionError: timed out waiting for Redis to answer\n"
+            )
+        self.tally_sh("add", "fault-stack", "0", "1")
+        self.tally_sh("why", "fault-stack", self.log)
+        lines = self.tally_sh("summary").splitlines()
+        self.assertEqual(
+            lines[lines.index("why:") + 1],
+            "  fault-stack: AssertionError: timed out waiting for Redis to answer",
+        )
+        self.assertNotIn("logged and handled", "\n".join(lines))
 
     def test_a_suite_that_passed_adds_no_why(self):
         self.tally_sh("add", "spatialite", "5", "0")
