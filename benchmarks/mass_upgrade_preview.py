@@ -37,7 +37,6 @@ import swapper  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
-from django.test.utils import setup_test_environment  # noqa: E402
 from django.urls import reverse  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
@@ -169,7 +168,8 @@ def measure(client, url, params):
 
 
 def main(sizes, keep):
-    setup_test_environment()
+    # not setup_test_environment(): its template instrumentation (a copy of
+    # every context for the test client) is no part of a served page
     old_name = connection.settings_dict["NAME"]
     connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=keep)
     try:
