@@ -95,6 +95,9 @@ class TestAttemptsCountFailures(EngineTestMixin, StaticLiveServerTestCase):
     # the router reaches the server through the veth's host end
     host = "0.0.0.0"
     router_options = {"netns": True}
+    # five transfers and four outages of 10 s or more: 98 s on a quiet
+    # machine, over 120 s on a saturated one (CI, still progressing)
+    drive_timeout = 600
 
     def setUp(self):
         super().setUp()

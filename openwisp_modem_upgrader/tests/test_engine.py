@@ -52,6 +52,8 @@ class EngineTestMixin(TestModemUpgraderMixin):
     # emulated routers behind a live server: slow, run once (test.sh)
     tags = {"router"}
     router_options = {}
+    # seconds ``upgrade()`` drives an operation before failing the test
+    drive_timeout = 120
 
     def setUp(self):
         super().setUp()
@@ -140,7 +142,7 @@ class EngineTestMixin(TestModemUpgraderMixin):
         operation = start_upgrade(
             self.device, self.image, upgrade_options, **(schedule or {})
         )
-        return self.drive_to_end(operation)
+        return self.drive_to_end(operation, timeout=self.drive_timeout)
 
     def drive_to_end(self, operation, timeout=120, later=0):
         """Runs the scheduler's periodic pass (as beat would, ``later``
