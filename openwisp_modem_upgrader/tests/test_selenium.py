@@ -188,7 +188,9 @@ class TestModemUpgraderBrowser(
     def run_queued_upgrades(self, timeout=240):
         """Runs the upgrades the admin queued, in a thread, as a worker
         would, and the scheduler's periodic pass (as beat would) until they
-        are over: the worker only starts the flash, follow-ups end it."""
+        are over: the worker only starts the flash, follow-ups end it.
+        Callers join it for longer than ``timeout`` (the join returns when
+        the work is over: a saturated CI run took over 90 s)."""
         shared = connections["default"]
 
         def work():
@@ -385,7 +387,7 @@ class TestModemUpgraderBrowser(
             });
             """)
         self.queued.put(str(operation.pk))
-        self.run_queued_upgrades().join(120)
+        self.run_queued_upgrades().join(300)
         self.wait_until(
             lambda d: len(d.find_elements(By.CSS_SELECTOR, ".modem-stage.stage-done"))
             == 5,
@@ -443,7 +445,7 @@ class TestModemUpgraderBrowser(
             dict(FAST, remote_dir=self.remote_dir, tool_path=self.tool_path),
         )
         self.wait_live()
-        self.run_queued_upgrades().join(90)
+        self.run_queued_upgrades().join(300)
         self.wait_until(
             lambda d: d.find_element(
                 By.CSS_SELECTOR, ".modem-batch .modem-progress"
@@ -508,7 +510,7 @@ class TestModemUpgraderBrowser(
         batch = ModemBatchUpgradeOperation.objects.get()
         self.assertEqual(batch.modems, "every")
         self.wait_live()
-        self.run_queued_upgrades().join(120)
+        self.run_queued_upgrades().join(300)
         self.wait_until(
             lambda d: d.find_element(By.CSS_SELECTOR, ".modem-batch-status").text
             == "success",
@@ -770,7 +772,7 @@ class TestModemUpgraderBrowser(
         self.show_tab("modem-recent-upgrades")
         self.wait_live()
         self.queued.put(str(operation.pk))
-        self.run_queued_upgrades().join(90)
+        self.run_queued_upgrades().join(300)
         row = f'tr.modem-operation[data-operation-id="{operation.pk}"]'
         self.wait_until(
             lambda d: d.find_element(By.CSS_SELECTOR, f"{row} .modem-status").text
