@@ -365,7 +365,13 @@ class TestPreflightGate(HealthEngineMixin, StaticLiveServerTestCase):
         self.assertRefusedUntouched(
             operation, "the modem is not registered (searching)"
         )
-        self.assertIn("refused at every reading until the deadline", operation.log)
+        # ended by the gate's last reading, or (a saturated machine reading
+        # it late) by the scheduler's deadline while it waited: both truthful
+        self.assertTrue(
+            "refused at every reading until the deadline" in operation.log
+            or "not started before the deadline: nothing was sent" in operation.log,
+            operation.log,
+        )
         # read at least twice: a retry, then the refusal that ended it
         self.assertGreaterEqual(operation.log.count("reading the gate again"), 1)
         self.assertGreaterEqual(
